@@ -1,0 +1,52 @@
+"""The `opmerge` command line: one subcommand per capability.
+
+Each submodule defines ``register(subparsers)`` which adds its subcommands and sets ``func`` on each
+parser. A ``ValueError`` (bad input) anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Submodules that contribute subcommands (each has `register(subparsers)`).
+COMMAND_MODULES = ["theory", "train", "vae", "celeba", "sfd", "dashboard"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors on a single line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="opmerge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"opmerge_core.cli.{name}")
+        except ModuleNotFoundError as exc:  # a capability not built yet
+            if exc.name != f"opmerge_core.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        print(f"opmerge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"opmerge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

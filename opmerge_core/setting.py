@@ -1,0 +1,92 @@
+"""A `Setting`: T, the shrinkage budget S and the model choices of THEORY.md, validated once.
+
+Model choices (THEORY.md marks them **[model choice]**; defaults never change silently):
+schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or ``exact`` = r_0/r_T).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from opmerge_core import operators, shrinkage
+from opmerge_core.schedules import SCHEDULES, schedule
+from opmerge_core.validation import check_choice, check_lam, check_S, check_T
+
+SURROGATES = ("teacher", "exact")
+SURROGATE_LABELS = {"teacher": "teacher composite P (default)", "exact": "exact flow map r_0/r_T"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    T: int
+    S: float = 1.0
+    schedule: str = "trig"
+    init: str = "teacher"
+    surrogate: str = "teacher"
+    uniform_K: int = 4
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T", check_T(self.T))
+        object.__setattr__(self, "S", check_S(self.S))
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        check_choice(self.init, shrinkage.INITS, "init")
+        check_choice(self.surrogate, SURROGATES, "surrogate")
+        object.__setattr__(self, "uniform_K", check_T(self.uniform_K, name="K (uniform block size)"))
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("_cache")
+        return d
+
+    @cached_property
+    def alpha_sigma(self) -> tuple[np.ndarray, np.ndarray]:
+        return schedule(self.schedule, self.T)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.alpha_sigma[0]
+
+    @property
+    def sigma(self) -> np.ndarray:
+        return self.alpha_sigma[1]
+
+    # ---- per-λ quantities; every array below has a trailing axis d = len(lam) ------------------
+    def A_star(self, lam: np.ndarray) -> np.ndarray:
+        """(T, d): row t − 1 is the teacher step t."""
+        return operators.A_star(self.alpha, self.sigma, check_lam(lam))
+
+    def r2(self, lam: np.ndarray) -> np.ndarray:
+        """(T + 1, d): r_t² = α_t² λ + σ_t²."""
+        return operators.r(self.alpha, self.sigma, check_lam(lam)) ** 2
+
+    def rho(self, lam: np.ndarray) -> np.ndarray:
+        """(T + 1, d): ρ_s = 1 − exp(−S r_s²), for a merge starting at s."""
+        return shrinkage.rho(self.S, self.r2(lam))
+
+    def P(self, lam: np.ndarray) -> np.ndarray:
+        """(d,) the teacher composite."""
+        return operators.teacher_composite(self.alpha, self.sigma, check_lam(lam))
+
+    def exact(self, lam: np.ndarray) -> np.ndarray:
+        """(d,) the exact flow map r_0/r_T."""
+        return operators.exact_flow_map(self.alpha, self.sigma, check_lam(lam))
+
+    def target(self, lam: np.ndarray) -> np.ndarray:
+        """(d,) the surrogate the one-step student is measured against (THEORY §4)."""
+        return self.P(lam) if self.surrogate == "teacher" else self.exact(lam)
+
+    def r_T(self, lam: np.ndarray) -> np.ndarray:
+        return np.sqrt(self.r2(lam)[-1])
+
+    def w2(self, value: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        """Per-coordinate W2 between N(0, (value r_T)²) and N(0, (target r_T)²): r_T |value − target|."""
+        return self.r_T(lam) * np.abs(np.asarray(value) - self.target(lam))
+
+
+def total_w2(per_coordinate: np.ndarray) -> float:
+    """W2 over coordinates: √Σ_i w_i² (independent Gaussian coordinates)."""
+    return float(np.sqrt(np.sum(np.square(per_coordinate))))

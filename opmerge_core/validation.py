@@ -1,0 +1,121 @@
+"""Input checks shared by the library, the CLI and the dashboard.
+
+Every check raises ``ValueError`` with a one-line message that names the parameter, the bad value and
+what is allowed; the CLI prints that line and exits with code 2, the dashboard shows it as a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+T_MAX = 4096          # largest number of teacher steps the planner accepts
+LAM_MAX = 1e6         # largest data variance accepted
+S_MAX = 1e4           # largest shrinkage budget accepted
+D_MAX = 4096          # largest number of coordinates (eigen-directions) at once
+
+
+def check_T(T: object, *, lo: int = 1, hi: int = T_MAX, name: str = "T") -> int:
+    """An integer number of steps in [lo, hi]."""
+    if isinstance(T, bool):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {T!r}")
+    try:
+        if isinstance(T, str):
+            T = T.strip()
+        value = int(T)  # type: ignore[arg-type]
+        if isinstance(T, float | np.floating) and value != T:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {T!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_positive(x: object, name: str, *, hi: float = math.inf, allow_zero: bool = False) -> float:
+    """A finite float > 0 (or >= 0) and <= hi."""
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
+    if value > hi:
+        raise ValueError(f"{name} must be <= {hi:g}, got {value:g}")
+    return value
+
+
+def check_lam(lam: object, *, name: str = "lam") -> np.ndarray:
+    """Data variances λ: a scalar or 1-D sequence of finite values in (0, LAM_MAX]. Returns 1-D float64."""
+    try:
+        arr = np.atleast_1d(np.asarray(lam, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or a list of numbers, got {lam!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a number or a 1-D list of numbers")
+    if arr.size > D_MAX:
+        raise ValueError(f"{name} has {arr.size} values; at most {D_MAX} are allowed")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} must be finite, got {arr[bad][0]}")
+    if (arr <= 0).any():
+        raise ValueError(f"{name} must be > 0 (a variance), got {arr[arr <= 0][0]:g}")
+    if (arr > LAM_MAX).any():
+        raise ValueError(f"{name} must be <= {LAM_MAX:g}, got {arr[arr > LAM_MAX][0]:g}")
+    return arr
+
+
+def check_S(S: object) -> float:
+    """The shrinkage budget S = κτ >= 0 (THEORY §2)."""
+    return check_positive(S, "S (shrinkage)", hi=S_MAX, allow_zero=True)
+
+
+def check_choice(value: object, choices: Iterable[str], name: str) -> str:
+    options: Sequence[str] = list(choices)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(options)}")
+    return value
+
+
+def parse_float_list(text: str, name: str) -> list[float]:
+    """'0.5' or '0.5,1,2' -> floats (used by the CLI)."""
+    try:
+        return [float(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be a number or a comma list of numbers, got {text!r}") from None
+
+
+def parse_int_list(text: str, name: str) -> list[int]:
+    parts = [p for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise ValueError(f"{name} must be an integer or a comma list of integers, got {text!r}")
+    return [check_T(p, name=name) for p in parts]
+
+
+def parse_lam_grid(text: str) -> np.ndarray:
+    """A λ grid: 'a:b:n:log', 'a:b:n' (linear) or a comma list."""
+    parts = str(text).split(":")
+    if len(parts) == 1:
+        return check_lam(parse_float_list(text, "lam"))
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("log", "lin")):
+        raise ValueError(f"lam grid must look like 'a:b:n[:log|lin]', got {text!r}")
+    lo, hi = check_lam([parts[0], parts[1]]) if _is_num(parts[:2]) else (None, None)
+    if lo is None:
+        raise ValueError(f"lam grid bounds must be numbers, got {text!r}")
+    n = check_T(parts[2], lo=2, hi=D_MAX, name="number of grid points")
+    if hi <= lo:
+        raise ValueError(f"lam grid needs a < b, got {text!r}")
+    log = len(parts) == 4 and parts[3] == "log"
+    return np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)
+
+
+def _is_num(parts: Sequence[str]) -> bool:
+    try:
+        [float(p) for p in parts]
+    except ValueError:
+        return False
+    return True
