@@ -1,0 +1,440 @@
+"""The exact merge-plan dynamic program (THEORY §4) and the choice of the optimal plan.
+
+Tables over intervals 0 <= e < s <= T (a segment maps z_s → z_e), for opt = min and opt = max:
+
+    W[s−1, s] = A*_s                                                  (a leaf: one teacher step)
+    W[e, s]   = opt_{e<m<s}  c_{e,s} + W[m, s] · (a_s · U[e, m] + b_s)   (one trained student)
+    U[e, s]   = opt( W[e, s],  opt_{e<m<s} W[m, s] · U[e, m] )          (a run of operators)
+
+with (a, b, c) from the init choice (``shrinkage.merge_coefficients``); for the default init
+``teacher`` this is W[m, s] · ((1 − ρ_s) + ρ_s · U[e, m]). The merge map is increasing in both
+arguments for non-negative operators, so min- and max-DP give the exact extremes over ALL multiway
+plans. O(T³) time, O(T²) memory; the kernel is compiled with numba and keeps no argmin tables: plans
+are rebuilt by re-scanning the O(T) candidates of each node on the path (O(T²) in all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from opmerge_core import plans
+from opmerge_core.plans import Plan
+from opmerge_core.setting import Setting
+from opmerge_core.shrinkage import merge_coefficients
+from opmerge_core.validation import check_lam, check_T
+
+REGIMES = ("boot", "vanilla", "hybrid", "mixed")
+REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hybrid",
+                 "mixed": "Mixed"}
+EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving the mixed band exactly
+EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
+_REL_TOL = 1e-12
+
+
+# ---- compiled kernel ----------------------------------------------------------------------------
+@numba.njit(cache=True, fastmath=True)
+def _fill_tables(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, U_lo, Wt_hi, U_hi):  # pragma: no cover
+    """Fill min (lo) and max (hi) tables in place. Wt[s, m] = W[m, s] (rows contiguous in m)."""
+    T = A.shape[0]
+    for s in range(1, T + 1):
+        Wt_lo[s, s - 1] = A[s - 1]
+        U_lo[s - 1, s] = A[s - 1]
+        Wt_hi[s, s - 1] = A[s - 1]
+        U_hi[s - 1, s] = A[s - 1]
+        a_s = a[s]
+        b_s = b[s]
+        rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
+        for e in range(s - 2, -1, -1):
+            w_lo = np.inf
+            p_lo = np.inf
+            w_hi = -np.inf
+            p_hi = -np.inf
+            for m in range(e + 1, s):
+                x = Wt_lo[s, m]
+                xy = x * U_lo[e, m]
+                w_lo = min(w_lo, a_s * xy + b_s * x)
+                p_lo = min(p_lo, xy)
+                x = Wt_hi[s, m]
+                xy = x * U_hi[e, m]
+                w_hi = max(w_hi, a_s * xy + b_s * x)
+                p_hi = max(p_hi, xy)
+            c = c1[s] + c2[s] * (alpha[e] * alpha[s] * lam + sigma[e] * sigma[s]) / rs2
+            w_lo += c
+            w_hi += c
+            Wt_lo[s, e] = w_lo
+            Wt_hi[s, e] = w_hi
+            U_lo[e, s] = min(w_lo, p_lo)
+            U_hi[e, s] = max(w_hi, p_hi)
+
+
+@numba.njit(cache=True)
+def _rebuild(Wt, U, a, b, sign):  # pragma: no cover
+    """Merges (e, s) of the plan attaining W[0, T]; sign = +1 for min, −1 for max."""
+    T = Wt.shape[0] - 1
+    out = np.empty((max(T - 1, 0), 2), dtype=np.int64)
+    n = 0
+    # stack of (e, s, kind): kind 0 = node W[e, s], kind 1 = run U[e, s]
+    stack = np.empty((2 * T + 2, 3), dtype=np.int64)
+    top = 0
+    if T >= 2:
+        stack[0, 0], stack[0, 1], stack[0, 2] = 0, T, 0
+        top = 1
+    while top > 0:
+        top -= 1
+        e, s, kind = stack[top, 0], stack[top, 1], stack[top, 2]
+        if s - e == 1:
+            continue  # a leaf
+        best_m = -1
+        if kind == 1:  # a run: a single operator, or first operator W[m, s] then the run U[e, m]
+            best = sign * Wt[s, e]
+            for m in range(e + 1, s):
+                v = sign * Wt[s, m] * U[e, m]
+                if v < best:
+                    best, best_m = v, m
+            if best_m < 0:
+                stack[top, 0], stack[top, 1], stack[top, 2] = e, s, 0
+                top += 1
+                continue
+        else:
+            out[n, 0], out[n, 1] = e, s
+            n += 1
+            best = np.inf
+            for m in range(e + 1, s):
+                v = sign * Wt[s, m] * (a[s] * U[e, m] + b[s])
+                if v < best:
+                    best, best_m = v, m
+        stack[top, 0], stack[top, 1], stack[top, 2] = best_m, s, 0
+        stack[top + 1, 0], stack[top + 1, 1], stack[top + 1, 2] = e, best_m, 1
+        top += 2
+    return out[:n]
+
+
+# ---- extremes -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Extremes:
+    """Min and max achievable one-step operator over all plans, per λ, with plans attaining them."""
+
+    lam: np.ndarray          # (L,)
+    lo: np.ndarray           # (L,)
+    hi: np.ndarray           # (L,)
+    lo_plans: list[Plan]
+    hi_plans: list[Plan]
+
+
+def _coefficients(setting: Setting, lam: float) -> tuple[np.ndarray, ...]:
+    rho = setting.rho(np.array([lam]))[:, 0]
+    return tuple(np.ascontiguousarray(x, dtype=np.float64)
+                 for x in merge_coefficients(setting.init, rho))
+
+
+def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True) -> Extremes:
+    """Exact min- and max-DP (THEORY §4) for each λ (one O(T³) pass each)."""
+    lam = check_lam(lam)
+    T = setting.T
+    A_all = setting.A_star(lam)                                   # (T, L)
+    tables = [np.zeros((T + 1, T + 1)) for _ in range(4)]
+    lo, hi, lo_plans, hi_plans = [], [], [], []
+    for j, lam_j in enumerate(lam):
+        a, b, c1, c2 = _coefficients(setting, lam_j)
+        A = np.ascontiguousarray(A_all[:, j])
+        if T == 1:
+            lo.append(A[0])
+            hi.append(A[0])
+            lo_plans.append(plans.vanilla(1))
+            hi_plans.append(plans.vanilla(1))
+            continue
+        Wt_lo, U_lo, Wt_hi, U_hi = tables
+        _fill_tables(A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam_j),
+                     Wt_lo, U_lo, Wt_hi, U_hi)
+        lo.append(Wt_lo[T, 0])
+        hi.append(Wt_hi[T, 0])
+        if with_plans:  # c_{e,s} is constant over m, so the argmin ignores it
+            lo_plans.append(_plan_from(T, _rebuild(Wt_lo, U_lo, a, b, 1.0)))
+            hi_plans.append(_plan_from(T, _rebuild(Wt_hi, U_hi, a, b, -1.0)))
+    return Extremes(lam, np.array(lo), np.array(hi), lo_plans, hi_plans)
+
+
+def _plan_from(T: int, merges: np.ndarray) -> Plan:
+    return Plan(T, frozenset((int(e), int(s)) for e, s in merges))
+
+
+# ---- the mixed band, exactly (small T) ----------------------------------------------------------
+def _closest_exact(setting: Setting, lam: float, target: float) -> tuple[Plan, float] | None:
+    """The achievable value closest to ``target`` over all plans, by sets of achievable values per
+    interval (THEORY §4, "mixed" band). None when a set would exceed EXACT_SET_LIMIT values."""
+    T = setting.T
+    if T > EXACT_MIXED_T_MAX:
+        return None
+    a, b, c1, c2 = _coefficients(setting, lam)
+    A = setting.A_star(np.array([lam]))[:, 0]
+    al, sg = setting.alpha, setting.sigma
+    # W[(e, s)] = (values, m, i, j): merge with first child W[(m, s)][i] and rest U[(e, m)][j]
+    # U[(e, s)] = (values, m, i, j): m = −1 → the single node W[(e, s)][i]
+    W: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+    U: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+    for s in range(1, T + 1):
+        leaf = (np.array([A[s - 1]]), np.array([-1]), np.array([0]), np.array([0]))
+        W[(s - 1, s)] = U[(s - 1, s)] = leaf
+    for length in range(2, T + 1):
+        for e in range(0, T - length + 1):
+            s = e + length
+            c = c1[s] + c2[s] * (al[e] * al[s] * lam + sg[e] * sg[s]) / (al[s] ** 2 * lam
+                                                                          + sg[s] ** 2)
+            w_parts, u_parts = [], []
+            for m in range(e + 1, s):
+                x, y = W[(m, s)][0], U[(e, m)][0]
+                if x.size * y.size > EXACT_SET_LIMIT:
+                    return None
+                i, j = np.meshgrid(np.arange(x.size), np.arange(y.size), indexing="ij")
+                i, j, mm = i.ravel(), j.ravel(), np.full(i.size, m)
+                w_parts.append((c + x[i] * (a[s] * y[j] + b[s]), mm, i, j))
+                u_parts.append((x[i] * y[j], mm, i, j))
+            W[(e, s)] = _unique(w_parts)
+            single = W[(e, s)]
+            u_parts.append((single[0], np.full(single[0].size, -1), np.arange(single[0].size),
+                            np.zeros(single[0].size, dtype=np.int64)))
+            U[(e, s)] = _unique(u_parts)
+            if W[(e, s)][0].size > EXACT_SET_LIMIT or U[(e, s)][0].size > EXACT_SET_LIMIT:
+                return None
+    values = W[(0, T)][0]
+    k = int(np.argmin(np.abs(values - target)))
+
+    merges: set[tuple[int, int]] = set()
+    stack = [("W", 0, T, k)]
+    while stack:
+        kind, e, s, idx = stack.pop()
+        table = W if kind == "W" else U
+        _, m_arr, i_arr, j_arr = table[(e, s)]
+        m, i, j = int(m_arr[idx]), int(i_arr[idx]), int(j_arr[idx])
+        if s - e == 1:
+            continue
+        if kind == "U" and m < 0:
+            stack.append(("W", e, s, i))
+            continue
+        if kind == "W":
+            merges.add((e, s))
+        stack += [("W", m, s, i), ("U", e, m, j)]
+    return Plan(T, frozenset(merges)), float(values[k])
+
+
+def _unique(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    cols = [np.concatenate(col) for col in zip(*parts)]
+    _, keep = np.unique(cols[0], return_index=True)
+    return tuple(col[keep] for col in cols)
+
+
+# ---- the optimum --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimalPlan:
+    lam: float
+    plan: Plan
+    value: float      # the one-step operator the plan produces
+    P: float          # the surrogate target (teacher composite P, or r_0/r_T)
+    w2: float         # r_T |value − P|
+    regime: str       # boot | vanilla | hybrid | mixed
+    exact: bool       # False only in the mixed band at large T (better extreme, not proven optimal)
+    lo: float         # min over all plans
+    hi: float         # max over all plans
+
+    @property
+    def label(self) -> str:
+        return REGIME_LABELS[self.regime]
+
+
+def _close(x: float, y: float) -> bool:
+    return abs(x - y) <= _REL_TOL * max(1.0, abs(x), abs(y))
+
+
+def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True) -> list[OptimalPlan]:
+    """The W2-optimal plan for each λ (THEORY §4 "Choosing the optimum").
+
+    min ≥ target → the min-plan; max ≤ target → the max-plan; otherwise (the thin "mixed" band) the
+    closest achievable value, exactly while the sets stay small, else the better extreme flagged
+    ``exact=False``.
+    """
+    lam = check_lam(lam)
+    ex = extremes(setting, lam)
+    target = setting.target(lam)
+    r_T = setting.r_T(lam)
+    boot_v = plans.boot(setting.T).evaluate(setting, lam)
+    vanilla_v = plans.vanilla(setting.T).evaluate(setting, lam)
+    out = []
+    for j, lam_j in enumerate(lam):
+        lo, hi, tgt = float(ex.lo[j]), float(ex.hi[j]), float(target[j])
+        exact, mixed = True, False
+        if lo >= tgt or _close(lo, tgt):
+            plan, value = ex.lo_plans[j], lo
+        elif hi <= tgt:
+            plan, value = ex.hi_plans[j], hi
+        else:
+            mixed = True
+            found = _closest_exact(setting, float(lam_j), tgt) if exact_mixed else None
+            if found is None:
+                exact = False
+                plan, value = ((ex.lo_plans[j], lo) if tgt - lo <= hi - tgt
+                               else (ex.hi_plans[j], hi))
+            else:
+                plan, value = found
+        if mixed:
+            regime = "mixed"
+        elif _close(value, boot_v[j]) and (value == lo or not _close(value, vanilla_v[j])):
+            regime = "boot"
+        elif _close(value, vanilla_v[j]):
+            regime = "vanilla"
+        else:
+            regime = "hybrid"
+        out.append(OptimalPlan(float(lam_j), plan, value, tgt, float(r_T[j] * abs(value - tgt)),
+                               regime, exact, lo, hi))
+    return out
+
+
+# ---- thresholds (THEORY §5) ---------------------------------------------------------------------
+def lam_V(setting: Setting) -> float:
+    """λ at which A*_1 = 1 (A*_1 ≥ 1 iff λ ≥ λ_V): σ_1² / (α_1 (1 − α_1)); 1 + 1/α_1 under VP."""
+    a1, s1 = setting.alpha[1], setting.sigma[1]
+    return float(s1**2 / (a1 * (1.0 - a1))) if 0 < a1 < 1 else float("inf")
+
+
+def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: float = 1e-6) -> float:
+    """The largest λ for which sequential BOOT is exactly optimal (bisection on the regime)."""
+    def is_boot(lam: float) -> bool:
+        return optimal(setting, lam, exact_mixed=False)[0].regime == "boot"
+
+    if not is_boot(lo):
+        return float("nan")
+    hi = hi or max(2.0 * lam_V(setting) if np.isfinite(lam_V(setting)) else 10.0, 4.0)
+    if is_boot(hi):
+        return float("inf")
+    while hi - lo > rtol * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if is_boot(mid) else (lo, mid)
+    return lo
+
+
+# ---- one plan shared by several coordinates (THEORY §4, last bullet) ----------------------------
+PARETO_FRONT_MAX = 8    # vectors kept per interval; beyond, the best by a log-score are kept (flagged)
+SHARED_T_MAX = 256
+
+
+@dataclass(frozen=True)
+class SharedPlan:
+    plan: Plan
+    values: np.ndarray    # (d,) one-step operator per coordinate
+    w2: float             # √Σ_i r_T,i² (value_i − target_i)²
+    exact: bool           # False when a Pareto front had to be cut (heuristic)
+
+
+@numba.njit(cache=True)
+def _pareto_select(key, free, k_max):  # pragma: no cover
+    """Scan vectors in score order (``key`` rows; smaller is better in every non-free coordinate,
+    free coordinates must be equal to dominate) and keep the non-dominated ones, at most k_max.
+    Returns (kept row indices, truncated?). A dominator always scores lower, so one pass suffices."""
+    n, d = key.shape
+    keep = np.empty(k_max, dtype=np.int64)
+    nk = 0
+    for c in range(n):
+        dominated = False
+        for q in range(nk):
+            o = keep[q]
+            dom = True
+            for t in range(d):
+                if (key[o, t] != key[c, t]) if free[t] else (key[o, t] > key[c, t]):
+                    dom = False
+                    break
+            if dom:
+                dominated = True
+                break
+        if not dominated:
+            if nk == k_max:
+                return keep[:nk], True
+            keep[nk] = c
+            nk += 1
+    return keep[:nk], False
+
+
+def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRONT_MAX) -> SharedPlan:
+    """One plan for coordinates that must share it, minimising Σ_i r_T,i² (S_i − P_i)² (Pareto DP).
+
+    Each interval keeps the vectors not dominated in every coordinate's good direction (smaller
+    when all plans overshoot its target, larger when all undershoot, equal when its target is inside
+    the achievable range). Exact when no front exceeds ``front_max``; otherwise the fronts are cut to
+    the best by a first-order score (the objective's gradient in log v_i at
+    each coordinate's own optimum) and the result is flagged ``exact=False`` (it is
+    still never worse than any named strategy or per-coordinate extreme plan, which are compared).
+    """
+    lams = check_lam(lams)
+    T = check_T(setting.T, hi=SHARED_T_MAX, name="T (shared plan)")
+    target, r_T = setting.target(lams), setting.r_T(lams)
+    ex = extremes(setting, lams, with_plans=True)
+    direction = np.where(ex.lo >= target, 1.0, np.where(ex.hi <= target, -1.0, 0.0))
+    free = direction == 0
+    sign = np.where(free, 1.0, direction)
+    # score weights: ∂ objective / ∂ log v_i at each coordinate's own optimum (2 r_T² (v − P) v)
+    best_v = np.where(direction > 0, ex.lo, ex.hi)
+    weight = r_T**2 * np.abs(best_v - target) * best_v * direction
+    A = setting.A_star(lams)                                   # (T, d)
+    a, b, c1, c2 = merge_coefficients(setting.init, setting.rho(lams))   # (T + 1, d) each
+    al, sg = setting.alpha, setting.sigma
+    exact = True
+
+    def prune(vecs: np.ndarray, prov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal exact
+        order = np.argsort(np.log(np.maximum(vecs, 1e-300)) @ weight, kind="stable")
+        keep, cut = _pareto_select(np.ascontiguousarray(vecs[order] * sign), free, front_max)
+        exact &= not cut
+        return vecs[order[keep]], prov[order[keep]]
+
+    # fronts: (vectors (n, d), provenance (n, 3) = m, i, j); U with m = −1 is the single node W[i]
+    W: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    U: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for s in range(1, T + 1):
+        W[(s - 1, s)] = U[(s - 1, s)] = (A[s - 1][None, :], np.array([[-1, 0, 0]]))
+    for length in range(2, T + 1):
+        for e in range(0, T - length + 1):
+            s = e + length
+            c = c1[s] + c2[s] * (al[e] * al[s] * lams + sg[e] * sg[s]) / (al[s] ** 2 * lams
+                                                                           + sg[s] ** 2)
+            xs, ys, provs = [], [], []
+            for m in range(e + 1, s):
+                x, y = W[(m, s)][0], U[(e, m)][0]
+                i = np.repeat(np.arange(len(x)), len(y))
+                j = np.tile(np.arange(len(y)), len(x))
+                xs.append(x[i])
+                ys.append(y[j])
+                provs.append(np.stack([np.full(i.size, m), i, j], axis=1))
+            x, y, prov = np.concatenate(xs), np.concatenate(ys), np.concatenate(provs)
+            W[(e, s)] = prune(c + x * (a[s] * y + b[s]), prov)
+            single = W[(e, s)][0]
+            n1 = len(single)
+            U[(e, s)] = prune(np.concatenate([x * y, single]),
+                              np.concatenate([prov, np.stack([np.full(n1, -1), np.arange(n1),
+                                                              np.zeros(n1, dtype=np.int64)], 1)]))
+
+    root = W[(0, T)][0]
+    objective = np.sum((r_T * (root - target)) ** 2, axis=1)
+    k = int(np.argmin(objective))
+    merges: set[tuple[int, int]] = set()
+    stack = [("W", 0, T, k)]
+    while stack:
+        kind, e, s, idx = stack.pop()
+        if s - e == 1:
+            continue
+        m, i, j = (int(v) for v in (W if kind == "W" else U)[(e, s)][1][idx])
+        if kind == "U" and m < 0:
+            stack.append(("W", e, s, i))
+            continue
+        if kind == "W":
+            merges.add((e, s))
+        stack += [("W", m, s, i), ("U", e, m, j)]
+    best = (float(objective[k]), Plan(T, frozenset(merges)), root[k])
+    if not exact:  # a heuristic front: never return worse than a known candidate plan
+        pool = [*plans.named_plans(T, setting.uniform_K).values(), *ex.lo_plans, *ex.hi_plans]
+        for plan in dict.fromkeys(pool):
+            values = plan.evaluate(setting, lams)
+            obj = float(np.sum((r_T * (values - target)) ** 2))
+            if obj < best[0]:
+                best = (obj, plan, values)
+    return SharedPlan(best[1], best[2], float(np.sqrt(best[0])), exact)

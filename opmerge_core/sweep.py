@@ -1,0 +1,53 @@
+"""Phase diagrams (THEORY §5): the optimal plan and every named strategy over a λ grid × list of T."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from opmerge_core import planner, plans
+from opmerge_core.setting import Setting
+from opmerge_core.validation import check_lam, check_T
+
+SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
+
+
+def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
+    """One row per λ: the DP optimum and every named strategy's value, W2 and gap to the optimum."""
+    lam = check_lam(lam)
+    best = planner.optimal(setting, lam)
+    rows = {
+        "T": setting.T, "lam": lam, "regime": [b.regime for b in best],
+        "exact": [b.exact for b in best], "plan": [b.plan.text for b in best],
+        "P": [b.P for b in best], "value_dp": [b.value for b in best], "w2_dp": [b.w2 for b in best],
+    }
+    for name, plan in plans.named_plans(setting.T, setting.uniform_K).items():
+        value = plan.evaluate(setting, lam)
+        w2 = setting.w2(value, lam)
+        rows[f"value_{name}"] = value
+        rows[f"w2_{name}"] = w2
+        rows[f"gap_{name}"] = w2 - rows["w2_dp"]
+    return pd.DataFrame(rows)
+
+
+def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
+                init: str = "teacher", surrogate: str = "teacher", uniform_K: int = 4) -> pd.DataFrame:
+    """The λ × T phase diagram as a long DataFrame (one row per (T, λ))."""
+    lams = check_lam(lams)
+    Ts = [check_T(T) for T in Ts]
+    if not Ts:
+        raise ValueError("give at least one T")
+    if lams.size * len(Ts) > SWEEP_POINTS_MAX:
+        raise ValueError(f"sweep has {lams.size * len(Ts)} points; at most {SWEEP_POINTS_MAX}")
+    frames = [compare(Setting(T, S, schedule, init, surrogate, uniform_K), lams) for T in Ts]
+    return pd.concat(frames, ignore_index=True)
+
+
+def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str = "teacher",
+               surrogate: str = "teacher") -> pd.DataFrame:
+    """λ_B(T) (largest λ with BOOT exactly optimal, by bisection) and λ_V (A*_1 = 1) for each T."""
+    rows = []
+    for T in Ts:
+        setting = Setting(check_T(T), S, schedule, init, surrogate)
+        rows.append({"T": T, "lam_B": planner.lam_B(setting), "lam_V": planner.lam_V(setting)})
+    return pd.DataFrame(rows)
