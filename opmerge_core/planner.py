@@ -235,7 +235,7 @@ class OptimalPlan:
     P: float          # the surrogate target (teacher composite P, or r_0/r_T)
     w2: float         # r_T |value − P|
     regime: str       # boot | vanilla | hybrid | mixed
-    exact: bool       # False only in the mixed band at large T (better extreme, not proven optimal)
+    exact: bool       # False only in the mixed band at large T (best known, not proven optimal)
     lo: float         # min over all plans
     hi: float         # max over all plans
 
@@ -252,15 +252,16 @@ def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True)
     """The W2-optimal plan for each λ (THEORY §4 "Choosing the optimum").
 
     min ≥ target → the min-plan; max ≤ target → the max-plan; otherwise (the thin "mixed" band) the
-    closest achievable value, exactly while the sets stay small, else the better extreme flagged
-    ``exact=False``.
+    closest achievable value, exactly while the sets stay small (T <= EXACT_MIXED_T_MAX), else the
+    closest of the two extreme plans and the named strategies, flagged ``exact=False``.
     """
     lam = check_lam(lam)
     ex = extremes(setting, lam)
     target = setting.target(lam)
     r_T = setting.r_T(lam)
-    boot_v = plans.boot(setting.T).evaluate(setting, lam)
-    vanilla_v = plans.vanilla(setting.T).evaluate(setting, lam)
+    named = plans.named_plans(setting.T, setting.uniform_K)
+    boot_v = named["boot"].evaluate(setting, lam)
+    vanilla_v = named["vanilla"].evaluate(setting, lam)
     out = []
     for j, lam_j in enumerate(lam):
         lo, hi, tgt = float(ex.lo[j]), float(ex.hi[j]), float(target[j])
@@ -272,18 +273,22 @@ def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True)
         else:
             mixed = True
             found = _closest_exact(setting, float(lam_j), tgt) if exact_mixed else None
-            if found is None:
+            if found is None:  # the closest of the two extremes and the named strategies
                 exact = False
-                plan, value = ((ex.lo_plans[j], lo) if tgt - lo <= hi - tgt
-                               else (ex.hi_plans[j], hi))
+                candidates = [(ex.lo_plans[j], lo), (ex.hi_plans[j], hi),
+                              *((p, float(p.evaluate(setting, lam[j:j + 1])[0]))
+                                for p in named.values())]
+                plan, value = min(candidates, key=lambda pv: abs(pv[1] - tgt))
             else:
                 plan, value = found
         if mixed:
             regime = "mixed"
         elif _close(value, boot_v[j]) and (value == lo or not _close(value, vanilla_v[j])):
-            regime = "boot"
+            regime = "boot"   # ties (e.g. ρ ≈ 1 saturation) are reported as the named plan
+            plan, value = plans.boot(setting.T), float(boot_v[j])
         elif _close(value, vanilla_v[j]):
             regime = "vanilla"
+            plan, value = plans.vanilla(setting.T), float(vanilla_v[j])
         else:
             regime = "hybrid"
         out.append(OptimalPlan(float(lam_j), plan, value, tgt, float(r_T[j] * abs(value - tgt)),

@@ -1,0 +1,125 @@
+"""`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from opmerge_core import planner, plans, sweep
+from opmerge_core.schedules import SCHEDULES
+from opmerge_core.setting import SURROGATES, Setting
+from opmerge_core.shrinkage import INITS
+from opmerge_core.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
+
+
+def add_setting_args(p: argparse.ArgumentParser, T_required: bool = True) -> None:
+    """The options every theory command shares (THEORY.md model choices, defaults first)."""
+    p.add_argument("--T", required=T_required, help="number of teacher steps (1..4096)")
+    p.add_argument("--lam", required=True, help="data variance λ > 0, or a comma list")
+    p.add_argument("--shrinkage", "--S", dest="S", default="1.0", help="budget S = κτ (default 1)")
+    p.add_argument("--schedule", default="trig", help=f"one of {', '.join(SCHEDULES)}")
+    p.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
+    p.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
+    p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def setting_from(args: argparse.Namespace, T: object | None = None) -> Setting:
+    return Setting(T=args.T if T is None else T, S=args.S, schedule=args.schedule,
+                   init=args.init, surrogate=args.surrogate, uniform_K=args.K)
+
+
+def _lams(args: argparse.Namespace) -> np.ndarray:
+    return check_lam(parse_float_list(args.lam, "lam"))
+
+
+def _emit(objects: list[dict], as_json: bool, lam_is_list: bool, text: str) -> None:
+    if as_json:
+        print(json.dumps(objects if lam_is_list else objects[0], indent=2))
+    else:
+        print(text)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    setting, lams = setting_from(args), _lams(args)
+    best = planner.optimal(setting, lams)
+    named = {name: (p, p.evaluate(setting, lams)) for name, p in
+             plans.named_plans(setting.T, setting.uniform_K).items()}
+    objects, lines = [], []
+    for j, b in enumerate(best):
+        strategies = {name: {"plan": p.text, "value": float(v[j]),
+                             "w2": float(setting.w2(v[j:j + 1], lams[j:j + 1])[0])}
+                      for name, (p, v) in named.items()}
+        objects.append({"lam": b.lam, "T": setting.T, "plan": b.plan.text, "value": b.value,
+                        "P": b.P, "w2": b.w2, "regime": b.regime, "exact": b.exact,
+                        "min": b.lo, "max": b.hi, "strategies": strategies})
+        lines.append(f"λ = {b.lam:g}, T = {setting.T}, S = {setting.S:g}: optimal plan is "
+                     f"{b.label} ({'exact' if b.exact else 'NOT proven optimal: mixed band'})")
+        lines.append(f"  plan   {b.plan.text}")
+        lines.append(f"  value  {b.value:.6f}   target P = {b.P:.6f}   W2 = {b.w2:.6g}")
+        lines.append(f"  {'strategy':<12} {'value':>10} {'W2':>12} {'gap to DP':>12}")
+        for name, s in strategies.items():
+            lines.append(f"  {name:<12} {s['value']:>10.6f} {s['w2']:>12.6g} "
+                         f"{s['w2'] - b.w2:>12.3g}")
+    _emit(objects, args.json, len(lams) > 1, "\n".join(lines))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    plan = plans.parse(args.plan, args.T)
+    setting, lams = setting_from(args, plan.T), _lams(args)
+    values = plan.evaluate(setting, lams)
+    target, w2 = setting.target(lams), setting.w2(values, lams)
+    objects = [{"lam": float(lams[j]), "T": plan.T, "plan": plan.text, "value": float(values[j]),
+                "P": float(target[j]), "w2": float(w2[j])} for j in range(len(lams))]
+    text = "\n".join(f"λ = {o['lam']:g}: {o['plan']}  value = {o['value']:.6f}  "
+                     f"P = {o['P']:.6f}  W2 = {o['w2']:.6g}" for o in objects)
+    _emit(objects, args.json, len(lams) > 1, text)
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
+    common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
+    Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
+    df = sweep.phase_sweep(lams, Ts, uniform_K=int(args.K), **common)
+    th = sweep.thresholds(Ts, **common)
+    df = df.merge(th, on="T")
+    if args.out:
+        try:
+            df.to_csv(args.out, index=False)
+        except OSError as exc:
+            raise ValueError(f"cannot write {args.out}: {exc.strerror}") from None
+    if args.json:
+        print(df.to_json(orient="records"))
+        return 0
+    summary = df.groupby("T").agg(lam_B=("lam_B", "first"), lam_V=("lam_V", "first"),
+                                  boot=("regime", lambda r: int((r == "boot").sum())),
+                                  hybrid=("regime", lambda r: int((r == "hybrid").sum())),
+                                  mixed=("regime", lambda r: int((r == "mixed").sum())),
+                                  vanilla=("regime", lambda r: int((r == "vanilla").sum())))
+    print(f"{len(df)} points ({len(lams)} λ × {len(Ts)} T)" +
+          (f" written to {args.out}" if args.out else ""))
+    print(summary.to_string())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="the optimal merge plan and every named strategy")
+    add_setting_args(p)
+    p.set_defaults(func=run_plan)
+
+    p = sub.add_parser("eval", help="evaluate a plan in bracket notation, e.g. '[[4 3] 2 1]'")
+    p.add_argument("--plan", required=True, help="bracket notation, e.g. '[[4 3] 2 1]'")
+    add_setting_args(p, T_required=False)
+    p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("sweep", help="phase diagram over a λ grid × list of T, as CSV")
+    add_setting_args(p)
+    p.set_defaults(func=run_sweep)
+    p.add_argument("--out", help="CSV file to write")
+    p.epilog = "--lam takes 'a:b:n:log', 'a:b:n' or a comma list; --T a comma list"
+
+

@@ -1,0 +1,87 @@
+"""The CLI contract of `opmerge plan / eval / sweep` (names other tools rely on)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from opmerge_core.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_json_contract(capsys):
+    code, out, _ = run(capsys, "plan", "--T", "8", "--lam", "0.5", "--json")
+    obj = json.loads(out)
+    assert code == 0
+    assert {"plan", "value", "P", "w2", "regime", "exact", "strategies"} <= obj.keys()
+    assert obj["regime"] == "boot" and obj["plan"] == "[[[[[[[8 7] 6] 5] 4] 3] 2] 1]"
+    assert abs(obj["value"] - 0.721739) < 1e-6 and abs(obj["P"] - 0.599652) < 1e-6
+    assert set(obj["strategies"]) == {"vanilla", "boot", "temporal", "progressive", "uniform"}
+    for s in obj["strategies"].values():
+        assert {"plan", "value", "w2"} <= s.keys()
+    assert abs(obj["strategies"]["temporal"]["value"] - 0.903965) < 1e-6
+
+
+def test_plan_lambda_list_gives_a_list(capsys):
+    code, out, _ = run(capsys, "plan", "--T", "64", "--lam", "0.5,3", "--json",
+                       "--shrinkage", "2", "--schedule", "cosine")
+    objs = json.loads(out)
+    assert code == 0 and [o["regime"] for o in objs] == ["boot", "vanilla"]
+
+
+def test_plan_text_output(capsys):
+    code, out, _ = run(capsys, "plan", "--T", "8", "--lam", "3")
+    assert code == 0 and "Vanilla" in out and "progressive" in out
+
+
+def test_eval(capsys):
+    code, out, _ = run(capsys, "eval", "--plan", "[[4 3] 2 1]", "--T", "4", "--lam", "0.5",
+                       "--json")
+    obj = json.loads(out)
+    assert code == 0 and {"value", "P", "w2"} <= obj.keys() and obj["plan"] == "[[4 3] 2 1]"
+    code, out, _ = run(capsys, "eval", "--plan", "[8 7 6 5 4 3 2 1]", "--lam", "3", "--json")
+    assert abs(json.loads(out)["value"] - 1.275487) < 1e-6
+
+
+def test_sweep_writes_csv(capsys, tmp_path):
+    out_csv = tmp_path / "phase.csv"
+    code, _, _ = run(capsys, "sweep", "--lam", "0.05:20:50:log", "--T", "8,16",
+                       "--out", str(out_csv))
+    df = pd.read_csv(out_csv)
+    assert code == 0 and len(df) == 100 and {"T", "lam", "regime", "lam_B", "lam_V"} <= set(df)
+    assert set(df[df.lam < 1].regime) == {"boot"} and set(df[df.lam > 3].regime) == {"vanilla"}
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan", "--T", "8", "--lam", "-1"],
+    ["plan", "--T", "8", "--lam", "0"],
+    ["plan", "--T", "8", "--lam", "nan"],
+    ["plan", "--T", "8", "--lam", "inf"],
+    ["plan", "--T", "0", "--lam", "1"],
+    ["plan", "--T", "4097", "--lam", "1"],
+    ["plan", "--T", "abc", "--lam", "1"],
+    ["plan", "--T", "8", "--lam", "1", "--shrinkage", "-0.5"],
+    ["plan", "--T", "8", "--lam", "1", "--schedule", "nope"],
+    ["plan", "--T", "8", "--lam", "1", "--init", "nope"],
+    ["plan", "--T", "8", "--lam", "1", "--surrogate", "nope"],
+    ["eval", "--plan", "[[4 3] 2", "--lam", "1"],
+    ["eval", "--plan", "[4 4 2 1]", "--lam", "1"],
+    ["eval", "--plan", "[[4 3] 2 1]", "--T", "5", "--lam", "1"],
+    ["sweep", "--lam", "1:0.5:10", "--T", "8"],
+    ["sweep", "--lam", "0.1:2:x", "--T", "8"],
+    ["frobnicate"],
+    ["plan", "--lam", "1"],
+])
+def test_bad_input_is_one_line_and_exit_2(argv):
+    proc = subprocess.run([sys.executable, "-m", "opmerge_core", *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "error" in proc.stderr

@@ -1,0 +1,148 @@
+"""THEORY §4–§5: the exact DP against brute force, the optimum, the phase transition."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from opmerge_core import planner, plans, sweep
+from opmerge_core.schedules import SCHEDULES
+from opmerge_core.setting import Setting
+from opmerge_core.shrinkage import INITS
+
+LAMS = np.array([0.1, 0.35, 0.8, 1.0, 1.15, 1.4, 2.0, 3.1, 5.0])
+_ALL = {T: list(plans.enumerate_plans(T)) for T in range(2, 8)}
+
+
+def _brute(setting: Setting, lams: np.ndarray) -> np.ndarray:
+    return np.array([p.evaluate(setting, lams) for p in _ALL[setting.T]])   # (n_plans, L)
+
+
+@pytest.mark.parametrize(("schedule", "init"), list(itertools.product(SCHEDULES, INITS)))
+def test_dp_equals_brute_force(schedule, init):
+    for T, S in [(2, 1.0), (3, 0.2), (4, 3.0), (5, 1.0), (6, 0.5), (7, 1.0), (7, 6.4)]:
+        setting = Setting(T=T, S=S, schedule=schedule, init=init)
+        values = _brute(setting, LAMS)
+        ex = planner.extremes(setting, LAMS)
+        assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
+        assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
+        # the rebuilt plans attain the extremes
+        for j, lam in enumerate(LAMS):
+            assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
+            assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
+        # the optimum is the closest achievable value to the surrogate, exactly, for small T
+        target = setting.target(LAMS)
+        best = planner.optimal(setting, LAMS)
+        closest = np.abs(values - target).min(0)
+        for j, b in enumerate(best):
+            assert b.exact
+            assert np.isclose(abs(b.value - target[j]), closest[j], rtol=1e-9, atol=1e-13)
+            assert np.isclose(b.plan.evaluate(setting, [LAMS[j]])[0], b.value, rtol=1e-11)
+
+
+@pytest.mark.parametrize("surrogate", ["teacher", "exact"])
+def test_optimum_against_brute_force_surrogates(surrogate):
+    setting = Setting(T=6, S=2.0, surrogate=surrogate)
+    lams = np.geomspace(0.1, 5, 40)
+    values = _brute(setting, lams)
+    target = setting.target(lams)
+    for j, b in enumerate(planner.optimal(setting, lams)):
+        assert np.isclose(b.w2, setting.r_T([lams[j]])[0] * np.abs(values[:, j] - target[j]).min(),
+                          rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("T", [8, 16, 64])
+def test_published_claims(T):
+    setting = Setting(T=T)
+    boot_lams = [0.05, 0.2, 0.5, 0.9, 1.0]
+    vanilla_lams = [3.0, 5.0, 20.0, 100.0]
+    for b in planner.optimal(setting, boot_lams):
+        assert b.regime == "boot" and b.plan == plans.boot(T) and b.exact
+    for b in planner.optimal(setting, vanilla_lams):
+        assert b.regime == "vanilla" and b.plan == plans.vanilla(T) and b.exact
+    # the DP optimum is never beaten by a named strategy
+    df = sweep.compare(setting, np.geomspace(0.05, 20, 60))
+    for name in plans.STRATEGIES:
+        assert (df[f"gap_{name}"] >= -1e-12).all()
+
+
+def test_switch_is_a_narrow_band_near_one():
+    for T in [8, 16, 32, 64, 128]:
+        setting = Setting(T=T)
+        lam_B = planner.lam_B(setting)
+        assert 1.0 < lam_B < 1 + 2.5 / T                # λ_B(T) ≈ 1 + 1.6/T
+        assert abs(lam_B - (1 + 1.6 / T)) < 0.5 / T
+        assert planner.optimal(setting, lam_B * 0.999)[0].regime == "boot"
+        assert planner.optimal(setting, lam_B * 1.01)[0].regime != "boot"
+        lam_V = planner.lam_V(setting)
+        assert np.isclose(lam_V, 1 + 1 / np.cos(np.pi / (2 * T)))   # A*_1 = 1 there
+        assert np.isclose(setting.A_star([lam_V])[0, 0], 1.0)
+        assert planner.optimal(setting, lam_V * 1.001)[0].regime == "vanilla"
+
+
+def test_thresholds_do_not_depend_on_S():
+    ref = sweep.thresholds([16, 64], S=1.0)
+    for S in [3.0, 6.4, 10.0]:
+        other = sweep.thresholds([16, 64], S=S)
+        assert np.allclose(other.lam_V, ref.lam_V)
+        assert np.allclose(other.lam_B, ref.lam_B, rtol=2e-3)
+
+
+def test_zero_and_coarse_init_make_vanilla_win_everywhere():
+    for init in ["zero", "coarse"]:
+        setting = Setting(T=16, init=init)
+        for b in planner.optimal(setting, [0.1, 0.5, 1.0, 3.0]):
+            assert b.regime == "vanilla", (init, b.lam, b.plan.text)
+
+
+def test_mixed_band_is_flagged_beyond_exact_size():
+    setting = Setting(T=64)
+    mixed = [b for b in planner.optimal(setting, np.linspace(1.0, 1.1, 200)) if b.regime == "mixed"]
+    assert mixed, "the thin mixed band should appear just above λ_B"
+    assert all(not b.exact for b in mixed)
+    assert all(b.lo < b.P < b.hi for b in mixed)
+
+
+def test_large_T_boot_chain():
+    setting = Setting(T=1024)
+    best = planner.optimal(setting, 0.5)[0]
+    assert best.plan == plans.boot(1024) and best.regime == "boot"
+    assert np.isclose(best.value, plans.boot(1024).evaluate(setting, [0.5])[0], rtol=1e-10)
+
+
+def test_shared_plan_exact_against_brute_force():
+    rng = np.random.default_rng(0)
+    for T in range(2, 7):
+        for _ in range(4):
+            setting = Setting(T=T, S=float(rng.choice([0.5, 1.0, 3.0])),
+                              init=str(rng.choice(INITS)))
+            lams = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=3))
+            shared = planner.shared_plan(setting, lams, front_max=10_000)
+            values = _brute(setting, lams)
+            objective = np.sqrt(np.sum((setting.r_T(lams)[:, None]
+                                        * (values.T - setting.target(lams)[:, None])) ** 2, 0))
+            assert shared.exact
+            assert np.isclose(shared.w2, objective.min(), rtol=1e-9, atol=1e-13)
+            assert np.allclose(shared.plan.evaluate(setting, lams), shared.values)
+
+
+def test_shared_plan_heuristic_is_flagged_and_beats_named_strategies():
+    setting = Setting(T=16)
+    lams = np.geomspace(0.01, 20, 64)
+    shared = planner.shared_plan(setting, lams)
+    assert not shared.exact
+    for plan in plans.named_plans(16).values():
+        v = plan.evaluate(setting, lams)
+        assert shared.w2 <= np.linalg.norm(setting.w2(v, lams)) + 1e-12
+    # one coordinate: the shared plan is the per-coordinate optimum
+    single = planner.shared_plan(setting, [0.5])
+    assert single.exact and single.plan == plans.boot(16)
+
+
+def test_sweep_dataframe_and_bounds():
+    df = sweep.phase_sweep(np.geomspace(0.05, 20, 30), [4, 8])
+    assert len(df) == 60 and set(df.regime) <= set(planner.REGIMES)
+    assert json.loads(df.to_json(orient="records"))[0]["T"] == 4
+    with pytest.raises(ValueError, match="at most"):
+        sweep.phase_sweep(np.geomspace(0.05, 20, 4000), list(range(2, 60)))
