@@ -1,0 +1,241 @@
+"""Gaussian-mixture data: exact denoiser, exact sampling, 2-D teaching presets, EM fit, sliced W2.
+
+THEORY §7 ("beyond the paper"): with mixture data the teacher is nonlinear, so every merge of teacher
+steps incurs an approximation error that grows with the number of merged steps. The mixture's denoiser
+is still available in closed form, which makes it an exact teacher for SFD (SFD.md "scaled-down SFD").
+
+Model: ``x0 ~ Σ_k π_k N(μ_k, diag(v_k))`` (isotropic components are the case ``v_k = const``). In the
+EDM/VE form ``x_t = x0 + t ε`` the noised data are ``Σ_k π_k N(μ_k, diag(v_k + t²))`` and
+
+    E[x0 | x_t = x] = Σ_k r_k(x) (μ_k + v_k / (v_k + t²) (x − μ_k)),
+    r_k(x) ∝ π_k N(x; μ_k, diag(v_k + t²))        (posterior responsibilities).
+
+With one component this is the Gaussian (Wiener) denoiser of THEORY §1 shifted by the mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from opmerge_core.validation import check_choice, check_T
+
+K_MAX = 512                 # largest number of components
+D_MAX = 4096                # largest dimension
+N_FIT_MAX = 1_000_000       # largest data set the EM fit accepts
+EM_ITERS_MAX = 1000         # largest number of EM iterations
+SLICES_MAX = 10_000         # largest number of random projections for sliced W2
+CHUNK = 4096                # rows per block in the denoiser / EM (bounds memory to CHUNK·K·d floats)
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """Weights ``weights`` (K,), means ``means`` (K, d), per-coordinate variances ``variances`` (K, d)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    variances: np.ndarray
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=np.float64).reshape(-1)
+        mu = np.atleast_2d(np.asarray(self.means, dtype=np.float64))
+        var = np.asarray(self.variances, dtype=np.float64)
+        if var.ndim <= 1 and var.size in (1, w.size):          # isotropic: one variance per component
+            var = np.broadcast_to(var.reshape(-1, 1), mu.shape)
+        var = np.broadcast_to(var, mu.shape).copy()
+        K, d = mu.shape
+        if not (1 <= K <= K_MAX and 1 <= d <= D_MAX) or w.shape != (K,):
+            raise ValueError(f"mixture needs K in [1, {K_MAX}] weights matching means (K, d), d <= {D_MAX}; "
+                             f"got weights {w.shape}, means {mu.shape}")
+        if not (np.isfinite(w).all() and np.isfinite(mu).all() and np.isfinite(var).all()):
+            raise ValueError("mixture parameters must be finite")
+        if (w <= 0).any() or (var <= 0).any():
+            raise ValueError("mixture weights and variances must be > 0")
+        object.__setattr__(self, "weights", w / w.sum())
+        object.__setattr__(self, "means", mu)
+        object.__setattr__(self, "variances", var)
+
+    @property
+    def K(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def mean(self) -> np.ndarray:
+        return self.weights @ self.means
+
+    def covariance(self) -> np.ndarray:
+        """Total covariance Σ_k π_k (diag(v_k) + μ_k μ_kᵀ) − μ μᵀ."""
+        m = self.mean()
+        second = np.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
+        return np.diag(self.weights @ self.variances) + second - np.outer(m, m)
+
+    def sample(self, n: int, rng: np.random.Generator | int | None = 0, t: float = 0.0) -> np.ndarray:
+        """Exact samples of ``x_t = x0 + t ε`` (``t = 0``: the data), n in [1, 10^7]."""
+        n = check_T(n, lo=1, hi=10**7, name="number of samples")
+        rng = np.random.default_rng(rng)
+        k = rng.choice(self.K, size=n, p=self.weights)
+        std = np.sqrt(self.variances[k] + t * t)
+        return self.means[k] + std * rng.standard_normal((n, self.dim))
+
+    def denoise(self, x: Array, t: float) -> Array:
+        """The exact denoiser ``E[x0 | x_t = x]`` for a batch ``x`` (B, d), numpy or torch."""
+        if type(x).__module__.startswith("torch"):
+            return _denoise_torch(self, x, float(t))
+        x = np.asarray(x, dtype=np.float64)
+        return np.concatenate([_denoise_block(self, x[i:i + CHUNK], float(t))
+                               for i in range(0, len(x), CHUNK)]) if len(x) else x.copy()
+
+    __call__ = denoise
+
+    def log_density(self, x: np.ndarray, t: float = 0.0) -> np.ndarray:
+        """log p_t(x) of the noised mixture (for density plots)."""
+        logp = _component_logp(self, np.asarray(x, dtype=np.float64), t)
+        top = logp.max(axis=1, keepdims=True)
+        return (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _component_logp(g: GaussianMixture, x: np.ndarray, t: float) -> np.ndarray:
+    """log π_k + log N(x; μ_k, diag(v_k + t²)), shape (B, K)."""
+    v = g.variances + t * t
+    diff = x[:, None, :] - g.means[None]
+    return (np.log(g.weights) - 0.5 * np.log(2 * np.pi * v).sum(-1)
+            - 0.5 * (diff * diff / v).sum(-1))
+
+
+def _denoise_block(g: GaussianMixture, x: np.ndarray, t: float) -> np.ndarray:
+    logp = _component_logp(g, x, t)
+    r = np.exp(logp - logp.max(axis=1, keepdims=True))
+    r /= r.sum(axis=1, keepdims=True)
+    shrink = g.variances / (g.variances + t * t)                   # (K, d)
+    cond = g.means[None] + shrink[None] * (x[:, None, :] - g.means[None])
+    return np.einsum("bk,bkd->bd", r, cond)
+
+
+def _denoise_torch(g: GaussianMixture, x: Any, t: float) -> Any:
+    import torch
+    kw = dict(dtype=x.dtype, device=x.device)
+    mu, var = torch.as_tensor(g.means, **kw), torch.as_tensor(g.variances, **kw)
+    logw = torch.as_tensor(np.log(g.weights), **kw)
+    out = []
+    for xb in x.split(CHUNK):
+        v = var + t * t
+        diff = xb[:, None, :] - mu[None]
+        logp = logw - 0.5 * torch.log(v).sum(-1) - 0.5 * (diff * diff / v).sum(-1)
+        r = torch.softmax(logp, dim=1)
+        out.append(torch.einsum("bk,bkd->bd", r, mu[None] + (var / v)[None] * diff))
+    return torch.cat(out) if out else x.clone()
+
+
+# --------------------------------------------------------------------------------------- presets
+
+def _ring(k: int = 8, radius: float = 2.0, var: float = 0.02) -> GaussianMixture:
+    angles = 2 * np.pi * np.arange(k) / k
+    return GaussianMixture(np.ones(k), radius * np.stack([np.cos(angles), np.sin(angles)], 1),
+                           np.full(k, var))
+
+
+def _moons(per_moon: int = 8, var: float = 0.01) -> GaussianMixture:
+    a = np.linspace(0, np.pi, per_moon)
+    upper = np.stack([np.cos(a), np.sin(a)], 1)
+    lower = np.stack([1 - np.cos(a), 0.5 - np.sin(a)], 1)
+    means = np.concatenate([upper, lower]) - np.array([0.5, 0.25])
+    return GaussianMixture(np.ones(2 * per_moon), 1.5 * means, np.full(2 * per_moon, var))
+
+
+PRESETS = {
+    "ring8": lambda: _ring(),
+    "two-blobs": lambda: GaussianMixture([0.3, 0.7], [[-1.5, 0.0], [1.5, 0.5]], [[0.15, 0.4], [0.3, 0.1]]),
+    "moons": lambda: _moons(),
+    "gaussian": lambda: GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 0.25]]),
+}
+PRESET_LABELS = {
+    "ring8": "8 Gaussians on a ring",
+    "two-blobs": "two unequal diagonal blobs",
+    "moons": "two moons (16 small Gaussians)",
+    "gaussian": "one Gaussian, λ = (1, 0.25) (linear teacher)",
+}
+
+
+def preset(name: str) -> GaussianMixture:
+    """A 2-D teaching mixture: one of :data:`PRESETS`."""
+    return PRESETS[check_choice(name, PRESETS, "mixture preset")]()
+
+
+# ---------------------------------------------------------------------------------------- EM fit
+
+def fit_gmm(data: np.ndarray, K: int = 16, iters: int = 100, seed: int = 0, tol: float = 1e-6,
+            var_floor: float = 1e-4) -> GaussianMixture:
+    """Fit a diagonal GMM by EM (numpy; ``iters`` ≤ EM_ITERS_MAX, stops when the mean log-likelihood
+    improves by < ``tol``). Means start at random data points, variances at the data variance;
+    variances are floored at ``var_floor`` × the data variance per coordinate."""
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim != 2 or not 1 <= x.shape[1] <= D_MAX or not 2 <= x.shape[0] <= N_FIT_MAX:
+        raise ValueError(f"data must be (n, d) with 2 <= n <= {N_FIT_MAX}, d <= {D_MAX}; got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("data must be finite")
+    K = check_T(K, lo=1, hi=min(K_MAX, x.shape[0]), name="K (components)")
+    iters = check_T(iters, lo=1, hi=EM_ITERS_MAX, name="EM iterations")
+    rng = np.random.default_rng(seed)
+    floor = var_floor * x.var(axis=0) + 1e-12
+    g = GaussianMixture(np.ones(K), x[rng.choice(len(x), K, replace=False)],
+                        np.broadcast_to(x.var(axis=0) + 1e-12, (K, x.shape[1])))
+    previous = -np.inf
+    for _ in range(iters):
+        resp, ll = _e_step(g, x)
+        nk = resp.sum(0) + 1e-12
+        means = (resp.T @ x) / nk[:, None]
+        variances = np.maximum((resp.T @ (x * x)) / nk[:, None] - means**2, floor)
+        g = GaussianMixture(nk, means, variances)
+        if ll - previous < tol:
+            break
+        previous = ll
+    return g
+
+
+def _e_step(g: GaussianMixture, x: np.ndarray) -> tuple[np.ndarray, float]:
+    resp, total = np.empty((len(x), g.K)), 0.0
+    for i in range(0, len(x), CHUNK):
+        logp = _component_logp(g, x[i:i + CHUNK], 0.0)
+        top = logp.max(axis=1, keepdims=True)
+        p = np.exp(logp - top)
+        s = p.sum(axis=1, keepdims=True)
+        resp[i:i + CHUNK] = p / s
+        total += float((top + np.log(s)).sum())
+    return resp, total / len(x)
+
+
+def save_gmm(g: GaussianMixture, path: str) -> None:
+    np.savez(path, weights=g.weights, means=g.means, variances=g.variances)
+
+
+def load_gmm(path: str) -> GaussianMixture:
+    with np.load(path, allow_pickle=False) as f:
+        return GaussianMixture(f["weights"], f["means"], f["variances"])
+
+
+# -------------------------------------------------------------------------------------- sliced W2
+
+def sliced_w2(a: np.ndarray, b: np.ndarray, n_slices: int = 256, seed: int = 0) -> float:
+    """Sliced Wasserstein-2 distance between two sample sets (n, d) and (m, d): the root mean square,
+    over ``n_slices`` random unit directions, of the 1-D W2 between the projections (quantiles matched
+    on min(n, m) levels). 0 for identical sets; a Monte-Carlo estimate otherwise."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"sliced W2 needs two (n, d) sample sets with the same d, got {a.shape}, {b.shape}")
+    n_slices = check_T(n_slices, lo=1, hi=SLICES_MAX, name="number of slices")
+    dirs = np.random.default_rng(seed).standard_normal((a.shape[1], n_slices))
+    dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+    pa, pb = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
+    n = min(len(a), len(b))
+    levels = (np.arange(n) + 0.5) / n
+    qa = pa if len(a) == n else np.quantile(pa, levels, axis=0)
+    qb = pb if len(b) == n else np.quantile(pb, levels, axis=0)
+    return math.sqrt(float(np.mean((qa - qb) ** 2)))
