@@ -32,47 +32,104 @@ REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hyb
 EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving the mixed band exactly
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
+_BLOCK = 32                   # starts per cache block in the compiled kernel
+SWEEP_KERNEL_T_MAX = 1536     # the vectorised column sweep while its working set fits in cache
 
 
 # ---- compiled kernel ----------------------------------------------------------------------------
 @numba.njit(cache=True, fastmath=True)
 def _fill_tables(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, U_lo, Wt_hi, U_hi):  # pragma: no cover
-    """Fill min (lo) and max (hi) tables in place. Wt[s, m] = W[m, s] (rows contiguous in m)."""
+    """Fill min (lo) and max (hi) tables in place. Wt[s, m] = W[m, s] (rows contiguous in m).
+
+    Starts s are processed in blocks of _BLOCK so each row U[e, ·] is read from cache once per
+    block instead of once per s (the kernel is memory-bound for T >~ 1000).
+    """
     T = A.shape[0]
+    for s0 in range(1, T + 1, _BLOCK):
+        s1 = min(s0 + _BLOCK, T + 1)                  # this block: starts s0 .. s1 − 1
+        for s in range(s0, s1):
+            Wt_lo[s, s - 1] = A[s - 1]
+            U_lo[s - 1, s] = A[s - 1]
+            Wt_hi[s, s - 1] = A[s - 1]
+            U_hi[s - 1, s] = A[s - 1]
+        for e in range(s1 - 3, -1, -1):
+            for s in range(max(s0, e + 2), s1):
+                a_s = a[s]
+                b_s = b[s]
+                w_lo = np.inf
+                p_lo = np.inf
+                w_hi = -np.inf
+                p_hi = -np.inf
+                for m in range(e + 1, s):
+                    x = Wt_lo[s, m]
+                    xy = x * U_lo[e, m]
+                    w_lo = min(w_lo, a_s * xy + b_s * x)
+                    p_lo = min(p_lo, xy)
+                    x = Wt_hi[s, m]
+                    xy = x * U_hi[e, m]
+                    w_hi = max(w_hi, a_s * xy + b_s * x)
+                    p_hi = max(p_hi, xy)
+                c = c1[s] + c2[s] * ((alpha[e] * alpha[s] * lam + sigma[e] * sigma[s])
+                                     / (alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]))
+                w_lo += c
+                w_hi += c
+                Wt_lo[s, e] = w_lo
+                Wt_hi[s, e] = w_hi
+                U_lo[e, s] = min(w_lo, p_lo)
+                U_hi[e, s] = max(w_hi, p_hi)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _fill_tables_sweep(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, Ut_lo, Wt_hi, Ut_hi):  # pragma: no cover
+    """The same tables, with U stored transposed (Ut[m, e] = U[e, m]); faster while a column fits
+    in cache (T <~ 1500). For each start s, m runs down from s − 1: once W[m, s] is final it is the
+    first child of every segment [e, s] with e < m, and all those candidates are folded in at once
+    by an element-wise min/max over e (a loop without a carried dependency, so it vectorises)."""
+    T = A.shape[0]
+    acc_w_lo = np.empty(T + 1)
+    acc_p_lo = np.empty(T + 1)
+    acc_w_hi = np.empty(T + 1)
+    acc_p_hi = np.empty(T + 1)
     for s in range(1, T + 1):
-        Wt_lo[s, s - 1] = A[s - 1]
-        U_lo[s - 1, s] = A[s - 1]
-        Wt_hi[s, s - 1] = A[s - 1]
-        U_hi[s - 1, s] = A[s - 1]
         a_s = a[s]
         b_s = b[s]
         rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-        for e in range(s - 2, -1, -1):
-            w_lo = np.inf
-            p_lo = np.inf
-            w_hi = -np.inf
-            p_hi = -np.inf
-            for m in range(e + 1, s):
-                x = Wt_lo[s, m]
-                xy = x * U_lo[e, m]
-                w_lo = min(w_lo, a_s * xy + b_s * x)
-                p_lo = min(p_lo, xy)
-                x = Wt_hi[s, m]
-                xy = x * U_hi[e, m]
-                w_hi = max(w_hi, a_s * xy + b_s * x)
-                p_hi = max(p_hi, xy)
-            c = c1[s] + c2[s] * (alpha[e] * alpha[s] * lam + sigma[e] * sigma[s]) / rs2
-            w_lo += c
-            w_hi += c
-            Wt_lo[s, e] = w_lo
-            Wt_hi[s, e] = w_hi
-            U_lo[e, s] = min(w_lo, p_lo)
-            U_hi[e, s] = max(w_hi, p_hi)
+        for e in range(s):
+            acc_w_lo[e] = np.inf
+            acc_p_lo[e] = np.inf
+            acc_w_hi[e] = -np.inf
+            acc_p_hi[e] = -np.inf
+        for m in range(s - 1, -1, -1):
+            if m == s - 1:                                   # the leaf: one teacher step
+                w_lo = A[s - 1]
+                w_hi = A[s - 1]
+                u_lo = w_lo
+                u_hi = w_hi
+            else:
+                c = c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
+                w_lo = acc_w_lo[m] + c
+                w_hi = acc_w_hi[m] + c
+                u_lo = min(w_lo, acc_p_lo[m])
+                u_hi = max(w_hi, acc_p_hi[m])
+            Wt_lo[s, m] = w_lo
+            Wt_hi[s, m] = w_hi
+            Ut_lo[s, m] = u_lo
+            Ut_hi[s, m] = u_hi
+            row_lo = Ut_lo[m]
+            row_hi = Ut_hi[m]
+            for e in range(m):
+                y = row_lo[e]
+                acc_w_lo[e] = min(acc_w_lo[e], w_lo * (a_s * y + b_s))
+                acc_p_lo[e] = min(acc_p_lo[e], w_lo * y)
+                y = row_hi[e]
+                acc_w_hi[e] = max(acc_w_hi[e], w_hi * (a_s * y + b_s))
+                acc_p_hi[e] = max(acc_p_hi[e], w_hi * y)
 
 
 @numba.njit(cache=True)
-def _rebuild(Wt, U, a, b, sign):  # pragma: no cover
-    """Merges (e, s) of the plan attaining W[0, T]; sign = +1 for min, −1 for max."""
+def _rebuild(Wt, U, a, b, sign, transposed):  # pragma: no cover
+    """Merges (e, s) of the plan attaining W[0, T]; sign = +1 for min, −1 for max.
+    ``transposed``: U is stored as Ut[m, e] (the sweep kernel) instead of U[e, m]."""
     T = Wt.shape[0] - 1
     out = np.empty((max(T - 1, 0), 2), dtype=np.int64)
     n = 0
@@ -91,7 +148,7 @@ def _rebuild(Wt, U, a, b, sign):  # pragma: no cover
         if kind == 1:  # a run: a single operator, or first operator W[m, s] then the run U[e, m]
             best = sign * Wt[s, e]
             for m in range(e + 1, s):
-                v = sign * Wt[s, m] * U[e, m]
+                v = sign * Wt[s, m] * (U[m, e] if transposed else U[e, m])
                 if v < best:
                     best, best_m = v, m
             if best_m < 0:
@@ -103,7 +160,7 @@ def _rebuild(Wt, U, a, b, sign):  # pragma: no cover
             n += 1
             best = np.inf
             for m in range(e + 1, s):
-                v = sign * Wt[s, m] * (a[s] * U[e, m] + b[s])
+                v = sign * Wt[s, m] * (a[s] * (U[m, e] if transposed else U[e, m]) + b[s])
                 if v < best:
                     best, best_m = v, m
         stack[top, 0], stack[top, 1], stack[top, 2] = best_m, s, 0
@@ -147,13 +204,14 @@ def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True)
             hi_plans.append(plans.vanilla(1))
             continue
         Wt_lo, U_lo, Wt_hi, U_hi = tables
-        _fill_tables(A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam_j),
-                     Wt_lo, U_lo, Wt_hi, U_hi)
+        transposed = T <= SWEEP_KERNEL_T_MAX
+        fill = _fill_tables_sweep if transposed else _fill_tables
+        fill(A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam_j), Wt_lo, U_lo, Wt_hi, U_hi)
         lo.append(Wt_lo[T, 0])
         hi.append(Wt_hi[T, 0])
         if with_plans:  # c_{e,s} is constant over m, so the argmin ignores it
-            lo_plans.append(_plan_from(T, _rebuild(Wt_lo, U_lo, a, b, 1.0)))
-            hi_plans.append(_plan_from(T, _rebuild(Wt_hi, U_hi, a, b, -1.0)))
+            lo_plans.append(_plan_from(T, _rebuild(Wt_lo, U_lo, a, b, 1.0, transposed)))
+            hi_plans.append(_plan_from(T, _rebuild(Wt_hi, U_hi, a, b, -1.0, transposed)))
     return Extremes(lam, np.array(lo), np.array(hi), lo_plans, hi_plans)
 
 

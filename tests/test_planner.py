@@ -146,3 +146,17 @@ def test_sweep_dataframe_and_bounds():
     assert json.loads(df.to_json(orient="records"))[0]["T"] == 4
     with pytest.raises(ValueError, match="at most"):
         sweep.phase_sweep(np.geomspace(0.05, 20, 4000), list(range(2, 60)))
+
+
+def test_both_compiled_kernels_agree_with_brute_force(monkeypatch):
+    """Large T uses the cache-blocked kernel; force it at small T and compare."""
+    monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
+    for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity")]:
+        setting = Setting(T=7, S=1.3, schedule=schedule, init=init)
+        values = _brute(setting, LAMS)
+        ex = planner.extremes(setting, LAMS)
+        assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
+        assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
+        for j, lam in enumerate(LAMS):
+            assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
+            assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
