@@ -69,7 +69,7 @@ def main() -> None:
             lo, hi = loop_dp(setting, 0.5)
             ex = planner.extremes(setting, 0.5)
             assert np.isclose(lo, ex.lo[0], rtol=1e-12) and np.isclose(hi, ex.hi[0], rtol=1e-12)
-            slow = best_of(lambda s=setting: loop_dp(s, 0.5), 1)
+            slow = best_of(lambda s=setting: loop_dp(s, 0.5), 2)
             print(f"{T:>6} {fast:>12.4f} {slow:>10.3f} {slow / fast:>7.0f}x")
         else:
             print(f"{T:>6} {fast:>12.4f} {'-':>10} {'-':>8}")

@@ -192,7 +192,7 @@ def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True)
     lam = check_lam(lam)
     T = setting.T
     A_all = setting.A_star(lam)                                   # (T, L)
-    tables = [np.zeros((T + 1, T + 1)) for _ in range(4)]
+    tables = [np.empty((T + 1, T + 1)) for _ in range(4)]   # kernels write all they read
     lo, hi, lo_plans, hi_plans = [], [], [], []
     for j, lam_j in enumerate(lam):
         a, b, c1, c2 = _coefficients(setting, lam_j)
@@ -216,7 +216,7 @@ def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True)
 
 
 def _plan_from(T: int, merges: np.ndarray) -> Plan:
-    return Plan(T, frozenset((int(e), int(s)) for e, s in merges))
+    return Plan(T, frozenset(map(tuple, merges.tolist())))
 
 
 # ---- the mixed band, exactly (small T) ----------------------------------------------------------
