@@ -229,13 +229,12 @@ def _closest_exact(setting: Setting, lam: float, target: float) -> tuple[Plan, f
     a, b, c1, c2 = _coefficients(setting, lam)
     A = setting.A_star(np.array([lam]))[:, 0]
     al, sg = setting.alpha, setting.sigma
-    # W[(e, s)] = (values, m, i, j): merge with first child W[(m, s)][i] and rest U[(e, m)][j]
-    # U[(e, s)] = (values, m, i, j): m = −1 → the single node W[(e, s)][i]
-    W: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
-    U: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+    # W[(e, s)] = (values, prov): prov rows (m, i, j) = first child W[(m, s)][i], rest U[(e, m)][j]
+    # U[(e, s)] = (values, prov): m = −1 → the single node W[(e, s)][i]
+    W: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    U: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for s in range(1, T + 1):
-        leaf = (np.array([A[s - 1]]), np.array([-1]), np.array([0]), np.array([0]))
-        W[(s - 1, s)] = U[(s - 1, s)] = leaf
+        W[(s - 1, s)] = U[(s - 1, s)] = (np.array([A[s - 1]]), np.array([[-1, 0, 0]]))
     for length in range(2, T + 1):
         for e in range(0, T - length + 1):
             s = e + length
@@ -246,42 +245,54 @@ def _closest_exact(setting: Setting, lam: float, target: float) -> tuple[Plan, f
                 x, y = W[(m, s)][0], U[(e, m)][0]
                 if x.size * y.size > EXACT_SET_LIMIT:
                     return None
-                i, j = np.meshgrid(np.arange(x.size), np.arange(y.size), indexing="ij")
-                i, j, mm = i.ravel(), j.ravel(), np.full(i.size, m)
-                w_parts.append((c + x[i] * (a[s] * y[j] + b[s]), mm, i, j))
-                u_parts.append((x[i] * y[j], mm, i, j))
+                prov = _pairs(m, x.size, y.size)
+                xi, yj = x[prov[:, 1]], y[prov[:, 2]]
+                w_parts.append((c + xi * (a[s] * yj + b[s]), prov))
+                u_parts.append((xi * yj, prov))
             W[(e, s)] = _unique(w_parts)
-            single = W[(e, s)]
-            u_parts.append((single[0], np.full(single[0].size, -1), np.arange(single[0].size),
-                            np.zeros(single[0].size, dtype=np.int64)))
+            u_parts.append((W[(e, s)][0], _singles(W[(e, s)][0].size)))
             U[(e, s)] = _unique(u_parts)
             if W[(e, s)][0].size > EXACT_SET_LIMIT or U[(e, s)][0].size > EXACT_SET_LIMIT:
                 return None
     values = W[(0, T)][0]
     k = int(np.argmin(np.abs(values - target)))
+    return _backtrack(T, k, W, U), float(values[k])
 
+
+def _pairs(m: int, n_first: int, n_rest: int) -> np.ndarray:
+    """Provenance rows (m, i, j) for every pair of a first-child and a rest candidate."""
+    i = np.repeat(np.arange(n_first), n_rest)
+    j = np.tile(np.arange(n_rest), n_first)
+    return np.stack([np.full(i.size, m), i, j], axis=1)
+
+
+def _singles(n: int) -> np.ndarray:
+    """Provenance rows of runs made of one node: (−1, i, 0)."""
+    return np.stack([np.full(n, -1), np.arange(n), np.zeros(n, dtype=np.int64)], axis=1)
+
+
+def _backtrack(T: int, k: int, W: dict, U: dict) -> Plan:
+    """Rebuild the plan of candidate k of W[(0, T)] from provenance rows (m, i, j)."""
     merges: set[tuple[int, int]] = set()
     stack = [("W", 0, T, k)]
     while stack:
         kind, e, s, idx = stack.pop()
-        table = W if kind == "W" else U
-        _, m_arr, i_arr, j_arr = table[(e, s)]
-        m, i, j = int(m_arr[idx]), int(i_arr[idx]), int(j_arr[idx])
         if s - e == 1:
             continue
+        m, i, j = (int(v) for v in (W if kind == "W" else U)[(e, s)][1][idx])
         if kind == "U" and m < 0:
             stack.append(("W", e, s, i))
             continue
         if kind == "W":
             merges.add((e, s))
         stack += [("W", m, s, i), ("U", e, m, j)]
-    return Plan(T, frozenset(merges)), float(values[k])
+    return Plan(T, frozenset(merges))
 
 
-def _unique(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    cols = [np.concatenate(col) for col in zip(*parts)]
-    _, keep = np.unique(cols[0], return_index=True)
-    return tuple(col[keep] for col in cols)
+def _unique(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    values, prov = (np.concatenate(col) for col in zip(*parts))
+    _, keep = np.unique(values, return_index=True)
+    return values[keep], prov[keep]
 
 
 # ---- the optimum --------------------------------------------------------------------------------
@@ -460,39 +471,19 @@ def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRON
             s = e + length
             c = c1[s] + c2[s] * (al[e] * al[s] * lams + sg[e] * sg[s]) / (al[s] ** 2 * lams
                                                                            + sg[s] ** 2)
-            xs, ys, provs = [], [], []
-            for m in range(e + 1, s):
-                x, y = W[(m, s)][0], U[(e, m)][0]
-                i = np.repeat(np.arange(len(x)), len(y))
-                j = np.tile(np.arange(len(y)), len(x))
-                xs.append(x[i])
-                ys.append(y[j])
-                provs.append(np.stack([np.full(i.size, m), i, j], axis=1))
-            x, y, prov = np.concatenate(xs), np.concatenate(ys), np.concatenate(provs)
+            provs = [_pairs(m, len(W[(m, s)][0]), len(U[(e, m)][0])) for m in range(e + 1, s)]
+            x = np.concatenate([W[(m, s)][0][p[:, 1]] for m, p in zip(range(e + 1, s), provs)])
+            y = np.concatenate([U[(e, m)][0][p[:, 2]] for m, p in zip(range(e + 1, s), provs)])
+            prov = np.concatenate(provs)
             W[(e, s)] = prune(c + x * (a[s] * y + b[s]), prov)
             single = W[(e, s)][0]
-            n1 = len(single)
             U[(e, s)] = prune(np.concatenate([x * y, single]),
-                              np.concatenate([prov, np.stack([np.full(n1, -1), np.arange(n1),
-                                                              np.zeros(n1, dtype=np.int64)], 1)]))
+                              np.concatenate([prov, _singles(len(single))]))
 
     root = W[(0, T)][0]
     objective = np.sum((r_T * (root - target)) ** 2, axis=1)
     k = int(np.argmin(objective))
-    merges: set[tuple[int, int]] = set()
-    stack = [("W", 0, T, k)]
-    while stack:
-        kind, e, s, idx = stack.pop()
-        if s - e == 1:
-            continue
-        m, i, j = (int(v) for v in (W if kind == "W" else U)[(e, s)][1][idx])
-        if kind == "U" and m < 0:
-            stack.append(("W", e, s, i))
-            continue
-        if kind == "W":
-            merges.add((e, s))
-        stack += [("W", m, s, i), ("U", e, m, j)]
-    best = (float(objective[k]), Plan(T, frozenset(merges)), root[k])
+    best = (float(objective[k]), _backtrack(T, k, W, U), root[k])
     if not exact:  # a heuristic front: never return worse than a known candidate plan
         pool = [*plans.named_plans(T, setting.uniform_K).values(), *ex.lo_plans, *ex.hi_plans]
         for plan in dict.fromkeys(pool):

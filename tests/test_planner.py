@@ -19,18 +19,23 @@ def _brute(setting: Setting, lams: np.ndarray) -> np.ndarray:
     return np.array([p.evaluate(setting, lams) for p in _ALL[setting.T]])   # (n_plans, L)
 
 
+def _check_extremes(setting: Setting) -> np.ndarray:
+    """DP extremes equal the brute-force min/max over all plans, and the rebuilt plans attain them."""
+    values = _brute(setting, LAMS)
+    ex = planner.extremes(setting, LAMS)
+    assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
+    assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
+    for j, lam in enumerate(LAMS):
+        assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
+        assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
+    return values
+
+
 @pytest.mark.parametrize(("schedule", "init"), list(itertools.product(SCHEDULES, INITS)))
 def test_dp_equals_brute_force(schedule, init):
     for T, S in [(2, 1.0), (3, 0.2), (4, 3.0), (5, 1.0), (6, 0.5), (7, 1.0), (7, 6.4)]:
         setting = Setting(T=T, S=S, schedule=schedule, init=init)
-        values = _brute(setting, LAMS)
-        ex = planner.extremes(setting, LAMS)
-        assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
-        assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
-        # the rebuilt plans attain the extremes
-        for j, lam in enumerate(LAMS):
-            assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
-            assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
+        values = _check_extremes(setting)
         # the optimum is the closest achievable value to the surrogate, exactly, for small T
         target = setting.target(LAMS)
         best = planner.optimal(setting, LAMS)
@@ -152,11 +157,4 @@ def test_both_compiled_kernels_agree_with_brute_force(monkeypatch):
     """Large T uses the cache-blocked kernel; force it at small T and compare."""
     monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
     for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity")]:
-        setting = Setting(T=7, S=1.3, schedule=schedule, init=init)
-        values = _brute(setting, LAMS)
-        ex = planner.extremes(setting, LAMS)
-        assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
-        assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
-        for j, lam in enumerate(LAMS):
-            assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
-            assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
+        _check_extremes(Setting(T=7, S=1.3, schedule=schedule, init=init))
