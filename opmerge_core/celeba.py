@@ -1,0 +1,142 @@
+"""The CelebA latent lab (issue 5): merge strategies applied per eigen-direction of VAE latents.
+
+THEORY.md §1 (eigenbasis remark): the latent Gaussian N(μ, U Λ Uᵀ) reduces to independent
+coordinates y_i with variances λ_i = the covariance eigenvalues. For a ``Setting`` (T, S, schedule,
+init, surrogate) every method below is one number per direction, the one-step operator z_T → z_0:
+
+- ``teacher``: the T-step DDIM composite P (THEORY §1, eq. 8);  ``exact``: the flow map r_0/r_T;
+- the five named strategies (THEORY §3, ``plans.named_plans``), each a single plan for all directions;
+- ``dp``: each direction's own W2-optimal plan (``planner.optimal``, THEORY §4);
+- ``dp_shared``: one plan shared by all directions (``planner.shared_plan``, THEORY §4 last bullet).
+
+Theory error per method (THEORY §4): per direction ``setting.w2`` = r_T |value − target|, summed in
+quadrature over all directions (``w2``), over λ_i < 1 (``w2_low``) and over λ_i ≥ 1 (``w2_high``).
+
+Samples: y_T = r_T ⊙ ε with ε ~ N(0, I) (fixed seed), y_0 = value ⊙ y_T, z_0 = U y_0 + μ, decoded.
+The face grid has one row per method and, below, each method's difference from the teacher,
+amplified (``gain``) around mid-grey.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from opmerge_core import planner, plans
+from opmerge_core.latents import LatentStats
+from opmerge_core.setting import Setting
+from opmerge_core.validation import check_lam, check_positive, check_T
+
+STRATEGY_KEYS = (*plans.STRATEGIES, "dp", "dp_shared")      # the methods with a trained student
+METHODS = ("teacher", "exact", *STRATEGY_KEYS)
+METHOD_LABELS = {"teacher": "teacher (T steps)", "exact": "exact flow map", "dp": "DP per direction",
+                 "dp_shared": "DP shared plan", **plans.STRATEGY_LABELS}
+MAX_SAMPLES = 32        # faces per row of the grid
+MAX_GAIN = 100.0
+
+
+@dataclass
+class Comparison:
+    """Theory for every method on a latent spectrum (all arrays over the d eigen-directions)."""
+
+    setting: Setting
+    lam: np.ndarray                          # (d,) eigenvalues
+    values: dict[str, np.ndarray]            # method -> (d,) one-step operator
+    w2: dict[str, dict[str, float]]          # method -> {"w2", "w2_low", "w2_high"}
+    regimes: list[str]                       # per direction: boot | vanilla | hybrid | mixed
+    plan_text: dict[str, str] = field(default_factory=dict)   # strategies and dp_shared (bracket text)
+    dp_exact: bool = True                    # every per-direction DP plan proven optimal
+    shared_exact: bool = True                # the shared Pareto DP was not pruned heuristically
+
+    @property
+    def frac_below_1(self) -> float:
+        return float((self.lam < 1.0).mean())
+
+    def table(self) -> list[dict]:
+        """Rows for a W2 table / CSV: method, label, w2, w2_low, w2_high."""
+        return [{"method": m, "label": METHOD_LABELS[m], **self.w2[m]} for m in METHODS]
+
+
+def w2_split(setting: Setting, value: np.ndarray, lam: np.ndarray) -> dict[str, float]:
+    """W2 of a per-direction operator: total, over λ < 1 and over λ ≥ 1 (quadrature sums)."""
+    per = setting.w2(value, lam)
+    low = lam < 1.0
+    return {"w2": float(np.sqrt(np.sum(per**2))), "w2_low": float(np.sqrt(np.sum(per[low] ** 2))),
+            "w2_high": float(np.sqrt(np.sum(per[~low] ** 2)))}
+
+
+def compare(setting: Setting, lam: np.ndarray, shared: bool = True) -> Comparison:
+    """Evaluate teacher, exact, the five strategies, per-direction DP and the shared DP plan."""
+    lam = check_lam(lam, name="eigenvalues")
+    values = {"teacher": setting.P(lam), "exact": setting.exact(lam)}
+    plan_text = {}
+    for name, plan in plans.named_plans(setting.T, setting.uniform_K).items():
+        values[name] = plan.evaluate(setting, lam)
+        plan_text[name] = plan.text
+    best = planner.optimal(setting, lam)
+    values["dp"] = np.array([b.value for b in best])
+    regimes = [b.regime for b in best]
+    shared_exact = True
+    if shared:
+        sp = planner.shared_plan(setting, lam)
+        values["dp_shared"], plan_text["dp_shared"], shared_exact = sp.values, sp.plan.text, sp.exact
+    else:
+        values["dp_shared"] = np.full_like(lam, np.nan)
+    w2 = {m: w2_split(setting, values[m], lam) for m in METHODS}
+    return Comparison(setting, lam, values, w2, regimes, plan_text, all(b.exact for b in best), shared_exact)
+
+
+def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 8,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Method -> latents (n_samples, d): y_T = r_T ε (fixed seed), y_0 = value y_T, z = U y_0 + μ."""
+    n_samples = check_T(n_samples, hi=MAX_SAMPLES, name="samples")
+    lam = comparison.lam
+    if lam.shape != stats.eigvals.shape:
+        raise ValueError(f"comparison has {lam.size} directions, statistics have {stats.d}")
+    eps = np.random.default_rng(seed).standard_normal((n_samples, stats.d))
+    y_T = eps * comparison.setting.r_T(lam)
+    return {m: stats.from_eigen(y_T * comparison.values[m]) for m in METHODS
+            if np.isfinite(comparison.values[m]).all()}
+
+
+def decode_faces(model, latents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Method -> uint8 faces (n, 64, 64, 3) decoded by the VAE."""
+    from opmerge_core.latents import decode
+
+    names = list(latents)
+    faces = decode(model, np.concatenate([latents[m] for m in names]))
+    n = len(latents[names[0]])
+    return {m: faces[i * n:(i + 1) * n] for i, m in enumerate(names)}
+
+
+def difference(face: np.ndarray, teacher: np.ndarray, gain: float = 5.0) -> np.ndarray:
+    """128 + gain · (face − teacher), clipped to uint8: mid-grey where they agree."""
+    diff = 128.0 + gain * (face.astype(np.float64) - teacher.astype(np.float64))
+    return np.clip(np.round(diff), 0, 255).astype(np.uint8)
+
+
+def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int = 150) -> Image.Image:
+    """One row per method, then one difference-from-teacher row (×gain) per non-teacher method."""
+    gain = check_positive(gain, "gain", hi=MAX_GAIN)
+    rows: list[tuple[str, np.ndarray]] = [(METHOD_LABELS[m], faces[m]) for m in METHODS if m in faces]
+    rows += [(f"{METHOD_LABELS[m]} - teacher x{gain:g}", difference(faces[m], faces["teacher"], gain))
+             for m in METHODS if m in faces and m != "teacher"]
+    n, h, w = faces["teacher"].shape[:3]
+    label_w = label_width
+    grid = Image.new("RGB", (label_w + n * w, len(rows) * h), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for r, (label, imgs) in enumerate(rows):
+        draw.text((4, r * h + h // 2 - 6), label, fill=(0, 0, 0))
+        for c in range(n):
+            grid.paste(Image.fromarray(imgs[c]), (label_w + c * w, r * h))
+    return grid
+
+
+def run(setting: Setting, model, stats: LatentStats, n_samples: int = 8, seed: int = 0,
+        gain: float = 5.0) -> tuple[Comparison, dict[str, np.ndarray], Image.Image]:
+    """Theory, decoded faces and the grid for one setting."""
+    comparison = compare(setting, stats.eigvals)
+    faces = decode_faces(model, sample_latents(stats, comparison, n_samples, seed))
+    return comparison, faces, face_grid(faces, gain)

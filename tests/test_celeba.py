@@ -1,0 +1,111 @@
+"""CelebA latent lab (issue 5): theory per strategy on a latent spectrum, samples, face grid, CLI.
+
+Uses an untrained tiny VAE and a synthetic spectrum straddling λ = 1 written to a tmp assets folder
+(the shipped assets are not needed), so the checks are against closed forms (THEORY §1, §4).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from opmerge_core import celeba, plans, vae
+from opmerge_core import latents as lt
+from opmerge_core.cli import main as cli_main
+from opmerge_core.setting import Setting
+
+LAM = np.geomspace(0.05, 20.0, 12)
+
+
+@pytest.fixture(scope="module")
+def comparison() -> celeba.Comparison:
+    return celeba.compare(Setting(16), LAM)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("assets")
+    torch.manual_seed(0)
+    vae.save_fp16(vae.VAE(latent_dim=LAM.size, channels=(4, 8, 8, 16, 16)), folder / lt.VAE_FILE)
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((LAM.size, LAM.size)))
+    stats = lt.LatentStats(np.linspace(-1, 1, LAM.size), LAM[::-1].copy(), q, 100)
+    lt.save_stats(stats, folder / lt.STATS_FILE)
+    return folder
+
+
+def test_theory_closed_forms(comparison):
+    s, w2 = comparison.setting, comparison.w2
+    assert w2["teacher"]["w2"] == 0.0                                   # surrogate = teacher composite P
+    assert np.allclose(comparison.values["exact"], np.sqrt(LAM))        # trig: r_0/r_T = √λ / 1
+    for name in plans.STRATEGIES:
+        assert np.allclose(comparison.values[name], plans.strategy(name, 16).evaluate(s, LAM))
+    for m in celeba.METHODS:                                            # quadrature split
+        assert w2[m]["w2"] ** 2 == pytest.approx(w2[m]["w2_low"] ** 2 + w2[m]["w2_high"] ** 2)
+    per_dp = s.w2(comparison.values["dp"], LAM)
+    for name in plans.STRATEGIES:                                       # per-direction DP beats all
+        assert np.all(per_dp <= s.w2(comparison.values[name], LAM) + 1e-12)
+    named_best = min(w2[n]["w2"] for n in plans.STRATEGIES)
+    assert w2["dp"]["w2"] - 1e-12 <= w2["dp_shared"]["w2"] <= named_best + 1e-12
+    # the phase transition: BOOT for small λ, vanilla for large λ
+    assert comparison.regimes[0] == "boot" and comparison.regimes[-1] == "vanilla"
+    assert comparison.frac_below_1 == pytest.approx(np.mean(LAM < 1))
+
+
+def test_samples_in_the_eigenbasis(comparison):
+    stats = lt.LatentStats(np.arange(12.0), LAM, np.eye(12)[::-1].copy(), 10)
+    z = celeba.sample_latents(stats, comparison, n_samples=5, seed=3)
+    eps = np.random.default_rng(3).standard_normal((5, 12))
+    assert np.allclose(stats.to_eigen(z["exact"]), eps * np.sqrt(LAM))
+    assert np.allclose(stats.to_eigen(z["teacher"]), eps * comparison.setting.P(LAM))
+    assert np.allclose(z["vanilla"] - stats.mean, (eps * comparison.values["vanilla"]) @ stats.eigvecs.T)
+    with pytest.raises(ValueError, match="samples"):
+        celeba.sample_latents(stats, comparison, n_samples=celeba.MAX_SAMPLES + 1)
+
+
+def test_difference_and_grid_layout():
+    a = np.full((2, 64, 64, 3), 100, np.uint8)
+    assert np.all(celeba.difference(a, a) == 128)
+    b = a + np.uint8(4)
+    assert np.all(celeba.difference(b, a, gain=5) == 148) and np.all(celeba.difference(a, b, gain=100) == 0)
+    faces = dict.fromkeys(celeba.METHODS, a)
+    grid = celeba.face_grid(faces, gain=5, label_width=150)
+    assert grid.size == (150 + 2 * 64, (2 * len(celeba.METHODS) - 1) * 64)
+
+
+def test_run_decodes_a_face_per_method(assets):
+    model, stats = lt.load_assets(assets)
+    comp, faces, grid = celeba.run(Setting(8), model, stats, n_samples=3)
+    assert set(faces) == set(celeba.METHODS)
+    assert all(f.shape == (3, 64, 64, 3) and f.dtype == np.uint8 for f in faces.values())
+    assert comp.lam.size == 12 and grid.size[1] == 17 * 64
+
+
+def test_cli_compare_json(assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPMERGE_ASSETS", str(assets))
+    out = tmp_path / "grid.png"
+    assert cli_main(["celeba", "compare", "--T", "8", "--out", str(out), "--json", "--samples", "2"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert set(obj) == {*celeba.STRATEGY_KEYS, "frac_below_1", "grid"} and obj["grid"] == str(out)
+    assert obj["frac_below_1"] == pytest.approx(np.mean(LAM < 1))
+    assert set(obj["dp"]) == {"w2", "w2_low", "w2_high"} and out.stat().st_size > 0
+    expected = celeba.compare(Setting(8), LAM[::-1]).w2
+    for k in celeba.STRATEGY_KEYS:
+        assert obj[k]["w2"] == pytest.approx(expected[k]["w2"], rel=1e-9)
+    assert cli_main(["celeba", "compare", "--T", "8", "--out", str(out), "--assets", str(assets)]) == 0
+    assert "DP per direction" in capsys.readouterr().out
+
+
+def test_cli_compare_bad_input(assets, tmp_path, capsys):
+    out = str(tmp_path / "g.png")
+    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "celeba_latent_stats.npz" in err and "opmerge vae train" in err
+    assert err.endswith("\n") and err.count("\n") == 1                  # one line, no traceback
+    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--train"]) == 2
+    assert "not available yet" in capsys.readouterr().err
+    assert cli_main(["celeba", "compare", "--out", str(tmp_path / "g.jpg"), "--assets", str(assets)]) == 2
+    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--T", "0"]) == 2
+    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--schedule", "bad"]) == 2
