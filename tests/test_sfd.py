@@ -1,0 +1,161 @@
+"""SFD (SFD.md): teachers, Algorithm 2 vs Algorithm 1, SFD-v, latent FD, bad input. Tiny 2-D problems."""
+
+import copy
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from opmerge_core import mixtures as MX
+from opmerge_core import sfd, solvers
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return sfd.load_teacher("mixture-2d", preset="two-blobs")
+
+
+def test_gmm_teacher_is_the_exact_mixture_denoiser(blobs):
+    x = torch.tensor(blobs.mixture.sample(64, 0, t=1.3), dtype=torch.float32)
+    for t in (0.01, 1.3, 80.0):
+        want = blobs.mixture.denoise(x.double().numpy(), t)
+        np.testing.assert_allclose(blobs.model(x, t).detach().numpy(), want, atol=2e-4)
+        student = copy.deepcopy(blobs.model)   # a fresh student with the step embedding equals its teacher
+        torch.testing.assert_close(student(x, t, 5), blobs.model(x, t))
+
+
+def test_frechet_distance_closed_forms():
+    mu, cov = np.array([1.0, -2.0]), np.array([[2.0, 0.3], [0.3, 0.5]])
+    assert sfd.frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-10)
+    # 1-D: (μ1 − μ2)² + (σ1 − σ2)²; commuting covariances: Σ (√a − √b)²
+    assert sfd.frechet_distance(np.array([0.0]), np.array([[4.0]]), np.array([1.0]),
+                                np.array([[1.0]])) == pytest.approx(1 + 1)
+    a, b = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 4.0, 1.0])
+    assert sfd.frechet_distance(np.zeros(3), a, np.zeros(3), b) == pytest.approx(1 + 0 + 4)
+    assert "not image FID" in sfd.FD_LABEL
+
+
+def test_teacher_states_land_on_the_student_grid(blobs):
+    x = sfd.noise(8, 2, seed=1)
+    states = sfd.teacher_states(sfd.conditioned(blobs.model, None), x, 4, 3, "dpmpp3m")
+    _, full = solvers.solve(sfd.conditioned(blobs.model, None), x, solvers.teacher_grid(4, 3), "dpmpp3m",
+                            return_trajectory=True)
+    assert states.shape == (4, 8, 2)
+    torch.testing.assert_close(states, full[[0, 4, 8, 12]])
+
+
+class TimeRecorder:
+    def __init__(self, model):
+        self.times = set()
+        model.register_forward_pre_hook(self.hook)
+
+    def hook(self, module, args):
+        t = args[1]
+        self.times.add(float(t) if not torch.is_tensor(t) else float(t.reshape(-1)[0]))
+
+
+@pytest.mark.parametrize("afs", [False, True])
+def test_sfd_beats_the_plain_solver_and_only_trains_its_timestamps(blobs, afs):
+    cfg = sfd.DistillConfig(nfe=2, budget=4096, lr=1e-3, afs=afs, seed=0)
+    student = copy.deepcopy(blobs.model)
+    seen = TimeRecorder(student)
+    progress = []
+    result = sfd.distill(blobs.model, cfg, student=student, device="cpu",
+                         progress=lambda done, total, loss: progress.append((done, total, loss)))
+    grid = solvers.time_grid(cfg.n)
+    assert seen.times == set(grid[int(afs):-1].tolist())          # only the sampling timestamps
+    assert progress[-1][:2] == (4096, 4096) and len(result.losses) == 32 and not result.cancelled
+    x = sfd.noise(4000, 2, seed=99)
+    ref = (blobs.ref_mean, blobs.ref_cov)
+    fd_student = sfd.latent_fd(sfd.sample_student(result.student, x, cfg.n, afs), *ref)
+    fd_solver = sfd.latent_fd(sfd.sample_solver(blobs.model, x, 2, "dpmpp3m", afs=afs), *ref)
+    assert fd_student < 0.5 * fd_solver, (fd_student, fd_solver)
+    exact = blobs.mixture.sample(4000, 5)
+    assert (MX.sliced_w2(sfd.sample_student(result.student, x, cfg.n, afs).numpy(), exact)
+            < MX.sliced_w2(sfd.sample_solver(blobs.model, x, 2, "dpmpp3m", afs=afs).numpy(), exact))
+
+
+def test_algorithm1_starts_from_teacher_states_algorithm2_from_its_own(blobs):
+    x = sfd.noise(16, 2, seed=2)
+    states = sfd.teacher_states(sfd.conditioned(blobs.model, None), x, 4, 3, "dpmpp3m")
+    grid = solvers.time_grid(4)
+    starts = {}
+    for alg in ("alg1", "sfd"):
+        student = copy.deepcopy(blobs.model).requires_grad_(True)
+        opt = torch.optim.SGD(student.parameters(), lr=0.0)   # lr 0: the student stays the teacher
+        losses, starts[alg] = sfd.sfd_iteration(student, states, grid, alg, False, opt)
+        assert len(losses) == 3
+    for i in range(3):
+        torch.testing.assert_close(starts["alg1"][i], states[i])
+    own = x
+    for i in range(3):                      # Algorithm 2: the student's own Euler states
+        torch.testing.assert_close(starts["sfd"][i], own)
+        own = sfd.student_step(blobs.model, own, grid[i], grid[i + 1], None, False).detach()
+    assert not torch.allclose(starts["sfd"][2], states[2], atol=1e-3)
+
+
+def test_sfd_v_one_model_serves_nfe_2_to_5(blobs):
+    cfg = sfd.DistillConfig(nfe=3, algorithm="sfd-v", afs=True, budget=1024, lr=1e-3)
+    result = sfd.distill(blobs.model, cfg, device="cpu")
+    x = sfd.noise(256, 2, seed=3)
+    outs = {nfe: sfd.sample_student(result.student, x, cfg.steps_for(nfe), True, conditioned_on_n=True)
+            for nfe in sfd.SFDV_NFE}
+    assert [cfg.steps_for(k) for k in sfd.SFDV_NFE] == [4, 5, 6, 7]
+    assert all(torch.isfinite(o).all() for o in outs.values())
+    assert any(block.step_film.weight.abs().sum() > 0 for block in result.student.residual.blocks)
+
+
+def test_cancel_stops_training(blobs):
+    cancel = threading.Event()
+    cancel.set()
+    result = sfd.distill(blobs.model, sfd.DistillConfig(nfe=2, budget=10_000), device="cpu", cancel=cancel)
+    assert result.cancelled and result.trajectories == 0
+
+
+def test_mlp_teacher_learns_the_gaussian_denoiser():
+    data = np.random.default_rng(0).standard_normal((4000, 2)) * np.sqrt([0.25, 2.0])
+    net = sfd.train_teacher(data, sfd.TeacherTraining(steps=300, batch=256, width=64, blocks=2), device="cpu")
+    x = torch.tensor(np.random.default_rng(1).standard_normal((256, 2)), dtype=torch.float32)
+    lam = torch.tensor([0.25, 2.0])
+    for t in (0.3, 1.0, 5.0):
+        err = (net(x * (lam + t * t).sqrt(), t) - lam / (lam + t * t) * x * (lam + t * t).sqrt()).abs().mean()
+        assert err < 0.1, (t, float(err))
+
+
+def test_teacher_save_load_round_trip(tmp_path):
+    data = np.random.default_rng(0).standard_normal((100, 3))
+    net = sfd.MLPDenoiser(3, 1.0, width=16, blocks=1, data_mean=data.mean(0))
+    sfd.save_teacher(net, tmp_path / sfd.TEACHER_FILE, data)
+    teacher = sfd.load_teacher("latent-mlp", assets=str(tmp_path))
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(teacher.model(x, 2.0), net(x, 2.0))
+    np.testing.assert_allclose(teacher.ref_cov, np.cov(data.T))
+    MX.save_gmm(MX.preset("two-blobs"), tmp_path / sfd.GMM_FILE)
+    assert sfd.load_teacher("latent-gmm", assets=str(tmp_path)).model.dim == 2
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(nfe=0), "NFE"), (dict(nfe=6), "NFE"), (dict(nfe=1, algorithm="sfd-v"), "NFE"),
+    (dict(solver="rk4"), "unknown solver"), (dict(algorithm="progressive"), "unknown algorithm"),
+    (dict(M=-1), "M"), (dict(budget=0), "budget"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sfd.DistillConfig(**kwargs).validate()
+
+
+def test_bad_teacher_and_grid(tmp_path):
+    with pytest.raises(ValueError, match="unknown teacher"):
+        sfd.load_teacher("latent-unet")
+    with pytest.raises(ValueError, match="missing teacher weights"):
+        sfd.load_teacher("latent-mlp", assets=str(tmp_path))
+    with pytest.raises(ValueError, match="missing teacher file"):
+        sfd.load_teacher("latent-gmm", assets=str(tmp_path))
+    (tmp_path / sfd.TEACHER_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        sfd.load_teacher("latent-mlp", assets=str(tmp_path))
+    with pytest.raises(ValueError, match=r"\(M\+1\)\(n-1\)\+1"):
+        sfd.check_steps(4, 3, solvers.time_grid(12))
