@@ -49,6 +49,10 @@ class Comparison:
     plan_text: dict[str, str] = field(default_factory=dict)   # strategies and dp_shared (bracket text)
     dp_exact: bool = True                    # every per-direction DP plan proven optimal
     shared_exact: bool = True                # the shared Pareto DP was not pruned heuristically
+    strategy_plans: dict[str, plans.Plan] = field(default_factory=dict)  # strategies and dp_shared
+    dp_plans: list[plans.Plan] = field(default_factory=list)    # per direction
+    trained: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (d,) trained operator
+    trained_w2: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def frac_below_1(self) -> float:
@@ -71,21 +75,69 @@ def compare(setting: Setting, lam: np.ndarray, shared: bool = True) -> Compariso
     """Evaluate teacher, exact, the five strategies, per-direction DP and the shared DP plan."""
     lam = check_lam(lam, name="eigenvalues")
     values = {"teacher": setting.P(lam), "exact": setting.exact(lam)}
-    plan_text = {}
-    for name, plan in plans.named_plans(setting.T, setting.uniform_K).items():
+    named = plans.named_plans(setting.T, setting.uniform_K)
+    for name, plan in named.items():
         values[name] = plan.evaluate(setting, lam)
-        plan_text[name] = plan.text
     best = planner.optimal(setting, lam)
     values["dp"] = np.array([b.value for b in best])
     regimes = [b.regime for b in best]
     shared_exact = True
     if shared:
         sp = planner.shared_plan(setting, lam)
-        values["dp_shared"], plan_text["dp_shared"], shared_exact = sp.values, sp.plan.text, sp.exact
+        values["dp_shared"], named["dp_shared"], shared_exact = sp.values, sp.plan, sp.exact
     else:
         values["dp_shared"] = np.full_like(lam, np.nan)
     w2 = {m: w2_split(setting, values[m], lam) for m in METHODS}
-    return Comparison(setting, lam, values, w2, regimes, plan_text, all(b.exact for b in best), shared_exact)
+    return Comparison(setting, lam, values, w2, regimes, {k: p.text for k, p in named.items()},
+                      all(b.exact for b in best), shared_exact, named, [b.plan for b in best])
+
+
+def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, device: str = "auto",
+                     progress=None, cancel=None) -> Comparison:
+    """Train every strategy with ``opmerge_core.trainer`` (THEORY §2, §6) on the latent spectrum.
+
+    The SGD budget matches the setting: lr = S / (2 steps), so S_eff = 2 · lr · steps = S. The five
+    strategies and the shared plan train in one batched run over all directions; for the per-direction
+    DP each direction takes the trained value of its own plan: plans equal to a strategy / the shared
+    plan reuse that run (coordinates train independently), the remaining (hybrid / mixed) plans train
+    once each on the directions that want them. Fills ``comparison.trained`` and ``trained_w2``.
+    ``progress(stage, n_stages, done, total)`` is called as each run advances.
+    """
+    try:
+        from opmerge_core import trainer
+    except ImportError:
+        raise ValueError("trainer evaluation is not available (opmerge_core.trainer is missing)") from None
+    setting, lam = comparison.setting, comparison.lam
+    if setting.S <= 0:
+        raise ValueError("training needs a shrinkage budget S > 0 (lr = S / (2 steps))")
+    steps = check_T(steps, hi=trainer.STEPS_MAX, name="steps")
+    config = trainer.TrainConfig(steps=steps, lr=setting.S / (2.0 * steps), seed=seed, device=device)
+    by_text = {p.text: name for name, p in comparison.strategy_plans.items()}
+    extra: dict[str, list[int]] = {}
+    for i, p in enumerate(comparison.dp_plans):
+        if p.text not in by_text:
+            extra.setdefault(p.text, []).append(i)
+    n_stages = 1 + len(extra)
+
+    def stage(k: int):
+        if progress is None:
+            return None
+        return lambda done, total, info=None: progress(k, n_stages, done, total)
+
+    run = trainer.train(setting, lam, comparison.strategy_plans, config, progress=stage(0), cancel=cancel)
+    trained = {name: np.asarray(r.empirical, dtype=np.float64) for name, r in run.plans.items()}
+    dp = np.full(lam.size, np.nan)
+    for i, p in enumerate(comparison.dp_plans):
+        if p.text in by_text:
+            dp[i] = trained[by_text[p.text]][i]
+    for k, idx in enumerate(extra.values(), start=1):
+        plan = comparison.dp_plans[idx[0]]
+        r = trainer.train(setting, lam[idx], {"dp": plan}, config, progress=stage(k), cancel=cancel)
+        dp[idx] = r.plans["dp"].empirical
+    trained["dp"] = dp
+    comparison.trained = trained
+    comparison.trained_w2 = {m: w2_split(setting, v, lam) for m, v in trained.items()}
+    return comparison
 
 
 def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 8,

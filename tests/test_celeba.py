@@ -94,6 +94,10 @@ def test_cli_compare_json(assets, tmp_path, capsys, monkeypatch):
     expected = celeba.compare(Setting(8), LAM[::-1]).w2
     for k in celeba.STRATEGY_KEYS:
         assert obj[k]["w2"] == pytest.approx(expected[k]["w2"], rel=1e-9)
+    assert cli_main(["celeba", "compare", "--T", "4", "--out", str(out), "--assets", str(assets), "--json",
+                     "--train", "--train-steps", "20", "--samples", "1"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert all(set(trained[k]["trained"]) == {"w2", "w2_low", "w2_high"} for k in celeba.STRATEGY_KEYS)
     assert cli_main(["celeba", "compare", "--T", "8", "--out", str(out), "--assets", str(assets)]) == 0
     assert "DP per direction" in capsys.readouterr().out
 
@@ -104,8 +108,20 @@ def test_cli_compare_bad_input(assets, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "celeba_latent_stats.npz" in err and "opmerge vae train" in err
     assert err.endswith("\n") and err.count("\n") == 1                  # one line, no traceback
-    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--train"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--train", "--S", "0"]) == 2
+    assert "S > 0" in capsys.readouterr().err
     assert cli_main(["celeba", "compare", "--out", str(tmp_path / "g.jpg"), "--assets", str(assets)]) == 2
     assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--T", "0"]) == 2
     assert cli_main(["celeba", "compare", "--out", out, "--assets", str(assets), "--schedule", "bad"]) == 2
+
+
+def test_trainer_evaluation_matches_theory():
+    c = celeba.compare(Setting(8), LAM)
+    assert "mixed" in c.regimes or "hybrid" in c.regimes      # exercises the extra per-direction runs
+    celeba.train_strategies(c, steps=100, device="cpu")
+    assert set(c.trained) == set(celeba.STRATEGY_KEYS)
+    for m in celeba.STRATEGY_KEYS:                               # S_eff = 2 lr steps = S: same budget
+        assert np.allclose(c.trained[m], c.values[m], rtol=0.03)
+        assert c.trained_w2[m]["w2"] == pytest.approx(c.w2[m]["w2"], rel=0.05)
+    with pytest.raises(ValueError, match="S > 0"):
+        celeba.train_strategies(celeba.compare(Setting(4, S=0.0), LAM))

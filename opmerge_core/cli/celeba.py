@@ -28,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--assets", default=None,
                    help="folder with vae_celeba64_fp16.pt and celeba_latent_stats.npz "
                         "(default $OPMERGE_ASSETS or the repository's assets/)")
-    c.add_argument("--train", action="store_true", help="also evaluate each strategy with the trainer")
+    c.add_argument("--train", action="store_true",
+                   help="also train every strategy with the trainer (SGD, lr = S/(2 steps)); slow: ~1 min")
+    c.add_argument("--train-steps", default="200", help="SGD steps per merge with --train (default 200)")
+    c.add_argument("--device", default="auto", help="auto | cpu | cuda (VAE decoding and --train)")
     c.add_argument("--out", required=True, help="PNG file for the face grid")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=run_compare)
@@ -37,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from opmerge_core import celeba
     from opmerge_core.latents import load_assets
+    from opmerge_core.vae import pick_device
     from opmerge_core.validation import check_positive, check_T
 
     out = Path(args.out)
@@ -49,15 +53,19 @@ def run_compare(args: argparse.Namespace) -> int:
     n = check_T(args.samples, hi=celeba.MAX_SAMPLES, name="samples")
     seed = check_T(args.seed, lo=0, hi=2**31 - 1, name="seed")
     gain = check_positive(args.gain, "gain", hi=celeba.MAX_GAIN)
-    if args.train:
-        raise ValueError("--train is not available yet: the trainer (opmerge_core.trainer) has not landed")
+    train_steps = check_T(args.train_steps, hi=100_000, name="train-steps")
+    device = str(pick_device(args.device))
     t0 = time.perf_counter()
-    model, stats = load_assets(args.assets)
+    model, stats = load_assets(args.assets, device=device)
     comparison, _, grid = celeba.run(setting, model, stats, n, seed, gain)
     grid.save(out)
+    if args.train:
+        celeba.train_strategies(comparison, steps=train_steps, seed=seed, device=device)
     seconds = time.perf_counter() - t0
     if args.json:
-        obj = {m: comparison.w2[m] for m in celeba.STRATEGY_KEYS}
+        obj = {m: dict(comparison.w2[m]) for m in celeba.STRATEGY_KEYS}
+        for m, w in comparison.trained_w2.items():
+            obj[m]["trained"] = w
         obj.update({"frac_below_1": comparison.frac_below_1, "grid": str(out)})
         print(json.dumps(obj, indent=2))
         return 0
@@ -67,9 +75,11 @@ def run_compare(args: argparse.Namespace) -> int:
           f"schedule {setting.schedule}, init {setting.init}, surrogate {setting.surrogate}")
     counts = {r: comparison.regimes.count(r) for r in sorted(set(comparison.regimes))}
     print("per-direction optimal regime: " + ", ".join(f"{r} {k}" for r, k in counts.items()))
-    print(f"{'method':<22}{'W2':>10}{'W2 λ<1':>10}{'W2 λ≥1':>10}")
+    trained = comparison.trained_w2
+    print(f"{'method':<22}{'W2':>10}{'W2 λ<1':>10}{'W2 λ≥1':>10}" + ("  W2 trained" if trained else ""))
     for row in comparison.table():
-        print(f"{row['label']:<22}{row['w2']:>10.4f}{row['w2_low']:>10.4f}{row['w2_high']:>10.4f}")
+        extra = f"{trained[row['method']]['w2']:>12.4f}" if row["method"] in trained else ""
+        print(f"{row['label']:<22}{row['w2']:>10.4f}{row['w2_low']:>10.4f}{row['w2_high']:>10.4f}{extra}")
     if not comparison.dp_exact:
         print("note: some per-direction DP plans are in the mixed band (best known, not proven optimal)")
     if not comparison.shared_exact:
