@@ -168,10 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae", required=True)
     p.add_argument("--assets", default=str(assets_dir()))
     p.add_argument("--latents-out", default=None, help="per-image latents .npy (keep OUTSIDE the repo)")
+    p.add_argument("--recon-png", default=None,
+                   help="PNG of 16 held-out images over their reconstructions (keep OUTSIDE the repo)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     data = load_images(args.images)
     print(json.dumps(build_assets(data.images, args.vae, args.assets, args.latents_out)))
+    if args.recon_png:
+        from PIL import Image
+
+        from opmerge_core.vae import split_indices
+
+        held = data.images[split_indices(len(data.images))[1][:16]]
+        model = load_vae(Path(args.assets) / VAE_FILE)
+        rec = decode(model, encode(model, held))
+        rows = [np.concatenate(list(held), 1), np.concatenate(list(rec), 1)]
+        Image.fromarray(np.concatenate(rows, 0)).save(args.recon_png)
     return 0
 
 
