@@ -1,0 +1,246 @@
+"""The run store: every training run, its parameters, status, metrics and artifacts, in SQLite.
+
+Standard-library ``sqlite3`` in WAL mode (several processes may read while one writes), one connection
+per store shared by threads behind a lock. Location: ``$OPMERGE_HOME/runs.sqlite`` with
+``OPMERGE_HOME`` defaulting to ``~/.opmerge``; artifacts of run N go to ``$OPMERGE_HOME/runs/N/``.
+
+Status life cycle: queued → running → done | failed | cancelled. A run's owner process writes its pid
+and refreshes ``heartbeat`` (unix time) while the run is queued or running (``Heartbeat``). Opening
+a store marks every queued/running run whose process is gone — pid not alive, or heartbeat older
+than ``stale_after`` seconds — as failed with the error "interrupted: process died", so a run killed
+mid-way is found as failed on the next start, never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+INTERRUPTED = "interrupted: process died"
+STALE_AFTER = 60.0       # seconds without a heartbeat before a run counts as dead
+HEARTBEAT_EVERY = 5.0    # seconds between heartbeats
+LIST_MAX = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    created   TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    params    TEXT NOT NULL DEFAULT '{}',
+    status    TEXT NOT NULL DEFAULT 'queued',
+    progress  REAL NOT NULL DEFAULT 0,
+    metrics   TEXT NOT NULL DEFAULT '{}',
+    artifacts TEXT NOT NULL DEFAULT '{}',
+    error     TEXT,
+    pid       INTEGER,
+    heartbeat REAL,
+    owner     TEXT,
+    finished  TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+_JSON = ("params", "metrics", "artifacts")
+
+
+def opmerge_home() -> Path:
+    """``$OPMERGE_HOME`` or ``~/.opmerge``."""
+    return Path(os.environ.get("OPMERGE_HOME") or Path.home() / ".opmerge").expanduser()
+
+
+def default_path() -> Path:
+    return opmerge_home() / "runs.sqlite"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # exists, owned by someone else
+        return True
+    return True
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunStore:
+    """A SQLite table of runs (see the module docstring). Thread-safe; usable from many processes."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, stale_after: float = STALE_AFTER,
+                 recover: bool = True):
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.stale_after = stale_after
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
+                                   isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+        self.recovered: list[int] = self.recover() if recover else []
+
+    # ---- life cycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _exec(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, tuple(args))
+
+    # ---- writing ----------------------------------------------------------------------------------
+    def create(self, kind: str, params: dict | None = None, *, status: str = "queued",
+               owner: str | None = None, pid: int | None = None) -> int:
+        """A new run (queued by default) owned by this process; returns its id."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, heartbeat, owner) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (_now_iso(), kind, json.dumps(params or {}), status,
+                          os.getpid() if pid is None else pid, time.time(), owner))
+        return int(cur.lastrowid)
+
+    def start(self, run_id: int) -> None:
+        self._exec("UPDATE runs SET status='running', pid=?, heartbeat=? WHERE id=?",
+                   (os.getpid(), time.time(), run_id))
+
+    def update(self, run_id: int, *, progress: float | None = None, metrics: dict | None = None) -> None:
+        """Progress in [0, 1] and/or metrics; also refreshes the heartbeat."""
+        sets, args = ["heartbeat=?"], [time.time()]
+        if progress is not None:
+            sets.append("progress=?")
+            args.append(float(min(max(progress, 0.0), 1.0)))
+        if metrics is not None:
+            sets.append("metrics=?")
+            args.append(json.dumps(metrics))
+        self._exec(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", [*args, run_id])
+
+    def heartbeat(self, run_ids: Iterable[int]) -> None:
+        ids = list(run_ids)
+        if ids:
+            marks = ",".join("?" * len(ids))
+            self._exec(f"UPDATE runs SET heartbeat=? WHERE id IN ({marks}) AND status IN "
+                       "('queued','running')", [time.time(), *ids])
+
+    def finish(self, run_id: int, status: str, *, metrics: dict | None = None,
+               artifacts: dict | None = None, error: str | None = None) -> None:
+        if status not in ("done", "failed", "cancelled"):
+            raise ValueError(f"a run finishes as done, failed or cancelled, not {status!r}")
+        sets = ["status=?", "finished=?", "heartbeat=?", "error=?"]
+        args: list = [status, _now_iso(), time.time(), error]
+        if status == "done":
+            sets.append("progress=1")
+        if metrics is not None:
+            sets.append("metrics=?")
+            args.append(json.dumps(metrics))
+        if artifacts is not None:
+            sets.append("artifacts=?")
+            args.append(json.dumps(artifacts))
+        self._exec(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", [*args, run_id])
+
+    def recover(self) -> list[int]:
+        """Mark queued/running runs of dead processes as failed; returns their ids."""
+        now, me = time.time(), os.getpid()
+        dead = []
+        for row in self._exec("SELECT id, pid, heartbeat FROM runs WHERE status IN "
+                              "('queued','running')").fetchall():
+            stale = row["heartbeat"] is None or now - row["heartbeat"] > self.stale_after
+            if row["pid"] != me and (not pid_alive(row["pid"]) or stale):
+                dead.append(int(row["id"]))
+        for run_id in dead:
+            self._exec("UPDATE runs SET status='failed', error=?, finished=? WHERE id=? AND "
+                       "status IN ('queued','running')", (INTERRUPTED, _now_iso(), run_id))
+        return dead
+
+    # ---- reading ----------------------------------------------------------------------------------
+    @staticmethod
+    def _row(row: sqlite3.Row) -> dict:
+        out = dict(row)
+        for key in _JSON:
+            out[key] = json.loads(out[key] or "{}")
+        return out
+
+    def get(self, run_id: int) -> dict | None:
+        row = self._exec("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        return self._row(row) if row else None
+
+    def list(self, *, kind: str | None = None, status: str | None = None,
+             limit: int = 200) -> list[dict]:
+        """Newest first."""
+        limit = max(1, min(int(limit), LIST_MAX))
+        where, args = [], []
+        if kind:
+            where.append("kind=?")
+            args.append(kind)
+        if status:
+            where.append("status=?")
+            args.append(status)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return [self._row(r) for r in self._exec(sql + " ORDER BY id DESC LIMIT ?",
+                                                 [*args, limit]).fetchall()]
+
+    def run_dir(self, run_id: int) -> Path:
+        """Where a run's artifacts go (created on demand)."""
+        path = self.path.parent / "runs" / str(int(run_id))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class Heartbeat:
+    """A daemon thread refreshing the heartbeat of some runs every ``every`` seconds.
+
+    ``with Heartbeat(store, [run_id]): ...`` or ``hb.add(id)`` / ``hb.discard(id)`` for a runner.
+    """
+
+    def __init__(self, store: RunStore, run_ids: Iterable[int] = (), every: float = HEARTBEAT_EVERY):
+        self.store, self.every = store, every
+        self._ids = set(run_ids)
+        self._ids_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="opmerge-heartbeat", daemon=True)
+        self._thread.start()
+
+    def add(self, run_id: int) -> None:
+        with self._ids_lock:
+            self._ids.add(run_id)
+
+    def discard(self, run_id: int) -> None:
+        with self._ids_lock:
+            self._ids.discard(run_id)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._ids_lock:
+                ids = list(self._ids)
+            with contextlib.suppress(sqlite3.Error):   # busy or closed: try again next beat
+                self.store.heartbeat(ids)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def __enter__(self) -> Heartbeat:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

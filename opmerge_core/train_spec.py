@@ -1,0 +1,164 @@
+"""A training request as plain data (THEORY §6), shared by ``opmerge train``, the job runner and the
+dashboard's Train page: which plans, which setting, which optimiser — and how one is executed and
+recorded in the run store.
+
+Plans: any of the named strategies (THEORY §3), ``dp`` — the DP-optimal plan for the budget the run
+realises (``planner.optimal`` at S = S_eff for one λ, ``planner.shared_plan`` for a λ list, THEORY §4) —
+and ``custom``, a typed plan in bracket notation.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from opmerge_core import planner, plans
+from opmerge_core.plans import Plan
+from opmerge_core.runstore import Heartbeat, RunStore
+from opmerge_core.setting import Setting
+from opmerge_core.trainer import (
+    ProgressFn,
+    TrainConfig,
+    TrainingCancelled,
+    TrainResult,
+    train,
+)
+from opmerge_core.validation import S_MAX, check_choice, check_lam
+
+STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
+CUSTOM = "custom"
+KIND = "train"
+PROGRESS_EVERY = 0.5      # seconds between progress writes to the run store
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    T: int
+    lam: tuple[float, ...]
+    strategies: tuple[str, ...] = ("boot", "vanilla", "dp")
+    plan: str | None = None                  # a typed plan, trained under the name "custom"
+    schedule: str = "trig"
+    init: str = "teacher"
+    surrogate: str = "teacher"
+    K: int = 4
+    steps: int = 200
+    lr: float = 0.05
+    batch: int = 256
+    optimizer: str = "sgd"
+    seed: int = 0
+    inputs: str = "forward"
+    student: str = "linear"
+    hidden: int = 16
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lam", tuple(float(x) for x in check_lam(self.lam)))
+        names = tuple(dict.fromkeys(str(s).strip() for s in self.strategies if str(s).strip()))
+        for name in names:
+            check_choice(name, STRATEGY_CHOICES, "strategy")
+        if not names and not self.plan:
+            raise ValueError("choose at least one strategy or type a plan")
+        object.__setattr__(self, "strategies", names)
+        self.config()                           # validate the optimisation settings
+        self.setting()                          # and the model choices
+
+    @property
+    def S_eff(self) -> float:
+        return self.config().S_eff
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, lr=self.lr, batch=self.batch, optimizer=self.optimizer,
+                           seed=self.seed, inputs=self.inputs, student=self.student,
+                           hidden=self.hidden, device=self.device)
+
+    def setting(self) -> Setting:
+        """The setting at the realised budget (S is capped at S_MAX, where ρ = 1 anyway)."""
+        return Setting(T=self.T, S=min(self.S_eff, S_MAX), schedule=self.schedule, init=self.init,
+                       surrogate=self.surrogate, uniform_K=self.K)
+
+    def plans(self) -> dict[str, Plan]:
+        setting, lam = self.setting(), np.asarray(self.lam)
+        out: dict[str, Plan] = {}
+        for name in self.strategies:
+            if name == "dp":
+                out[name] = (planner.optimal(setting, lam)[0].plan if lam.size == 1
+                             else planner.shared_plan(setting, lam).plan)
+            else:
+                out[name] = plans.strategy(name, self.T, self.K)
+        if self.plan:
+            out[CUSTOM] = plans.parse(self.plan, self.T)
+        return out
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["lam"], d["strategies"] = list(self.lam), list(self.strategies)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainSpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def run(spec: TrainSpec, progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None) -> TrainResult:
+    return train(spec.setting(), np.asarray(spec.lam), spec.plans(), spec.config(),
+                 progress=progress, cancel=cancel)
+
+
+def metrics(result: TrainResult) -> dict:
+    """A small JSON summary for the runs table: W2 totals per plan, S_eff, time."""
+    return {"S_eff": result.S_eff, "seconds": round(result.seconds, 3), "device": result.device,
+            "n_trained": len(result.records),
+            "w2_empirical": {n: p.w2_empirical_total for n, p in result.plans.items()},
+            "w2_theory": {n: p.w2_theory_total for n, p in result.plans.items()},
+            "plans": {n: p.plan.text for n, p in result.plans.items()}}
+
+
+def save(result: TrainResult, run_dir: Path) -> dict:
+    """Write summary.json and arrays.npz (no pickles); returns the artifact paths."""
+    summary = run_dir / "summary.json"
+    summary.write_text(json.dumps(result.summary()))
+    arrays = run_dir / "arrays.npz"
+    np.savez_compressed(arrays, **result.arrays())
+    return {"summary": str(summary), "arrays": str(arrays)}
+
+
+def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
+            progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+            ) -> tuple[int, TrainResult | None]:
+    """Run a spec as a recorded run: running → done / failed (reason) / cancelled.
+
+    Returns (run id, result); on failure or cancellation the exception propagates after recording.
+    """
+    if run_id is None:
+        run_id = store.create(KIND, spec.as_dict())
+    store.start(run_id)
+    last = [0.0]
+
+    def report(done: int, total: int, info: dict) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY or done >= total:
+            store.update(run_id, progress=done / max(total, 1))
+            last[0] = now
+        if progress is not None:
+            progress(done, total, info)
+
+    try:
+        with Heartbeat(store, [run_id]):
+            result = run(spec, report, cancel)
+    except TrainingCancelled:
+        store.finish(run_id, "cancelled", error="cancelled")
+        raise
+    except Exception as exc:
+        store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}" if not
+                     isinstance(exc, ValueError) else str(exc))
+        raise
+    store.finish(run_id, "done", metrics=metrics(result), artifacts=save(result,
+                                                                         store.run_dir(run_id)))
+    return run_id, result
