@@ -395,8 +395,7 @@ TEACHER_LABELS = {
 }
 TEACHER_FILE = "sfd_latent_teacher.pt"
 GMM_FILE = "sfd_latent_gmm.npz"
-REGENERATE = ("python -m opmerge_core.sfd_assets --latents /work/scratch/celeba_latents.npy --assets assets "
-              "(see assets/README.md)")
+REGENERATE = "opmerge sfd teacher --latents LATENTS.npy --assets assets (see assets/README.md)"
 
 
 @dataclass

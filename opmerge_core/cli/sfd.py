@@ -61,4 +61,110 @@ def _one_lam(text: str) -> float:
 
 
 def _register_sfd(sub: argparse._SubParsersAction) -> None:
-    """`opmerge sfd train` is added in step 4 (SFD distillation)."""
+    from opmerge_core import sfd
+    from opmerge_core.mixtures import PRESETS
+
+    p = sub.add_parser("sfd", help="Simple and Fast Distillation: train a few-step student (SFD.md)")
+    sfd_sub = p.add_subparsers(dest="sfd_command", required=True, parser_class=type(p))
+    t = sfd_sub.add_parser("train", help="distil a student and compare it with the plain solver")
+    t.add_argument("--teacher", default="latent-mlp", help=f"one of {', '.join(sfd.TEACHERS)}")
+    t.add_argument("--preset", default="ring8", help=f"2-D mixture for mixture-2d: {', '.join(PRESETS)}")
+    t.add_argument("--nfe", default="3", help="student NFE, 1..5 (SFD-v: 2..5, the NFE reported)")
+    t.add_argument("--algorithm", default="sfd", help=f"one of {', '.join(sfd.ALGORITHMS)}")
+    t.add_argument("--budget", default=None,
+                   help=f"trajectories (default {DEFAULT_BUDGET} for latents, {MIXTURE_BUDGET} for 2-D)")
+    t.add_argument("--solver", default="dpmpp3m", help="teacher solver (and the plain-solver baseline)")
+    t.add_argument("--M", default="3", help="intermediate teacher steps per student step (K = M+1)")
+    t.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
+    t.add_argument("--lr", default=str(sfd.SFD_LR), help="Adam learning rate (×0.1 at half budget)")
+    t.add_argument("--batch", default=str(sfd.SFD_BATCH), help="trajectories per iteration")
+    t.add_argument("--seed", default="0")
+    t.add_argument("--n-eval", default="4000", help="evaluation samples (16..100000)")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    t.add_argument("--threads", default="1", help="torch CPU threads (default 1: small MLPs are faster)")
+    t.add_argument("--assets", default=None, help="assets folder (default $OPMERGE_ASSETS or assets/)")
+    t.add_argument("--no-store", action="store_true", help="do not record the run in the run store")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=run_sfd_train)
+
+    m = sfd_sub.add_parser("teacher", help="train the latent MLP teacher and fit the latent GMM (assets)")
+    m.add_argument("--latents", required=True, help="per-image latents (n, d) .npy (outside the repo)")
+    m.add_argument("--assets", default=None, help="output folder (default $OPMERGE_ASSETS or assets/)")
+    m.add_argument("--steps", default="6000", help="DSM training steps")
+    m.add_argument("--batch", default="512")
+    m.add_argument("--width", default="256")
+    m.add_argument("--blocks", default="3")
+    m.add_argument("--gmm-k", default="32", help="components of the diagonal GMM fit")
+    m.add_argument("--device", default="auto")
+    m.add_argument("--threads", default="1", help="torch CPU threads")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=run_sfd_teacher)
+
+
+DEFAULT_BUDGET = 40_000      # latents: NFE-3 SFD in well under 3 minutes on 1 CPU thread (bench/bench_sfd.py)
+MIXTURE_BUDGET = 8_192
+
+
+def run_sfd_train(args: argparse.Namespace) -> int:
+    from opmerge_core import sfd, sfd_lab
+
+    check_choice(args.teacher, sfd.TEACHERS, "teacher")
+    _threads(args.threads)
+    budget = args.budget or (MIXTURE_BUDGET if args.teacher == "mixture-2d" else DEFAULT_BUDGET)
+    cfg = sfd.DistillConfig(nfe=check_T(args.nfe, lo=0, hi=99, name="--nfe"), algorithm=args.algorithm,
+                            solver=args.solver, M=check_T(args.M, lo=-1, hi=10**6, name="--M"),
+                            afs=args.afs, budget=check_T(budget, lo=0, hi=10**9, name="--budget"),
+                            batch=check_T(args.batch, name="--batch"),
+                            lr=float(_number(args.lr, "--lr")), seed=check_T(args.seed, lo=0, hi=2**31 - 1,
+                                                                              name="--seed")).validate()
+    store = None
+    if not args.no_store:
+        from opmerge_core.runstore import RunStore
+        store = RunStore()
+    try:
+        out = sfd_lab.run(args.teacher, cfg, preset=args.preset, assets=args.assets, device=args.device,
+                          n_eval=check_T(args.n_eval, lo=16, hi=sfd_lab.N_EVAL_MAX, name="--n-eval"),
+                          store=store)
+    finally:
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{sfd.ALGORITHM_LABELS[cfg.algorithm]}; teacher {args.teacher}, NFE {cfg.nfe}, "
+              f"{cfg.solver} teacher on M = {cfg.M}, AFS {'on' if cfg.afs else 'off'}")
+        print(f"  fine-tuning {out['finetune_seconds']:.1f} s, {out['trajectories']} trajectories"
+              f"{' (cancelled)' if out['cancelled'] else ''}; run id {out['run_id']}")
+        print(f"  {sfd.FD_LABEL}:")
+        print(f"    student {out['latent_fd']:.4f}   plain {cfg.solver} at NFE {cfg.nfe}: "
+              f"{out['latent_fd_solver']:.4f}   teacher at {out['teacher_nfe']} NFE: "
+              f"{out['latent_fd_teacher']:.4f}")
+        if "sliced_w2" in out:
+            print(f"  sliced W2: student {out['sliced_w2']:.4f}   plain {out['sliced_w2_solver']:.4f}   "
+                  f"teacher {out['sliced_w2_teacher']:.4f}")
+    return 0
+
+
+def _threads(text: str) -> None:
+    import torch
+    torch.set_num_threads(check_T(text, lo=1, hi=256, name="--threads"))
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+
+
+def run_sfd_teacher(args: argparse.Namespace) -> int:
+    from opmerge_core import sfd_assets
+
+    _threads(args.threads)
+    out = sfd_assets.build(args.latents, args.assets, steps=check_T(args.steps, hi=10**6, name="--steps"),
+                           batch=check_T(args.batch, hi=4096, name="--batch"),
+                           width=check_T(args.width, lo=4, hi=2048, name="--width"),
+                           blocks=check_T(args.blocks, hi=16, name="--blocks"),
+                           gmm_k=check_T(args.gmm_k, hi=512, name="--gmm-k"), device=args.device)
+    print(json.dumps(out, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0

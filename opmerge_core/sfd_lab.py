@@ -1,0 +1,123 @@
+"""One SFD experiment end to end (SFD.md "The project's scaled-down SFD"): load a teacher, distil a
+student, evaluate it against the plain solver at the same NFE and the teacher at many steps, and record
+the run in the run store (runstore.py). Used by ``opmerge sfd train``, bench/bench_sfd.py and the
+dashboard's SFD page.
+
+Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
+solver with the teacher at the same NFE), ``latent_fd_teacher`` (the teacher with DPM-Solver++(3M) at
+:data:`TEACHER_REF_NFE` steps: the quality the student tries to reach), each a Fréchet distance between
+Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID); for 2-D mixtures also sliced W2 against
+exact samples. SFD-v is evaluated at every NFE it serves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from opmerge_core import mixtures, sfd
+from opmerge_core.validation import check_T
+
+RUN_KIND = "sfd"
+TEACHER_REF_NFE = 32
+N_EVAL = 4000                # evaluation samples (FD of 128-D fits needs n >> d)
+N_EVAL_MAX = 100_000
+EVAL_SEED = 1234             # the evaluation noise differs from any training noise (training seeds < 2^31)
+KEEP_SAMPLES = 64            # student / solver samples kept as a run artifact (for decoded faces)
+
+
+def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillConfig,
+             n_eval: int = N_EVAL, device: str | torch.device = "cpu") -> tuple[dict, dict]:
+    """Metrics and kept samples for a trained student (see the module docstring)."""
+    n_eval = check_T(n_eval, lo=16, hi=N_EVAL_MAX, name="evaluation samples")
+    x = sfd.noise(n_eval, teacher.model.dim, EVAL_SEED, device, cfg.t_max)
+    ref = (teacher.ref_mean, teacher.ref_cov)
+    exact = teacher.mixture.sample(n_eval, EVAL_SEED) if teacher.mixture is not None else None
+    kw = dict(t_min=cfg.t_min, t_max=cfg.t_max)
+
+    def score(samples: torch.Tensor, prefix: str, out: dict) -> None:
+        out[prefix] = sfd.latent_fd(samples, *ref)
+        if exact is not None:
+            out[prefix.replace("latent_fd", "sliced_w2")] = mixtures.sliced_w2(samples.cpu().numpy(), exact)
+
+    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval}
+    nfes = sfd.SFDV_NFE if cfg.algorithm == "sfd-v" else (cfg.nfe,)
+    by_nfe, kept = {}, {}
+    for nfe in nfes:
+        row: dict = {}
+        student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
+                                       conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
+        solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, **kw)
+        score(student_x, "latent_fd", row)
+        score(solver_x, "latent_fd_solver", row)
+        by_nfe[nfe] = row
+        if nfe == cfg.nfe:
+            kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
+                    "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
+    metrics.update(by_nfe[cfg.nfe])
+    if cfg.algorithm == "sfd-v":
+        metrics["by_nfe"] = {str(k): v for k, v in by_nfe.items()}
+    teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", **kw)
+    score(teacher_x, "latent_fd_teacher", metrics)
+    metrics["teacher_nfe"] = TEACHER_REF_NFE
+    kept["teacher"] = teacher_x[:KEEP_SAMPLES].cpu().numpy()
+    return metrics, kept
+
+
+def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", assets: str | None = None,
+        device: str = "auto", n_eval: int = N_EVAL, store=None,
+        progress: Callable[[int, int, float], None] | None = None,
+        cancel: threading.Event | None = None, run_id: int | None = None) -> dict:
+    """Distil and evaluate; with a ``store`` (runstore.RunStore) the run is recorded there (created
+    unless ``run_id`` is given, progress updated, finished as done/cancelled/failed, the student
+    weights and a few samples saved in its run directory). Returns the metrics with ``run_id``."""
+    cfg.validate()
+    teacher = sfd.load_teacher(teacher_name, assets, preset)
+    params = {"teacher": teacher_name, "preset": preset if teacher_name == "mixture-2d" else None,
+              **asdict(cfg), "device": str(device)}
+    if store is not None and run_id is None:
+        run_id = store.create(RUN_KIND, params, status="running")
+    elif store is not None:
+        store.start(run_id)
+    last = [0.0]
+
+    def report(done: int, total: int, loss: float) -> None:
+        if progress is not None:
+            progress(done, total, loss)
+        if store is not None and time.monotonic() - last[0] > 1.0:
+            last[0] = time.monotonic()
+            store.update(run_id, progress=done / total, metrics={"loss": loss, "trajectories": done})
+
+    try:
+        result = sfd.distill(teacher.model, cfg, device=device, progress=report, cancel=cancel)
+        metrics, kept = evaluate(teacher, result.student, cfg, n_eval, sfd.pick_device(device))
+    except Exception as exc:
+        if store is not None:
+            store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    metrics.update({"finetune_seconds": result.seconds, "trajectories": result.trajectories,
+                    "final_loss": result.losses[-1] if result.losses else None,
+                    "cancelled": result.cancelled, "teacher_label": teacher.label,
+                    "loss_curve": _thin(result.losses)})
+    if store is not None:
+        folder = store.run_dir(run_id)
+        torch.save({"state_dict": result.student.state_dict(), "config": result.student.config()},
+                   folder / "student.pt")
+        np.savez(folder / "samples.npz", **kept)
+        artifacts = {"student": str(folder / "student.pt"), "samples": str(folder / "samples.npz")}
+        store.finish(run_id, "cancelled" if result.cancelled else "done", metrics=metrics,
+                     artifacts=artifacts)
+    return {**metrics, "run_id": run_id}
+
+
+def _thin(values: list[float], keep: int = 200) -> list[float]:
+    """At most ``keep`` evenly spaced points of a loss curve (for plots)."""
+    if len(values) <= keep:
+        return [float(v) for v in values]
+    idx = np.linspace(0, len(values) - 1, keep).round().astype(int)
+    return [float(values[i]) for i in idx]
