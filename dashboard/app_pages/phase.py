@@ -1,0 +1,103 @@
+"""Page 1 — Phase transition (home): which merge plan is optimal, and where it flips (THEORY §4–§5)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from opmerge_core import plans
+
+p = common.params()
+best = common.optimal(p.key, p.lam)
+lam_B, lam_V = common.thresholds(p.key)
+
+st.title("The phase transition of operator merging")
+
+MEANING = {
+    "boot": "every student starts at the noise end and adds one more teacher step (left-deep chain): "
+            "each merge shrinks, and below λ ≈ 1 shrinking is what brings the student closest to P.",
+    "vanilla": "one student is trained once on all T teacher steps at the same time: above λ_V every "
+               "plan undershoots P, so the plan with the largest value (the least shrinkage) wins.",
+    "hybrid": "a mixture: chains of BOOT-like merges inside a flatter tree. Between λ_B(T) and λ_V the "
+              "optimum moves from BOOT towards vanilla as λ grows.",
+    "mixed": "some plans overshoot P and some undershoot it; the optimum is the plan whose value lands "
+             "closest to P (a thin band just above λ = 1).",
+}
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Optimal plan", best.label, help="Regime of the DP-optimal plan at the current λ, T, S.")
+c2.metric("W2 of the optimum", f"{best.w2:.4g}")
+c3.metric("λ_B(T): BOOT optimal up to", f"{lam_B:.4g}" if np.isfinite(lam_B) else "∞")
+c4.metric("λ_V: vanilla optimal from", f"{lam_V:.4g}")
+if not best.exact:
+    st.warning("At this λ the optimum lies in the **mixed band** and T is too large for the exact "
+               "set search: the plan shown is the best of the extreme and named plans, **not proven "
+               "optimal**.", icon="⚠️")
+
+# ---- the optimal plan ---------------------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    values = common.span_values(p.key, best.plan.text, p.lam)
+    tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
+                             "value": v} for (e, s), v in sorted(values.items())])
+    common.figure(figures.plan_tree(best.plan, values, f"Optimal plan at λ = {p.lam:g}, T = {p.T}"),
+                  "optimal_plan_tree", tree_df)
+with right:
+    st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
+    text = best.plan.text
+    st.markdown("Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
+    st.code(text if len(text) <= 600 else text[:600] + " …", language=None)
+    st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
+               f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
+               f"{best.lo:.5f} / {best.hi:.5f}.")
+    named = plans.named_plans(p.T)
+    rows = []
+    for name, plan in named.items():
+        v = float(plan.evaluate(p.setting, [p.lam])[0])
+        rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
+                     "W2": float(p.setting.w2([v], [p.lam])[0])})
+    rows.append({"strategy": f"DP optimum ({best.label})", "value": best.value, "W2": best.w2})
+    table = pd.DataFrame(rows)
+    table["gap to DP"] = table["W2"] - best.w2
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
+                                ("value", "W2", "gap to DP")})
+    common.csv_download(table, "strategies_w2")
+    common.show_cli(common.cli("plan", p))
+
+# ---- curves and phase diagram -------------------------------------------------------------------
+left, right = st.columns([3, 2])
+with left:
+    df = common.curves(p.key)
+    common.figure(figures.strategy_curves(df, p.lam, lam_B, lam_V), "strategy_curves", df)
+with right:
+    st.markdown("#### What to notice")
+    st.markdown("Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above "
+                "λ_V the vermillion **vanilla** curve does. In between, the optimum is a hybrid that "
+                "no named strategy matches.")
+    st.latex(r"A^*_t=\frac{\alpha_{t-1}\alpha_t\lambda+\sigma_{t-1}\sigma_t}{\alpha_t^2\lambda+\sigma_t^2},"
+             r"\qquad P=\prod_{t=1}^{T}A^*_t")
+    st.latex(r"f(x)=1-\rho+\rho x:\quad f(xy)-f(x)f(y)=\rho(1-\rho)(1-x)(1-y)")
+    st.markdown("Merging one step at a time gives a **smaller** one-step operator than merging "
+                "everything at once. When every plan overshoots P (λ ≤ 1) smaller is better → BOOT; "
+                "when every plan undershoots (large λ) larger is better → vanilla.")
+    st.latex(r"W_2=r_T\,|S-P|,\qquad \lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad "
+             r"\lambda_V=1+\tfrac{1}{\alpha_1}")
+    common.show_cli(common.cli("sweep", p, lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:"
+                                              f"{len(common.curve_lams(p.T))}:log"))
+
+left, right = st.columns([3, 2])
+with left:
+    ph, th = common.phase(p.S, p.schedule, p.init, p.surrogate)
+    common.figure(figures.phase_diagram(ph, th, p.lam, p.T), "phase_diagram",
+                  ph.merge(th, on="T")[["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]])
+with right:
+    st.markdown("#### Reading the phase diagram")
+    st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The white line "
+                "λ_B(T) hugs λ = 1 as T grows; the dashed line λ_V = 1 + 1/α₁ tends to 2. The star "
+                "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
+    if not ph["exact"].all():
+        st.warning(f"{int((~ph['exact']).sum())} cells lie in the mixed band at large T: their plan is "
+                   "the best known, **not proven optimal**.", icon="⚠️")
+    common.show_cli(common.cli("sweep", p, T=",".join(map(str, common.PHASE_TS)),
+                               lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.PHASE_LAMS)}:log"))

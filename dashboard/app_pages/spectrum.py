@@ -1,0 +1,100 @@
+"""Page 4 — Spectrum: many eigen-directions share one merge plan (THEORY §1, §4 last bullet)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common, figures
+from opmerge_core import planner, plans
+from opmerge_core.setting import total_w2
+
+p = common.params()
+st.title("A whole spectrum, one plan")
+st.caption("Data x₀ ~ N(0, Σ): in the eigenbasis each direction i is its own 1-D problem with λ = λ_i, "
+           "but a real student is trained once for all of them.")
+
+SOURCES = ("power law", "two-level", "flat", "upload")
+c1, c2, c3 = st.columns([2, 1, 1])
+source = c1.segmented_control("Spectrum", SOURCES, key="sp_source", default="power law")
+d = c2.slider("directions d", 4, 256, 32, key="sp_d")
+lams = None
+if source == "upload":
+    up = st.file_uploader("Eigenvalues: .csv/.txt (numbers) or .npy (1-D float array), ≤ 1 MB and "
+                          f"≤ {common.SPECTRUM_VALUES_MAX} values", type=["csv", "txt", "npy"],
+                          key="sp_upload")
+    if up is not None:
+        try:
+            lams = common.parse_spectrum(up.name, up.getvalue())
+            st.success(f"Loaded {lams.size} eigenvalues from {up.name}.")
+        except ValueError as exc:
+            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon="🚫")
+    if lams is None:
+        source = "power law"
+if lams is None:
+    i = np.arange(1, d + 1)
+    if source == "two-level":
+        hi = c3.number_input("high λ", 0.05, 50.0, 5.0, key="sp_hi")
+        lams = np.where(i <= d // 2, hi, 0.2)
+    elif source == "flat":
+        lams = np.full(d, p.lam)
+        c3.caption(f"all λ_i = λ = {p.lam:g} (sidebar)")
+    else:
+        a = c3.number_input("exponent a in λ_i = 10·i^(−a)", 0.1, 4.0, 1.0, step=0.1, key="sp_a")
+        lams = 10.0 * i ** -a
+lams = np.asarray(lams, dtype=float)
+setting = p.setting
+
+# ---- per direction: what each direction wants on its own -----------------------------------------
+lam_B, lam_V = common.thresholds(p.key)
+regimes = np.where(lams <= lam_B, "boot", np.where(lams >= lam_V, "vanilla", "hybrid")).astype(object)
+band = np.unique(lams[(lams > lam_B) & (lams < lam_V)])
+for lam_i in band:  # only the transition band needs the DP (THEORY §5: outside it the regime is known)
+    regimes[lams == lam_i] = common.optimal(p.key, float(lam_i)).regime
+
+left, right = st.columns([3, 2])
+with left:
+    spec_df = pd.DataFrame({"i": np.arange(1, lams.size + 1), "lam": lams, "regime": regimes})
+    common.figure(figures.spectrum_regimes(lams, regimes), "spectrum_regimes", spec_df)
+with right:
+    st.markdown("#### What to notice")
+    st.markdown(f"Directions with λ_i ≤ λ_B(T) = {lam_B:.4g} want **sequential BOOT**, those with "
+                f"λ_i ≥ λ_V = {lam_V:.4g} want **vanilla**, the few in between a hybrid. A trained "
+                "network applies one plan to all of them, so the plan has to compromise.")
+    st.latex(r"\min_{\text{plan}}\ \sum_i r_{T,i}^2\,(S_i-P_i)^2")
+
+# ---- one shared plan ----------------------------------------------------------------------------
+SHARED_BUDGET_S = 4.0
+estimate = 0.25 * (p.T / 32) ** 3 * (lams.size / 64)  # measured: T = 32, d = 64 takes ~0.25 s
+named = plans.named_plans(p.T)
+rows = [{"plan": plans.STRATEGY_LABELS[n], "W2": total_w2(setting.w2(pl.evaluate(setting, lams), lams))}
+        for n, pl in named.items()]
+per_dir = [common.optimal(p.key, float(x)).w2 for x in np.unique(lams)]
+oracle = float(np.sqrt(sum(w**2 * (lams == x).sum() for w, x in zip(per_dir, np.unique(lams)))))
+rows.append({"plan": "per-direction optimum (lower bound)", "W2": oracle})
+shared = None
+if p.T > planner.SHARED_T_MAX or estimate > SHARED_BUDGET_S:
+    st.info(f"The shared-plan Pareto DP would take about {estimate:.0f} s at T = {p.T} with "
+            f"{lams.size} directions; it runs when that estimate is ≤ {SHARED_BUDGET_S:g} s (lower T or d). "
+            "The named strategies are compared below.")
+else:
+    shared = common.shared(p.key, tuple(lams))
+    rows.append({"plan": "shared DP plan", "W2": shared.w2})
+table = pd.DataFrame(rows)
+left, right = st.columns([3, 2])
+with left:
+    common.figure(figures.strategy_bars(table["plan"], table["W2"], "shared DP plan"), "spectrum_w2", table)
+with right:
+    if shared is not None:
+        if shared.exact:
+            st.success("Shared plan: **exact** (no Pareto front had to be cut).")
+        else:
+            st.warning("Shared plan: **not proven optimal** — a Pareto front was cut heuristically "
+                       "(it is never worse than the named strategies and extreme plans).", icon="⚠️")
+        st.markdown("Shared plan:")
+        st.code(shared.plan.text if len(shared.plan.text) <= 400 else shared.plan.text[:400] + " …",
+                language=None)
+    st.markdown("The per-direction optimum is not achievable with one plan: it is the floor that "
+                "shows how much sharing costs.")
+    lam_text = ",".join(f"{x:.6g}" for x in lams) if lams.size <= 16 else "<eigenvalues.csv>"
+    common.show_cli(common.cli("plan", p, lam=lam_text),
+                    "Per-direction optimal plans and strategies with the CLI")

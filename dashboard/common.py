@@ -1,0 +1,419 @@
+"""Shared dashboard machinery: URL-bound teaching parameters, cached core calls, export helpers.
+
+Every teaching parameter is a keyed widget bound to the URL (``bind="query-params"``) under the exact
+names of the dashboard issue: ``lam``, ``T``, ``S``, ``schedule``, ``init``, ``surrogate``, ``plan``,
+``preset``. URL values are checked here, once per session, *before* any widget exists: a bad value
+becomes a visible warning naming the parameter and the default is used (never an exception).
+
+All mathematics comes from ``opmerge_core``; this module only caches it (``st.cache_data``, bounded)
+and turns it into widgets, downloads and CLI commands.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from opmerge_core import planner, plans, sweep
+from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
+from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
+from opmerge_core.shrinkage import INIT_LABELS, INITS
+
+# ---- the parameters -----------------------------------------------------------------------------
+# λ lives on a log-spaced grid of round numbers, refined around the transition (λ ≈ 1 … 2), so the
+# URL carries readable values (lam=0.5) and a keyboard arrow moves one grid step.
+LAM_GRID: tuple[float, ...] = (
+    0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
+    1.0, 1.02, 1.05, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0,
+    20.0, 25.0, 30.0, 40.0, 50.0,
+)
+LAM_MIN, LAM_MAX = LAM_GRID[0], LAM_GRID[-1]
+T_MIN, T_MAX = 2, 1024
+S_MIN, S_MAX, S_STEP = 0.05, 20.0, 0.05
+PLAN_URL_MAX = 20_000            # characters of plan text accepted from the URL / text box
+
+DEFAULTS: dict[str, object] = {
+    "lam": 0.5, "T": 32, "S": 1.0, "schedule": "trig", "init": "teacher", "surrogate": "teacher",
+    "plan": "", "preset": None,
+}
+PARAM_KEYS = tuple(DEFAULTS)
+
+
+@dataclass(frozen=True)
+class Preset:
+    label: str
+    values: dict
+    story: str
+
+
+PRESETS: dict[str, Preset] = {
+    "below": Preset("Below the transition", {"lam": 0.5, "T": 32, "S": 1.0},
+                    "λ < 1: every plan overshoots P, the smallest value wins — sequential BOOT."),
+    "at1": Preset("At λ = 1", {"lam": 1.0, "T": 32, "S": 1.0},
+                  "λ = 1: all teacher steps are equal (A*_t = cos(π/2T)); BOOT is still optimal."),
+    "hybrid": Preset("Hybrid band", {"lam": 1.3, "T": 32, "S": 1.0},
+                     "λ_B(T) < λ < λ_V: the optimum is a hybrid plan between BOOT and vanilla."),
+    "above": Preset("Far above", {"lam": 5.0, "T": 32, "S": 1.0},
+                    "λ ≫ 1: every plan undershoots P, the largest value wins — vanilla."),
+}
+PRESET_BY_LABEL = {p.label: code for code, p in PRESETS.items()}
+
+# ---- URL sanitising (before any widget is created) ----------------------------------------------
+
+
+def _nearest_lam(x: float) -> float:
+    return min(LAM_GRID, key=lambda g: abs(math.log(g) - math.log(x)))
+
+
+def _check_lam(raw: str) -> tuple[float, str | None]:
+    x = float(raw)
+    if not math.isfinite(x) or not LAM_MIN <= x <= LAM_MAX:
+        raise ValueError(f"must be a number in [{LAM_MIN:g}, {LAM_MAX:g}], got {raw!r}")
+    snapped = _nearest_lam(x)
+    note = None if math.isclose(snapped, x, rel_tol=1e-9) else f"λ = {x:g} is shown as the nearest " \
+        f"grid value {snapped:g}"
+    return snapped, note
+
+
+def _check_T(raw: str) -> tuple[int, None]:
+    if not raw.strip().lstrip("+").isdigit():
+        raise ValueError(f"must be an integer in [{T_MIN}, {T_MAX}], got {raw!r}")
+    T = int(raw)
+    if not T_MIN <= T <= T_MAX:
+        raise ValueError(f"must be an integer in [{T_MIN}, {T_MAX}], got {T}")
+    return T, None
+
+
+def _check_S(raw: str) -> tuple[float, str | None]:
+    x = float(raw)
+    if not math.isfinite(x) or not S_MIN <= x <= S_MAX:
+        raise ValueError(f"must be a number in [{S_MIN:g}, {S_MAX:g}], got {raw!r}")
+    snapped = round(round(x / S_STEP) * S_STEP, 2)
+    snapped = min(max(snapped, S_MIN), S_MAX)
+    return snapped, None if math.isclose(snapped, x) else f"S = {x:g} is shown as {snapped:g}"
+
+
+def _choice(options: tuple[str, ...]):
+    def check(raw: str) -> tuple[str, None]:
+        if raw not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
+        return raw, None
+    return check
+
+
+def _check_preset(raw: str) -> tuple[str, None]:
+    code = raw if raw in PRESETS else PRESET_BY_LABEL.get(raw)
+    if code is None:
+        raise ValueError(f"must be one of {', '.join(PRESETS)}, got {raw!r}")
+    return PRESETS[code].label, None
+
+
+def _check_plan(raw: str) -> tuple[str, None]:
+    if len(raw) > PLAN_URL_MAX:
+        raise ValueError(f"is too long ({len(raw)} characters, max {PLAN_URL_MAX})")
+    if raw.strip():
+        plans.parse(raw)  # raises ValueError("position N: ...")
+    return raw, None
+
+
+_CHECKS = {"lam": _check_lam, "T": _check_T, "S": _check_S, "schedule": _choice(SCHEDULES),
+           "init": _choice(INITS), "surrogate": _choice(SURROGATES), "plan": _check_plan,
+           "preset": _check_preset}
+
+
+def sanitize_url() -> None:
+    """Once per session: validate the URL's parameters and seed session_state with good values.
+
+    Bad values → a message in ``st.session_state["_url_warnings"]`` (shown by ``show_url_warnings``)
+    and the default. A preset in the URL fills the parameters the URL does not give explicitly.
+    """
+    if st.session_state.get("_url_checked"):
+        return
+    st.session_state["_url_checked"] = True
+    warnings: list[str] = []
+    given: dict[str, object] = {}
+    for key in PARAM_KEYS:
+        raw = st.query_params.get(key)
+        if raw is None:
+            continue
+        try:
+            value, note = _CHECKS[key](str(raw))
+        except (ValueError, TypeError, OverflowError) as exc:
+            default = DEFAULTS[key]
+            shown = "empty" if default in ("", None) else repr(default)
+            warnings.append(f"URL parameter `{key}` {exc} — using the default ({shown}).")
+            continue
+        if note:
+            warnings.append(f"URL parameter `{key}`: {note}.")
+        given[key] = value
+    if "preset" in given:  # a preset fills what the URL does not say explicitly
+        for key, value in PRESETS[PRESET_BY_LABEL[given["preset"]]].values.items():
+            given.setdefault(key, value)
+    if given.get("plan"):
+        plan_T = plans.parse(given["plan"]).T
+        if "T" not in given and T_MIN <= plan_T <= T_MAX:
+            given["T"] = plan_T
+        elif given.get("T", DEFAULTS["T"]) != plan_T:
+            warnings.append(f"URL parameter `plan` is for T = {plan_T} but T = "
+                            f"{given.get('T', DEFAULTS['T'])} — using the default (empty).")
+            given.pop("plan")
+    for key in PARAM_KEYS:
+        st.session_state[key] = given.get(key, DEFAULTS[key])
+    st.session_state["_url_warnings"] = warnings
+
+
+def show_url_warnings() -> None:
+    for message in st.session_state.get("_url_warnings", []):
+        st.warning(message, icon="⚠️")
+
+
+# ---- callbacks (run before the script, so they may write widget keys) ---------------------------
+
+
+def apply_preset(code: str | None = None) -> None:
+    """Preset buttons / the bound ``preset`` control: write the preset's values."""
+    label = st.session_state.get("preset") if code is None else PRESETS[code].label
+    if label is None or label not in PRESET_BY_LABEL:
+        return
+    for key, value in PRESETS[PRESET_BY_LABEL[label]].values.items():
+        st.session_state[key] = value
+    st.session_state["preset"] = label
+
+
+def reset() -> None:
+    for key in PARAM_KEYS:
+        st.session_state[key] = DEFAULTS[key]
+    st.session_state["_url_warnings"] = []
+
+
+def _clear_preset() -> None:
+    label = st.session_state.get("preset")
+    if label in PRESET_BY_LABEL:
+        values = PRESETS[PRESET_BY_LABEL[label]].values
+        if any(st.session_state.get(k) != v for k, v in values.items()):
+            st.session_state["preset"] = None
+
+
+# ---- widgets ------------------------------------------------------------------------------------
+
+
+def fmt_lam(x: float) -> str:
+    return f"{x:g}"
+
+
+def parameter_widgets() -> None:
+    """The shared controls (sidebar): presets, Reset and the bound teaching parameters."""
+    st.segmented_control("Preset", list(PRESET_BY_LABEL), key="preset", bind="query-params",
+                         on_change=apply_preset, help="Story-telling settings; Reset restores defaults.")
+    st.button("Reset", key="reset", on_click=reset, icon=":material/restart_alt:")
+    st.select_slider("λ (data variance, log scale)", options=LAM_GRID, key="lam", format_func=fmt_lam,
+                     bind="query-params", on_change=_clear_preset,
+                     help="Eigenvalue λ of the data covariance. The optimal plan flips at λ ≈ 1.")
+    st.slider("T (teacher steps)", T_MIN, T_MAX, key="T", step=1, bind="query-params",
+              on_change=_clear_preset)
+    st.slider("S (shrinkage budget κτ)", S_MIN, S_MAX, key="S", step=S_STEP, bind="query-params",
+              on_change=_clear_preset, help="γ_s = exp(−S r_s²); each student learns ρ = 1 − γ of "
+              "its target (THEORY §2).")
+    st.selectbox("schedule", SCHEDULES, key="schedule", bind="query-params", on_change=_clear_preset,
+                 help=" · ".join(f"{k}: {v}" for k, v in SCHEDULE_LABELS.items()))
+    st.selectbox("init (student initialisation)", INITS, key="init", bind="query-params",
+                 on_change=_clear_preset, help=" · ".join(INIT_LABELS.values()))
+    st.selectbox("surrogate (target of the one-step student)", SURROGATES, key="surrogate",
+                 bind="query-params", on_change=_clear_preset, help=" · ".join(SURROGATE_LABELS.values()))
+
+
+@dataclass(frozen=True)
+class Params:
+    lam: float
+    T: int
+    S: float
+    schedule: str
+    init: str
+    surrogate: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.T, self.S, self.schedule, self.init, self.surrogate)
+
+    @property
+    def setting(self) -> Setting:
+        return Setting(self.T, self.S, self.schedule, self.init, self.surrogate)
+
+    def with_T(self, T: int) -> Params:
+        return Params(self.lam, T, self.S, self.schedule, self.init, self.surrogate)
+
+
+def params() -> Params:
+    s = st.session_state
+    get = lambda k: s[k] if s.get(k) is not None else DEFAULTS[k]  # noqa: E731
+    return Params(float(get("lam")), int(get("T")), float(get("S")), str(get("schedule")),
+                  str(get("init")), str(get("surrogate")))
+
+
+def model_choices_text(p: Params) -> str:
+    return (f"schedule **{SCHEDULE_LABELS[p.schedule]}** · init **{INIT_LABELS[p.init]}** · surrogate "
+            f"**{SURROGATE_LABELS[p.surrogate]}** · S = **{p.S:g}** · T = **{p.T}** · λ = **{p.lam:g}**")
+
+
+# ---- cached core calls (bounded) ----------------------------------------------------------------
+
+
+def curve_lams(T: int) -> np.ndarray:
+    """λ grid for the strategy curves: 61 log points (31 above T = 256, where each DP costs more)."""
+    return np.geomspace(LAM_MIN, LAM_MAX, 61 if T <= 256 else 31)
+
+
+PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
+PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def optimal(key: tuple, lam: float) -> planner.OptimalPlan:
+    return planner.optimal(Setting(*key), lam)[0]
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def compare(key: tuple, lams: tuple[float, ...]) -> pd.DataFrame:
+    return sweep.compare(Setting(*key), np.asarray(lams))
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the strategy curves …")
+def curves(key: tuple) -> pd.DataFrame:
+    return sweep.compare(Setting(*key), curve_lams(key[0]))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def thresholds(key: tuple) -> tuple[float, float]:
+    setting = Setting(*key)
+    return planner.lam_B(setting), planner.lam_V(setting)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the λ × T phase diagram (cached afterwards) …")
+def phase(S: float, schedule: str, init: str, surrogate: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = sweep.phase_sweep(PHASE_LAMS, list(PHASE_TS), S, schedule, init, surrogate)
+    th = sweep.thresholds(list(PHASE_TS), S, schedule, init, surrogate)
+    return df, th
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def span_values(key: tuple, plan_text: str, lam: float) -> dict:
+    plan = plans.parse(plan_text, key[0])
+    return {span: float(v[0]) for span, v in plans.evaluate_spans(plan, Setting(*key), [lam]).items()}
+
+
+ENUMERATE_T_MAX = 8  # all plans' values: 4,279 plans at T = 8 (~0.6 s); T = 9 has 103,049 (~5 s)
+
+
+@st.cache_data(max_entries=32, show_spinner="Evaluating every plan …")
+def all_plan_values(key: tuple, lam: float) -> np.ndarray:
+    setting = Setting(*key)
+    return np.array([p.evaluate(setting, [lam])[0] for p in plans.enumerate_plans(key[0])])
+
+
+# ---- output helpers -----------------------------------------------------------------------------
+
+
+def plotly_config(name: str) -> dict:
+    """Modebar export (PNG or SVG, chosen in the sidebar) at slide quality."""
+    fmt = st.session_state.get("export_format") or "png"
+    return {"displaylogo": False, "scrollZoom": False,
+            "toImageButtonOptions": {"format": fmt, "scale": 2, "filename": f"opmerge_{name}"}}
+
+
+def figure(fig: go.Figure, name: str, data: pd.DataFrame | None = None, *, key: str | None = None) -> None:
+    """Show a figure with PNG/SVG export in its modebar and a CSV download of the data behind it."""
+    st.plotly_chart(fig, key=key or f"fig_{name}", width="stretch", config=plotly_config(name))
+    if data is not None:
+        csv_download(data, name)
+
+
+def csv_download(data: pd.DataFrame, name: str) -> None:
+    st.download_button(f"CSV: {name}", data.to_csv(index=False).encode(), file_name=f"opmerge_{name}.csv",
+                       mime="text/csv", key=f"csv_{name}", on_click="ignore", icon=":material/download:")
+
+
+def _choice_args(p: Params) -> list[str]:
+    out = ["--shrinkage", f"{p.S:g}"] if p.S != DEFAULTS["S"] else []
+    for name in ("schedule", "init", "surrogate"):
+        if getattr(p, name) != DEFAULTS[name]:
+            out += [f"--{name}", getattr(p, name)]
+    return out
+
+
+def cli(command: str, p: Params, *, T: str | int | None = None, lam: str | float | None = None,
+        extra: list[str] | None = None) -> str:
+    """The exact ``opmerge`` command reproducing a view (non-default model choices spelled out)."""
+    T = p.T if T is None else T
+    lam = fmt_lam(p.lam) if lam is None else lam
+    args = ["opmerge", command, *(extra or []), "--T", str(T), "--lam", str(lam), *_choice_args(p)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def show_cli(command: str, label: str = "Reproduce with the CLI") -> None:
+    st.caption(label)
+    st.code(command, language="bash")
+
+
+def regime_label(regime: str) -> str:
+    return planner.REGIME_LABELS[regime]
+
+
+# ---- spectrum upload (bounded, never unpickles) -------------------------------------------------
+SPECTRUM_BYTES_MAX = 1_000_000   # 1 MB
+SPECTRUM_VALUES_MAX = 4096       # eigenvalues (= validation.D_MAX)
+
+
+def parse_spectrum(name: str, data: bytes) -> np.ndarray:
+    """Eigenvalues from an uploaded .csv/.txt (numbers separated by commas/whitespace/newlines) or
+    .npy (numeric, ≤ 2-D, ``allow_pickle=False``). Raises ValueError with a one-line reason."""
+    import io
+
+    from opmerge_core.validation import check_lam
+
+    if len(data) > SPECTRUM_BYTES_MAX:
+        raise ValueError(f"file is {len(data):,} bytes; at most {SPECTRUM_BYTES_MAX:,} are accepted")
+    if not data:
+        raise ValueError("file is empty")
+    if name.lower().endswith(".npy"):
+        try:
+            arr = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"not a readable .npy array without pickles ({exc})") from None
+        if not np.issubdtype(arr.dtype, np.number) or arr.ndim > 2:
+            raise ValueError(f"expected a 1-D numeric array, got dtype {arr.dtype} with shape {arr.shape}")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValueError("CSV must be UTF-8 text") from None
+        tokens = [t for t in text.replace(",", " ").replace(";", " ").split() if t]
+        try:
+            arr = np.array([float(t) for t in tokens], dtype=np.float64)
+        except ValueError:
+            bad = next(t for t in tokens if not _is_float(t))
+            raise ValueError(f"CSV must contain only numbers; found {bad[:30]!r}") from None
+    arr = np.asarray(arr, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise ValueError("no eigenvalues found")
+    if arr.size > SPECTRUM_VALUES_MAX:
+        raise ValueError(f"{arr.size:,} eigenvalues; at most {SPECTRUM_VALUES_MAX:,} are accepted")
+    return np.sort(check_lam(arr, name="eigenvalue"))[::-1].copy()
+
+
+def _is_float(t: str) -> bool:
+    try:
+        float(t)
+    except ValueError:
+        return False
+    return True
+
+
+@st.cache_data(max_entries=32, show_spinner="Searching the shared plan (Pareto DP) …")
+def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan:
+    return planner.shared_plan(Setting(*key), np.asarray(lams))

@@ -1,0 +1,37 @@
+"""All Plotly figure builders of the dashboard (pure: data in, ``go.Figure`` out).
+
+One module per area: ``theory`` (phase transition, operators, plans, spectrum, paper experiments);
+other areas add ``train``, ``celeba``, ``sfd``, ``mixtures`` and re-export here.
+"""
+
+from dashboard.figures.theory import (
+    REGIME_COLORS,
+    STRATEGY_COLORS,
+    composite_vs_exact,
+    gap_grid_heatmap,
+    geometry_animation,
+    operators_per_step,
+    phase_diagram,
+    plan_tree,
+    plan_value_hist,
+    regime_heatmap,
+    spectrum_regimes,
+    strategy_bars,
+    strategy_curves,
+)
+
+__all__ = [
+    "REGIME_COLORS",
+    "STRATEGY_COLORS",
+    "composite_vs_exact",
+    "gap_grid_heatmap",
+    "geometry_animation",
+    "operators_per_step",
+    "phase_diagram",
+    "plan_tree",
+    "plan_value_hist",
+    "regime_heatmap",
+    "spectrum_regimes",
+    "strategy_bars",
+    "strategy_curves",
+]

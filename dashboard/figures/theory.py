@@ -1,0 +1,309 @@
+"""Plotly builders for the theory pages (THEORY.md §1–§5). Pure: data in, ``go.Figure`` out.
+
+Conventions: λ axes are logarithmic; regimes use one colour-blind-safe palette everywhere
+(BOOT blue, hybrid pink, mixed grey, vanilla vermillion); a dotted line marks λ = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from opmerge_core.planner import REGIME_LABELS, REGIMES
+from opmerge_core.plans import STRATEGY_LABELS, Plan
+
+REGIME_COLORS = {"boot": "#0072B2", "hybrid": "#CC79A7", "mixed": "#999999", "vanilla": "#D55E00"}
+STRATEGY_COLORS = {"vanilla": "#D55E00", "boot": "#0072B2", "temporal": "#009E73",
+                   "progressive": "#E69F00", "uniform": "#56B4E9", "dp": "#000000"}
+LAM_TICKS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
+FONT = dict(size=15)
+
+
+def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.01), height=height, font=FONT,
+                      margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2), **kw)
+    return fig
+
+
+def _lam_line(fig: go.Figure, lam: float, text: str, dash: str = "solid", color: str = "black",
+              log10: bool = False) -> None:
+    fig.add_vline(x=np.log10(lam) if log10 else lam, line_dash=dash, line_color=color, line_width=2,
+                  annotation_text=text, annotation_position="top")
+
+
+# ---- the optimal plan as a tree -----------------------------------------------------------------
+def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = "Merge plan",
+              label_limit: int = 40) -> go.Figure:
+    """Leaves = teacher steps T … 1 (left to right, in application order) at height 0; each merge
+    (a trained student) sits above the centre of its leaf span at its height (student generation),
+    annotated with its value."""
+    T = plan.T
+    height: dict[tuple[int, int], int] = {(t - 1, t): 0 for t in range(1, T + 1)}
+    for span in plan.post_order():
+        height[span] = 1 + max(height[c] for c in plan.children(span))
+
+    def x_of(span: tuple[int, int]) -> float:
+        e, s = span
+        return T - (e + 1 + s) / 2  # leaf t sits at x = T − t
+
+    ex, ey = [], []
+    for span in plan.merges:
+        for child in plan.children(span):
+            ex += [x_of(span), x_of(child), None]
+            ey += [height[span], height[child], None]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color="#888", width=1.5),
+                             hoverinfo="skip", showlegend=False))
+    leaves = [(t - 1, t) for t in range(T, 0, -1)]
+    show_leaf_text = T <= 32
+    fig.add_trace(go.Scatter(
+        x=[x_of(s) for s in leaves], y=[0] * T, mode="markers+text" if show_leaf_text else "markers",
+        text=[str(s[1]) for s in leaves], textposition="bottom center",
+        marker=dict(size=9 if T <= 64 else 4, color="#444", symbol="square"), name="teacher step",
+        customdata=[[s[1], values.get(s, np.nan)] for s in leaves],
+        hovertemplate="teacher step %{customdata[0]}<br>A* = %{customdata[1]:.5f}<extra></extra>"))
+    merges = sorted(plan.merges, key=lambda sp: (height[sp], sp))
+    show_text = len(merges) <= label_limit
+    fig.add_trace(go.Scatter(
+        x=[x_of(s) for s in merges], y=[height[s] for s in merges],
+        mode="markers+text" if show_text else "markers",
+        text=[f"{values.get(s, np.nan):.3f}" for s in merges], textposition="top center",
+        marker=dict(size=13 if len(merges) <= 64 else 6, color="#0072B2", line=dict(color="white", width=1)),
+        name="student (merge)", customdata=[[s[1], s[0], values.get(s, np.nan)] for s in merges],
+        hovertemplate="student z_%{customdata[0]} → z_%{customdata[1]}<br>value %{customdata[2]:.5f}"
+                      "<extra></extra>"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(title="student generation", rangemode="tozero", dtick=1 if plan.depth <= 12 else None)
+    return _layout(fig, title, height=380 if plan.depth <= 12 else 460)
+
+
+# ---- strategy curves ----------------------------------------------------------------------------
+def _regime_bands(fig: go.Figure, lam_lo: float, lam_hi: float, lam_B: float, lam_V: float) -> None:
+    b = min(max(lam_B, lam_lo), lam_hi) if np.isfinite(lam_B) else lam_hi
+    v = min(max(lam_V, lam_lo), lam_hi) if np.isfinite(lam_V) else lam_hi
+    for x0, x1, regime, text in ((lam_lo, b, "boot", "BOOT optimal"),
+                                 (b, max(v, b), "hybrid", "hybrid / mixed"),
+                                 (max(v, b), lam_hi, "vanilla", "vanilla optimal")):
+        if x1 > x0:
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=REGIME_COLORS[regime], opacity=0.10, line_width=0,
+                          layer="below", annotation_text=text, annotation_position="top left",
+                          annotation_font_size=12)
+
+
+def strategy_curves(df: pd.DataFrame, lam: float, lam_B: float, lam_V: float,
+                    quantity: str = "w2", title: str | None = None) -> go.Figure:
+    """W2 error (or gap to the DP optimum) of every named strategy and the DP plan vs λ."""
+    fig = go.Figure()
+    lams = df["lam"].to_numpy()
+    for name, label in STRATEGY_LABELS.items():
+        fig.add_trace(go.Scatter(x=lams, y=df[f"{quantity}_{name}"], mode="lines", name=label,
+                                 line=dict(color=STRATEGY_COLORS[name], width=2.5)))
+    if quantity == "w2":
+        fig.add_trace(go.Scatter(x=lams, y=df["w2_dp"], mode="lines", name="DP optimum",
+                                 line=dict(color="black", width=2, dash="dash"),
+                                 customdata=df["regime"].map(REGIME_LABELS),
+                                 hovertemplate="λ=%{x:.3g}<br>W2=%{y:.4g}<br>%{customdata}<extra>DP</extra>"))
+    _regime_bands(fig, float(lams.min()), float(lams.max()), lam_B, lam_V)
+    fig.add_vline(x=1.0, line_dash="dot", line_color="#555")
+    _lam_line(fig, lam, f"λ = {lam:g}")
+    fig.update_xaxes(type="log", title="λ (data variance)", tickvals=[t for t in LAM_TICKS
+                                                                      if lams.min() <= t <= lams.max()])
+    fig.update_yaxes(type="log" if quantity == "w2" else "linear",
+                     title="W2 error" if quantity == "w2" else "W2 gap to the DP optimum")
+    return _layout(fig, title or ("W2 error of each strategy vs λ" if quantity == "w2"
+                                  else "Gap of each strategy to the DP optimum"), hovermode="x unified")
+
+
+# ---- regime heatmaps ----------------------------------------------------------------------------
+def _regime_colorscale() -> list:
+    n = len(REGIMES)
+    scale = []
+    for i, r in enumerate(REGIMES):
+        scale += [[i / n, REGIME_COLORS[r]], [(i + 1) / n, REGIME_COLORS[r]]]
+    return scale
+
+
+def regime_heatmap(lams: Sequence[float], ys: Sequence[float], regimes: np.ndarray, y_title: str,
+                   title: str, *, y_log2: bool = False, y_ticks: Sequence[float] | None = None) -> go.Figure:
+    """Categorical regime map over (log λ, y); ``regimes`` is a (len(ys), len(lams)) array of names."""
+    code = {r: i for i, r in enumerate(REGIMES)}
+    z = np.vectorize(code.get)(regimes).astype(float)
+    x = np.log10(np.asarray(lams, dtype=float))
+    y = np.log2(np.asarray(ys, dtype=float)) if y_log2 else np.asarray(ys, dtype=float)
+    hover = np.vectorize(REGIME_LABELS.get)(regimes)
+    n = len(REGIMES)
+    fig = go.Figure(go.Heatmap(
+        x=x, y=y, z=z, zmin=-0.5, zmax=n - 0.5, colorscale=_regime_colorscale(),
+        customdata=np.dstack([np.broadcast_to(np.asarray(lams, float), z.shape),
+                              np.broadcast_to(np.asarray(ys, float)[:, None], z.shape)]),
+        text=hover, hovertemplate="λ=%{customdata[0]:.3g}<br>" + y_title + "=%{customdata[1]:g}<br>"
+                                  "%{text}<extra></extra>",
+        colorbar=dict(tickvals=list(range(n)), ticktext=[REGIME_LABELS[r] for r in REGIMES],
+                      title="optimal"), xgap=0, ygap=0))
+    fig.update_xaxes(title="λ (data variance, log scale)", tickvals=np.log10(LAM_TICKS),
+                     ticktext=[f"{t:g}" for t in LAM_TICKS], range=[x.min(), x.max()])
+    ticks = list(ys) if y_ticks is None else list(y_ticks)
+    fig.update_yaxes(title=y_title, tickvals=np.log2(ticks) if y_log2 else ticks,
+                     ticktext=[f"{t:g}" for t in ticks])
+    fig.add_vline(x=0.0, line_dash="dot", line_color="white", line_width=2)
+    return _layout(fig, title, height=460)
+
+
+def phase_diagram(df: pd.DataFrame, th: pd.DataFrame, lam: float, T: int) -> go.Figure:
+    """λ × T phase diagram (DP-optimal regime) with λ_B(T), λ_V(T) and the current point."""
+    table = df.pivot(index="T", columns="lam", values="regime")
+    Ts, lams = table.index.to_numpy(), table.columns.to_numpy()
+    fig = regime_heatmap(lams, Ts, table.to_numpy(), "T", "Phase diagram: the optimal plan over λ × T",
+                         y_log2=True,
+                         y_ticks=[t for t in (2, 4, 8, 16, 32, 64, 128, 256, 512) if t <= Ts.max()])
+    finite = th[np.isfinite(th["lam_B"])]
+    fig.add_trace(go.Scatter(x=np.log10(finite["lam_B"]), y=np.log2(finite["T"]), mode="lines+markers",
+                             name="λ_B(T): BOOT optimal below", line=dict(color="white", width=3),
+                             marker=dict(size=5), hovertemplate="λ_B=%{customdata:.4g}<extra></extra>",
+                             customdata=finite["lam_B"]))
+    fig.add_trace(go.Scatter(x=np.log10(th["lam_V"]), y=np.log2(th["T"]), mode="lines",
+                             name="λ_V = 1 + 1/α_1: vanilla optimal above",
+                             line=dict(color="black", width=3, dash="dash"),
+                             hovertemplate="λ_V=%{customdata:.4g}<extra></extra>", customdata=th["lam_V"]))
+    fig.add_trace(go.Scatter(x=[np.log10(lam)], y=[np.log2(T)], mode="markers", name=f"you: λ={lam:g}, T={T}",
+                             marker=dict(size=18, symbol="star", color="#F0E442",
+                                         line=dict(color="black", width=2))))
+    fig.update_layout(legend=dict(orientation="h", y=-0.22))
+    return fig
+
+
+# ---- operators ----------------------------------------------------------------------------------
+def operators_per_step(A: np.ndarray, projection: np.ndarray, rescale: np.ndarray) -> go.Figure:
+    """A*_t = projection (cos Δθ_t) × rescaling (r_{t−1}/r_t) for every step t (eq. 7)."""
+    t = np.arange(1, len(A) + 1)
+    fig = go.Figure()
+    for y, name, color, dash in ((A, "A*_t (teacher DDIM step)", "#000000", "solid"),
+                                 (projection, "projection cos(θ_t − θ_{t−1})", "#0072B2", "dot"),
+                                 (rescale, "rescaling r_{t−1}/r_t (= exact step)", "#D55E00", "dash")):
+        fig.add_trace(go.Scatter(x=t, y=y, mode="lines+markers" if len(t) <= 64 else "lines", name=name,
+                                 line=dict(color=color, width=2.5, dash=dash), marker=dict(size=5)))
+    fig.add_hline(y=1.0, line_color="#888", line_width=1)
+    fig.update_xaxes(title="step t (z_t → z_{t−1})", autorange="reversed")
+    fig.update_yaxes(title="operator")
+    return _layout(fig, "Teacher operators per step", hovermode="x unified")
+
+
+def geometry_animation(v: np.ndarray, A: np.ndarray, rescale: np.ndarray, max_frames: int = 64) -> go.Figure:
+    """The (α√λ, σ) plane: the curve of v_t, and per step t the projection of v_{t−1} onto the line
+    of v_t (landing at A*_t v_t) versus the rescaling to ‖v_{t−1}‖ (the exact step). Plotly frames
+    scrub through the steps in the browser (no Python rerun)."""
+    T = len(A)
+    steps = np.unique(np.linspace(T, 1, min(T, max_frames)).round().astype(int))[::-1]
+
+    def frame_data(t: int) -> list[go.Scatter]:
+        vt, vp = v[t], v[t - 1]
+        proj = A[t - 1] * vt            # ⟨v_{t−1}, v_t⟩/‖v_t‖² · v_t
+        exact = rescale[t - 1] * vt     # ‖v_{t−1}‖ along v_t
+        return [
+            go.Scatter(x=[0, vt[0]], y=[0, vt[1]], mode="lines+markers", name=f"v_t (t={t})",
+                       line=dict(color="#000", width=3), marker=dict(size=[0, 10])),
+            go.Scatter(x=[0, vp[0]], y=[0, vp[1]], mode="lines+markers", name="v_{t−1}",
+                       line=dict(color="#009E73", width=3), marker=dict(size=[0, 10])),
+            go.Scatter(x=[vp[0], proj[0]], y=[vp[1], proj[1]], mode="lines", name="projection",
+                       line=dict(color="#0072B2", dash="dot", width=2)),
+            go.Scatter(x=[proj[0], exact[0]], y=[proj[1], exact[1]], mode="markers",
+                       name="A*_t·v_t (teacher) · r_{t−1}/r_t·v_t (exact)",
+                       marker=dict(size=[12, 12], color=["#0072B2", "#D55E00"], symbol=["circle", "x"])),
+        ]
+
+    curve = go.Scatter(x=v[:, 0], y=v[:, 1], mode="lines+markers" if T <= 64 else "lines",
+                       name="v_t = (α_t√λ, σ_t)", line=dict(color="#BBB", width=2), marker=dict(size=4),
+                       hoverinfo="skip")
+    fig = go.Figure(data=[curve, *frame_data(int(steps[0]))])
+    fig.frames = [go.Frame(data=frame_data(int(t)), traces=[1, 2, 3, 4], name=str(t)) for t in steps]
+    lim = float(np.max(np.abs(v))) * 1.08
+    fig.update_xaxes(title="α√λ", range=[-0.02 * lim, lim], constrain="domain")
+    fig.update_yaxes(title="σ", range=[-0.02 * lim, lim], scaleanchor="x", scaleratio=1)
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.12, xanchor="left",
+                          buttons=[dict(label="▶ play", method="animate",
+                                        args=[None, dict(frame=dict(duration=250, redraw=False),
+                                                         fromcurrent=True, transition=dict(duration=0))]),
+                                   dict(label="❚❚ pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
+        sliders=[dict(active=0, x=0.18, len=0.82, y=-0.08, currentvalue=dict(prefix="step t = "),
+                      steps=[dict(label=str(t), method="animate",
+                                  args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                                       transition=dict(duration=0))]) for t in steps])])
+    return _layout(fig, "Geometry of a DDIM step: projection, then rescaling", height=560)
+
+
+def composite_vs_exact(A: np.ndarray, r: np.ndarray) -> go.Figure:
+    """Running products from the noise end: teacher ∏_{t'>t} A*_{t'} vs exact r_t/r_T (Prop. 3.2)."""
+    T = len(A)
+    t = np.arange(T, -1, -1)                                    # after reaching time t
+    teacher = np.concatenate([[1.0], np.cumprod(A[::-1])])      # ∏_{t' = T..t+1} A*_{t'}
+    exact = r[::-1] / r[-1]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=t, y=exact, mode="lines", name="exact flow map r_t / r_T",
+                             line=dict(color="#D55E00", width=3, dash="dash")))
+    fig.add_trace(go.Scatter(x=t, y=teacher, mode="lines", name="teacher composite ∏ A*",
+                             line=dict(color="#000", width=3)))
+    fig.update_xaxes(title="time t (the sampler runs from T down to 0)", autorange="reversed")
+    fig.update_yaxes(title="operator z_T → z_t")
+    fig.add_annotation(x=0, y=teacher[-1], text=f"P = {teacher[-1]:.4f}", showarrow=True, ax=-60, ay=30)
+    fig.add_annotation(x=0, y=exact[-1], text=f"r_0/r_T = {exact[-1]:.4f}", showarrow=True, ax=-60, ay=-30)
+    return _layout(fig, "Teacher composite vs exact flow map", hovermode="x unified")
+
+
+# ---- playground ---------------------------------------------------------------------------------
+def plan_value_hist(values: np.ndarray, plan_value: float, dp_value: float, target: float,
+                    T: int) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=values, nbinsx=60, marker_color="#BBBBBB", name="all plans"))
+    for x, text, color, dash in ((target, "target P", "#009E73", "dot"),
+                                 (dp_value, "DP optimum", "#000", "dash"),
+                                 (plan_value, "your plan", "#0072B2", "solid")):
+        fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=3, annotation_text=text,
+                      annotation_position="top")
+    fig.update_xaxes(title="one-step operator produced by the plan")
+    fig.update_yaxes(title="number of plans")
+    return _layout(fig, f"All {len(values):,} plans for T = {T}", showlegend=False)
+
+
+# ---- spectrum -----------------------------------------------------------------------------------
+def spectrum_regimes(lams: np.ndarray, regimes: Sequence[str]) -> go.Figure:
+    """Eigenvalues along the eigen-index, coloured by the regime each direction wants alone."""
+    idx = np.arange(1, len(lams) + 1)
+    fig = go.Figure()
+    for r in REGIMES:
+        mask = np.asarray(regimes) == r
+        if mask.any():
+            fig.add_trace(go.Scatter(x=idx[mask], y=np.asarray(lams)[mask], mode="markers",
+                                     name=REGIME_LABELS[r], marker=dict(color=REGIME_COLORS[r], size=8)))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="#333", annotation_text="λ = 1")
+    fig.update_xaxes(title="eigen-index i")
+    fig.update_yaxes(title="λ_i", type="log")
+    return _layout(fig, "Per-direction optimal regime along the spectrum")
+
+
+def strategy_bars(names: Sequence[str], w2: Sequence[float], highlight: str) -> go.Figure:
+    colors = ["#000" if n == highlight else "#88AACC" for n in names]
+    fig = go.Figure(go.Bar(x=list(names), y=list(w2), marker_color=colors,
+                           text=[f"{w:.4g}" for w in w2], textposition="outside"))
+    fig.update_yaxes(title="total W2 over all directions")
+    return _layout(fig, "One plan for the whole spectrum: error by plan", showlegend=False)
+
+
+# ---- paper experiments --------------------------------------------------------------------------
+def gap_grid_heatmap(df: pd.DataFrame, strategy: str) -> go.Figure:
+    """(b): rows T, columns λ; colour = gap of ``strategy`` to the DP optimum, text = optimal regime."""
+    table = df.pivot(index="T", columns="lam", values=f"gap_{strategy}")
+    regimes = df.pivot(index="T", columns="lam", values="regime").map(REGIME_LABELS.get)
+    text = [[f"{regimes.iat[i, j]}<br>{table.iat[i, j]:.3g}" for j in range(table.shape[1])]
+            for i in range(table.shape[0])]
+    fig = go.Figure(go.Heatmap(
+        x=[f"{x:g}" for x in table.columns], y=[str(t) for t in table.index], z=table.to_numpy(),
+        text=text, texttemplate="%{text}", colorscale="Viridis", colorbar=dict(title="gap"),
+        hovertemplate="λ=%{x}<br>T=%{y}<br>gap=%{z:.4g}<extra></extra>"))
+    fig.update_xaxes(title="λ", type="category")
+    fig.update_yaxes(title="T", type="category")
+    return _layout(fig, f"Gap of {STRATEGY_LABELS[strategy]} to the DP optimum (text: optimal regime)",
+                   height=420)
