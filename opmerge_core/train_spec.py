@@ -22,13 +22,14 @@ from opmerge_core.plans import Plan
 from opmerge_core.runstore import Heartbeat, RunStore
 from opmerge_core.setting import Setting
 from opmerge_core.trainer import (
+    T_MAX_TRAIN,
     ProgressFn,
     TrainConfig,
     TrainingCancelled,
     TrainResult,
     train,
 )
-from opmerge_core.validation import S_MAX, check_choice, check_lam
+from opmerge_core.validation import S_MAX, check_choice, check_lam, check_T
 
 STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
 CUSTOM = "custom"
@@ -64,7 +65,11 @@ class TrainSpec:
         if not names and not self.plan:
             raise ValueError("choose at least one strategy or type a plan")
         object.__setattr__(self, "strategies", names)
-        self.config()                           # validate the optimisation settings
+        object.__setattr__(self, "T", check_T(self.T, hi=T_MAX_TRAIN))
+        object.__setattr__(self, "K", check_T(self.K, name="K (uniform block size)"))
+        config = self.config()                  # validate (and normalise) the optimisation settings
+        for key in ("steps", "lr", "batch", "seed", "hidden"):
+            object.__setattr__(self, key, getattr(config, key))
         self.setting()                          # and the model choices
 
     @property
@@ -154,6 +159,9 @@ def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
             result = run(spec, report, cancel)
     except TrainingCancelled:
         store.finish(run_id, "cancelled", error="cancelled")
+        raise
+    except KeyboardInterrupt:
+        store.finish(run_id, "cancelled", error="interrupted by the user")
         raise
     except Exception as exc:
         store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}" if not
