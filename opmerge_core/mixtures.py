@@ -239,3 +239,39 @@ def sliced_w2(a: np.ndarray, b: np.ndarray, n_slices: int = 256, seed: int = 0) 
     qa = pa if len(a) == n else np.quantile(pa, levels, axis=0)
     qb = pb if len(b) == n else np.quantile(pb, levels, axis=0)
     return math.sqrt(float(np.mean((qa - qb) ** 2)))
+
+
+# ------------------------------------------------------------------- merge error (THEORY §7)
+
+def merge_errors(g: GaussianMixture, T: int = 16, ms: tuple[int, ...] = (1, 2, 4, 8, 16), n: int = 2000,
+                 seed: int = 0) -> list[dict]:
+    """How the error of replacing ``m`` consecutive teacher steps by one operator grows with ``m``
+    (THEORY §7). The teacher: T Euler steps with the exact mixture denoiser on the ρ = 7 grid.
+    For every block of ``m`` steps (``m`` divides ``T``), with inputs on the teacher's own trajectory:
+
+    - ``affine``: the RMS residual of the best affine map z_s → z_e (least squares) — the best a
+      linear student of THEORY §2 can do; exactly 0 for Gaussian data, where every operator is linear;
+    - ``jump``: the RMS error of the untrained one-step Euler jump s → e (a student at initialisation).
+
+    Errors are measured in VP scale (divided by √(1 + t_e²)) and averaged over the blocks."""
+    from opmerge_core import solvers
+    T = check_T(T, lo=1, hi=256, name="T (teacher steps)")
+    n = check_T(n, lo=16, hi=100_000, name="number of samples")
+    grid = solvers.time_grid(T + 1)
+    x = grid[0] * np.random.default_rng(seed).standard_normal((n, g.dim))
+    _, traj = solvers.solve(g.denoise, x, grid, "euler", return_trajectory=True)
+    rows = []
+    for m in ms:
+        m = check_T(m, lo=1, hi=T, name="merged steps m")
+        if T % m:
+            raise ValueError(f"merged steps m = {m} must divide T = {T}")
+        affine, jump = [], []
+        for b in range(0, T, m):
+            zs, ze, scale = traj[b], traj[b + m], math.sqrt(1 + grid[b + m] ** 2)
+            design = np.hstack([zs, np.ones((n, 1))])
+            coef, *_ = np.linalg.lstsq(design, ze, rcond=None)
+            affine.append(np.sqrt(np.mean((design @ coef - ze) ** 2)) / scale)
+            one = solvers.solve(g.denoise, zs, grid[[b, b + m]], "euler")
+            jump.append(np.sqrt(np.mean((one - ze) ** 2)) / scale)
+        rows.append({"m": m, "affine": float(np.mean(affine)), "jump": float(np.mean(jump))})
+    return rows

@@ -232,7 +232,7 @@ def train_teacher(data: np.ndarray, cfg: TeacherTraining | None = None, device: 
         loss.backward()
         opt.step()
         if progress is not None:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, loss.item())
     return net.eval()
 
 

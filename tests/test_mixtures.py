@@ -89,3 +89,14 @@ def test_bad_input():
         MX.fit_gmm(np.zeros((10, 2)), K=11)
     with pytest.raises(ValueError):
         MX.sliced_w2(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+def test_merge_error_zero_for_gaussian_and_growing_for_mixtures():
+    gauss = MX.merge_errors(MX.preset("gaussian"), T=8, ms=(1, 2, 8), n=500)
+    assert all(r["affine"] < 1e-10 for r in gauss)              # a linear teacher merges exactly
+    assert gauss[0]["jump"] == 0.0 and gauss[1]["jump"] < gauss[2]["jump"]
+    ring = MX.merge_errors(MX.preset("ring8"), T=8, ms=(1, 2, 4, 8), n=500)
+    affine = [r["affine"] for r in ring]
+    assert affine[0] > 1e-3 and all(a < b for a, b in zip(affine, affine[1:]))
+    with pytest.raises(ValueError, match="divide"):
+        MX.merge_errors(MX.preset("ring8"), T=8, ms=(3,))
