@@ -148,6 +148,7 @@ def sanitize_url() -> None:
             default = DEFAULTS[key]
             shown = "empty" if default in ("", None) else repr(default)
             warnings.append(f"URL parameter `{key}` {exc} — using the default ({shown}).")
+            st.session_state[f"_rejected_{key}"] = str(raw)
             continue
         if note:
             warnings.append(f"URL parameter `{key}`: {note}.")
@@ -162,7 +163,7 @@ def sanitize_url() -> None:
         elif given.get("T", DEFAULTS["T"]) != plan_T:
             warnings.append(f"URL parameter `plan` is for T = {plan_T} but T = "
                             f"{given.get('T', DEFAULTS['T'])} — using the default (empty).")
-            given.pop("plan")
+            st.session_state["_rejected_plan"] = given.pop("plan")
     for key in PARAM_KEYS:
         st.session_state[key] = given.get(key, DEFAULTS[key])
     st.session_state["_url_warnings"] = warnings

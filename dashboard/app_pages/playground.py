@@ -50,8 +50,16 @@ def _merge(span: tuple[int, int], k: int) -> None:
 c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
 c1.selectbox("Start from", plans.STRATEGIES, key="pg_start", format_func=plans.STRATEGY_LABELS.get)
 c2.button("Load this strategy", on_click=_load_strategy, key="pg_load")
+if st.session_state.pop("_reset_plan", False):  # see below: a rejected URL plan is cleared here
+    st.session_state["plan"] = ""
 text = st.text_input("Plan in bracket notation (empty = the DP optimum)", key="plan", bind="query-params",
                      max_chars=common.PLAN_URL_MAX, placeholder=best.plan.text[:200])
+if text and text == st.session_state.get("_rejected_plan"):
+    # On its first render a bound text box takes the URL's value even when the URL check rejected
+    # it (any text is a valid string); clear it on an immediate rerun, before the box exists.
+    st.session_state["_rejected_plan"] = None
+    st.session_state["_reset_plan"] = True
+    st.rerun()
 
 try:
     plan = plans.parse(text or best.plan.text, p.T)
