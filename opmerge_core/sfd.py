@@ -22,6 +22,7 @@ SFD-v ("sfd-v"). Budgets count trajectories (batch × iterations).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -56,6 +57,20 @@ WIDTH_MAX, BLOCKS_MAX = 2048, 16
 P_MEAN, P_STD = -1.2, 1.2          # EDM log-normal σ sampling for the teacher's DSM loss
 SFD_LR = 2e-4                      # Adam learning rate of the student (SFD.md uses 5e-5 for big U-Nets)
 SFD_BATCH = 128
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = 1):
+    """Run a block with ``n`` torch CPU threads (restored afterwards; None = unchanged). The small MLPs
+    here are fastest on one thread, and a second thread contending with other work on a 2-core
+    machine can be more than ten times slower."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(check_T(n, lo=1, hi=256, name="threads"))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class Denoiser(Protocol):

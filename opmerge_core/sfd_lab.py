@@ -121,3 +121,50 @@ def _thin(values: list[float], keep: int = 200) -> list[float]:
         return [float(v) for v in values]
     idx = np.linspace(0, len(values) - 1, keep).round().astype(int)
     return [float(values[i]) for i in idx]
+
+
+# ----------------------------------------------------------------- 2-D demo (the Mixtures page)
+
+def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
+                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
+                 n_samples: int = 3000) -> dict:
+    """Everything the Mixtures page draws, for one 2-D mixture: trajectories (teacher on its fine grid,
+    plain solver, SFD and Algorithm 1 students on theirs), final samples of each plus exact data, and
+    sliced W2 / FD of each against exact samples. Trains two tiny students (about a second each)."""
+    with sfd.torch_threads(1):
+        return _mixture_demo(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples)
+
+
+def _mixture_demo(preset: str, nfe: int, solver: str, M: int, afs: bool, budget: int, lr: float, seed: int,
+                  n_paths: int, n_samples: int) -> dict:
+    n_paths = check_T(n_paths, lo=1, hi=200, name="trajectories shown")
+    n_samples = check_T(n_samples, lo=100, hi=20_000, name="samples")
+    teacher = sfd.load_teacher("mixture-2d", preset=preset)
+    students = {}
+    for alg in ("sfd", "alg1"):
+        cfg = sfd.DistillConfig(nfe=nfe, algorithm=alg, solver=solver, M=M, afs=afs, budget=budget, lr=lr,
+                                seed=seed).validate()
+        students[alg] = sfd.distill(teacher.model, cfg, device="cpu")
+    x = sfd.noise(n_samples, 2, seed + EVAL_SEED)
+    fine = sfd.solvers.teacher_grid(cfg.n, M)
+    t_fn = sfd.conditioned(teacher.model, None)
+    with torch.no_grad():
+        _, t_traj = sfd.solvers.solve(t_fn, x, fine, solver, return_trajectory=True)
+        s_final, s_traj = sfd.sample_solver(teacher.model, x, nfe, solver, afs, return_trajectory=True)
+    s_steps = s_traj.shape[0]
+    paths = {"teacher": (fine, t_traj[:, :n_paths].numpy()),
+             "solver": (sfd.solvers.time_grid(s_steps), s_traj[:, :n_paths].numpy())}
+    finals = {"data": teacher.mixture.sample(n_samples, seed + 1), "teacher": t_traj[-1].numpy(),
+              "solver": s_final.numpy()}
+    grid = sfd.solvers.time_grid(cfg.n)
+    for alg, result in students.items():
+        final, traj = sfd.sample_student(result.student, x, cfg.n, afs, return_trajectory=True)
+        paths[alg] = (grid, traj[:, :n_paths].numpy())
+        finals[alg] = final.numpy()
+    exact = teacher.mixture.sample(n_samples, seed + 2)
+    metrics = [{"method": k, "sliced_w2": mixtures.sliced_w2(v, exact),
+                "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov),
+                "finetune_seconds": students[k].seconds if k in students else 0.0}
+               for k, v in finals.items()]
+    return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,
+            "label": teacher.label}
