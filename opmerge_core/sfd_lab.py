@@ -72,10 +72,16 @@ def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillCon
 def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", assets: str | None = None,
         device: str = "auto", n_eval: int = N_EVAL, store=None,
         progress: Callable[[int, int, float], None] | None = None,
-        cancel: threading.Event | None = None, run_id: int | None = None) -> dict:
+        cancel: threading.Event | None = None, run_id: int | None = None, threads: int | None = 1) -> dict:
     """Distil and evaluate; with a ``store`` (runstore.RunStore) the run is recorded there (created
     unless ``run_id`` is given, progress updated, finished as done/cancelled/failed, the student
-    weights and a few samples saved in its run directory). Returns the metrics with ``run_id``."""
+    weights and a few samples saved in its run directory). Returns the metrics with ``run_id``.
+    ``threads``: torch CPU threads for the run (restored afterwards; None leaves them alone)."""
+    with sfd.torch_threads(threads):
+        return _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id)
+
+
+def _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id) -> dict:
     cfg.validate()
     teacher = sfd.load_teacher(teacher_name, assets, preset)
     params = {"teacher": teacher_name, "preset": preset if teacher_name == "mixture-2d" else None,
@@ -113,6 +119,67 @@ def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", ass
         store.finish(run_id, "cancelled" if result.cancelled else "done", metrics=metrics,
                      artifacts=artifacts)
     return {**metrics, "run_id": run_id}
+
+
+def available_teachers(assets: str | None = None) -> dict[str, str | None]:
+    """Each teacher name → None if it can be loaded, else the one-line reason (e.g. missing weights)."""
+    out: dict[str, str | None] = {}
+    for name in sfd.TEACHERS:
+        try:
+            sfd.load_teacher(name, assets)
+            out[name] = None
+        except ValueError as exc:
+            out[name] = str(exc)
+    return out
+
+
+def runs_table(store, teacher: str | None = None, limit: int = 500) -> list[dict]:
+    """Finished SFD runs of the store as flat rows (newest first), plus one plain-solver row per run
+    (fine-tuning 0 s): the data of the "quality vs fine-tuning seconds" plot."""
+    rows = []
+    for r in store.list(kind=RUN_KIND, status="done", limit=limit):
+        p, m = r["params"], r["metrics"]
+        if "latent_fd" not in m or (teacher and p.get("teacher") != teacher):
+            continue
+        base = {"run_id": r["id"], "teacher": p.get("teacher"), "nfe": p.get("nfe"), "afs": p.get("afs"),
+                "solver_name": p.get("solver"), "M": p.get("M"), "budget": p.get("budget")}
+        rows.append({**base, "method": p.get("algorithm"), "seconds": m.get("finetune_seconds", 0.0),
+                     "latent_fd": m["latent_fd"]})
+        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"]})
+    return rows
+
+
+def latest_samples(store, teacher: str, nfe: int, afs: bool) -> dict[str, np.ndarray]:
+    """The kept samples (same evaluation noise) of the newest finished run of each algorithm for this
+    teacher/NFE/AFS, plus the plain solver and the teacher at many steps from the newest of them."""
+    out: dict[str, np.ndarray] = {}
+    for r in store.list(kind=RUN_KIND, status="done", limit=500):
+        p, path = r["params"], r["artifacts"].get("samples")
+        if (p.get("teacher"), p.get("nfe"), bool(p.get("afs"))) != (teacher, nfe, afs) or not path:
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if not out:
+                    out["teacher"], out["solver"] = f["teacher"], f["solver"]
+                out.setdefault(p["algorithm"], f["student"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return out
+
+
+def face_rows(rows: dict[str, np.ndarray], labels: dict[str, str]):
+    """A PIL image: one labelled row of uint8 faces (n, h, w, 3) per entry."""
+    from PIL import Image, ImageDraw
+    first = next(iter(rows.values()))
+    n, h, w = first.shape[:3]
+    label_w = 170
+    grid = Image.new("RGB", (label_w + n * w, len(rows) * h), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for r, (key, imgs) in enumerate(rows.items()):
+        draw.text((4, r * h + h // 2 - 6), labels.get(key, key), fill=(0, 0, 0))
+        for c in range(min(n, len(imgs))):
+            grid.paste(Image.fromarray(imgs[c]), (label_w + c * w, r * h))
+    return grid
 
 
 def _thin(values: list[float], keep: int = 200) -> list[float]:

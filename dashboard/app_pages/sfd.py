@@ -1,0 +1,177 @@
+"""SFD (issue 6; SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
+SFD-v, against the plain solver at the same NFE.
+
+Training runs in the shared job runner (``opmerge_core.jobs``), never in the script thread; every run
+is recorded in the run store, from which the "quality vs fine-tuning seconds" plot (the paper's teaser
+on our latents) and the decoded faces side by side are built. All computation is in
+``opmerge_core.sfd_lab``; this page only submits, polls, caches and draws.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import uuid
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import common
+from dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
+from opmerge_core import jobs, latents, mixtures, sfd, sfd_lab, solvers
+
+BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
+FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
+
+
+@st.cache_resource(show_spinner=False)
+def runner() -> jobs.JobRunner:
+    return jobs.default_runner()
+
+
+@st.cache_data(max_entries=4, ttl=30, show_spinner=False)
+def teachers(folder: str) -> dict[str, str | None]:
+    return sfd_lab.available_teachers(folder)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the VAE …")
+def vae(folder: str):
+    return latents.load_assets(folder)[0]
+
+
+def owner() -> str:
+    return st.session_state.setdefault("sfd_owner", uuid.uuid4().hex)
+
+
+def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
+    args = ["opmerge", "sfd", "train", "--teacher", teacher]
+    if teacher == "mixture-2d":
+        args += ["--preset", preset]
+    args += ["--nfe", str(cfg.nfe), "--algorithm", cfg.algorithm, "--budget", str(cfg.budget),
+             "--solver", cfg.solver, "--M", str(cfg.M)] + (["--afs"] if cfg.afs else [])
+    return " ".join(shlex.quote(a) for a in [*args, "--json"])
+
+
+def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> None:
+    def task(job: jobs.Job):
+        out = sfd_lab.run(teacher, cfg, preset=preset, assets=folder, device="auto", store=job._runner.store,
+                          run_id=job.id, progress=lambda d, t, loss: job.report(d, t, {"loss": loss}),
+                          cancel=job.cancel_event)
+        return None if out["cancelled"] else out
+
+    params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
+              "budget": cfg.budget}
+    st.session_state["sfd_job"] = runner().submit(sfd_lab.RUN_KIND, task, params, owner=owner()).id
+
+
+@st.fragment(run_every=0.5)
+def monitor() -> None:
+    run_id = st.session_state.get("sfd_job")
+    job = runner().get(run_id) if run_id is not None else None
+    if job is None:
+        st.caption("No run started in this session yet: press **Train student**.")
+        return
+    runner().touch(owner())
+    if job.status == "queued":
+        st.info(f"Run {job.id} is queued (position {job.queue_position}); runs start in order.")
+    elif job.status == "running":
+        loss = job.info.get("loss")
+        st.progress(min(job.progress, 1.0), text=f"Run {job.id}: {100 * job.progress:.0f}% of the budget"
+                    + (f" · loss {loss:.4g}" if loss is not None else ""))
+        st.button("Stop", key="sfd_stop", on_click=job.cancel)
+    elif job.status == "failed":
+        st.warning(f"Run {job.id} failed: {job.error}")
+    elif job.status == "cancelled":
+        st.info(f"Run {job.id} was cancelled.")
+    else:
+        out = job.result
+        st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
+                   f"{out['trajectories']:,} trajectories.")
+        c1, c2, c3 = st.columns(3)
+        c1.metric("student latent FD", f"{out['latent_fd']:.4g}",
+                  delta=f"{out['latent_fd'] - out['latent_fd_solver']:+.3g} vs solver", delta_color="inverse")
+        c2.metric(f"plain solver, NFE {job.params['nfe']}", f"{out['latent_fd_solver']:.4g}")
+        c3.metric(f"teacher, {out['teacher_nfe']} NFE", f"{out['latent_fd_teacher']:.4g}")
+        if out.get("loss_curve"):
+            common.figure(loss_curve(out["loss_curve"]), "sfd_loss", key="fig_sfd_loss")
+        st.caption(sfd.FD_LABEL)
+
+
+st.title("SFD: Simple and Fast Distillation")
+st.caption("A student copied from the teacher learns to follow the teacher's trajectory in a few Euler "
+           "steps: the teacher solves on a fine grid (M extra steps per student step), the student takes "
+           "one step per segment, is corrected there, and continues from its own state (Algorithm 2). "
+           "Only the student's sampling timestamps are ever trained (SFD.md).")
+
+folder = str(latents.assets_dir())
+available = teachers(folder)
+names = list(sfd.TEACHERS)
+default = next((n for n in names if available[n] is None), "mixture-2d")
+c1, c2 = st.columns([2, 1])
+teacher = c1.selectbox("teacher", names, index=names.index(default), key="sfd_teacher",
+                       format_func=lambda k: sfd.TEACHER_LABELS[k])
+preset = c2.selectbox("2-D mixture", list(mixtures.PRESETS), key="sfd_preset",
+                      format_func=lambda k: mixtures.PRESET_LABELS[k], disabled=teacher != "mixture-2d")
+if available[teacher] is not None:
+    st.warning(f"Teacher `{teacher}` is not available: {available[teacher]}")
+
+c1, c2, c3 = st.columns(3)
+algorithm = c1.selectbox("algorithm", sfd.ALGORITHMS, key="sfd_algorithm",
+                         format_func=lambda k: sfd.ALGORITHM_LABELS[k])
+nfe = int(c2.slider("student NFE", sfd.NFE_MIN, sfd.NFE_MAX, 3, key="sfd_nfe",
+                    help="SFD-v serves NFE 2–5 with one model; this is the NFE reported."))
+solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS,
+                      index=solvers.SOLVERS.index("dpmpp3m"), key="sfd_solver",
+                      format_func=lambda k: solvers.SOLVER_LABELS[k])
+c4, c5, c6 = st.columns(3)
+M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, 3, key="sfd_M"))
+afs = c5.toggle("analytical first step (AFS)", value=False, key="sfd_afs",
+                help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.")
+budget = int(c6.select_slider("budget (trajectories)", BUDGETS,
+                              value=8192 if teacher == "mixture-2d" else 40_000, key="sfd_budget"))
+lr = 1e-3 if teacher == "mixture-2d" else sfd.SFD_LR
+cfg = sfd.DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
+valid = True
+try:
+    cfg.validate()
+    st.caption(f"Student grid: {cfg.n} timestamps {solvers.time_grid(cfg.n).round(4).tolist()}; teacher "
+               f"grid: {(M + 1) * (cfg.n - 1) + 1} timestamps. "
+               + ("SFD-v trains n ∈ {" + ", ".join(str(cfg.steps_for(k)) for k in sfd.SFDV_NFE)
+                  + "} and is evaluated at every NFE 2–5." if algorithm == "sfd-v" else ""))
+except ValueError as exc:
+    st.warning(str(exc))
+    valid = False
+st.button("Train student", key="sfd_train", type="primary",
+          disabled=available[teacher] is not None or not valid,
+          on_click=submit, args=(teacher, preset, cfg, folder))
+monitor()
+
+st.subheader("Quality vs fine-tuning time")
+rows = pd.DataFrame(sfd_lab.runs_table(runner().store, teacher))
+if rows.empty:
+    st.caption("No finished runs for this teacher in the run store yet.")
+else:
+    common.figure(quality_vs_seconds(rows, sfd.FD_LABEL), "sfd_quality_vs_seconds", rows)
+    st.caption("One point per stored run (plain solvers at 0 s). The paper's teaser plots FID against "
+               "GPU hours; here: latent FD (not image FID) against CPU seconds.")
+
+if teacher.startswith("latent") and available[teacher] is None:
+    st.subheader(f"Decoded faces at NFE {nfe}")
+    samples = sfd_lab.latest_samples(runner().store, teacher, nfe, afs)
+    try:
+        model = vae(folder)
+    except ValueError as exc:
+        st.info(f"Faces need the VAE assets: {exc}")
+    else:
+        if samples:
+            faces = {k: latents.decode(model, samples[k][:8]) for k in FACE_ORDER if k in samples}
+            labels = {**METHOD_LABELS, "teacher": f"teacher, {sfd_lab.TEACHER_REF_NFE} NFE"}
+            buf = io.BytesIO()
+            sfd_lab.face_rows(faces, labels).save(buf, format="PNG")
+            st.image(buf.getvalue(), output_format="PNG")
+            st.caption("Same starting noise in every row; each student row is the newest finished run of "
+                       "that algorithm with this teacher, NFE and AFS setting.")
+        else:
+            st.caption("Train a student with these settings to see its faces next to the teacher's.")
+
+common.show_cli(cli_command(teacher, preset, cfg))
