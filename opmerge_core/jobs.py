@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from opmerge_core import train_spec
 from opmerge_core.runstore import Heartbeat, RunStore
 from opmerge_core.trainer import TrainingCancelled
@@ -249,9 +251,14 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def default_runner() -> JobRunner:
-    """The process-wide runner (created on first use, on the default run store)."""
+    """The process-wide runner (created on first use, on the default run store).
+
+    It sets torch to one intra-op thread: the pool's parallelism is across jobs, and the trainer's
+    per-step tensors are too small for threads to pay off (bench/bench_trainer.py).
+    """
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None or _DEFAULT._closed:
+            torch.set_num_threads(1)
             _DEFAULT = JobRunner()
         return _DEFAULT

@@ -7,6 +7,7 @@ import json
 import sys
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from opmerge_core import plans, train_spec
@@ -43,6 +44,9 @@ def _scalar_or_list(x: np.ndarray, as_list: bool):
 
 def run_train(args: argparse.Namespace) -> int:
     spec = spec_from(args)
+    # Per-step tensors are small (batch × d): extra intra-op threads mostly spin, and on a shared
+    # machine they make things slower (bench/bench_trainer.py), so one thread unless asked.
+    torch.set_num_threads(check_T(args.threads, hi=256, name="threads"))
     store = RunStore()
     with tqdm(total=1, desc="training", unit="merge-step", file=sys.stderr, disable=None,
               leave=False, dynamic_ncols=True) as bar:
@@ -180,6 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
     p.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
     p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+    p.add_argument("--threads", default="1", help="torch CPU threads (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_train)
 
