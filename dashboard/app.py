@@ -15,8 +15,8 @@ PAGES_DIR = Path(__file__).parent / "app_pages"
 PRESENT = str(st.query_params.get("present", st.session_state.get("_present", ""))) == "1"
 st.session_state["_present"] = "1" if PRESENT else ""
 
-st.set_page_config(page_title="opmerge — operator merging lab", page_icon="🧮", layout="wide",
-                   initial_sidebar_state="collapsed" if PRESENT else "expanded")
+st.set_page_config(page_title="opmerge — operator merging lab", page_icon=":material/ssid_chart:",
+                   layout="wide", initial_sidebar_state="collapsed" if PRESENT else "expanded")
 if PRESENT:
     st.query_params["present"] = "1"
     st.html("""<style>
@@ -28,18 +28,19 @@ if PRESENT:
 
 common.sanitize_url()
 
-pages = [
-    st.Page(PAGES_DIR / "phase.py", title="Phase transition", icon="🔀", url_path="phase", default=True),
-    st.Page(PAGES_DIR / "operators.py", title="Operators", icon="📐", url_path="operators"),
-    st.Page(PAGES_DIR / "playground.py", title="Plan playground", icon="🌳", url_path="playground"),
-    st.Page(PAGES_DIR / "spectrum.py", title="Spectrum", icon="🌈", url_path="spectrum"),
-    st.Page(PAGES_DIR / "experiments.py", title="Paper experiments", icon="🧪", url_path="experiments"),
-]
-OPTIONAL = [("train.py", "Train", "🏋️", "train"), ("celeba.py", "CelebA latents", "🖼️", "celeba"),
-            ("sfd.py", "SFD", "⏩", "sfd"), ("mixtures.py", "Mixtures", "🎲", "mixtures")]
-pages += [st.Page(PAGES_DIR / f, title=t, icon=i, url_path=u) for f, t, i, u in OPTIONAL
-          if (PAGES_DIR / f).exists()]
-pages.append(st.Page(PAGES_DIR / "about.py", title="About", icon="ℹ️", url_path="about"))
+# (file, title, material icon, url path); optional pages appear when their file exists.
+PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
+         ("operators.py", "Operators", "functions", "operators"),
+         ("playground.py", "Plan playground", "account_tree", "playground"),
+         ("spectrum.py", "Spectrum", "equalizer", "spectrum"),
+         ("experiments.py", "Paper experiments", "science", "experiments"),
+         ("train.py", "Train", "model_training", "train"),
+         ("celeba.py", "CelebA latents", "face", "celeba"),
+         ("sfd.py", "SFD", "fast_forward", "sfd"),
+         ("mixtures.py", "Mixtures", "scatter_plot", "mixtures"),
+         ("about.py", "About", "info", "about")]
+pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
+         for f, t, i, u in PAGES if (PAGES_DIR / f).exists()]
 page = st.navigation(pages, position="top")
 
 with st.sidebar:

@@ -36,6 +36,7 @@ LAM_GRID: tuple[float, ...] = (
 LAM_MIN, LAM_MAX = LAM_GRID[0], LAM_GRID[-1]
 T_MIN, T_MAX = 2, 1024
 S_MIN, S_MAX, S_STEP = 0.05, 20.0, 0.05
+WARN, ERROR = ":material/warning:", ":material/error:"  # alert icons
 PLAN_URL_MAX = 20_000            # characters of plan text accepted from the URL / text box
 
 DEFAULTS: dict[str, object] = {
@@ -171,7 +172,7 @@ def sanitize_url() -> None:
 
 def show_url_warnings() -> None:
     for message in st.session_state.get("_url_warnings", []):
-        st.warning(message, icon="⚠️")
+        st.warning(message, icon=WARN)
 
 
 # ---- callbacks (run before the script, so they may write widget keys) ---------------------------
@@ -358,7 +359,7 @@ def cli(command: str, p: Params, *, T: str | int | None = None, lam: str | float
 
 def show_cli(command: str, label: str = "Reproduce with the CLI") -> None:
     st.caption(label)
-    st.code(command, language="bash")
+    st.code(command, language="bash", wrap_lines=True)
 
 
 def regime_label(regime: str) -> str:

@@ -20,7 +20,7 @@ def key_for(T: int, S: float | None = None) -> tuple:
 def _not_exact_note(df: pd.DataFrame) -> None:
     if not df["exact"].all():
         st.warning(f"{int((~df['exact']).sum())} points lie in the mixed band at large T: the DP "
-                   "reference there is the best known plan, **not proven optimal**.", icon="⚠️")
+                   "reference there is the best known plan, **not proven optimal**.", icon=common.WARN)
 
 
 # ---- (a) gap of every strategy vs λ -------------------------------------------------------------

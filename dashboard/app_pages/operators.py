@@ -45,8 +45,8 @@ with right:
                 "v_t (black): it lands at **A*_t v_t** (blue dot). The exact flow map keeps the length "
                 "‖v_{t−1}‖ = r_{t−1} (vermillion cross). The gap between them is the teacher's "
                 "shrinkage in that step.")
-    st.latex(r"v_t=(\alpha_t\sqrt{\lambda},\ \sigma_t),\qquad r_t=\|v_t\|,\qquad "
-             r"\theta_t=\operatorname{atan2}(\sigma_t,\alpha_t\sqrt\lambda)")
+    st.latex(r"v_t=(\alpha_t\sqrt{\lambda},\ \sigma_t),\qquad r_t=\|v_t\|")
+    st.latex(r"\theta_t=\operatorname{atan2}(\sigma_t,\ \alpha_t\sqrt\lambda)")
     if p.T > 64:
         st.caption(f"T = {p.T}: the animation shows 64 evenly spaced steps.")
 

@@ -24,7 +24,7 @@ MEANING = {
              "closest to P (a thin band just above λ = 1).",
 }
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([2.2, 1, 1, 1])
 c1.metric("Optimal plan", best.label, help="Regime of the DP-optimal plan at the current λ, T, S.")
 c2.metric("W2 of the optimum", f"{best.w2:.4g}")
 c3.metric("λ_B(T): BOOT optimal up to", f"{lam_B:.4g}" if np.isfinite(lam_B) else "∞")
@@ -32,10 +32,10 @@ c4.metric("λ_V: vanilla optimal from", f"{lam_V:.4g}")
 if not best.exact:
     st.warning("At this λ the optimum lies in the **mixed band** and T is too large for the exact "
                "set search: the plan shown is the best of the extreme and named plans, **not proven "
-               "optimal**.", icon="⚠️")
+               "optimal**.", icon=common.WARN)
 
 # ---- the optimal plan ---------------------------------------------------------------------------
-left, right = st.columns([3, 2])
+left, right = st.columns([4, 3])
 with left:
     values = common.span_values(p.key, best.plan.text, p.lam)
     tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
@@ -46,7 +46,7 @@ with right:
     st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
     text = best.plan.text
     st.markdown("Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
-    st.code(text if len(text) <= 600 else text[:600] + " …", language=None)
+    st.code(text if len(text) <= 600 else text[:600] + " …", language=None, wrap_lines=True)
     st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
                f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
                f"{best.lo:.5f} / {best.hi:.5f}.")
@@ -76,13 +76,14 @@ with right:
                 "λ_V the vermillion **vanilla** curve does. In between, the optimum is a hybrid that "
                 "no named strategy matches.")
     st.latex(r"A^*_t=\frac{\alpha_{t-1}\alpha_t\lambda+\sigma_{t-1}\sigma_t}{\alpha_t^2\lambda+\sigma_t^2},"
-             r"\qquad P=\prod_{t=1}^{T}A^*_t")
-    st.latex(r"f(x)=1-\rho+\rho x:\quad f(xy)-f(x)f(y)=\rho(1-\rho)(1-x)(1-y)")
+             r"\quad P=\prod_{t=1}^{T}A^*_t")
+    st.markdown("A merge with shrinkage ρ acts like f(x) = 1 − ρ + ρx, and")
+    st.latex(r"f(xy)-f(x)f(y)=\rho(1-\rho)(1-x)(1-y)")
     st.markdown("Merging one step at a time gives a **smaller** one-step operator than merging "
                 "everything at once. When every plan overshoots P (λ ≤ 1) smaller is better → BOOT; "
                 "when every plan undershoots (large λ) larger is better → vanilla.")
-    st.latex(r"W_2=r_T\,|S-P|,\qquad \lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad "
-             r"\lambda_V=1+\tfrac{1}{\alpha_1}")
+    st.latex(r"W_2=r_T\,|S-P|")
+    st.latex(r"\lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad \lambda_V=1+\tfrac{1}{\alpha_1}")
     common.show_cli(common.cli("sweep", p, lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:"
                                               f"{len(common.curve_lams(p.T))}:log"))
 
@@ -98,6 +99,6 @@ with right:
                 "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
     if not ph["exact"].all():
         st.warning(f"{int((~ph['exact']).sum())} cells lie in the mixed band at large T: their plan is "
-                   "the best known, **not proven optimal**.", icon="⚠️")
+                   "the best known, **not proven optimal**.", icon=common.WARN)
     common.show_cli(common.cli("sweep", p, T=",".join(map(str, common.PHASE_TS)),
                                lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.PHASE_LAMS)}:log"))

@@ -65,11 +65,11 @@ try:
     plan = plans.parse(text or best.plan.text, p.T)
 except ValueError as exc:
     msg = str(exc)
-    st.error(f"Cannot read this plan (T = {p.T}): {msg}", icon="🚫")
+    st.error(f"Cannot read this plan (T = {p.T}): {msg}", icon=common.ERROR)
     m = re.match(r"position (\d+)", msg)
     if m:
         pos = int(m.group(1))
-        st.code(text + "\n" + " " * (pos - 1) + "^", language=None)
+        st.code(text + "\n" + " " * (pos - 1) + "^", language=None, wrap_lines=True)
     st.stop()
 
 values = common.span_values(p.key, plan.text, p.lam)
@@ -82,7 +82,7 @@ m2.metric("Target P", f"{best.P:.5f}")
 m3.metric("W2", f"{w2:.4g}")
 m4.metric("Gap to the DP optimum", f"{w2 - best.w2:.3g}", help=f"DP optimum: {best.label}, W2 {best.w2:.4g}")
 if not best.exact:
-    st.warning("The DP reference here is in the mixed band and **not proven optimal**.", icon="⚠️")
+    st.warning("The DP reference here is in the mixed band and **not proven optimal**.", icon=common.WARN)
 
 left, right = st.columns([3, 2])
 with left:

@@ -27,7 +27,7 @@ if source == "upload":
             lams = common.parse_spectrum(up.name, up.getvalue())
             st.success(f"Loaded {lams.size} eigenvalues from {up.name}.")
         except ValueError as exc:
-            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon="🚫")
+            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon=common.ERROR)
     if lams is None:
         source = "power law"
 if lams is None:
@@ -89,12 +89,16 @@ with right:
             st.success("Shared plan: **exact** (no Pareto front had to be cut).")
         else:
             st.warning("Shared plan: **not proven optimal** — a Pareto front was cut heuristically "
-                       "(it is never worse than the named strategies and extreme plans).", icon="⚠️")
+                       "(it is never worse than the named strategies and extreme plans).", icon=common.WARN)
         st.markdown("Shared plan:")
         st.code(shared.plan.text if len(shared.plan.text) <= 400 else shared.plan.text[:400] + " …",
-                language=None)
+                language=None, wrap_lines=True)
     st.markdown("The per-direction optimum is not achievable with one plan: it is the floor that "
                 "shows how much sharing costs.")
-    lam_text = ",".join(f"{x:.6g}" for x in lams) if lams.size <= 16 else "<eigenvalues.csv>"
-    common.show_cli(common.cli("plan", p, lam=lam_text),
-                    "Per-direction optimal plans and strategies with the CLI")
+    if lams.size <= 16:
+        command = common.cli("plan", p, lam=",".join(f"{x:.17g}" for x in lams))
+    else:  # the λ column of this page's CSV download, as a comma list
+        command = common.cli("plan", p, lam="LAMS").replace(
+            "LAMS", '"$(cut -d, -f2 opmerge_spectrum_regimes.csv | tail -n +2 | paste -sd,)"')
+    common.show_cli(command, "Per-direction optimal plans and the strategies' values with the CLI "
+                             "(the shared plan has no CLI command yet)")

@@ -36,7 +36,7 @@ def _lam_line(fig: go.Figure, lam: float, text: str, dash: str = "solid", color:
 
 # ---- the optimal plan as a tree -----------------------------------------------------------------
 def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = "Merge plan",
-              label_limit: int = 40) -> go.Figure:
+              label_limit: int = 15) -> go.Figure:
     """Leaves = teacher steps T … 1 (left to right, in application order) at height 0; each merge
     (a trained student) sits above the centre of its leaf span at its height (student generation),
     annotated with its value."""
@@ -58,7 +58,7 @@ def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = 
     fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color="#888", width=1.5),
                              hoverinfo="skip", showlegend=False))
     leaves = [(t - 1, t) for t in range(T, 0, -1)]
-    show_leaf_text = T <= 32
+    show_leaf_text = T <= 24
     fig.add_trace(go.Scatter(
         x=[x_of(s) for s in leaves], y=[0] * T, mode="markers+text" if show_leaf_text else "markers",
         text=[str(s[1]) for s in leaves], textposition="bottom center",
@@ -66,17 +66,19 @@ def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = 
         customdata=[[s[1], values.get(s, np.nan)] for s in leaves],
         hovertemplate="teacher step %{customdata[0]}<br>A* = %{customdata[1]:.5f}<extra></extra>"))
     merges = sorted(plan.merges, key=lambda sp: (height[sp], sp))
-    show_text = len(merges) <= label_limit
+    show_text = len(merges) <= label_limit  # else only the root is labelled (hover shows the rest)
     fig.add_trace(go.Scatter(
-        x=[x_of(s) for s in merges], y=[height[s] for s in merges],
-        mode="markers+text" if show_text else "markers",
-        text=[f"{values.get(s, np.nan):.3f}" for s in merges], textposition="top center",
+        x=[x_of(s) for s in merges], y=[height[s] for s in merges], mode="markers+text",
+        text=[f"{values.get(s, np.nan):.3f}" if show_text or s == (0, T) else "" for s in merges],
+        textposition="top center",
         marker=dict(size=13 if len(merges) <= 64 else 6, color="#0072B2", line=dict(color="white", width=1)),
         name="student (merge)", customdata=[[s[1], s[0], values.get(s, np.nan)] for s in merges],
         hovertemplate="student z_%{customdata[0]} → z_%{customdata[1]}<br>value %{customdata[2]:.5f}"
                       "<extra></extra>"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(title="student generation", rangemode="tozero", dtick=1 if plan.depth <= 12 else None)
+    fig.update_xaxes(visible=False, range=[-1, T])
+    top = max(height.values())
+    fig.update_yaxes(title="student generation", range=[-0.12 * top - 0.6, top * 1.1 + 0.6],
+                     dtick=1 if top <= 12 else None, zeroline=False)
     return _layout(fig, title, height=380 if plan.depth <= 12 else 460)
 
 
@@ -197,6 +199,7 @@ def geometry_animation(v: np.ndarray, A: np.ndarray, rescale: np.ndarray, max_fr
     scrub through the steps in the browser (no Python rerun)."""
     T = len(A)
     steps = np.unique(np.linspace(T, 1, min(T, max_frames)).round().astype(int))[::-1]
+    start = len(steps) // 2          # open in the middle, where a step visibly turns v
 
     def frame_data(t: int) -> list[go.Scatter]:
         vt, vp = v[t], v[t - 1]
@@ -217,23 +220,28 @@ def geometry_animation(v: np.ndarray, A: np.ndarray, rescale: np.ndarray, max_fr
     curve = go.Scatter(x=v[:, 0], y=v[:, 1], mode="lines+markers" if T <= 64 else "lines",
                        name="v_t = (α_t√λ, σ_t)", line=dict(color="#BBB", width=2), marker=dict(size=4),
                        hoverinfo="skip")
-    fig = go.Figure(data=[curve, *frame_data(int(steps[0]))])
+    fig = go.Figure(data=[curve, *frame_data(int(steps[start]))])
     fig.frames = [go.Frame(data=frame_data(int(t)), traces=[1, 2, 3, 4], name=str(t)) for t in steps]
     lim = float(np.max(np.abs(v))) * 1.08
     fig.update_xaxes(title="α√λ", range=[-0.02 * lim, lim], constrain="domain")
     fig.update_yaxes(title="σ", range=[-0.02 * lim, lim], scaleanchor="x", scaleratio=1)
     fig.update_layout(
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.12, xanchor="left",
+        legend=dict(orientation="v", x=1.02, y=1.0, xanchor="left", yanchor="top"),
+        margin=dict(l=60, r=20, t=50, b=120),
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.16, xanchor="left", yanchor="top",
                           buttons=[dict(label="▶ play", method="animate",
                                         args=[None, dict(frame=dict(duration=250, redraw=False),
                                                          fromcurrent=True, transition=dict(duration=0))]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0))])])],
-        sliders=[dict(active=0, x=0.18, len=0.82, y=-0.08, currentvalue=dict(prefix="step t = "),
+        sliders=[dict(active=start, x=0.2, len=0.8, y=-0.1, yanchor="top",
+                      currentvalue=dict(prefix="step t = "),
                       steps=[dict(label=str(t), method="animate",
                                   args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                                        transition=dict(duration=0))]) for t in steps])])
-    return _layout(fig, "Geometry of a DDIM step: projection, then rescaling", height=560)
+    fig.update_layout(title=dict(text="Geometry of a DDIM step: projection, then rescaling", x=0.01),
+                      height=600, font=FONT)
+    return fig
 
 
 def composite_vs_exact(A: np.ndarray, r: np.ndarray) -> go.Figure:
@@ -258,11 +266,11 @@ def composite_vs_exact(A: np.ndarray, r: np.ndarray) -> go.Figure:
 def plan_value_hist(values: np.ndarray, plan_value: float, dp_value: float, target: float,
                     T: int) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, nbinsx=60, marker_color="#BBBBBB", name="all plans"))
-    for x, text, color, dash in ((target, "target P", "#009E73", "dot"),
-                                 (dp_value, "DP optimum", "#000", "dash"),
-                                 (plan_value, "your plan", "#0072B2", "solid")):
+    for x, text, color, dash, where in ((target, "target P", "#009E73", "dot", "top"),
+                                        (dp_value, "DP optimum", "#000", "dash", "top left"),
+                                        (plan_value, "your plan", "#0072B2", "solid", "bottom right")):
         fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=3, annotation_text=text,
-                      annotation_position="top")
+                      annotation_position=where)
     fig.update_xaxes(title="one-step operator produced by the plan")
     fig.update_yaxes(title="number of plans")
     return _layout(fig, f"All {len(values):,} plans for T = {T}", showlegend=False)
@@ -301,7 +309,8 @@ def gap_grid_heatmap(df: pd.DataFrame, strategy: str) -> go.Figure:
             for i in range(table.shape[0])]
     fig = go.Figure(go.Heatmap(
         x=[f"{x:g}" for x in table.columns], y=[str(t) for t in table.index], z=table.to_numpy(),
-        text=text, texttemplate="%{text}", colorscale="Viridis", colorbar=dict(title="gap"),
+        text=text, texttemplate="%{text}", textfont=dict(size=13), colorscale="Viridis",
+        colorbar=dict(title="gap"),
         hovertemplate="λ=%{x}<br>T=%{y}<br>gap=%{z:.4g}<extra></extra>"))
     fig.update_xaxes(title="λ", type="category")
     fig.update_yaxes(title="T", type="category")

@@ -1,0 +1,65 @@
+"""End-to-end: the dashboard in Debian chromium against a real `streamlit run` (issue 3, Tests)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
+
+
+def metric_value(page, label: str) -> str:
+    card = page.get_by_test_id("stMetric").filter(has_text=label).first
+    return card.get_by_test_id("stMetricValue").inner_text().strip()
+
+
+def test_lambda_slider_flips_the_optimal_plan_and_updates_the_url(page, app_url, artifacts, idle) -> None:
+    page.goto(f"{app_url}/?lam=0.5&T=32")
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Sequential BOOT"
+    page.screenshot(path=str(artifacts / "e2e_home_lam0.5.png"), full_page=True)
+    slider = page.get_by_test_id("stSidebar").get_by_role("slider").first
+    slider.focus()
+    for _ in range(16):                     # 0.5 → 3 on the λ grid, one keyboard step at a time
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(500)
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Vanilla"
+    assert re.search(r"[?&]lam=3(\.0)?(&|$)", page.url), page.url
+    assert "T=32" in page.url
+    page.screenshot(path=str(artifacts / "e2e_home_lam3.png"), full_page=True)
+
+
+def test_shared_url_restores_state(page, app_url, idle) -> None:
+    page.goto(f"{app_url}/?lam=5&T=16")
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Vanilla"
+    assert page.locator(".js-plotly-plot").count() >= 3
+
+
+def test_bad_url_shows_a_warning(page, app_url, idle) -> None:
+    page.goto(f"{app_url}/?lam=-1&T=abc")
+    idle(page)
+    text = page.get_by_test_id("stAlert").all_inner_texts()
+    assert any("lam" in t for t in text) and any("T" in t for t in text)
+    assert metric_value(page, "Optimal plan") == "Sequential BOOT"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_screenshot_every_page(page, app_url, idle, shoot, name: str) -> None:
+    path = {"phase": "/", "playground": "/playground?T=6"}.get(name, f"/{name}")
+    page.goto(app_url + path)
+    idle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    assert "Page not found" not in page.inner_text("body")
+    shoot(page, f"page_{name}")
+
+
+def test_presentation_mode(page, app_url, artifacts, idle) -> None:
+    page.goto(f"{app_url}/?present=1")
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Sequential BOOT"
+    page.screenshot(path=str(artifacts / "present_home.png"), full_page=False)
