@@ -26,7 +26,8 @@ from opmerge_core import train_spec
 from opmerge_core.runstore import Heartbeat, RunStore
 from opmerge_core.trainer import TrainingCancelled
 
-LEASE_S = 30.0            # seconds without a touch before a leased session's jobs are cancelled
+LEASE_S = 120.0           # seconds without a touch before a leased session's jobs are cancelled
+                          # (long enough for a browser throttling a background tab to ~1 poll/min)
 PROGRESS_EVERY = 0.5      # seconds between progress writes to the store
 LOSS_POINTS_MAX = 2000    # live loss points kept per job
 MAX_JOBS_CAP = 64

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from opmerge_core.trainer import (
     TrainConfig,
     TrainingCancelled,
     TrainResult,
+    theory,
     train,
 )
 from opmerge_core.validation import S_MAX, check_choice, check_lam, check_T
@@ -170,3 +171,48 @@ def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
     store.finish(run_id, "done", metrics=metrics(result), artifacts=save(result,
                                                                          store.run_dir(run_id)))
     return run_id, result
+
+
+# ---- shrinkage vs training budget (THEORY §2, §6) ------------------------------------------------
+SWEEP_KIND = "train-sweep"
+SWEEP_POINTS_MAX = 16
+
+
+def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> list[dict]:
+    """Train the spec's plans once per number of steps (same lr): the trained one-step operator vs
+    the realised budget S_eff = 2·lr·steps, next to the closed form. Plans are fixed to the spec's
+    (the DP plan of the spec's own budget). One row per (steps, strategy, λ)."""
+    steps_list = sorted({int(n) for n in steps_list})
+    if not 1 <= len(steps_list) <= SWEEP_POINTS_MAX:
+        raise ValueError(f"a budget sweep takes 1..{SWEEP_POINTS_MAX} step counts")
+    named, lam, setting = spec.plans(), np.asarray(spec.lam), spec.setting()
+    total = sum(steps_list)
+    rows, offset = [], 0
+    for n in steps_list:
+        config = replace(spec.config(), steps=n)
+
+        def part(done: int, tot: int, info: dict, n=n, offset=offset) -> None:
+            if progress is not None:
+                progress(int(total * (offset + n * done / max(tot, 1)) / total), total, info)
+
+        result = train(setting, lam, named, config, progress=part, cancel=cancel)
+        for name, p in result.plans.items():
+            for j, lam_j in enumerate(lam):
+                rows.append({"steps": n, "S_eff": config.S_eff, "strategy": name, "lam": float(lam_j),
+                             "empirical": float(p.empirical[j]), "theory": float(p.theory[j]),
+                             "w2_empirical": float(p.w2_empirical[j]),
+                             "w2_theory": float(p.w2_theory[j])})
+        offset += n
+    return rows
+
+
+def theory_curve(spec: TrainSpec, S_values: np.ndarray) -> list[dict]:
+    """The closed-form one-step operator of each of the spec's plans over a grid of budgets S."""
+    named, lam, setting = spec.plans(), np.asarray(spec.lam), spec.setting()
+    rows = []
+    for S in np.asarray(S_values, dtype=float):
+        for name, value in theory(setting, lam, named, S, spec.inputs).items():
+            rows += [{"S": float(S), "strategy": name, "lam": float(lam[j]), "theory": float(value[j])}
+                     for j in range(lam.size)]
+    return rows

@@ -392,7 +392,7 @@ def train(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan] |
     bank.a[identity] = 1.0
     theory = np.full((graph.n_nodes, d), np.nan)
     theory[:T], theory[identity] = A_star, 1.0
-    _theory_chain(graph, setting, lam, config, theory)
+    _theory_chain(graph, setting, lam, config.S_eff, theory)
 
     waves: dict[int, list[int]] = {}
     for i in range(T + 1, graph.n_nodes):
@@ -424,16 +424,30 @@ def train(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan] |
                        time.perf_counter() - t0)
 
 
-def _theory_chain(graph: _Graph, setting: Setting, lam: np.ndarray, config: TrainConfig,
+def _theory_chain(graph: _Graph, setting: Setting, lam: np.ndarray, S: float,
                   theory: np.ndarray) -> None:
-    """Every node by the closed form of THEORY §2 at S_eff (ids are in topological order)."""
+    """Every node by the closed form of THEORY §2 at budget S (ids are in topological order)."""
     r2 = setting.r2(lam)
     for i in range(graph.T + 1, graph.n_nodes):
         node = graph.node(i)
         var = _input_var_theory(node, r2, theory)
         target = np.prod(theory[list(node.children)], axis=0)
         A0 = _init(setting, lam, node, theory[node.children[0]])
-        theory[i] = shrinkage.trained(target, A0, shrinkage.rho(config.S_eff, var))
+        theory[i] = shrinkage.trained(target, A0, shrinkage.rho(S, var))
+
+
+def theory(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan], S: float,
+           inputs: str = "forward") -> dict[str, np.ndarray]:
+    """The one-step operator each plan reaches by the closed form at budget S, with the trainer's
+    input choice (for ``forward`` this is ``Plan.evaluate`` at S). Shape (d,) per plan."""
+    lam = check_lam(lam)
+    check_choice(inputs, INPUTS, "inputs")
+    T = setting.T
+    graph = _build_graph(plans, T, inputs)
+    values = np.full((graph.n_nodes, lam.size), np.nan)
+    values[:T], values[T] = setting.A_star(lam), 1.0
+    _theory_chain(graph, setting, lam, float(S), values)
+    return {name: values[graph.plan_nodes[name][(0, T)] if T >= 2 else 0] for name in plans}
 
 
 def _input_var_theory(node: _Node, r2: np.ndarray, ops: np.ndarray) -> np.ndarray:

@@ -197,3 +197,33 @@ def test_bounds_and_device():
         with pytest.raises(ValueError, match="CUDA requested but not available"):
             trainer.resolve_device("cuda")
     assert trainer.resolve_device("cpu").type == "cpu"
+
+
+def test_reference_table_and_theory_function():
+    """THEORY §5 reference values (T = 8, λ = 0.5, S = 1) from the trainer's theory chain."""
+    named = {"boot": plans.boot(8), "vanilla": plans.vanilla(8)}
+    config = TrainConfig(steps=100, lr=0.005, batch=256)             # S_eff = 1
+    result = trainer.train(Setting(T=8), [0.5], named, config)
+    assert result.plans["boot"].theory[0] == pytest.approx(0.721739, abs=1e-6)
+    assert result.plans["vanilla"].theory[0] == pytest.approx(0.739863, abs=1e-6)
+    for p in result.plans.values():
+        assert abs(p.empirical[0] - p.theory[0]) < 0.01
+    boot_inputs = trainer.train(Setting(T=5), LAMS[::24], _named(5),
+                                TrainConfig(steps=10, lr=0.01, batch=8, inputs="boot"))
+    th = trainer.theory(Setting(T=5), LAMS[::24], _named(5), 0.2, inputs="boot")
+    for name, value in th.items():
+        np.testing.assert_allclose(value, boot_inputs.plans[name].theory, rtol=1e-12)
+
+
+def test_budget_sweep_follows_the_closed_form():
+    from opmerge_core import train_spec
+    spec = train_spec.TrainSpec(T=6, lam=[0.5, 3.0], strategies=["boot", "vanilla"], lr=0.005,
+                                batch=128, steps=10)
+    rows = train_spec.budget_sweep(spec, [20, 100, 300])
+    assert [r["S_eff"] for r in rows[::4]] == pytest.approx([0.2, 1.0, 3.0])
+    for r in rows:
+        assert abs(r["empirical"] - r["theory"]) < 0.02
+    curve = train_spec.theory_curve(spec, np.array([0.2, 1.0]))
+    by = {(r["S"], r["strategy"], r["lam"]): r["theory"] for r in curve}
+    for r in rows[:4]:
+        assert by[(0.2, r["strategy"], r["lam"])] == pytest.approx(r["theory"], rel=1e-12)
