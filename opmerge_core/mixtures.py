@@ -105,9 +105,9 @@ class GaussianMixture:
 def _component_logp(g: GaussianMixture, x: np.ndarray, t: float) -> np.ndarray:
     """log π_k + log N(x; μ_k, diag(v_k + t²)), shape (B, K)."""
     v = g.variances + t * t
-    diff = x[:, None, :] - g.means[None]
-    return (np.log(g.weights) - 0.5 * np.log(2 * np.pi * v).sum(-1)
-            - 0.5 * (diff * diff / v).sum(-1))
+    inv = 1.0 / v                                                   # (K, d)
+    quad = (x * x) @ inv.T - 2.0 * x @ (g.means * inv).T + (g.means**2 * inv).sum(-1)   # (B, K), BLAS
+    return np.log(g.weights) - 0.5 * np.log(2 * np.pi * v).sum(-1) - 0.5 * quad
 
 
 def _denoise_block(g: GaussianMixture, x: np.ndarray, t: float) -> np.ndarray:

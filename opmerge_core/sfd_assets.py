@@ -36,7 +36,7 @@ def load_latents(path: str | Path) -> np.ndarray:
 
 
 def build(latents: str | Path, assets: str | Path | None = None, *, steps: int = 6000, batch: int = 512,
-          width: int = 256, blocks: int = 3, gmm_k: int = 32, gmm_iters: int = 200, seed: int = 0,
+          width: int = 256, blocks: int = 3, gmm_k: int = 32, gmm_iters: int = 100, seed: int = 0,
           device: str = "auto", log=print) -> dict:
     """Train the MLP teacher, fit the GMM, write both to the assets folder, and report their quality
     (latent FD of the teacher at 32 NFE and of GMM samples against the latents' Gaussian fit)."""
