@@ -1,0 +1,289 @@
+"""Train (issue 4): real students for merge plans, trained live, next to the theory (THEORY §2, §6).
+
+Training runs in the shared job runner (``opmerge_core.jobs``: bounded pool, FIFO queue), never in the
+script thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits
+it, polls the job from a fragment and draws. Jobs are leased to this browser session: when the tab is
+closed the polling stops and the runner cancels them (``jobs.LEASE_S``).
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import common
+from dashboard.figures import train as figs
+from opmerge_core import jobs, plans, train_spec, trainer
+
+T_OPTIONS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+LRS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+SPECTRA = ("sidebar λ", "power law", "two-level")
+SWEEP_FACTORS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)   # budget sweep: × the chosen steps
+WORK_WARN = 3e9           # merge-steps × batch × d above which the page warns about the wait
+LABELS = {**plans.STRATEGY_LABELS, "dp": "DP optimum (at S_eff)", "custom": "typed plan"}
+
+
+@st.cache_resource(show_spinner=False)
+def runner() -> jobs.JobRunner:
+    return jobs.default_runner()
+
+
+def owner() -> str:
+    return st.session_state.setdefault("train_owner", uuid.uuid4().hex)
+
+
+def cli_command(spec: train_spec.TrainSpec) -> str:
+    args = ["opmerge", "train"]
+    if spec.strategies:
+        args += ["--strategies", ",".join(spec.strategies)]
+    if spec.plan:
+        args += ["--plan", spec.plan]
+    args += ["--T", str(spec.T), "--lam", ",".join(f"{x:g}" for x in spec.lam), "--steps",
+             str(spec.steps), "--lr", f"{spec.lr:g}", "--batch", str(spec.batch), "--optimizer",
+             spec.optimizer, "--seed", str(spec.seed)]
+    for key, default in (("inputs", "forward"), ("student", "linear"), ("schedule", "trig"),
+                         ("init", "teacher"), ("surrogate", "teacher")):
+        if getattr(spec, key) != default:
+            args += [f"--{key}", getattr(spec, key)]
+    return " ".join(shlex.quote(a) for a in [*args, "--json"])
+
+
+def submit(spec: train_spec.TrainSpec) -> None:
+    job = runner().submit_train(spec, owner=owner(), lease=True)
+    st.session_state["tr_job"] = job.id
+
+
+def submit_sweep(spec: train_spec.TrainSpec) -> None:
+    steps = sorted({max(1, round(f * spec.steps)) for f in SWEEP_FACTORS})
+
+    def task(job: jobs.Job) -> dict:
+        rows = train_spec.budget_sweep(spec, steps, job.report, job.cancel_event)
+        return {"spec": spec, "rows": rows}
+
+    params = {**spec.as_dict(), "sweep_steps": steps}
+    job = runner().submit(train_spec.SWEEP_KIND, task, params, owner=owner(), lease=True)
+    st.session_state["tr_sweep_job"] = job.id
+
+
+def _status(job: jobs.Job, what: str) -> None:
+    if job.status == "queued":
+        st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in "
+                f"order, {runner().max_workers} at a time.")
+    elif job.status == "running":
+        info = job.info
+        wave = f" · wave {info['wave']}/{info['waves']}" if "wave" in info else ""
+        loss = f" · loss {info['loss']:.3g}" if "loss" in info else ""
+        st.progress(min(job.progress, 1.0), text=f"{what} (run {job.id}): "
+                    f"{100 * job.progress:.0f}%{wave}{loss}")
+        st.button("Cancel", key=f"tr_cancel_{job.id}", on_click=job.cancel, icon=":material/stop:")
+        if len(job.losses) >= 2:
+            st.plotly_chart(figs.live_loss(job.losses), key=f"tr_live_{job.id}",
+                            config=common.plotly_config("train_live_loss"))
+    elif job.status == "failed":
+        st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=common.WARN)
+    elif job.status == "cancelled":
+        st.info(f"{what} (run {job.id}) was cancelled.")
+    else:
+        st.success(f"{what} (run {job.id}) done.")
+
+
+@st.fragment(run_every=0.5)
+def monitor() -> None:
+    """Polls this session's jobs; a finished job triggers one full rerun to draw its results."""
+    shown = False
+    for key, what in (("tr_job", "Training"), ("tr_sweep_job", "Budget sweep")):
+        job = runner().get(st.session_state.get(key, -1))
+        if job is None:
+            continue
+        shown = True
+        runner().touch(owner())
+        _status(job, what)
+        if job.done and st.session_state.get(f"{key}_drawn") != job.id:
+            st.session_state[f"{key}_drawn"] = job.id
+            st.rerun()
+    if not shown:
+        st.caption("No run started in this session yet: press **Start training**.")
+
+
+# ---- page ---------------------------------------------------------------------------------------
+p = common.params()
+st.title("Train real students")
+st.caption("Every merge of a plan becomes a real student — a diagonal linear operator (or a tiny MLP) "
+           "trained with SGD or Adam on sampled z_s against the product of its children. Plain SGD with "
+           "learning rate η for n steps realises the budget **S_eff = 2ηn** and must land on THEORY §2's "
+           "closed form within Monte-Carlo error; Adam and the MLP show where it stops holding. The "
+           "sidebar's S is not used here; schedule, init and surrogate are.")
+
+c1, c2, c3 = st.columns([2, 2, 1])
+strategies = c1.multiselect("strategies", train_spec.STRATEGY_CHOICES, default=["boot", "vanilla", "dp"],
+                            key="tr_strategies", format_func=lambda k: LABELS.get(k, k))
+plan_text = c2.text_input("typed plan (optional, trained as 'custom')", key="tr_plan",
+                          placeholder="e.g. [[4 3] 2 1]", max_chars=common.PLAN_URL_MAX)
+T = c3.select_slider("T", T_OPTIONS, value=min(T_OPTIONS, key=lambda t: abs(t - min(p.T, 32))),
+                     key="tr_T")
+
+c1, c2, c3 = st.columns([2, 1, 1])
+spectrum = c1.segmented_control("λ", SPECTRA, default="sidebar λ", key="tr_spectrum") or "sidebar λ"
+if spectrum == "power law":
+    d = int(c2.slider("directions d", 2, 64, 8, key="tr_d"))
+    lam = 10.0 * np.arange(1, d + 1) ** -1.0
+    c3.caption("λ_i = 10 / i")
+elif spectrum == "two-level":
+    d = int(c2.slider("directions d", 2, 64, 8, key="tr_d"))
+    lam = np.where(np.arange(d) < d // 2, 5.0, 0.2)
+    c3.caption("half λ = 5, half λ = 0.2")
+else:
+    lam = np.array([p.lam])
+    c2.caption(f"λ = {p.lam:g} (sidebar)")
+
+c1, c2, c3, c4 = st.columns(4)
+steps = int(c1.select_slider("steps per merge", STEPS, value=200, key="tr_steps"))
+lr = float(c2.select_slider("learning rate η", LRS, value=0.005, key="tr_lr"))
+batch = int(c3.select_slider("batch", BATCHES, value=256, key="tr_batch"))
+seed = int(c4.number_input("seed", 0, 2**31 - 1, 0, key="tr_seed"))
+c1, c2, c3 = st.columns(3)
+optimizer = c1.segmented_control("optimiser", trainer.OPTIMIZERS, default="sgd", key="tr_opt") or "sgd"
+student = c2.segmented_control("student", trainer.STUDENTS, default="linear", key="tr_student") or "linear"
+inputs = c3.segmented_control("inputs", trainer.INPUTS, default="forward", key="tr_inputs",
+                              help="forward: z_s ~ N(0, r_s²) (THEORY §2 default); boot: z_T pushed "
+                                   "through the current model (earlier students) to s.") or "forward"
+
+spec, problem = None, None
+try:
+    spec = train_spec.TrainSpec(T=T, lam=tuple(lam), strategies=tuple(strategies),
+                                plan=plan_text.strip() or None, schedule=p.schedule, init=p.init,
+                                surrogate=p.surrogate, steps=steps, lr=lr, batch=batch,
+                                optimizer=optimizer, seed=seed, inputs=inputs, student=student)
+    if spec.plan and plans.parse(spec.plan).T != T:
+        raise ValueError(f"the typed plan is for T = {plans.parse(spec.plan).T} but T = {T}")
+    named = spec.plans()
+except ValueError as exc:
+    problem = str(exc)
+    st.warning(f"Cannot train: {problem}", icon=common.WARN)
+
+if spec is not None and problem is None:
+    r2_max = float(np.max(spec.setting().r2(np.asarray(spec.lam))))
+    n_merges = len({(name, m) for name, pl in named.items() for m in pl.merges})
+    work = n_merges * steps * batch * len(spec.lam) * (spec.hidden if student == "mlp" else 1)
+    st.caption(f"S_eff = 2 · {lr:g} · {steps} = **{spec.S_eff:g}** · {n_merges} merges to train · "
+               f"d = {len(spec.lam)}")
+    if optimizer == "sgd" and lr * r2_max >= 1:
+        st.warning(f"η · max r_s² = {lr * r2_max:.3g} ≥ 1: plain SGD will diverge (the run will stop "
+                   "and be marked failed with the reason). Lower the learning rate to stay stable.",
+                   icon=common.WARN)
+    if work > WORK_WARN:
+        st.warning("This is a large run (several minutes on a shared CPU); it queues behind others.",
+                   icon=common.WARN)
+
+c1, c2 = st.columns([1, 3])
+c1.button("Start training", key="tr_start", type="primary", disabled=problem is not None,
+          on_click=submit, args=(spec,), icon=":material/play_arrow:")
+c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem is not None,
+          on_click=submit_sweep, args=(spec,),
+          help="Trains the same plans at " + ", ".join(f"{f:g}×" for f in SWEEP_FACTORS)
+               + " the steps (same η) to show the trained operator following the closed form in S.")
+monitor()
+
+# ---- results of this session's last training ----------------------------------------------------
+job = runner().get(st.session_state.get("tr_job", -1))
+if job is not None and job.status == "done" and job.result is not None:
+    result: trainer.TrainResult = job.result
+    st.header(f"Results of run {job.id}")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("S_eff = 2ηn", f"{result.S_eff:g}")
+    c2.metric("students trained", f"{len(result.records)}")
+    c3.metric("seconds", f"{result.seconds:.2f}", help=f"on {result.device}")
+    w2 = pd.DataFrame([{"strategy": n, "plan": r.plan.text, "w2_empirical": r.w2_empirical_total,
+                        "w2_theory": r.w2_theory_total,
+                        **({"empirical": float(r.empirical[0]), "theory": float(r.theory[0])}
+                           if result.lam.size == 1 else {})}
+                       for n, r in result.plans.items()])
+    left, right = st.columns([3, 2])
+    with left:
+        common.figure(figs.w2_bars(w2), "train_w2", w2)
+    with right:
+        st.markdown("#### What to notice")
+        st.markdown("With SGD the trained W2 sits on the theory bar: the closed form of THEORY §2 is "
+                    "what training does. Switch to **Adam** or the **MLP** student and the bars part — "
+                    "the closed form assumes gradient flow on a linear student.")
+        st.dataframe(w2, hide_index=True)
+
+    c1, c2 = st.columns(2)
+    view = c1.selectbox("merges of", list(result.plans), key="tr_view",
+                        format_func=lambda k: LABELS.get(k, k))
+    j = 0
+    if result.lam.size > 1:
+        j = int(c2.selectbox("coordinate", range(result.lam.size), key="tr_coord",
+                             format_func=lambda i: f"λ_{i + 1} = {result.lam[i]:.4g}"))
+    records = result.merges(view)
+    if not records:
+        st.caption("T = 1: no merge to train.")
+    else:
+        per_merge = pd.DataFrame([{"merge": k + 1, "span": f"z_{r.span[1]} → z_{r.span[0]}",
+                                   "learned": float(r.learned[j]), "closed_form": float(r.closed_form[j]),
+                                   "theory": float(r.theory[j]), "target": float(r.target[j]),
+                                   "A0": float(r.A0[j]), "input_var": float(r.input_var[j]),
+                                   "mc_std": float(r.mc_std[j])} for k, r in enumerate(records)])
+        left, right = st.columns(2)
+        with left:
+            common.figure(figs.merge_operators(per_merge, view, float(result.lam[j])),
+                          f"train_merges_{view}", per_merge)
+        with right:
+            curves = {f"z_{r.span[1]}→z_{r.span[0]}": (r.loss_steps, r.loss) for r in records}
+            common.figure(figs.merge_losses(curves), f"train_losses_{view}")
+        if result.config.optimizer == "sgd" and result.config.student == "linear":
+            z = (per_merge["learned"] - per_merge["closed_form"]).abs() / per_merge["mc_std"]
+            st.caption(f"Trained − closed form, in units of the predicted Monte-Carlo error (from batch "
+                       f"and steps): median {z.median():.2f}, max {z.max():.2f}.")
+elif job is not None and job.status == "done":
+    st.caption("The result of this run is no longer in memory; see the runs table below.")
+
+# ---- shrinkage vs training budget --------------------------------------------------------------
+sweep_job = runner().get(st.session_state.get("tr_sweep_job", -1))
+if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is not None:
+    st.header("Shrinkage vs training budget")
+    sweep_spec: train_spec.TrainSpec = sweep_job.result["spec"]
+    sweep = pd.DataFrame(sweep_job.result["rows"])
+    S_grid = np.geomspace(sweep["S_eff"].min() / 2, sweep["S_eff"].max() * 2, 60)
+    curve = pd.DataFrame(train_spec.theory_curve(sweep_spec, S_grid))
+    lams = sorted(sweep["lam"].unique())
+    lam_j = lams[0] if len(lams) == 1 else st.selectbox("λ", lams, key="tr_sweep_lam",
+                                                        format_func=lambda x: f"{x:.4g}")
+    target = float(sweep_spec.setting().target(np.array([lam_j]))[0])
+    left, right = st.columns([3, 2])
+    with left:
+        common.figure(figs.budget_curve(sweep, curve, target, lam_j), "train_budget", sweep)
+    with right:
+        st.markdown("#### What to notice")
+        st.markdown("Each marker is a full training run with n steps at the same η; it sits on the "
+                    "closed-form curve at S = 2ηn. A larger budget pulls every plan towards the target "
+                    "P, and the ranking of the plans does not change with S (THEORY §5).")
+
+# ---- the run store ------------------------------------------------------------------------------
+st.header("Runs")
+rows = runner().store.list(kind=train_spec.KIND, limit=200)
+if not rows:
+    st.caption("No training runs in the run store yet.")
+else:
+    table = pd.DataFrame([{"id": r["id"], "created": r["created"], "status": r["status"],
+                           "progress": r["progress"], "T": r["params"].get("T"),
+                           "lam": ",".join(f"{x:g}" for x in r["params"].get("lam", [])),
+                           "strategies": ",".join(r["params"].get("strategies", [])),
+                           "optimizer": r["params"].get("optimizer"), "steps": r["params"].get("steps"),
+                           "lr": r["params"].get("lr"), "batch": r["params"].get("batch"),
+                           "S_eff": r["metrics"].get("S_eff"), "seconds": r["metrics"].get("seconds"),
+                           **{f"W2 {k}": v for k, v in r["metrics"].get("w2_empirical", {}).items()},
+                           **{f"W2 theory {k}": v for k, v in r["metrics"].get("w2_theory", {}).items()},
+                           "error": r["error"] or ""} for r in rows])
+    st.dataframe(table, hide_index=True)
+    common.csv_download(table, "train_runs")
+    st.caption("Compare two runs on the command line: `opmerge runs compare ID ID`.")
+
+if spec is not None and problem is None:
+    common.show_cli(cli_command(spec))
