@@ -30,6 +30,8 @@ def assets(tmp_path_factory) -> Path:
 
 def open_page(monkeypatch, folder: Path, **query) -> AppTest:
     monkeypatch.setenv("OPMERGE_ASSETS", str(folder))
+    monkeypatch.setenv("OPMERGE_HOME", str(folder / "home"))     # the job runner's run store
+    monkeypatch.setenv("OPMERGE_MAX_JOBS", "1")
     at = AppTest.from_file(APP, default_timeout=60)
     for k, v in query.items():
         at.query_params[k] = v
@@ -53,7 +55,7 @@ def test_page_renders_from_url_state(assets, monkeypatch):
     assert table["W2 (all)"].iloc[0] == 0.0                            # teacher vs its own composite
 
 
-def test_trainer_runs_in_the_background(assets, monkeypatch):
+def test_trainer_runs_in_the_job_runner(assets, monkeypatch):
     at = open_page(monkeypatch, assets, T="4")
     at.button(key="celeba_train").click().run()
     for _ in range(60):
@@ -65,6 +67,7 @@ def test_trainer_runs_in_the_background(assets, monkeypatch):
     assert any("Trained every strategy" in s.value for s in at.success)
     trained = at.dataframe[1].value
     assert len(trained) == 7 and (trained["w2 (trained)"] > 0).all()
+    assert np.allclose(trained["w2 (trained)"], trained["W2 (theory)"], rtol=0.1)
 
 
 def test_missing_assets_and_bad_url_keep_the_app_alive(tmp_path, assets, monkeypatch):

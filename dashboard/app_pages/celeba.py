@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import io
 import shlex
-import threading
-import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import streamlit as st
 
 from dashboard import common
 from dashboard.figures.celeba import latent_spectrum, w2_split_bars
-from opmerge_core import celeba, latents
+from opmerge_core import celeba, jobs, latents
 from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
 from opmerge_core.setting import Setting
 
@@ -58,49 +57,63 @@ def cli_command(p: common.Params, n: int, seed: int, gain: float, train: bool = 
     return " ".join(shlex.quote(a) for a in [*args, "--out", "grid.png"])
 
 
-# ---- trainer runs in a worker thread ------------------------------------------------------------
-def _train_worker(job: dict) -> None:
-    def progress(stage: int, n_stages: int, done: int, total: int) -> None:
-        job["progress"] = (stage + (done / total if total else 1.0)) / n_stages
+# ---- trainer runs in the shared job runner (never in the script thread) -------------------------
+KIND = "celeba_train"
 
-    try:
-        celeba.train_strategies(job["comparison"], steps=TRAIN_STEPS, progress=progress, cancel=job["cancel"])
-        job["result"] = job["comparison"].trained_w2
-    except Exception as exc:  # shown to the user; the page keeps working
-        job["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    job["seconds"] = time.perf_counter() - job["t0"]
-    job["done"] = True
+
+@st.cache_resource(show_spinner=False)
+def runner() -> jobs.JobRunner:
+    return jobs.default_runner()
+
+
+def owner() -> str:
+    return st.session_state.setdefault("celeba_owner", uuid.uuid4().hex)
 
 
 def start_training(key: tuple, folder: str) -> None:
-    old = st.session_state.get("celeba_job")
-    if old and not old["done"]:
-        old["cancel"].set()
-    job = {"key": key, "comparison": comparison(key, folder), "progress": 0.0, "done": False,
-           "result": None, "error": None, "cancel": threading.Event(), "t0": time.perf_counter()}
-    threading.Thread(target=_train_worker, args=(job,), daemon=True, name="celeba-train").start()
-    st.session_state["celeba_job"] = job
+    comp = comparison(key, folder)
+
+    def task(job: jobs.Job) -> dict:
+        def progress(stage: int, n_stages: int, done: int, total: int) -> None:
+            job.report(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
+
+        celeba.train_strategies(comp, steps=TRAIN_STEPS, progress=progress, cancel=job.cancel_event)
+        return comp.trained_w2
+
+    params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
+              "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
+    job = runner().submit(KIND, task, params, owner=owner(), lease=True)
+    st.session_state["celeba_job"] = job.id
+    st.session_state["celeba_job_key"] = key
 
 
-@st.fragment(run_every=1.0)
-def training_monitor(key: tuple) -> None:
-    job = st.session_state.get("celeba_job")
-    if not job or job["key"] != key:
-        st.caption("No trainer run for these settings yet.")
+@st.fragment(run_every=0.5)
+def training_monitor(key: tuple, folder: str) -> None:
+    job = runner().get(st.session_state.get("celeba_job", -1))
+    if job is None or st.session_state.get("celeba_job_key") != key:
+        st.caption("No trainer run for these settings yet: press **Train every strategy**.")
         return
-    if not job["done"]:
-        st.progress(min(job["progress"], 1.0), text=f"Training every strategy … {100 * job['progress']:.0f}%")
-        st.button("Stop", key="celeba_stop", on_click=job["cancel"].set)
-        return
-    if job["error"]:
-        st.warning(f"Trainer run stopped: {job['error']}")
-        return
-    st.success(f"Trained every strategy in {job['seconds']:.1f} s (SGD, S_eff = 2·lr·steps = S).")
-    rows = [{"method": m, "label": celeba.METHOD_LABELS[m], **{f"{k} (trained)": v for k, v in w.items()}}
-            for m, w in job["result"].items()]
-    table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True, width="stretch")
-    common.csv_download(table, "celeba_w2_trained")
+    runner().touch(owner())
+    if job.status == "queued":
+        st.info(f"Trainer run {job.id} is queued: position {job.queue_position} "
+                f"({runner().max_workers} run at a time).")
+    elif job.status == "running":
+        st.progress(min(job.progress, 1.0), text=f"Training every strategy (run {job.id}) … "
+                    f"{100 * job.progress:.0f}%")
+        st.button("Cancel", key=f"celeba_cancel_{job.id}", on_click=job.cancel, icon=":material/stop:")
+    elif job.status == "failed":
+        st.warning(f"Trainer run {job.id} failed: {job.error}", icon=common.WARN)
+    elif job.status == "cancelled":
+        st.info(f"Trainer run {job.id} was cancelled.")
+    else:
+        seconds = (job.finished or 0) - (job.started or 0)
+        st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
+        theory = comparison(key, folder).w2
+        rows = [{"method": celeba.METHOD_LABELS[m], **{f"{k} (trained)": v for k, v in w.items()},
+                 "W2 (theory)": theory[m]["w2"]} for m, w in job.result.items()]
+        table = pd.DataFrame(rows)
+        st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
+        common.csv_download(table, "celeba_w2_trained")
 
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -163,10 +176,10 @@ if notes:
 
 st.subheader("Check with the trainer")
 st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps, lr = S / (2·steps)) in a "
-           "background thread; at T = 64 this takes about a minute on this CPU.")
+           "the shared job runner (queued if others are training); at T = 64 about a minute on this CPU.")
 st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.key, folder),
           disabled=p.S <= 0)
-training_monitor(p.key)
+training_monitor(p.key, folder)
 
 st.subheader("What to notice")
 st.markdown(
