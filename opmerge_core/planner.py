@@ -352,6 +352,8 @@ def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True)
                 plan, value = found
         if mixed:
             regime = "mixed"
+        elif named["boot"] == named["vanilla"]:    # T <= 2: one plan; name it by the side of P
+            regime = "boot" if value >= tgt else "vanilla"
         elif _close(value, boot_v[j]) and (value == lo or not _close(value, vanilla_v[j])):
             regime = "boot"   # ties (e.g. ρ ≈ 1 saturation) are reported as the named plan
             plan, value = plans.boot(setting.T), float(boot_v[j])

@@ -158,3 +158,10 @@ def test_both_compiled_kernels_agree_with_brute_force(monkeypatch):
     monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
     for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity")]:
         _check_extremes(Setting(T=7, S=1.3, schedule=schedule, init=init))
+
+
+def test_single_plan_T_is_named_by_side_of_target():
+    setting = Setting(T=2)
+    low, high = planner.optimal(setting, [0.3, 10.0])
+    assert (low.regime, high.regime) == ("boot", "vanilla")
+    assert low.plan == high.plan == plans.vanilla(2) == plans.boot(2)
