@@ -20,6 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import figures
 from opmerge_core import planner, plans, sweep
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
@@ -272,7 +273,7 @@ def curve_lams(T: int) -> np.ndarray:
 
 
 PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
-PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # T = 384 would add ~1.3 s cold
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -303,6 +304,19 @@ def phase(S: float, schedule: str, init: str, surrogate: str) -> tuple[pd.DataFr
     return df, th
 
 
+# Figures that do not depend on λ are cached as plain specs; the page adds the λ marker and builds
+# the figure without re-validation (figures.from_dict), which keeps a λ change well under 150 ms.
+@st.cache_data(max_entries=64, show_spinner=False)
+def curves_spec(key: tuple) -> dict:
+    lam_B, lam_V = thresholds(key)
+    return figures.strategy_curves(curves(key), None, lam_B, lam_V).to_dict()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def phase_spec(S: float, schedule: str, init: str, surrogate: str) -> dict:
+    return figures.phase_diagram(*phase(S, schedule, init, surrogate)).to_dict()
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
 def span_values(key: tuple, plan_text: str, lam: float) -> dict:
     plan = plans.parse(plan_text, key[0])
@@ -328,15 +342,20 @@ def plotly_config(name: str) -> dict:
             "toImageButtonOptions": {"format": fmt, "scale": 2, "filename": f"opmerge_{name}"}}
 
 
-def figure(fig: go.Figure, name: str, data: pd.DataFrame | None = None, *, key: str | None = None) -> None:
-    """Show a figure with PNG/SVG export in its modebar and a CSV download of the data behind it."""
+def figure(fig: go.Figure | dict, name: str, data: pd.DataFrame | None = None, *,
+           key: str | None = None) -> None:
+    """Show a figure (or a trusted spec) with PNG/SVG export in its modebar and a CSV download of
+    the data behind it."""
+    if isinstance(fig, dict):
+        fig = figures.from_dict(fig)
     st.plotly_chart(fig, key=key or f"fig_{name}", width="stretch", config=plotly_config(name))
     if data is not None:
         csv_download(data, name)
 
 
 def csv_download(data: pd.DataFrame, name: str) -> None:
-    st.download_button(f"CSV: {name}", data.to_csv(index=False).encode(), file_name=f"opmerge_{name}.csv",
+    # a callable: the CSV is written only when the button is pressed, not on every rerun
+    st.download_button(f"CSV: {name}", lambda: data.to_csv(index=False), file_name=f"opmerge_{name}.csv",
                        mime="text/csv", key=f"csv_{name}", on_click="ignore", icon=":material/download:")
 
 

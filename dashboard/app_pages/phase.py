@@ -69,7 +69,10 @@ with right:
 left, right = st.columns([3, 2])
 with left:
     df = common.curves(p.key)
-    common.figure(figures.strategy_curves(df, p.lam, lam_B, lam_V), "strategy_curves", df)
+    common.figure(figures.add_lam_line(common.curves_spec(p.key), p.lam), "strategy_curves", df)
+    if not df["exact"].all():
+        st.warning(f"{int((~df['exact']).sum())} λ values of the dashed DP curve lie in the mixed band: "
+                   "there the DP value is the best known, **not proven optimal**.", icon=common.WARN)
 with right:
     st.markdown("#### What to notice")
     st.markdown("Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above "
@@ -89,12 +92,13 @@ with right:
 
 left, right = st.columns([3, 2])
 with left:
-    ph, th = common.phase(p.S, p.schedule, p.init, p.surrogate)
-    common.figure(figures.phase_diagram(ph, th, p.lam, p.T), "phase_diagram",
+    choices = (p.S, p.schedule, p.init, p.surrogate)
+    ph, th = common.phase(*choices)
+    common.figure(figures.add_phase_point(common.phase_spec(*choices), p.lam, p.T), "phase_diagram",
                   ph.merge(th, on="T")[["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]])
 with right:
     st.markdown("#### Reading the phase diagram")
-    st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The white line "
+    st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
                 "λ_B(T) hugs λ = 1 as T grows; the dashed line λ_V = 1 + 1/α₁ tends to 2. The star "
                 "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
     if not ph["exact"].all():

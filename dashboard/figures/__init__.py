@@ -7,7 +7,10 @@ other areas add ``train``, ``celeba``, ``sfd``, ``mixtures`` and re-export here.
 from dashboard.figures.theory import (
     REGIME_COLORS,
     STRATEGY_COLORS,
+    add_lam_line,
+    add_phase_point,
     composite_vs_exact,
+    from_dict,
     gap_grid_heatmap,
     geometry_animation,
     operators_per_step,
@@ -23,7 +26,10 @@ from dashboard.figures.theory import (
 __all__ = [
     "REGIME_COLORS",
     "STRATEGY_COLORS",
+    "add_lam_line",
+    "add_phase_point",
     "composite_vs_exact",
+    "from_dict",
     "gap_grid_heatmap",
     "geometry_animation",
     "operators_per_step",

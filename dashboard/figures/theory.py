@@ -22,16 +22,64 @@ LAM_TICKS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
 FONT = dict(size=15)
 
 
+def from_dict(spec: dict) -> go.Figure:
+    """A figure from a plain spec without plotly's per-property validation (~2 ms instead of ~30 ms).
+    Used for the figures redrawn on every λ change; the specs are built here, by trusted code."""
+    return go.Figure(spec, _validate=False)
+
+
+def _base_layout(title: str, height: int = 420, **kw) -> dict:
+    return dict(title=dict(text=title, x=0.01), height=height, font=FONT,
+                margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2), **kw)
+
+
+def add_lam_line(spec: dict, lam: float) -> dict:
+    """Mark the current λ on a figure spec with a log λ x axis (in place; returns the spec)."""
+    shape, notes = _vline(lam, text=f"λ = {lam:g}", log_x=True)
+    layout = spec.setdefault("layout", {})
+    layout["shapes"] = [*layout.get("shapes", ()), shape]
+    layout["annotations"] = [*layout.get("annotations", ()), *notes]
+    return spec
+
+
+def add_phase_point(spec: dict, lam: float, T: int) -> dict:
+    """Mark the current (λ, T) on a phase-diagram spec (x = log10 λ, y = log2 T)."""
+    spec.setdefault("data", []).append(dict(
+        type="scatter", x=[float(np.log10(lam))], y=[float(np.log2(T))], mode="markers",
+        name=f"you: λ={lam:g}, T={T}",
+        marker=dict(size=18, symbol="star", color="#F0E442", line=dict(color="black", width=2))))
+    return spec
+
+
 def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0.01), height=height, font=FONT,
                       margin=dict(l=60, r=20, t=50, b=50), legend=dict(orientation="h", y=-0.2), **kw)
     return fig
 
 
-def _lam_line(fig: go.Figure, lam: float, text: str, dash: str = "solid", color: str = "black",
-              log10: bool = False) -> None:
-    fig.add_vline(x=np.log10(lam) if log10 else lam, line_dash=dash, line_color=color, line_width=2,
-                  annotation_text=text, annotation_position="top")
+# Shapes and annotations are collected as plain dicts and set in one layout update: plotly's
+# add_vline/add_vrect validate every property incrementally and cost ~10 ms each (the λ-drag budget
+# is 150 ms for the whole page). Shapes take data values on log axes, annotations take log10 values.
+def _vline(x: float, *, text: str | None = None, dash: str = "solid", color: str = "black", width: float = 2,
+           log_x: bool = False, anchor: str = "center", yref: str = "paper") -> tuple[dict, list[dict]]:
+    shape = dict(type="line", xref="x", yref=yref, x0=x, x1=x, y0=0, y1=1,
+                 line=dict(color=color, width=width, dash=dash))
+    notes = [] if text is None else [dict(x=float(np.log10(x)) if log_x else x, y=1.0, xref="x", yref="paper",
+                                          text=text, showarrow=False, yanchor="bottom", xanchor=anchor)]
+    return shape, notes
+
+
+def _hline(y: float, *, text: str | None = None, dash: str = "solid", color: str = "#888",
+           width: float = 1) -> tuple[dict, list[dict]]:
+    shape = dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=y, y1=y,
+                 line=dict(color=color, width=width, dash=dash))
+    notes = [] if text is None else [dict(x=1.0, y=y, xref="paper", yref="y", text=text, showarrow=False,
+                                          xanchor="right", yanchor="bottom")]
+    return shape, notes
+
+
+def _decorate(fig: go.Figure, items: list[tuple[dict, list[dict]]]) -> None:
+    fig.update_layout(shapes=[s for s, _ in items], annotations=[a for _, notes in items for a in notes])
 
 
 # ---- the optimal plan as a tree -----------------------------------------------------------------
@@ -54,12 +102,12 @@ def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = 
         for child in plan.children(span):
             ex += [x_of(span), x_of(child), None]
             ey += [height[span], height[child], None]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color="#888", width=1.5),
-                             hoverinfo="skip", showlegend=False))
+    data = [dict(type="scatter", x=ex, y=ey, mode="lines", line=dict(color="#888", width=1.5),
+                 hoverinfo="skip", showlegend=False)]
     leaves = [(t - 1, t) for t in range(T, 0, -1)]
     show_leaf_text = T <= 24
-    fig.add_trace(go.Scatter(
+    data.append(dict(
+        type="scatter",
         x=[x_of(s) for s in leaves], y=[0] * T, mode="markers+text" if show_leaf_text else "markers",
         text=[str(s[1]) for s in leaves], textposition="bottom center",
         marker=dict(size=9 if T <= 64 else 4, color="#444", symbol="square"), name="teacher step",
@@ -67,7 +115,8 @@ def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = 
         hovertemplate="teacher step %{customdata[0]}<br>A* = %{customdata[1]:.5f}<extra></extra>"))
     merges = sorted(plan.merges, key=lambda sp: (height[sp], sp))
     show_text = len(merges) <= label_limit  # else only the root is labelled (hover shows the rest)
-    fig.add_trace(go.Scatter(
+    data.append(dict(
+        type="scatter",
         x=[x_of(s) for s in merges], y=[height[s] for s in merges], mode="markers+text",
         text=[f"{values.get(s, np.nan):.3f}" if show_text or s == (0, T) else "" for s in merges],
         textposition="top center",
@@ -75,27 +124,34 @@ def plan_tree(plan: Plan, values: Mapping[tuple[int, int], float], title: str = 
         name="student (merge)", customdata=[[s[1], s[0], values.get(s, np.nan)] for s in merges],
         hovertemplate="student z_%{customdata[0]} → z_%{customdata[1]}<br>value %{customdata[2]:.5f}"
                       "<extra></extra>"))
-    fig.update_xaxes(visible=False, range=[-1, T])
     top = max(height.values())
-    fig.update_yaxes(title="student generation", range=[-0.12 * top - 0.6, top * 1.1 + 0.6],
-                     dtick=1 if top <= 12 else None, zeroline=False)
-    return _layout(fig, title, height=380 if plan.depth <= 12 else 460)
+    layout = _base_layout(title, height=380 if top <= 12 else 460,
+                          xaxis=dict(visible=False, range=[-1, T]),
+                          yaxis=dict(title=dict(text="student generation"), zeroline=False,
+                                     range=[-0.12 * top - 0.6, top * 1.1 + 0.6],
+                                     dtick=1 if top <= 12 else None))
+    return from_dict(dict(data=data, layout=layout))
 
 
 # ---- strategy curves ----------------------------------------------------------------------------
-def _regime_bands(fig: go.Figure, lam_lo: float, lam_hi: float, lam_B: float, lam_V: float) -> None:
+def _regime_bands(lam_lo: float, lam_hi: float, lam_B: float, lam_V: float) -> list[tuple[dict, list]]:
+    """Shaded λ bands (log x axis): BOOT below λ_B, hybrid/mixed between, vanilla above λ_V."""
     b = min(max(lam_B, lam_lo), lam_hi) if np.isfinite(lam_B) else lam_hi
     v = min(max(lam_V, lam_lo), lam_hi) if np.isfinite(lam_V) else lam_hi
+    items = []
     for x0, x1, regime, text in ((lam_lo, b, "boot", "BOOT optimal"),
                                  (b, max(v, b), "hybrid", "hybrid / mixed"),
                                  (max(v, b), lam_hi, "vanilla", "vanilla optimal")):
         if x1 > x0:
-            fig.add_vrect(x0=x0, x1=x1, fillcolor=REGIME_COLORS[regime], opacity=0.10, line_width=0,
-                          layer="below", annotation_text=text, annotation_position="top left",
-                          annotation_font_size=12)
+            shape = dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, layer="below",
+                         fillcolor=REGIME_COLORS[regime], opacity=0.10, line=dict(width=0))
+            note = dict(x=float(np.log10(x0)), y=0.99, xref="x", yref="paper", text=text, showarrow=False,
+                        xanchor="left", yanchor="top", font=dict(size=12, color="#555"))
+            items.append((shape, [note]))
+    return items
 
 
-def strategy_curves(df: pd.DataFrame, lam: float, lam_B: float, lam_V: float,
+def strategy_curves(df: pd.DataFrame, lam: float | None, lam_B: float, lam_V: float,
                     quantity: str = "w2", title: str | None = None) -> go.Figure:
     """W2 error (or gap to the DP optimum) of every named strategy and the DP plan vs λ."""
     fig = go.Figure()
@@ -108,11 +164,13 @@ def strategy_curves(df: pd.DataFrame, lam: float, lam_B: float, lam_V: float,
                                  line=dict(color="black", width=2, dash="dash"),
                                  customdata=df["regime"].map(REGIME_LABELS),
                                  hovertemplate="λ=%{x:.3g}<br>W2=%{y:.4g}<br>%{customdata}<extra>DP</extra>"))
-    _regime_bands(fig, float(lams.min()), float(lams.max()), lam_B, lam_V)
-    fig.add_vline(x=1.0, line_dash="dot", line_color="#555")
-    _lam_line(fig, lam, f"λ = {lam:g}")
-    fig.update_xaxes(type="log", title="λ (data variance)", tickvals=[t for t in LAM_TICKS
-                                                                      if lams.min() <= t <= lams.max()])
+    items = [*_regime_bands(float(lams.min()), float(lams.max()), lam_B, lam_V),
+             _vline(1.0, dash="dot", color="#555")]
+    if lam is not None:
+        items.append(_vline(lam, text=f"λ = {lam:g}", log_x=True))
+    _decorate(fig, items)
+    fig.update_xaxes(type="log", title="λ (data variance)", range=np.log10([lams.min(), lams.max()]),
+                     tickvals=[t for t in LAM_TICKS if lams.min() <= t <= lams.max()])
     fig.update_yaxes(type="log" if quantity == "w2" else "linear",
                      title="W2 error" if quantity == "w2" else "W2 gap to the DP optimum")
     return _layout(fig, title or ("W2 error of each strategy vs λ" if quantity == "w2"
@@ -150,12 +208,14 @@ def regime_heatmap(lams: Sequence[float], ys: Sequence[float], regimes: np.ndarr
     ticks = list(ys) if y_ticks is None else list(y_ticks)
     fig.update_yaxes(title=y_title, tickvals=np.log2(ticks) if y_log2 else ticks,
                      ticktext=[f"{t:g}" for t in ticks])
-    fig.add_vline(x=0.0, line_dash="dot", line_color="white", line_width=2)
+    _decorate(fig, [_vline(0.0, dash="dot", color="white")])
     return _layout(fig, title, height=460)
 
 
-def phase_diagram(df: pd.DataFrame, th: pd.DataFrame, lam: float, T: int) -> go.Figure:
-    """λ × T phase diagram (DP-optimal regime) with λ_B(T), λ_V(T) and the current point."""
+def phase_diagram(df: pd.DataFrame, th: pd.DataFrame, lam: float | None = None, T: int | None = None
+                  ) -> go.Figure:
+    """λ × T phase diagram (DP-optimal regime) with λ_B(T), λ_V(T) and the current point (if given;
+    ``add_phase_point`` adds it to a cached spec)."""
     table = df.pivot(index="T", columns="lam", values="regime")
     Ts, lams = table.index.to_numpy(), table.columns.to_numpy()
     fig = regime_heatmap(lams, Ts, table.to_numpy(), "T", "Phase diagram: the optimal plan over λ × T",
@@ -163,17 +223,17 @@ def phase_diagram(df: pd.DataFrame, th: pd.DataFrame, lam: float, T: int) -> go.
                          y_ticks=[t for t in (2, 4, 8, 16, 32, 64, 128, 256, 512) if t <= Ts.max()])
     finite = th[np.isfinite(th["lam_B"])]
     fig.add_trace(go.Scatter(x=np.log10(finite["lam_B"]), y=np.log2(finite["T"]), mode="lines+markers",
-                             name="λ_B(T): BOOT optimal below", line=dict(color="white", width=3),
-                             marker=dict(size=5), hovertemplate="λ_B=%{customdata:.4g}<extra></extra>",
+                             name="λ_B(T): BOOT optimal below", line=dict(color="black", width=3),
+                             marker=dict(size=7, color="white", line=dict(color="black", width=1.5)),
+                             hovertemplate="λ_B=%{customdata:.4g}<extra></extra>",
                              customdata=finite["lam_B"]))
     fig.add_trace(go.Scatter(x=np.log10(th["lam_V"]), y=np.log2(th["T"]), mode="lines",
                              name="λ_V = 1 + 1/α_1: vanilla optimal above",
                              line=dict(color="black", width=3, dash="dash"),
                              hovertemplate="λ_V=%{customdata:.4g}<extra></extra>", customdata=th["lam_V"]))
-    fig.add_trace(go.Scatter(x=[np.log10(lam)], y=[np.log2(T)], mode="markers", name=f"you: λ={lam:g}, T={T}",
-                             marker=dict(size=18, symbol="star", color="#F0E442",
-                                         line=dict(color="black", width=2))))
     fig.update_layout(legend=dict(orientation="h", y=-0.22))
+    if lam is not None and T is not None:
+        return from_dict(add_phase_point(fig.to_dict(), lam, T))
     return fig
 
 
@@ -187,7 +247,7 @@ def operators_per_step(A: np.ndarray, projection: np.ndarray, rescale: np.ndarra
                                  (rescale, "rescaling r_{t−1}/r_t (= exact step)", "#D55E00", "dash")):
         fig.add_trace(go.Scatter(x=t, y=y, mode="lines+markers" if len(t) <= 64 else "lines", name=name,
                                  line=dict(color=color, width=2.5, dash=dash), marker=dict(size=5)))
-    fig.add_hline(y=1.0, line_color="#888", line_width=1)
+    _decorate(fig, [_hline(1.0)])
     fig.update_xaxes(title="step t (z_t → z_{t−1})", autorange="reversed")
     fig.update_yaxes(title="operator")
     return _layout(fig, "Teacher operators per step", hovermode="x unified")
@@ -201,31 +261,31 @@ def geometry_animation(v: np.ndarray, A: np.ndarray, rescale: np.ndarray, max_fr
     steps = np.unique(np.linspace(T, 1, min(T, max_frames)).round().astype(int))[::-1]
     start = len(steps) // 2          # open in the middle, where a step visibly turns v
 
-    def frame_data(t: int) -> list[go.Scatter]:
+    def frame_data(t: int) -> list[dict]:
         vt, vp = v[t], v[t - 1]
         proj = A[t - 1] * vt            # ⟨v_{t−1}, v_t⟩/‖v_t‖² · v_t
         exact = rescale[t - 1] * vt     # ‖v_{t−1}‖ along v_t
         return [
-            go.Scatter(x=[0, vt[0]], y=[0, vt[1]], mode="lines+markers", name=f"v_t (t={t})",
-                       line=dict(color="#000", width=3), marker=dict(size=[0, 10])),
-            go.Scatter(x=[0, vp[0]], y=[0, vp[1]], mode="lines+markers", name="v_{t−1}",
-                       line=dict(color="#009E73", width=3), marker=dict(size=[0, 10])),
-            go.Scatter(x=[vp[0], proj[0]], y=[vp[1], proj[1]], mode="lines", name="projection",
-                       line=dict(color="#0072B2", dash="dot", width=2)),
-            go.Scatter(x=[proj[0], exact[0]], y=[proj[1], exact[1]], mode="markers",
-                       name="A*_t·v_t (teacher) · r_{t−1}/r_t·v_t (exact)",
-                       marker=dict(size=[12, 12], color=["#0072B2", "#D55E00"], symbol=["circle", "x"])),
+            dict(type="scatter", x=[0, vt[0]], y=[0, vt[1]], mode="lines+markers", name=f"v_t (t={t})",
+                 line=dict(color="#000", width=3), marker=dict(size=[0, 10])),
+            dict(type="scatter", x=[0, vp[0]], y=[0, vp[1]], mode="lines+markers", name="v_{t−1}",
+                 line=dict(color="#009E73", width=3), marker=dict(size=[0, 10])),
+            dict(type="scatter", x=[vp[0], proj[0]], y=[vp[1], proj[1]], mode="lines", name="projection",
+                 line=dict(color="#0072B2", dash="dot", width=2)),
+            dict(type="scatter", x=[proj[0], exact[0]], y=[proj[1], exact[1]], mode="markers",
+                 name="A*_t·v_t (teacher) · r_{t−1}/r_t·v_t (exact)",
+                 marker=dict(size=[12, 12], color=["#0072B2", "#D55E00"], symbol=["circle", "x"])),
         ]
 
-    curve = go.Scatter(x=v[:, 0], y=v[:, 1], mode="lines+markers" if T <= 64 else "lines",
-                       name="v_t = (α_t√λ, σ_t)", line=dict(color="#BBB", width=2), marker=dict(size=4),
-                       hoverinfo="skip")
-    fig = go.Figure(data=[curve, *frame_data(int(steps[start]))])
-    fig.frames = [go.Frame(data=frame_data(int(t)), traces=[1, 2, 3, 4], name=str(t)) for t in steps]
+    curve = dict(type="scatter", x=v[:, 0], y=v[:, 1], mode="lines+markers" if T <= 64 else "lines",
+                 name="v_t = (α_t√λ, σ_t)", line=dict(color="#BBB", width=2), marker=dict(size=4),
+                 hoverinfo="skip")
+    frames = [dict(data=frame_data(int(t)), traces=[1, 2, 3, 4], name=str(t)) for t in steps]
     lim = float(np.max(np.abs(v))) * 1.08
-    fig.update_xaxes(title="α√λ", range=[-0.02 * lim, lim], constrain="domain")
-    fig.update_yaxes(title="σ", range=[-0.02 * lim, lim], scaleanchor="x", scaleratio=1)
-    fig.update_layout(
+    layout = dict(
+        title=dict(text="Geometry of a DDIM step: projection, then rescaling", x=0.01), height=600, font=FONT,
+        xaxis=dict(title=dict(text="α√λ"), range=[-0.02 * lim, lim], constrain="domain"),
+        yaxis=dict(title=dict(text="σ"), range=[-0.02 * lim, lim], scaleanchor="x", scaleratio=1),
         legend=dict(orientation="v", x=1.02, y=1.0, xanchor="left", yanchor="top"),
         margin=dict(l=60, r=20, t=50, b=120),
         updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.16, xanchor="left", yanchor="top",
@@ -239,9 +299,7 @@ def geometry_animation(v: np.ndarray, A: np.ndarray, rescale: np.ndarray, max_fr
                       steps=[dict(label=str(t), method="animate",
                                   args=[[str(t)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                                        transition=dict(duration=0))]) for t in steps])])
-    fig.update_layout(title=dict(text="Geometry of a DDIM step: projection, then rescaling", x=0.01),
-                      height=600, font=FONT)
-    return fig
+    return from_dict(dict(data=[curve, *frame_data(int(steps[start]))], layout=layout, frames=frames))
 
 
 def composite_vs_exact(A: np.ndarray, r: np.ndarray) -> go.Figure:
@@ -266,11 +324,9 @@ def composite_vs_exact(A: np.ndarray, r: np.ndarray) -> go.Figure:
 def plan_value_hist(values: np.ndarray, plan_value: float, dp_value: float, target: float,
                     T: int) -> go.Figure:
     fig = go.Figure(go.Histogram(x=values, nbinsx=60, marker_color="#BBBBBB", name="all plans"))
-    for x, text, color, dash, where in ((target, "target P", "#009E73", "dot", "top"),
-                                        (dp_value, "DP optimum", "#000", "dash", "top left"),
-                                        (plan_value, "your plan", "#0072B2", "solid", "bottom right")):
-        fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=3, annotation_text=text,
-                      annotation_position=where)
+    _decorate(fig, [_vline(target, text="target P", color="#009E73", dash="dot", width=3),
+                    _vline(dp_value, text="DP optimum", color="#000", dash="dash", width=3, anchor="right"),
+                    _vline(plan_value, text="your plan", color="#0072B2", width=3, anchor="left")])
     fig.update_xaxes(title="one-step operator produced by the plan")
     fig.update_yaxes(title="number of plans")
     return _layout(fig, f"All {len(values):,} plans for T = {T}", showlegend=False)
@@ -286,7 +342,7 @@ def spectrum_regimes(lams: np.ndarray, regimes: Sequence[str]) -> go.Figure:
         if mask.any():
             fig.add_trace(go.Scatter(x=idx[mask], y=np.asarray(lams)[mask], mode="markers",
                                      name=REGIME_LABELS[r], marker=dict(color=REGIME_COLORS[r], size=8)))
-    fig.add_hline(y=1.0, line_dash="dot", line_color="#333", annotation_text="λ = 1")
+    _decorate(fig, [_hline(1.0, text="λ = 1", dash="dot", color="#333", width=2)])
     fig.update_xaxes(title="eigen-index i")
     fig.update_yaxes(title="λ_i", type="log")
     return _layout(fig, "Per-direction optimal regime along the spectrum")

@@ -1,0 +1,82 @@
+"""Dashboard latency (issue 3, Performance): server-side time from a widget change to the finished
+rerun, measured with Streamlit's AppTest (no browser, no network; includes AppTest's own overhead).
+
+    .venv/bin/python bench/bench_dashboard.py [--repeats 5]
+
+Prints: the λ-change rerun of the home page at T = 32, 128, 256 (every λ new, so the DP runs; the
+T-only quantities — curves, thresholds — are cached as they are for a user dragging λ), the phase
+diagram cold (empty cache) and cached, both as the bare cached function and as a full rerun after an
+S change. Targets: λ change ≤ 150 ms at T ≤ 256; phase diagram cold ≤ 5 s, cached ≈ instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import common
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def timed_run(at: AppTest) -> float:
+    t0 = time.perf_counter()
+    at.run()
+    dt = time.perf_counter() - t0
+    assert not at.exception, at.exception
+    return dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    first = timed_run(at)
+    print(f"first load (numba JIT load, phase diagram, curves, thresholds): {first * 1e3:8.0f} ms")
+
+    lam_path = [0.5, 3.0, 0.7, 1.5, 0.3, 5.0, 1.1, 0.2, 2.5, 0.9, 8.0]
+    for T in (32, 128, 256):
+        at.slider(key="T").set_value(T)
+        warm = timed_run(at)      # T change: curves + thresholds for this T (cold)
+        times = []
+        for lam in lam_path[: args.repeats + 1]:
+            at.select_slider(key="lam").set_value(lam)
+            times.append(timed_run(at))
+        times = times[1:]         # the first λ after a T change may still warm caches
+        print(f"T = {T:4d}: T change (cold curves/thresholds) {warm * 1e3:7.0f} ms | λ change: "
+              f"median {statistics.median(times) * 1e3:6.1f} ms, max {max(times) * 1e3:6.1f} ms "
+              f"over {len(times)} new λ values (target ≤ 150 ms)")
+
+    # the phase diagram alone: cold and cached
+    st.cache_data.clear()
+    t0 = time.perf_counter()
+    common.phase(1.0, "trig", "teacher", "teacher")
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    common.phase(1.0, "trig", "teacher", "teacher")
+    cached = time.perf_counter() - t0
+    print(f"phase diagram (16 T × 41 λ + λ_B(T) bisections): cold {cold:.2f} s (target ≤ 5 s), "
+          f"cached {cached * 1e3:.1f} ms")
+
+    # and as a whole rerun: a new S makes the phase diagram, curves and thresholds cold
+    at2 = AppTest.from_file(APP, default_timeout=120)
+    timed_run(at2)
+    at2.slider(key="S").set_value(2.5)
+    cold_run = timed_run(at2)
+    at2.slider(key="S").set_value(1.0)
+    timed_run(at2)
+    at2.slider(key="S").set_value(2.5)
+    cached_run = timed_run(at2)
+    print(f"home rerun after an S change: cold {cold_run:.2f} s, "
+          f"back to a cached S {cached_run * 1e3:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
