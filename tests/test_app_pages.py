@@ -211,3 +211,31 @@ def test_parse_spectrum_never_unpickles() -> None:
     with pytest.raises(ValueError, match=r"pickles|numeric|npy"):
         common.parse_spectrum("x.npy", _npy(np.array([payload], dtype=object)))
     assert common.parse_spectrum("x.npy", _npy(np.array([0.5, 2.0]))).tolist() == [2.0, 0.5]
+
+
+# ---- operators, experiments, spectrum presets ---------------------------------------------------
+def test_operators_geometry_scrubs_client_side() -> None:
+    at = run_page("operators", T="16", lam="2")
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    animated = [s for s in specs if s.get("frames")]
+    assert len(animated) == 1 and len(animated[0]["frames"]) == 16       # one frame per step
+    assert animated[0]["layout"]["sliders"][0]["steps"][0]["method"] == "animate"
+    assert metric(at, "P / (r₀/r_T)") != ""
+
+
+def test_experiments_grid_has_every_cell() -> None:
+    at = run_page("experiments")
+    grid = next(d.value for d in at.dataframe if "gap_uniform" in d.value.columns)
+    assert len(grid) == 6 * 4
+    assert set(grid["T"]) == {64, 128, 256, 512}
+    assert (grid[grid["regime"] == "boot"]["gap_boot"].abs() < 1e-12).all()
+    assert (grid[grid["regime"] == "vanilla"]["gap_vanilla"].abs() < 1e-12).all()
+    assert any("opmerge sweep" in c.value and "--T 64,128,256,512" in c.value for c in at.code)
+
+
+@pytest.mark.parametrize("source", ["two-level", "flat"])
+def test_spectrum_presets(source: str) -> None:
+    at = run_page("spectrum")
+    at.segmented_control(key="sp_source").set_value(source).run()
+    assert not at.exception and not at.error
+    assert at.get("plotly_chart")

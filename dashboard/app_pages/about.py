@@ -31,12 +31,14 @@ st.markdown("Only the paper's Section 3 formulas are known verbatim; the student
 
 st.subheader("References")
 st.markdown("""
-- X. Gao, T. Li. *Toward Theoretical Insights into Diffusion Trajectory Distillation via Operator Merging.*
+- Gao & Li. *Toward Theoretical Insights into Diffusion Trajectory Distillation via Operator Merging.*
   [arXiv:2505.16024](https://arxiv.org/abs/2505.16024)
-- SFD — *Simple and Fast Distillation of Diffusion Models.* [arXiv:2409.19681](https://arxiv.org/abs/2409.19681)
+- SFD — Zhou, Chen, Wang, Chen, Lyu. *Simple and Fast Distillation of Diffusion Models.* NeurIPS 2024.
+  [arXiv:2409.19681](https://arxiv.org/abs/2409.19681)
 - BOOT — Gu et al., *BOOT: Data-free Distillation of Denoising Diffusion Models with Bootstrapping.*
   [arXiv:2306.05544](https://arxiv.org/abs/2306.05544)
-- Progressive Distillation — Salimans & Ho. [arXiv:2202.00512](https://arxiv.org/abs/2202.00512)
+- Progressive Distillation — Salimans & Ho. *Progressive Distillation for Fast Sampling of Diffusion
+  Models.* [arXiv:2202.00512](https://arxiv.org/abs/2202.00512)
 """)
 
 st.subheader("Reproduce every number of the current state")

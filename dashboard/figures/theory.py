@@ -139,13 +139,13 @@ def _regime_bands(lam_lo: float, lam_hi: float, lam_B: float, lam_V: float) -> l
     b = min(max(lam_B, lam_lo), lam_hi) if np.isfinite(lam_B) else lam_hi
     v = min(max(lam_V, lam_lo), lam_hi) if np.isfinite(lam_V) else lam_hi
     items = []
-    for x0, x1, regime, text in ((lam_lo, b, "boot", "BOOT optimal"),
-                                 (b, max(v, b), "hybrid", "hybrid / mixed"),
-                                 (max(v, b), lam_hi, "vanilla", "vanilla optimal")):
+    for x0, x1, regime, text, y in ((lam_lo, b, "boot", "BOOT optimal", 0.99),
+                                    (b, max(v, b), "hybrid", "hybrid / mixed", 0.92),
+                                    (max(v, b), lam_hi, "vanilla", "vanilla optimal", 0.99)):
         if x1 > x0:
             shape = dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, layer="below",
                          fillcolor=REGIME_COLORS[regime], opacity=0.10, line=dict(width=0))
-            note = dict(x=float(np.log10(x0)), y=0.99, xref="x", yref="paper", text=text, showarrow=False,
+            note = dict(x=float(np.log10(x0)), y=y, xref="x", yref="paper", text=text, showarrow=False,
                         xanchor="left", yanchor="top", font=dict(size=12, color="#555"))
             items.append((shape, [note]))
     return items
