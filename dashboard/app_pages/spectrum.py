@@ -48,8 +48,10 @@ setting = p.setting
 lam_B, lam_V = common.thresholds(p.key)
 regimes = np.where(lams <= lam_B, "boot", np.where(lams >= lam_V, "vanilla", "hybrid")).astype(object)
 band = np.unique(lams[(lams > lam_B) & (lams < lam_V)])
-for lam_i in band:  # only the transition band needs the DP (THEORY §5: outside it the regime is known)
-    regimes[lams == lam_i] = common.optimal(p.key, float(lam_i)).regime
+with st.spinner(f"Per-direction DP for {np.unique(lams).size} distinct eigenvalues …"):
+    for lam_i in band:  # only the transition band needs the DP (THEORY §5: outside, the regime is known)
+        regimes[lams == lam_i] = common.optimal(p.key, float(lam_i)).regime
+    per_dir = {float(x): common.optimal(p.key, float(x)).w2 for x in np.unique(lams)}
 
 left, right = st.columns([3, 2])
 with left:
@@ -68,8 +70,7 @@ estimate = 0.25 * (p.T / 32) ** 3 * (lams.size / 64)  # measured: T = 32, d = 64
 named = plans.named_plans(p.T)
 rows = [{"plan": plans.STRATEGY_LABELS[n], "W2": total_w2(setting.w2(pl.evaluate(setting, lams), lams))}
         for n, pl in named.items()]
-per_dir = [common.optimal(p.key, float(x)).w2 for x in np.unique(lams)]
-oracle = float(np.sqrt(sum(w**2 * (lams == x).sum() for w, x in zip(per_dir, np.unique(lams)))))
+oracle = float(np.sqrt(sum(w**2 * (lams == x).sum() for x, w in per_dir.items())))
 rows.append({"plan": "per-direction optimum (lower bound)", "W2": oracle})
 shared = None
 if p.T > planner.SHARED_T_MAX or estimate > SHARED_BUDGET_S:
