@@ -13,14 +13,13 @@ import argparse
 import time
 
 from opmerge_core import sfd, sfd_lab
-from opmerge_core.cli.sfd import DEFAULT_BUDGET
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="latent-mlp")
     ap.add_argument("--nfe", type=int, default=3)
-    ap.add_argument("--budget", type=int, default=DEFAULT_BUDGET)
+    ap.add_argument("--budget", type=int, default=sfd.DEFAULT_BUDGET)
     ap.add_argument("--algorithms", default="sfd")
     ap.add_argument("--afs", action="store_true")
     ap.add_argument("--assets", default=None)

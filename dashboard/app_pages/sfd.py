@@ -128,7 +128,8 @@ M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, 3, key="sfd_
 afs = c5.toggle("analytical first step (AFS)", value=False, key="sfd_afs",
                 help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.")
 budget = int(c6.select_slider("budget (trajectories)", BUDGETS,
-                              value=8192 if teacher == "mixture-2d" else 40_000, key="sfd_budget"))
+                              value=sfd.MIXTURE_BUDGET if teacher == "mixture-2d" else sfd.DEFAULT_BUDGET,
+                              key="sfd_budget"))
 lr = 1e-3 if teacher == "mixture-2d" else sfd.SFD_LR
 cfg = sfd.DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
 valid = True

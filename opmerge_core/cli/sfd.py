@@ -72,7 +72,8 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--nfe", default="3", help="student NFE, 1..5 (SFD-v: 2..5, the NFE reported)")
     t.add_argument("--algorithm", default="sfd", help=f"one of {', '.join(sfd.ALGORITHMS)}")
     t.add_argument("--budget", default=None,
-                   help=f"trajectories (default {DEFAULT_BUDGET} for latents, {MIXTURE_BUDGET} for 2-D)")
+                   help=f"trajectories (default {sfd.DEFAULT_BUDGET} for latents, "
+                        f"{sfd.MIXTURE_BUDGET} for 2-D)")
     t.add_argument("--solver", default="dpmpp3m", help="teacher solver (and the plain-solver baseline)")
     t.add_argument("--M", default="3", help="intermediate teacher steps per student step (K = M+1)")
     t.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
@@ -101,8 +102,6 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_sfd_teacher)
 
 
-DEFAULT_BUDGET = 40_000      # latents: NFE-3 SFD in well under 3 minutes on 1 CPU thread (bench/bench_sfd.py)
-MIXTURE_BUDGET = 8_192
 
 
 def run_sfd_train(args: argparse.Namespace) -> int:
@@ -110,7 +109,7 @@ def run_sfd_train(args: argparse.Namespace) -> int:
 
     check_choice(args.teacher, sfd.TEACHERS, "teacher")
     _threads(args.threads)
-    budget = args.budget or (MIXTURE_BUDGET if args.teacher == "mixture-2d" else DEFAULT_BUDGET)
+    budget = args.budget or (sfd.MIXTURE_BUDGET if args.teacher == "mixture-2d" else sfd.DEFAULT_BUDGET)
     cfg = sfd.DistillConfig(nfe=check_T(args.nfe, lo=0, hi=99, name="--nfe"), algorithm=args.algorithm,
                             solver=args.solver, M=check_T(args.M, lo=-1, hi=10**6, name="--M"),
                             afs=args.afs, budget=check_T(budget, lo=0, hi=10**9, name="--budget"),
