@@ -360,7 +360,8 @@ def strategy_bars(names: Sequence[str], w2: Sequence[float], highlight: str) -> 
 def gap_grid_heatmap(df: pd.DataFrame, strategy: str) -> go.Figure:
     """(b): rows T, columns λ; colour = gap of ``strategy`` to the DP optimum, text = optimal regime."""
     table = df.pivot(index="T", columns="lam", values=f"gap_{strategy}")
-    regimes = df.pivot(index="T", columns="lam", values="regime").map(REGIME_LABELS.get)
+    short = {"boot": "BOOT", "vanilla": "Vanilla", "hybrid": "Hybrid", "mixed": "Mixed"}
+    regimes = df.pivot(index="T", columns="lam", values="regime").map(short.get)
     text = [[f"{regimes.iat[i, j]}<br>{table.iat[i, j]:.3g}" for j in range(table.shape[1])]
             for i in range(table.shape[0])]
     fig = go.Figure(go.Heatmap(
@@ -371,4 +372,4 @@ def gap_grid_heatmap(df: pd.DataFrame, strategy: str) -> go.Figure:
     fig.update_xaxes(title="λ", type="category")
     fig.update_yaxes(title="T", type="category")
     return _layout(fig, f"Gap of {STRATEGY_LABELS[strategy]} to the DP optimum (text: optimal regime)",
-                   height=420)
+                   height=480)
