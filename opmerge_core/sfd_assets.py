@@ -35,7 +35,7 @@ def load_latents(path: str | Path) -> np.ndarray:
     return z
 
 
-def build(latents: str | Path, assets: str | Path | None = None, *, steps: int = 6000, batch: int = 512,
+def build(latents: str | Path, assets: str | Path | None = None, *, steps: int = 3000, batch: int = 512,
           width: int = 256, blocks: int = 3, gmm_k: int = 32, gmm_iters: int = 100, seed: int = 0,
           device: str = "auto", log=print) -> dict:
     """Train the MLP teacher, fit the GMM, write both to the assets folder, and report their quality
