@@ -436,6 +436,12 @@ def _theory_chain(graph: _Graph, setting: Setting, lam: np.ndarray, S: float,
         theory[i] = shrinkage.trained(target, A0, shrinkage.rho(S, var))
 
 
+def distinct_merges(plans: Mapping[str, Plan], inputs: str = "forward") -> int:
+    """How many students ``train`` fits for these plans (identical subtrees are trained once)."""
+    T = next(iter(plans.values())).T if plans else 1
+    return len(_build_graph(plans, T, inputs).merges)
+
+
 def theory(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan], S: float,
            inputs: str = "forward") -> dict[str, np.ndarray]:
     """The one-step operator each plan reaches by the closed form at budget S, with the trainer's

@@ -169,9 +169,10 @@ except ValueError as exc:
 
 if spec is not None and problem is None:
     r2_max = float(np.max(spec.setting().r2(np.asarray(spec.lam))))
-    n_merges = len({(name, m) for name, pl in named.items() for m in pl.merges})
+    n_merges = trainer.distinct_merges(named, inputs)
     work = n_merges * steps * batch * len(spec.lam) * (spec.hidden if student == "mlp" else 1)
-    st.caption(f"S_eff = 2 · {lr:g} · {steps} = **{spec.S_eff:g}** · {n_merges} merges to train · "
+    st.caption(f"S_eff = 2 · {lr:g} · {steps} = **{spec.S_eff:g}** · {n_merges} students to train "
+               f"(identical subtrees of different plans are trained once) · "
                f"d = {len(spec.lam)}")
     if optimizer == "sgd" and lr * r2_max >= 1:
         st.warning(f"η · max r_s² = {lr * r2_max:.3g} ≥ 1: plain SGD will diverge (the run will stop "
@@ -263,7 +264,8 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
         st.markdown("#### What to notice")
         st.markdown("Each marker is a full training run with n steps at the same η; it sits on the "
                     "closed-form curve at S = 2ηn. A larger budget pulls every plan towards the target "
-                    "P, and the ranking of the plans does not change with S (THEORY §5).")
+                    "P; which plan is best does not depend on S (THEORY §5: the thresholds are "
+                    "S-free).")
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")

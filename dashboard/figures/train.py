@@ -18,6 +18,7 @@ def color(name: str, i: int = 0) -> str:
 
 def live_loss(points: Sequence[tuple[float, float]]) -> go.Figure:
     """The running job's loss (mean over the merges of the current wave) vs progress."""
+    points = list(points)          # a snapshot: the job thread keeps appending
     x = [100 * p for p, _ in points]
     fig = go.Figure(go.Scatter(x=x, y=[v for _, v in points], mode="lines", line=dict(width=2)))
     fig.update_xaxes(title="progress (% of merge-steps)", range=[0, 100])
