@@ -8,7 +8,9 @@ Status life cycle: queued → running → done | failed | cancelled. A run's own
 and refreshes ``heartbeat`` (unix time) while the run is queued or running (``Heartbeat``). Opening
 a store marks every queued/running run whose process is gone — pid not alive, or heartbeat older
 than ``stale_after`` seconds — as failed with the error "interrupted: process died", so a run killed
-mid-way is found as failed on the next start, never lost.
+mid-way is found as failed on the next start, never lost. A reused pid is told apart by the
+process start time recorded next to it (Linux ``/proc``); the heartbeat threshold is deliberately
+long (10 min) so that a slow but live run is never declared dead.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 INTERRUPTED = "interrupted: process died"
-STALE_AFTER = 60.0       # seconds without a heartbeat before a run counts as dead
+STALE_AFTER = 600.0      # seconds without a heartbeat before a run counts as dead
 HEARTBEAT_EVERY = 5.0    # seconds between heartbeats
 LIST_MAX = 10_000
 
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS runs (
     artifacts TEXT NOT NULL DEFAULT '{}',
     error     TEXT,
     pid       INTEGER,
+    pid_start TEXT,
     heartbeat REAL,
     owner     TEXT,
     finished  TEXT
@@ -72,6 +75,18 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def process_start(pid: int | None) -> str | None:
+    """The start time of a process (clock ticks since boot, Linux), to tell a reused pid apart."""
+    if not pid or pid <= 0:
+        return None
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None      # field 22 of proc(5)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -92,6 +107,9 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "pid_start" not in columns:       # a store created before the column existed
+                self._db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
         self.recovered: list[int] = self.recover() if recover else []
 
     # ---- life cycle -------------------------------------------------------------------------------
@@ -115,15 +133,16 @@ class RunStore:
         """A new run (queued by default) owned by this process; returns its id."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
-        cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, heartbeat, owner) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (_now_iso(), kind, json.dumps(params or {}), status,
-                          os.getpid() if pid is None else pid, time.time(), owner))
+        pid = os.getpid() if pid is None else pid
+        cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, pid_start, heartbeat, "
+                         "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (_now_iso(), kind, json.dumps(params or {}), status, pid,
+                          process_start(pid), time.time(), owner))
         return int(cur.lastrowid)
 
     def start(self, run_id: int) -> None:
-        self._exec("UPDATE runs SET status='running', pid=?, heartbeat=? WHERE id=?",
-                   (os.getpid(), time.time(), run_id))
+        self._exec("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=? WHERE id=?",
+                   (os.getpid(), process_start(os.getpid()), time.time(), run_id))
 
     def update(self, run_id: int, *, progress: float | None = None, metrics: dict | None = None) -> None:
         """Progress in [0, 1] and/or metrics; also refreshes the heartbeat."""
@@ -160,13 +179,20 @@ class RunStore:
         self._exec(f"UPDATE runs SET {', '.join(sets)} WHERE id=?", [*args, run_id])
 
     def recover(self) -> list[int]:
-        """Mark queued/running runs of dead processes as failed; returns their ids."""
+        """Mark queued/running runs of dead processes as failed; returns their ids.
+
+        Dead: the pid is not alive, or it now belongs to another process (different start time), or
+        no heartbeat for ``stale_after`` seconds.
+        """
         now, me = time.time(), os.getpid()
         dead = []
-        for row in self._exec("SELECT id, pid, heartbeat FROM runs WHERE status IN "
+        for row in self._exec("SELECT id, pid, pid_start, heartbeat FROM runs WHERE status IN "
                               "('queued','running')").fetchall():
+            pid = row["pid"]
             stale = row["heartbeat"] is None or now - row["heartbeat"] > self.stale_after
-            if row["pid"] != me and (not pid_alive(row["pid"]) or stale):
+            reused = row["pid_start"] is not None and process_start(pid) not in (None,
+                                                                                  row["pid_start"])
+            if pid != me and (not pid_alive(pid) or reused or stale):
                 dead.append(int(row["id"]))
         for run_id in dead:
             self._exec("UPDATE runs SET status='failed', error=?, finished=? WHERE id=? AND "

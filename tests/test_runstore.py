@@ -95,6 +95,23 @@ def test_killed_training_is_found_failed(tmp_path):
         assert 0 < after["progress"] < 1
 
 
+def test_reused_pid_is_told_apart_by_its_start_time(tmp_path):
+    if runstore.process_start(os.getpid()) is None:
+        pytest.skip("no /proc")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with RunStore(tmp_path / "r.sqlite") as store:
+            same = store.create("train", pid=other.pid)
+            reused = store.create("train", pid=other.pid)
+            store._exec("UPDATE runs SET pid_start='1' WHERE id=?", (reused,))
+        with RunStore(tmp_path / "r.sqlite") as store:
+            assert store.recovered == [reused]
+            assert store.get(same)["status"] == "queued"
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_heartbeat_thread(tmp_path):
     with RunStore(tmp_path / "r.sqlite") as store:
         run = store.create("x")
