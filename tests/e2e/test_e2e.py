@@ -63,3 +63,18 @@ def test_presentation_mode(page, app_url, artifacts, idle) -> None:
     idle(page)
     assert metric_value(page, "Optimal plan") == "Sequential BOOT"
     page.screenshot(path=str(artifacts / "present_home.png"), full_page=False)
+
+
+def test_preset_button_sets_state_and_url(page, app_url, idle) -> None:
+    page.goto(app_url + "/")
+    idle(page)
+    page.get_by_test_id("stSidebar").get_by_text("Far above", exact=True).click()
+    page.wait_for_timeout(500)
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Vanilla"
+    assert "preset=" in page.url and "lam=5" in page.url, page.url
+    page.locator(".st-key-reset button").click()
+    page.wait_for_timeout(500)
+    idle(page)
+    assert metric_value(page, "Optimal plan") == "Sequential BOOT"
+    assert "preset=" not in page.url and "lam=5" not in page.url, page.url
