@@ -33,7 +33,8 @@ one with the same seed. Different heights use independent noise, so a parent nev
 its children were trained on.
 
 Bounds (``ValueError`` beyond them): T ≤ 1024, d ≤ 4096, steps ≤ 100 000, batch ≤ 65 536,
-0 < lr ≤ 100, MLP hidden width ≤ 256, batch × d (× hidden for the MLP) ≤ 2²⁴ elements per sample tensor.
+0 < lr ≤ 100, MLP hidden width ≤ 256, batch × d (× hidden for the MLP) ≤ 2²⁴ elements per sample tensor,
+(MLP students) × d × hidden ≤ 2²⁴.
 A wave is processed in chunks of at most 2²² sample elements, so memory stays bounded.
 """
 
@@ -61,6 +62,7 @@ LR_MAX = 100.0
 HIDDEN_MAX = 256
 SAMPLE_ELEMENTS_MAX = 2**24   # batch × d (× hidden) in one sample tensor
 CHUNK_ELEMENTS = 2**22        # merges × batch × d (× hidden) trained at once
+MLP_BANK_MAX = 2**24          # MLP students × d × hidden kept in memory
 LOSS_POINTS = 100             # loss-curve points kept per merge (about)
 EVAL_SAMPLES = 4096           # samples per coordinate for the MLP's least-squares slope
 
@@ -384,6 +386,9 @@ def train(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan] |
     t0 = time.perf_counter()
 
     graph = _build_graph(plans, T, config.inputs)
+    if mlp and graph.n_nodes * d * config.hidden > MLP_BANK_MAX:
+        raise ValueError(f"MLP students × d × hidden = {graph.n_nodes * d * config.hidden} exceeds "
+                         f"{MLP_BANK_MAX}; use fewer steps T, coordinates or hidden units")
     A_star = setting.A_star(lam)                         # (T, d)
     r2 = setting.r2(lam)                                 # (T + 1, d)
     identity = T
