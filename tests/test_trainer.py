@@ -150,7 +150,7 @@ def test_mlp_student_breaks_the_closed_form():
             assert np.all(np.isnan(next(iter(result.records.values())).mc_std))
     assert dev["mlp"] > 10 * dev["linear"]
     with pytest.raises(ValueError, match="MLP students"):
-        trainer.train(Setting(T=64), np.ones(512), plans.boot(64),
+        trainer.train(Setting(T=64), np.ones(1024), plans.boot(64),
                       TrainConfig(student="mlp", hidden=256, batch=8))
 
 
