@@ -30,7 +30,8 @@ parameter tensor of shape (n_merges, d) — a "wave" — so BOOT at T = 64 is 63
 vanilla is one wave. The sampling noise of a merge depends only on (seed, height, step) — never on
 which other merges share its wave — so training all strategies together equals training them one by
 one with the same seed. Different heights use independent noise, so a parent never reuses the noise
-its children were trained on.
+its children were trained on; merges of equal height share theirs (common random numbers), which
+leaves each merge's expectation unchanged.
 
 Bounds (``ValueError`` beyond them): T ≤ 1024, d ≤ 4096, steps ≤ 100 000, batch ≤ 65 536,
 0 < lr ≤ 100, MLP hidden width ≤ 256, batch × d (× hidden for the MLP) ≤ 2²⁴ elements per sample tensor,
