@@ -269,6 +269,7 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")
+runner().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
 rows = runner().store.list(kind=train_spec.KIND, limit=200)
 if not rows:
     st.caption("No training runs in the run store yet.")
