@@ -159,3 +159,29 @@ def test_bad_teacher_and_grid(tmp_path):
         sfd.load_teacher("latent-mlp", assets=str(tmp_path))
     with pytest.raises(ValueError, match=r"\(M\+1\)\(n-1\)\+1"):
         sfd.check_steps(4, 3, solvers.time_grid(12))
+
+
+def test_cli_sfd_train_json_and_run_store(capsys, tmp_path, monkeypatch):
+    import json
+
+    from opmerge_core.cli import main
+    from opmerge_core.runstore import RunStore
+
+    monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))
+    code = main(["sfd", "train", "--teacher", "mixture-2d", "--preset", "two-blobs", "--nfe", "2",
+                 "--budget", "1024", "--n-eval", "500", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"latent_fd", "latent_fd_solver", "finetune_seconds", "run_id"} <= out.keys()
+    row = RunStore(tmp_path / "runs.sqlite").get(out["run_id"])
+    assert row["status"] == "done" and row["params"]["teacher"] == "mixture-2d"
+    assert row["metrics"]["latent_fd"] == out["latent_fd"]
+    code = main(["sfd", "train", "--teacher", "mixture-2d", "--nfe", "2", "--budget", "256",
+                 "--n-eval", "100", "--no-store", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["run_id"] is None
+    bad = (["--nfe", "9"], ["--teacher", "unet"], ["--solver", "rk4"], ["--M", "-2"], ["--budget", "0"])
+    for argv in bad:
+        teacher = [] if "--teacher" in argv else ["--teacher", "mixture-2d"]
+        code = main(["sfd", "train", *teacher, *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (argv, err)

@@ -92,6 +92,12 @@ def monitor() -> None:
                   delta=f"{out['latent_fd'] - out['latent_fd_solver']:+.3g} vs solver", delta_color="inverse")
         c2.metric(f"plain solver, NFE {job.params['nfe']}", f"{out['latent_fd_solver']:.4g}")
         c3.metric(f"teacher, {out['teacher_nfe']} NFE", f"{out['latent_fd_teacher']:.4g}")
+        if out.get("by_nfe"):
+            table = pd.DataFrame([{"NFE": int(k), "student latent FD": v["latent_fd"],
+                                   "plain solver latent FD": v["latent_fd_solver"]}
+                                  for k, v in out["by_nfe"].items()])
+            st.caption("SFD-v: one student, every NFE it serves")
+            st.dataframe(table, hide_index=True, width="stretch")
         if out.get("loss_curve"):
             common.figure(loss_curve(out["loss_curve"]), "sfd_loss", key="fig_sfd_loss")
         st.caption(sfd.FD_LABEL)

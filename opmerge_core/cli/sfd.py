@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 
@@ -120,10 +121,18 @@ def run_sfd_train(args: argparse.Namespace) -> int:
     if not args.no_store:
         from opmerge_core.runstore import RunStore
         store = RunStore()
+    shown = [-1]
+
+    def progress(done: int, total: int, loss: float) -> None:     # every 10% on stderr
+        tenth = 10 * done // total
+        if tenth > shown[0] and not args.json:
+            shown[0] = tenth
+            print(f"  {done:>9,}/{total:,} trajectories  loss {loss:.4g}", file=sys.stderr, flush=True)
+
     try:
         out = sfd_lab.run(args.teacher, cfg, preset=args.preset, assets=args.assets, device=args.device,
                           n_eval=check_T(args.n_eval, lo=16, hi=sfd_lab.N_EVAL_MAX, name="--n-eval"),
-                          store=store)
+                          store=store, progress=progress, threads=None)
     finally:
         if store is not None:
             store.close()
