@@ -1,10 +1,11 @@
 """SFD (issue 6; SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
 SFD-v, against the plain solver at the same NFE.
 
-Training runs in the shared job runner (``opmerge_core.jobs``), never in the script thread; every run
-is recorded in the run store, from which the "quality vs fine-tuning seconds" plot (the paper's teaser
-on our latents) and the decoded faces side by side are built. All computation is in
-``opmerge_core.sfd_lab``; this page only submits, polls, caches and draws.
+Training runs in the shared job runner (``opmerge_core.jobs``), never in the script thread, leased
+to this browser session (closing the tab cancels it); every run is recorded in the run store, from
+which the "quality vs fine-tuning seconds" plot (the paper's teaser on our latents) and the decoded
+faces side by side are built. All computation is in ``opmerge_core.sfd_lab``; this page only
+submits, polls, caches and draws.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> No
 
     params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
               "budget": cfg.budget}
-    st.session_state["sfd_job"] = runner().submit(sfd_lab.RUN_KIND, task, params, owner=owner()).id
+    job = runner().submit(sfd_lab.RUN_KIND, task, params, owner=owner(), lease=True)
+    st.session_state["sfd_job"] = job.id
 
 
 @st.fragment(run_every=0.5)
@@ -154,6 +156,7 @@ st.button("Train student", key="sfd_train", type="primary",
 monitor()
 
 st.subheader("Quality vs fine-tuning time")
+runner().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
 rows = pd.DataFrame(sfd_lab.runs_table(runner().store, teacher))
 if rows.empty:
     st.caption("No finished runs for this teacher in the run store yet.")
