@@ -323,13 +323,12 @@ def span_values(key: tuple, plan_text: str, lam: float) -> dict:
     return {span: float(v[0]) for span, v in plans.evaluate_spans(plan, Setting(*key), [lam]).items()}
 
 
-ENUMERATE_T_MAX = 8  # all plans' values: 4,279 plans at T = 8 (~0.6 s); T = 9 has 103,049 (~5 s)
+ENUMERATE_T_MAX = planner.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
 
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating every plan …")
 def all_plan_values(key: tuple, lam: float) -> np.ndarray:
-    setting = Setting(*key)
-    return np.array([p.evaluate(setting, [lam])[0] for p in plans.enumerate_plans(key[0])])
+    return planner.all_plan_values(Setting(*key), lam)
 
 
 # ---- output helpers -----------------------------------------------------------------------------

@@ -295,6 +295,30 @@ def _unique(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
     return values[keep], prov[keep]
 
 
+ALL_VALUES_T_MAX = 10   # 103,049 plans at T = 10
+
+
+def all_plan_values(setting: Setting, lam: float) -> np.ndarray:
+    """The one-step value of every plan (with multiplicity; count = little Schröder number), by
+    products of per-interval value sets — no plan objects, so T <= 10 takes milliseconds."""
+    T = check_T(setting.T, hi=ALL_VALUES_T_MAX, name="T (all plans)")
+    lam = float(check_lam(lam)[0])
+    a, b, c1, c2 = _coefficients(setting, lam)
+    A = setting.A_star(np.array([lam]))[:, 0]
+    al, sg = setting.alpha, setting.sigma
+    W = {(s - 1, s): A[s - 1:s] for s in range(1, T + 1)}
+    U = dict(W)
+    for length in range(2, T + 1):
+        for e in range(0, T - length + 1):
+            s = e + length
+            c = c1[s] + c2[s] * (al[e] * al[s] * lam + sg[e] * sg[s]) / (al[s] ** 2 * lam
+                                                                          + sg[s] ** 2)
+            pairs = [(W[(m, s)][:, None], U[(e, m)][None, :]) for m in range(e + 1, s)]
+            W[(e, s)] = np.concatenate([(c + x * (a[s] * y + b[s])).ravel() for x, y in pairs])
+            U[(e, s)] = np.concatenate([W[(e, s)], *((x * y).ravel() for x, y in pairs)])
+    return W[(0, T)]
+
+
 # ---- the optimum --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OptimalPlan:

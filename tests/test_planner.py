@@ -165,3 +165,12 @@ def test_single_plan_T_is_named_by_side_of_target():
     low, high = planner.optimal(setting, [0.3, 10.0])
     assert (low.regime, high.regime) == ("boot", "vanilla")
     assert low.plan == high.plan == plans.vanilla(2) == plans.boot(2)
+
+
+def test_all_plan_values_equals_enumeration():
+    for T in range(1, 8):
+        setting = Setting(T=T, S=0.8, init="coarse" if T % 2 else "teacher")
+        fast = np.sort(planner.all_plan_values(setting, 1.3))
+        slow = np.sort([p.evaluate(setting, [1.3])[0] for p in plans.enumerate_plans(T)])
+        assert fast.size == plans.little_schroeder(T) and np.allclose(fast, slow, rtol=1e-12)
+    assert planner.all_plan_values(Setting(T=10), 0.5).size == plans.little_schroeder(10)

@@ -12,13 +12,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="launch the interactive dashboard (Streamlit)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="localhost")
-    p.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="extra `streamlit run` flags")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, pass_through=True)
+    p.epilog = "Any other flags go to `streamlit run`, e.g. --server.headless true"
 
 
 def run(args: argparse.Namespace) -> int:
     app = files("dashboard") / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.port", str(args.port), "--server.address", args.address,
-           "--browser.gatherUsageStats", "false", *args.streamlit_args]
+           "--browser.gatherUsageStats", "false", *getattr(args, "extra", [])]
     return subprocess.call(cmd)
