@@ -85,3 +85,11 @@ def test_bad_input_is_one_line_and_exit_2(argv):
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "error" in proc.stderr
+
+
+def test_plan_shared(capsys):
+    code, out, _ = run(capsys, "plan", "--T", "6", "--lam", "0.3,4", "--shared", "--json")
+    obj = json.loads(out)
+    assert code == 0 and len(obj["per_lambda"]) == 2
+    assert {"plan", "w2", "exact", "values", "strategies_w2"} <= obj["shared"].keys()
+    assert obj["shared"]["w2"] <= min(obj["shared"]["strategies_w2"].values()) + 1e-12

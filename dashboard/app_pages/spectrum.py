@@ -101,5 +101,5 @@ with right:
     else:  # the λ column of this page's CSV download, as a comma list
         command = common.cli("plan", p, lam="LAMS").replace(
             "LAMS", '"$(cut -d, -f2 opmerge_spectrum_regimes.csv | tail -n +2 | paste -sd,)"')
-    common.show_cli(command, "Per-direction optimal plans and the strategies' values with the CLI "
-                             "(the shared plan has no CLI command yet)")
+    common.show_cli(command + " --shared", "Per-direction optimal plans, the strategies and the "
+                                           "shared plan with the CLI")

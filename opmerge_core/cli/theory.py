@@ -63,6 +63,19 @@ def run_plan(args: argparse.Namespace) -> int:
         for name, s in strategies.items():
             lines.append(f"  {name:<12} {s['value']:>10.6f} {s['w2']:>12.6g} "
                          f"{s['w2'] - b.w2:>12.3g}")
+    if args.shared:
+        shared = planner.shared_plan(setting, lams)
+        named_w2 = {name: float(np.linalg.norm(setting.w2(v, lams))) for name, (_, v) in named.items()}
+        block = {"plan": shared.plan.text, "w2": shared.w2, "exact": shared.exact,
+                 "values": shared.values.tolist(), "strategies_w2": named_w2}
+        if args.json:
+            print(json.dumps({"per_lambda": objects, "shared": block}, indent=2))
+            return 0
+        lines.append(f"shared plan for all {len(lams)} λ values "
+                     f"({'exact' if shared.exact else 'heuristic Pareto fronts: not proven optimal'}):")
+        lines.append(f"  plan   {shared.plan.text}")
+        lines.append(f"  W2 over coordinates {shared.w2:.6g}; named strategies: "
+                     + ", ".join(f"{k} {v:.6g}" for k, v in named_w2.items()))
     _emit(objects, args.json, len(lams) > 1, "\n".join(lines))
     return 0
 
@@ -109,6 +122,9 @@ def run_sweep(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="the optimal merge plan and every named strategy")
     add_setting_args(p)
+    p.add_argument("--shared", action="store_true",
+                   help="also the one plan shared by all λ values (a spectrum), by the Pareto DP; "
+                        "--json then prints {per_lambda: [...], shared: {...}}")
     p.set_defaults(func=run_plan)
 
     p = sub.add_parser("eval", help="evaluate a plan in bracket notation, e.g. '[[4 3] 2 1]'")
