@@ -8,7 +8,8 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
+PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "train", "celeba", "sfd", "mixtures",
+         "about"]
 
 
 def metric_value(page, label: str) -> str:
