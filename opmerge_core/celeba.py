@@ -99,8 +99,9 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     The SGD budget matches the setting: lr = S / (2 steps), so S_eff = 2 · lr · steps = S. The five
     strategies and the shared plan train in one batched run over all directions; for the per-direction
     DP each direction takes the trained value of its own plan: plans equal to a strategy / the shared
-    plan reuse that run (coordinates train independently), the remaining (hybrid / mixed) plans train
-    once each on the directions that want them. Fills ``comparison.trained`` and ``trained_w2``.
+    plan reuse that run (coordinates train independently); the remaining (hybrid / mixed) plans train
+    together in one more batched run over just the directions that want one of them (each direction
+    then reads its own plan's value). Fills ``comparison.trained`` and ``trained_w2``.
     ``progress(stage, n_stages, done, total)`` is called as each run advances.
     """
     try:
@@ -117,7 +118,7 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     for i, p in enumerate(comparison.dp_plans):
         if p.text not in by_text:
             extra.setdefault(p.text, []).append(i)
-    n_stages = 1 + len(extra)
+    n_stages = 1 + bool(extra)
 
     def stage(k: int):
         if progress is None:
@@ -130,10 +131,13 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     for i, p in enumerate(comparison.dp_plans):
         if p.text in by_text:
             dp[i] = trained[by_text[p.text]][i]
-    for k, idx in enumerate(extra.values(), start=1):
-        plan = comparison.dp_plans[idx[0]]
-        r = trainer.train(setting, lam[idx], {"dp": plan}, config, progress=stage(k), cancel=cancel)
-        dp[idx] = r.plans["dp"].empirical
+    if extra:
+        union = np.array(sorted(i for idx in extra.values() for i in idx))
+        where = {int(i): j for j, i in enumerate(union)}          # direction -> column in this run
+        extra_plans = {f"dp{k}": comparison.dp_plans[idx[0]] for k, idx in enumerate(extra.values())}
+        r = trainer.train(setting, lam[union], extra_plans, config, progress=stage(1), cancel=cancel)
+        for k, idx in enumerate(extra.values()):
+            dp[idx] = r.plans[f"dp{k}"].empirical[[where[i] for i in idx]]
     trained["dp"] = dp
     comparison.trained = trained
     comparison.trained_w2 = {m: w2_split(setting, v, lam) for m, v in trained.items()}

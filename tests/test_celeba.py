@@ -116,8 +116,10 @@ def test_cli_compare_bad_input(assets, tmp_path, capsys):
 
 
 def test_trainer_evaluation_matches_theory():
-    c = celeba.compare(Setting(8), LAM)
-    assert "mixed" in c.regimes or "hybrid" in c.regimes      # exercises the extra per-direction runs
+    lam = np.concatenate([LAM, np.linspace(1.1, 1.8, 5)])     # several distinct hybrid / mixed plans
+    c = celeba.compare(Setting(8), lam)
+    extra = {p.text for p, r in zip(c.dp_plans, c.regimes, strict=True) if r in ("hybrid", "mixed")}
+    assert len(extra) >= 3                                   # exercises the batched extra-plan run
     celeba.train_strategies(c, steps=100, device="cpu")
     assert set(c.trained) == set(celeba.STRATEGY_KEYS)
     for m in celeba.STRATEGY_KEYS:                               # S_eff = 2 lr steps = S: same budget
