@@ -7,9 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from opmerge_core.schedules import SCHEDULES
-from opmerge_core.setting import SURROGATES, Setting
-from opmerge_core.shrinkage import INITS
+from opmerge_core.cli.theory import add_model_args
+from opmerge_core.setting import Setting
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,11 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="celeba_command", required=True, parser_class=type(p))
     c = csub.add_parser("compare", help="theory W2 per strategy on the latent spectrum + a face grid PNG")
     c.add_argument("--T", default="64", help="teacher steps (1..256: the shared plan; default 64)")
-    c.add_argument("--shrinkage", "--S", dest="S", default="1.0", help="budget S = κτ (default 1)")
-    c.add_argument("--schedule", default="trig", help=f"one of {', '.join(SCHEDULES)}")
-    c.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
-    c.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
-    c.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+    add_model_args(c)
     c.add_argument("--samples", default="8", help="faces per row (1..32, default 8)")
     c.add_argument("--seed", default="0", help="seed of z_T (default 0)")
     c.add_argument("--gain", default="5", help="amplification of differences from the teacher (default 5)")

@@ -14,15 +14,20 @@ from opmerge_core.shrinkage import INITS
 from opmerge_core.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
 
 
-def add_setting_args(p: argparse.ArgumentParser, T_required: bool = True) -> None:
-    """The options every theory command shares (THEORY.md model choices, defaults first)."""
-    p.add_argument("--T", required=T_required, help="number of teacher steps (1..4096)")
-    p.add_argument("--lam", required=True, help="data variance λ > 0, or a comma list")
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """S and the THEORY.md model choices (defaults first), shared by every command that plans."""
     p.add_argument("--shrinkage", "--S", dest="S", default="1.0", help="budget S = κτ (default 1)")
     p.add_argument("--schedule", default="trig", help=f"one of {', '.join(SCHEDULES)}")
     p.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
     p.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
     p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+
+
+def add_setting_args(p: argparse.ArgumentParser, T_required: bool = True) -> None:
+    """The options every theory command shares."""
+    p.add_argument("--T", required=T_required, help="number of teacher steps (1..4096)")
+    p.add_argument("--lam", required=True, help="data variance λ > 0, or a comma list")
+    add_model_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
