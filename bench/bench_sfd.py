@@ -36,6 +36,8 @@ def main() -> None:
         print(f"{algorithm:<28} {out['finetune_seconds']:>12.1f} {total:>9.1f} {out['latent_fd']:>10.4f} "
               f"{out['latent_fd_solver']:>12.4f} {out['latent_fd_solver'] / out['latent_fd']:>7.2f} "
               f"{out['latent_fd_teacher']:>15.4f}")
+        for nfe, row in out.get("by_nfe", {}).items():       # SFD-v: one model, every NFE it serves
+            print(f"  NFE {nfe}: latent FD {row['latent_fd']:.4f}  plain {row['latent_fd_solver']:.4f}")
         if out["finetune_seconds"] > 180:
             print("  WARNING: above the 3-minute target")
 
