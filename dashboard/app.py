@@ -57,4 +57,5 @@ with st.sidebar:
         st.caption("Tip: add `?present=1` to the URL for presentation mode.")
 
 common.show_url_warnings()
+common.keep_jobs_alive()
 page.run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import figures
-from opmerge_core import planner, plans, sweep
+from opmerge_core import jobs, planner, plans, sweep
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
 from opmerge_core.shrinkage import INIT_LABELS, INITS
@@ -437,3 +438,21 @@ def _is_float(t: str) -> bool:
 @st.cache_data(max_entries=32, show_spinner="Searching the shared plan (Pareto DP) …")
 def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan:
     return planner.shared_plan(Setting(*key), np.asarray(lams))
+
+
+# ---- the shared job runner (one bounded worker pool per server) ---------------------------------
+@st.cache_resource(show_spinner=False)
+def runner() -> jobs.JobRunner:
+    """The process-wide job runner: every session's trainings queue in one bounded pool."""
+    return jobs.default_runner()
+
+
+def session_owner() -> str:
+    """One id per browser session: its jobs are leased to it and cancelled when it goes away."""
+    return st.session_state.setdefault("job_owner", uuid.uuid4().hex)
+
+
+@st.fragment(run_every=30)
+def keep_jobs_alive() -> None:
+    """Renew this session's job lease from every page (closing the tab stops the renewals)."""
+    runner().touch(session_owner())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -61,13 +60,6 @@ def cli_command(p: common.Params, n: int, seed: int, gain: float, train: bool = 
 KIND = "celeba_train"
 
 
-@st.cache_resource(show_spinner=False)
-def runner() -> jobs.JobRunner:
-    return jobs.default_runner()
-
-
-def owner() -> str:
-    return st.session_state.setdefault("celeba_owner", uuid.uuid4().hex)
 
 
 def start_training(key: tuple, folder: str) -> None:
@@ -82,21 +74,21 @@ def start_training(key: tuple, folder: str) -> None:
 
     params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
               "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
-    job = runner().submit(KIND, task, params, owner=owner(), lease=True)
+    job = common.runner().submit(KIND, task, params, owner=common.session_owner(), lease=True)
     st.session_state["celeba_job"] = job.id
     st.session_state["celeba_job_key"] = key
 
 
 @st.fragment(run_every=0.5)
 def training_monitor(key: tuple, folder: str) -> None:
-    job = runner().get(st.session_state.get("celeba_job", -1))
+    job = common.runner().get(st.session_state.get("celeba_job", -1))
     if job is None or st.session_state.get("celeba_job_key") != key:
         st.caption("No trainer run for these settings yet: press **Train every strategy**.")
         return
-    runner().touch(owner())
+    common.runner().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Trainer run {job.id} is queued: position {job.queue_position} "
-                f"({runner().max_workers} run at a time).")
+                f"({common.runner().max_workers} run at a time).")
     elif job.status == "running":
         st.progress(min(job.progress, 1.0), text=f"Training every strategy (run {job.id}) … "
                     f"{100 * job.progress:.0f}%")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import uuid
 
 import pandas as pd
 import streamlit as st
@@ -25,10 +24,6 @@ BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
 
 
-@st.cache_resource(show_spinner=False)
-def runner() -> jobs.JobRunner:
-    return jobs.default_runner()
-
 
 @st.cache_data(max_entries=4, ttl=30, show_spinner=False)
 def teachers(folder: str) -> dict[str, str | None]:
@@ -39,9 +34,6 @@ def teachers(folder: str) -> dict[str, str | None]:
 def vae(folder: str):
     return latents.load_assets(folder)[0]
 
-
-def owner() -> str:
-    return st.session_state.setdefault("sfd_owner", uuid.uuid4().hex)
 
 
 def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
@@ -54,26 +46,28 @@ def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
 
 
 def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> None:
+    store = common.runner().store     # captured here: the task runs in a worker thread
+
     def task(job: jobs.Job):
-        out = sfd_lab.run(teacher, cfg, preset=preset, assets=folder, device="auto", store=job._runner.store,
+        out = sfd_lab.run(teacher, cfg, preset=preset, assets=folder, device="auto", store=store,
                           run_id=job.id, progress=lambda d, t, loss: job.report(d, t, {"loss": loss}),
                           cancel=job.cancel_event)
         return None if out["cancelled"] else out
 
     params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
               "budget": cfg.budget}
-    job = runner().submit(sfd_lab.RUN_KIND, task, params, owner=owner(), lease=True)
+    job = common.runner().submit(sfd_lab.RUN_KIND, task, params, owner=common.session_owner(), lease=True)
     st.session_state["sfd_job"] = job.id
 
 
 @st.fragment(run_every=0.5)
 def monitor() -> None:
     run_id = st.session_state.get("sfd_job")
-    job = runner().get(run_id) if run_id is not None else None
+    job = common.runner().get(run_id) if run_id is not None else None
     if job is None:
         st.caption("No run started in this session yet: press **Train student**.")
         return
-    runner().touch(owner())
+    common.runner().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Run {job.id} is queued (position {job.queue_position}); runs start in order.")
     elif job.status == "running":
@@ -156,8 +150,8 @@ st.button("Train student", key="sfd_train", type="primary",
 monitor()
 
 st.subheader("Quality vs fine-tuning time")
-runner().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
-rows = pd.DataFrame(sfd_lab.runs_table(runner().store, teacher))
+common.runner().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
+rows = pd.DataFrame(sfd_lab.runs_table(common.runner().store, teacher))
 if rows.empty:
     st.caption("No finished runs for this teacher in the run store yet.")
 else:
@@ -167,7 +161,7 @@ else:
 
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
-    samples = sfd_lab.latest_samples(runner().store, teacher, nfe, afs)
+    samples = sfd_lab.latest_samples(common.runner().store, teacher, nfe, afs)
     try:
         model = vae(folder)
     except ValueError as exc:

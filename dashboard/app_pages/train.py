@@ -9,7 +9,6 @@ closed the polling stops and the runner cancels them (``jobs.LEASE_S``).
 from __future__ import annotations
 
 import shlex
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -29,13 +28,6 @@ WORK_WARN = 3e9           # merge-steps × batch × d above which the page warns
 LABELS = {**plans.STRATEGY_LABELS, "dp": "DP optimum (at S_eff)", "custom": "typed plan"}
 
 
-@st.cache_resource(show_spinner=False)
-def runner() -> jobs.JobRunner:
-    return jobs.default_runner()
-
-
-def owner() -> str:
-    return st.session_state.setdefault("train_owner", uuid.uuid4().hex)
 
 
 def cli_command(spec: train_spec.TrainSpec) -> str:
@@ -55,7 +47,7 @@ def cli_command(spec: train_spec.TrainSpec) -> str:
 
 
 def submit(spec: train_spec.TrainSpec) -> None:
-    job = runner().submit_train(spec, owner=owner(), lease=True)
+    job = common.runner().submit_train(spec, owner=common.session_owner(), lease=True)
     st.session_state["tr_job"] = job.id
 
 
@@ -67,14 +59,15 @@ def submit_sweep(spec: train_spec.TrainSpec) -> None:
         return {"spec": spec, "rows": rows}
 
     params = {**spec.as_dict(), "sweep_steps": steps}
-    job = runner().submit(train_spec.SWEEP_KIND, task, params, owner=owner(), lease=True)
+    job = common.runner().submit(train_spec.SWEEP_KIND, task, params, owner=common.session_owner(),
+                                 lease=True)
     st.session_state["tr_sweep_job"] = job.id
 
 
 def _status(job: jobs.Job, what: str) -> None:
     if job.status == "queued":
         st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in "
-                f"order, {runner().max_workers} at a time.")
+                f"order, {common.runner().max_workers} at a time.")
     elif job.status == "running":
         info = job.info
         wave = f" · wave {info['wave']}/{info['waves']}" if "wave" in info else ""
@@ -98,11 +91,11 @@ def monitor() -> None:
     """Polls this session's jobs; a finished job triggers one full rerun to draw its results."""
     shown = False
     for key, what in (("tr_job", "Training"), ("tr_sweep_job", "Budget sweep")):
-        job = runner().get(st.session_state.get(key, -1))
+        job = common.runner().get(st.session_state.get(key, -1))
         if job is None:
             continue
         shown = True
-        runner().touch(owner())
+        common.runner().touch(common.session_owner())
         _status(job, what)
         if job.done and st.session_state.get(f"{key}_drawn") != job.id:
             st.session_state[f"{key}_drawn"] = job.id
@@ -192,7 +185,7 @@ c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem 
 monitor()
 
 # ---- results of this session's last training ----------------------------------------------------
-job = runner().get(st.session_state.get("tr_job", -1))
+job = common.runner().get(st.session_state.get("tr_job", -1))
 if job is not None and job.status == "done" and job.result is not None:
     result: trainer.TrainResult = job.result
     st.header(f"Results of run {job.id}")
@@ -246,7 +239,7 @@ elif job is not None and job.status == "done":
     st.caption("The result of this run is no longer in memory; see the runs table below.")
 
 # ---- shrinkage vs training budget --------------------------------------------------------------
-sweep_job = runner().get(st.session_state.get("tr_sweep_job", -1))
+sweep_job = common.runner().get(st.session_state.get("tr_sweep_job", -1))
 if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is not None:
     st.header("Shrinkage vs training budget")
     sweep_spec: train_spec.TrainSpec = sweep_job.result["spec"]
@@ -269,8 +262,8 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")
-runner().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
-rows = runner().store.list(kind=train_spec.KIND, limit=200)
+common.runner().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
+rows = common.runner().store.list(kind=train_spec.KIND, limit=200)
 if not rows:
     st.caption("No training runs in the run store yet.")
 else:
