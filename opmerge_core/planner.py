@@ -15,6 +15,7 @@ are rebuilt by re-scanning the O(T) candidates of each node on the path (O(T²) 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -79,6 +80,22 @@ def _fill_tables(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, U_lo, Wt_hi, U_hi): 
                 U_hi[e, s] = max(w_hi, p_hi)
 
 
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _fold_min(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
+    for e in range(m):
+        y = row[e]
+        acc_w[e] = min(acc_w[e], w * (a_s * y + b_s))
+        acc_p[e] = min(acc_p[e], w * y)
+
+
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _fold_max(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
+    for e in range(m):
+        y = row[e]
+        acc_w[e] = max(acc_w[e], w * (a_s * y + b_s))
+        acc_p[e] = max(acc_p[e], w * y)
+
+
 @numba.njit(cache=True, fastmath=True)
 def _fill_tables_sweep(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, Ut_lo, Wt_hi, Ut_hi):  # pragma: no cover
     """The same tables, with U stored transposed (Ut[m, e] = U[e, m]); faster while a column fits
@@ -91,20 +108,14 @@ def _fill_tables_sweep(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, Ut_lo, Wt_hi, 
     acc_w_hi = np.empty(T + 1)
     acc_p_hi = np.empty(T + 1)
     for s in range(1, T + 1):
-        a_s = a[s]
-        b_s = b[s]
         rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-        for e in range(s):
-            acc_w_lo[e] = np.inf
-            acc_p_lo[e] = np.inf
-            acc_w_hi[e] = -np.inf
-            acc_p_hi[e] = -np.inf
+        acc_w_lo[:s] = np.inf
+        acc_p_lo[:s] = np.inf
+        acc_w_hi[:s] = -np.inf
+        acc_p_hi[:s] = -np.inf
         for m in range(s - 1, -1, -1):
             if m == s - 1:                                   # the leaf: one teacher step
-                w_lo = A[s - 1]
-                w_hi = A[s - 1]
-                u_lo = w_lo
-                u_hi = w_hi
+                w_lo = w_hi = u_lo = u_hi = A[s - 1]
             else:
                 c = c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
                 w_lo = acc_w_lo[m] + c
@@ -115,15 +126,8 @@ def _fill_tables_sweep(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, Ut_lo, Wt_hi, 
             Wt_hi[s, m] = w_hi
             Ut_lo[s, m] = u_lo
             Ut_hi[s, m] = u_hi
-            row_lo = Ut_lo[m]
-            row_hi = Ut_hi[m]
-            for e in range(m):
-                y = row_lo[e]
-                acc_w_lo[e] = min(acc_w_lo[e], w_lo * (a_s * y + b_s))
-                acc_p_lo[e] = min(acc_p_lo[e], w_lo * y)
-                y = row_hi[e]
-                acc_w_hi[e] = max(acc_w_hi[e], w_hi * (a_s * y + b_s))
-                acc_p_hi[e] = max(acc_p_hi[e], w_hi * y)
+            _fold_min(acc_w_lo, acc_p_lo, Ut_lo[m], w_lo, a[s], b[s], m)
+            _fold_max(acc_w_hi, acc_p_hi, Ut_hi[m], w_hi, a[s], b[s], m)
 
 
 @numba.njit(cache=True)
@@ -181,6 +185,21 @@ class Extremes:
     hi_plans: list[Plan]
 
 
+_BUFFERS = threading.local()   # per-thread table buffers for small T (page-faulting fresh tables
+BUFFER_T_MAX = 512             # on every call costs about as much as the DP itself at T = 256)
+
+
+def _tables(T: int) -> list[np.ndarray]:
+    """Four C-contiguous (T+1)×(T+1) tables; the kernels write every entry they later read."""
+    n = (T + 1) ** 2
+    if T > BUFFER_T_MAX:
+        return [np.empty((T + 1, T + 1)) for _ in range(4)]
+    flat = getattr(_BUFFERS, "flat", None)
+    if flat is None:
+        flat = _BUFFERS.flat = [np.empty((BUFFER_T_MAX + 1) ** 2) for _ in range(4)]
+    return [buf[:n].reshape(T + 1, T + 1) for buf in flat]
+
+
 def _coefficients(setting: Setting, lam: float) -> tuple[np.ndarray, ...]:
     rho = setting.rho(np.array([lam]))[:, 0]
     return tuple(np.ascontiguousarray(x, dtype=np.float64)
@@ -192,7 +211,7 @@ def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True)
     lam = check_lam(lam)
     T = setting.T
     A_all = setting.A_star(lam)                                   # (T, L)
-    tables = [np.empty((T + 1, T + 1)) for _ in range(4)]   # kernels write all they read
+    tables = _tables(T)
     lo, hi, lo_plans, hi_plans = [], [], [], []
     for j, lam_j in enumerate(lam):
         a, b, c1, c2 = _coefficients(setting, lam_j)
