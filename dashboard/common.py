@@ -441,7 +441,6 @@ def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan:
 
 
 # ---- the shared job runner (one bounded worker pool per server) ---------------------------------
-@st.cache_resource(show_spinner=False)
 def runner() -> jobs.JobRunner:
     """The process-wide job runner: every session's trainings queue in one bounded pool."""
     return jobs.default_runner()

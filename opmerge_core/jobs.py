@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from opmerge_core import train_spec
-from opmerge_core.runstore import Heartbeat, RunStore
+from opmerge_core.runstore import Heartbeat, RunStore, default_path
 from opmerge_core.trainer import TrainingCancelled
 
 LEASE_S = 120.0           # seconds without a touch before a leased session's jobs are cancelled
@@ -259,6 +259,8 @@ def default_runner() -> JobRunner:
     """
     global _DEFAULT
     with _DEFAULT_LOCK:
+        if _DEFAULT is not None and not _DEFAULT._closed and _DEFAULT.store.path != default_path():
+            _DEFAULT.shutdown()        # OPMERGE_HOME changed (tests do this): follow the new store
         if _DEFAULT is None or _DEFAULT._closed:
             torch.set_num_threads(1)
             _DEFAULT = JobRunner()
