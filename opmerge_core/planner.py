@@ -82,17 +82,21 @@ def _fill_tables(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, U_lo, Wt_hi, U_hi): 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
 def _fold_min(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
+    wa = w * a_s
+    wb = w * b_s
     for e in range(m):
         y = row[e]
-        acc_w[e] = min(acc_w[e], w * (a_s * y + b_s))
+        acc_w[e] = min(acc_w[e], wa * y + wb)          # = w (a_s y + b_s)
         acc_p[e] = min(acc_p[e], w * y)
 
 
 @numba.njit(cache=True, fastmath=True, inline="always")
 def _fold_max(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
+    wa = w * a_s
+    wb = w * b_s
     for e in range(m):
         y = row[e]
-        acc_w[e] = max(acc_w[e], w * (a_s * y + b_s))
+        acc_w[e] = max(acc_w[e], wa * y + wb)          # = w (a_s y + b_s)
         acc_p[e] = max(acc_p[e], w * y)
 
 
