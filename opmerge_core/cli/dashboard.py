@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from importlib.resources import files
 
@@ -21,4 +21,5 @@ def run(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.port", str(args.port), "--server.address", args.address,
            "--browser.gatherUsageStats", "false", *getattr(args, "extra", [])]
-    return subprocess.call(cmd)
+    sys.stdout.flush()
+    os.execv(sys.executable, cmd)    # become the server: signals (Ctrl-C, terminate) reach it directly
