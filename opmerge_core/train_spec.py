@@ -38,8 +38,11 @@ KIND = "train"
 PROGRESS_EVERY = 0.5      # seconds between progress writes to the run store
 
 
-@dataclass(frozen=True)
-class TrainSpec:
+@dataclass(frozen=True, kw_only=True)
+class TrainSpec(TrainConfig):
+    """One training request (CLI, job runner, dashboard): what to train, plus the optimisation
+    settings it inherits from ``TrainConfig`` (validated there)."""
+
     T: int
     lam: tuple[float, ...]
     strategies: tuple[str, ...] = ("boot", "vanilla", "dp")
@@ -48,17 +51,9 @@ class TrainSpec:
     init: str = "teacher"
     surrogate: str = "teacher"
     K: int = 4
-    steps: int = 200
-    lr: float = 0.05
-    batch: int = 256
-    optimizer: str = "sgd"
-    seed: int = 0
-    inputs: str = "forward"
-    student: str = "linear"
-    hidden: int = 16
-    device: str = "auto"
 
     def __post_init__(self) -> None:
+        super().__post_init__()                 # validate (and normalise) the optimisation settings
         object.__setattr__(self, "lam", tuple(float(x) for x in check_lam(self.lam)))
         names = tuple(dict.fromkeys(str(s).strip() for s in self.strategies if str(s).strip()))
         for name in names:
@@ -68,19 +63,11 @@ class TrainSpec:
         object.__setattr__(self, "strategies", names)
         object.__setattr__(self, "T", check_T(self.T, hi=T_MAX_TRAIN))
         object.__setattr__(self, "K", check_T(self.K, name="K (uniform block size)"))
-        config = self.config()                  # validate (and normalise) the optimisation settings
-        for key in ("steps", "lr", "batch", "seed", "hidden"):
-            object.__setattr__(self, key, getattr(config, key))
         self.setting()                          # and the model choices
 
-    @property
-    def S_eff(self) -> float:
-        return self.config().S_eff
-
     def config(self) -> TrainConfig:
-        return TrainConfig(steps=self.steps, lr=self.lr, batch=self.batch, optimizer=self.optimizer,
-                           seed=self.seed, inputs=self.inputs, student=self.student,
-                           hidden=self.hidden, device=self.device)
+        """The optimisation settings alone."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
     def setting(self) -> Setting:
         """The setting at the realised budget (S is capped at S_MAX, where ρ = 1 anyway)."""
