@@ -12,6 +12,7 @@ and turns it into widgets, downloads and CLI commands.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import figures
-from opmerge_core import jobs, planner, plans, sweep
+from opmerge_core import compute, planner, plans, sweep
+from opmerge_core import heavy as heavy_core
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
 from opmerge_core.shrinkage import INIT_LABELS, INITS
@@ -277,45 +279,56 @@ PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
 PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # T = 384 would add ~1.3 s cold
 
 
+IN_PROCESS_T_MAX = 256   # one DP up to here costs a few ms: computed in the server, above on a worker
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
-def optimal(key: tuple, lam: float) -> planner.OptimalPlan:
-    return planner.optimal(Setting(*key), lam)[0]
+def _optimal_here(key: tuple, lam: float) -> planner.OptimalPlan:
+    return heavy_core.optimal(Setting(*key), lam)
 
 
+def optimal(key: tuple, lam: float) -> planner.OptimalPlan | None:
+    """The DP-optimal plan (None while a large-T DP computes on the backend)."""
+    if key[0] <= IN_PROCESS_T_MAX:
+        return _optimal_here(key, lam)
+    return heavy(heavy_core.optimal, Setting(*key), float(lam), label=f"Optimal plan at T = {key[0]}")
+
+
+def compare(key: tuple, lams: tuple[float, ...]) -> pd.DataFrame | None:
+    return heavy(sweep.compare, Setting(*key), np.asarray(lams), label=f"Strategies at T = {key[0]}")
+
+
+def curves(key: tuple) -> pd.DataFrame | None:
+    return heavy(sweep.compare, Setting(*key), curve_lams(key[0]),
+                 label=f"Strategy curves at T = {key[0]}")
+
+
+def thresholds(key: tuple) -> tuple[float, float] | None:
+    return heavy(heavy_core.thresholds, Setting(*key), label=f"Thresholds λ_B(T), λ_V at T = {key[0]}")
+
+
+def phase(S: float, schedule: str, init: str, surrogate: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    return heavy(heavy_core.phase, tuple(PHASE_LAMS.tolist()), PHASE_TS, S, schedule, init, surrogate,
+                 label="λ × T phase diagram (computed once for everyone, then cached)")
+
+
+def per_direction(key: tuple, lams: np.ndarray) -> tuple[list[str], dict[float, float]] | None:
+    return heavy(heavy_core.per_direction, Setting(*key), np.asarray(lams, dtype=float),
+                 label=f"Per-direction DP for {np.unique(lams).size} eigenvalues")
+
+
+# Figures that do not depend on λ are cached as plain specs (keyed by the setting alone; the data
+# arguments are not hashed); the page adds the λ marker and builds the figure without re-validation
+# (figures.from_dict), which keeps a λ change cheap.
 @st.cache_data(max_entries=64, show_spinner=False)
-def compare(key: tuple, lams: tuple[float, ...]) -> pd.DataFrame:
-    return sweep.compare(Setting(*key), np.asarray(lams))
-
-
-@st.cache_data(max_entries=64, show_spinner="Computing the strategy curves …")
-def curves(key: tuple) -> pd.DataFrame:
-    return sweep.compare(Setting(*key), curve_lams(key[0]))
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def thresholds(key: tuple) -> tuple[float, float]:
-    setting = Setting(*key)
-    return planner.lam_B(setting), planner.lam_V(setting)
-
-
-@st.cache_data(max_entries=16, show_spinner="Computing the λ × T phase diagram (cached afterwards) …")
-def phase(S: float, schedule: str, init: str, surrogate: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = sweep.phase_sweep(PHASE_LAMS, list(PHASE_TS), S, schedule, init, surrogate)
-    th = sweep.thresholds(list(PHASE_TS), S, schedule, init, surrogate)
-    return df, th
-
-
-# Figures that do not depend on λ are cached as plain specs; the page adds the λ marker and builds
-# the figure without re-validation (figures.from_dict), which keeps a λ change well under 150 ms.
-@st.cache_data(max_entries=64, show_spinner=False)
-def curves_spec(key: tuple) -> dict:
-    lam_B, lam_V = thresholds(key)
-    return figures.strategy_curves(curves(key), None, lam_B, lam_V).to_dict()
+def curves_spec(key: tuple, _df: pd.DataFrame, lam_B: float, lam_V: float) -> dict:
+    return figures.strategy_curves(_df, None, lam_B, lam_V).to_dict()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def phase_spec(S: float, schedule: str, init: str, surrogate: str) -> dict:
-    return figures.phase_diagram(*phase(S, schedule, init, surrogate)).to_dict()
+def phase_spec(S: float, schedule: str, init: str, surrogate: str, _ph: pd.DataFrame,
+               _th: pd.DataFrame) -> dict:
+    return figures.phase_diagram(_ph, _th).to_dict()
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -435,15 +448,53 @@ def _is_float(t: str) -> bool:
     return True
 
 
-@st.cache_data(max_entries=32, show_spinner="Searching the shared plan (Pareto DP) …")
-def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan:
-    return planner.shared_plan(Setting(*key), np.asarray(lams))
+def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan | None:
+    return heavy(planner.shared_plan, Setting(*key), np.asarray(lams),
+                 label=f"Shared plan for {len(lams)} directions (Pareto DP)")
 
 
-# ---- the shared job runner (one bounded worker pool per server) ---------------------------------
-def runner() -> jobs.JobRunner:
-    """The process-wide job runner: every session's trainings queue in one bounded pool."""
-    return jobs.default_runner()
+# ---- the compute backend (compute.py): heavy results and training jobs ---------------------------
+WAIT_S = float(os.environ.get("OPMERGE_WAIT_S", "0.3"))   # wait this long before showing a placeholder
+
+
+def backend() -> compute.Backend:
+    """The process-wide compute backend (a Dask cluster): every session's heavy work goes there."""
+    return compute.default_backend()
+
+
+def heavy(fn, *args, label: str):
+    """``fn(*args)`` computed on the backend: the result, or None while it computes — then a progress
+    placeholder is shown and the page reruns by itself when the result is ready. Identical requests
+    of all sessions share one computation; results are cached for everyone."""
+    try:
+        job = backend().cached(fn, *args)
+    except ValueError as exc:                     # e.g. an unreachable scheduler
+        st.error(f"{label}: {exc}", icon=ERROR)
+        return None
+    if not job.done:
+        job.wait(WAIT_S)
+    if job.status == "done":
+        return job.result
+    if job.done:
+        st.error(f"{label} failed: {job.error}", icon=ERROR)
+        return None
+    _pending(job.id, label)
+    return None
+
+
+@st.fragment(run_every=0.5)
+def _pending(job_id: str, label: str) -> None:
+    job = backend().get(job_id)
+    if job is None or job.done:
+        st.rerun()
+    where = (f"queued (position {job.queue_position})" if job.status == "queued" else
+             f"computing on the cluster, {job.elapsed:.0f} s")
+    st.progress(min(max(job.progress, 0.0), 1.0), text=f":material/hourglass_top: {label} — {where} …")
+
+
+def runner() -> compute.Backend:
+    """The backend under its job-runner name (trainings queue there with every other job)."""
+    return backend()
 
 
 def session_owner() -> str:

@@ -144,6 +144,16 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     return comparison
 
 
+def train_job(comparison: Comparison, steps: int = 200, *, progress=None, cancel=None) -> Comparison:
+    """``train_strategies`` as a compute-backend job (compute.py): ``progress(done, total, info)``
+    over all stages; returns the trained comparison."""
+    def report(stage: int, n_stages: int, done: int, total: int) -> None:
+        progress(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
+
+    return train_strategies(comparison, steps, progress=None if progress is None else report,
+                            cancel=cancel)
+
+
 def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 8,
                    seed: int = 0) -> dict[str, np.ndarray]:
     """Method -> latents (n_samples, d): y_T = r_T ε (fixed seed), y_0 = value y_T, z = U y_0 + μ."""

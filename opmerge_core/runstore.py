@@ -9,8 +9,10 @@ and refreshes ``heartbeat`` (unix time) while the run is queued or running (``He
 a store marks every queued/running run whose process is gone — pid not alive, or heartbeat older
 than ``stale_after`` seconds — as failed with the error "interrupted: process died", so a run killed
 mid-way is found as failed on the next start, never lost. A reused pid is told apart by the
-process start time recorded next to it (Linux ``/proc``); the heartbeat threshold is deliberately
-long (10 min) so that a slow but live run is never declared dead.
+process start time recorded next to it (Linux ``/proc``) and by a random token of the writing
+process (``INSTANCE``): a run written by an earlier process that had *this* process's pid — a
+container restarts its server as PID 1 — is dead too. The heartbeat threshold is deliberately long
+(10 min) so that a slow but live run is never declared dead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +34,7 @@ INTERRUPTED = "interrupted: process died"
 STALE_AFTER = 600.0      # seconds without a heartbeat before a run counts as dead
 HEARTBEAT_EVERY = 5.0    # seconds between heartbeats
 LIST_MAX = 10_000
+INSTANCE = uuid.uuid4().hex  # this process's token, recorded with every run it creates or starts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -47,7 +51,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid_start TEXT,
     heartbeat REAL,
     owner     TEXT,
-    finished  TEXT
+    finished  TEXT,
+    instance  TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
@@ -108,8 +113,9 @@ class RunStore:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "pid_start" not in columns:       # a store created before the column existed
-                self._db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
+            for column in ("pid_start", "instance"):   # a store created before the column existed
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
         self.recovered: list[int] = self.recover() if recover else []
 
     # ---- life cycle -------------------------------------------------------------------------------
@@ -134,15 +140,16 @@ class RunStore:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         pid = os.getpid() if pid is None else pid
+        mine = pid == os.getpid()
         cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, pid_start, heartbeat, "
-                         "owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         "owner, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (_now_iso(), kind, json.dumps(params or {}), status, pid,
-                          process_start(pid), time.time(), owner))
+                          process_start(pid), time.time(), owner, INSTANCE if mine else None))
         return int(cur.lastrowid)
 
     def start(self, run_id: int) -> None:
-        self._exec("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=? WHERE id=?",
-                   (os.getpid(), process_start(os.getpid()), time.time(), run_id))
+        self._exec("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=?, instance=? "
+                   "WHERE id=?", (os.getpid(), process_start(os.getpid()), time.time(), INSTANCE, run_id))
 
     def update(self, run_id: int, *, progress: float | None = None, metrics: dict | None = None) -> None:
         """Progress in [0, 1] and/or metrics; also refreshes the heartbeat."""
@@ -181,18 +188,21 @@ class RunStore:
     def recover(self) -> list[int]:
         """Mark queued/running runs of dead processes as failed; returns their ids.
 
-        Dead: the pid is not alive, or it now belongs to another process (different start time), or
-        no heartbeat for ``stale_after`` seconds.
+        Dead: written by an earlier process with this process's pid (another ``INSTANCE``), or the
+        pid is not alive, or it now belongs to another process (different start time), or no
+        heartbeat for ``stale_after`` seconds. Runs of this very process are alive.
         """
         now, me = time.time(), os.getpid()
         dead = []
-        for row in self._exec("SELECT id, pid, pid_start, heartbeat FROM runs WHERE status IN "
-                              "('queued','running')").fetchall():
+        for row in self._exec("SELECT id, pid, pid_start, heartbeat, instance FROM runs WHERE status "
+                              "IN ('queued','running')").fetchall():
             pid = row["pid"]
+            if row["instance"] == INSTANCE or (pid == me and row["instance"] is None):
+                continue                                    # ours (or a row made for us by pid)
             stale = row["heartbeat"] is None or now - row["heartbeat"] > self.stale_after
             reused = row["pid_start"] is not None and process_start(pid) not in (None,
                                                                                   row["pid_start"])
-            if pid != me and (not pid_alive(pid) or reused or stale):
+            if pid == me or not pid_alive(pid) or reused or stale:
                 dead.append(int(row["id"]))
         for run_id in dead:
             self._exec("UPDATE runs SET status='failed', error=?, finished=? WHERE id=? AND "

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,8 +83,6 @@ def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", ass
 
 
 def _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id) -> dict:
-    cfg.validate()
-    teacher = sfd.load_teacher(teacher_name, assets, preset)
     params = {"teacher": teacher_name, "preset": preset if teacher_name == "mixture-2d" else None,
               **asdict(cfg), "device": str(device)}
     if store is not None and run_id is None:
@@ -92,33 +91,57 @@ def _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, can
         store.start(run_id)
     last = [0.0]
 
-    def report(done: int, total: int, loss: float) -> None:
+    def report(done: int, total: int, info: dict) -> None:
         if progress is not None:
-            progress(done, total, loss)
+            progress(done, total, info["loss"])
         if store is not None and time.monotonic() - last[0] > 1.0:
             last[0] = time.monotonic()
-            store.update(run_id, progress=done / total, metrics={"loss": loss, "trajectories": done})
+            store.update(run_id, progress=done / total, metrics={"loss": info["loss"], "trajectories": done})
 
     try:
-        result = sfd.distill(teacher.model, cfg, device=device, progress=report, cancel=cancel)
-        metrics, kept = evaluate(teacher, result.student, cfg, n_eval, sfd.pick_device(device))
+        out = compute(teacher_name, cfg, preset, assets, device, n_eval, progress=report, cancel=cancel)
     except Exception as exc:
         if store is not None:
             store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    if store is not None:
+        recorded = record(out, store.run_dir(run_id))
+        store.finish(run_id, "cancelled" if out["metrics"]["cancelled"] else "done", **recorded)
+    return {**out["metrics"], "run_id": run_id}
+
+
+def compute(teacher_name: str, cfg: sfd.DistillConfig, preset: str = "ring8", assets: str | None = None,
+            device: str = "auto", n_eval: int = N_EVAL, *, progress=None, cancel=None) -> dict:
+    """Distil and evaluate without touching a run store (a compute-backend job, compute.py):
+    ``progress(done, total, {"loss": …})``; returns metrics, kept samples and the student's weights."""
+    cfg.validate()
+    teacher = sfd.load_teacher(teacher_name, assets, preset)
+    report = None if progress is None else (lambda d, t, loss: progress(d, t, {"loss": loss}))
+    result = sfd.distill(teacher.model, cfg, device=device, progress=report, cancel=cancel)
+    metrics, kept = evaluate(teacher, result.student, cfg, n_eval, sfd.pick_device(device))
     metrics.update({"finetune_seconds": result.seconds, "trajectories": result.trajectories,
                     "final_loss": result.losses[-1] if result.losses else None,
                     "cancelled": result.cancelled, "teacher_label": teacher.label,
                     "loss_curve": _thin(result.losses)})
-    if store is not None:
-        folder = store.run_dir(run_id)
-        torch.save({"state_dict": result.student.state_dict(), "config": result.student.config()},
-                   folder / "student.pt")
-        np.savez(folder / "samples.npz", **kept)
-        artifacts = {"student": str(folder / "student.pt"), "samples": str(folder / "samples.npz")}
-        store.finish(run_id, "cancelled" if result.cancelled else "done", metrics=metrics,
-                     artifacts=artifacts)
-    return {**metrics, "run_id": run_id}
+    student = {"state_dict": {k: v.cpu() for k, v in result.student.state_dict().items()},
+               "config": result.student.config()}
+    return {"metrics": metrics, "kept": kept, "student": student}
+
+
+def job(teacher_name: str, cfg: sfd.DistillConfig, preset: str, assets: str | None, *, progress=None,
+        cancel=None) -> dict | None:
+    """``compute`` as a dashboard job on one torch thread; None when it was cancelled."""
+    with sfd.torch_threads(1):
+        out = compute(teacher_name, cfg, preset, assets, "auto", progress=progress, cancel=cancel)
+    return None if out["metrics"]["cancelled"] else out
+
+
+def record(out: dict, folder: Path) -> dict:
+    """Write a computed run's student weights and samples into its run directory (server side)."""
+    torch.save(out["student"], folder / "student.pt")
+    np.savez(folder / "samples.npz", **out["kept"])
+    return {"metrics": out["metrics"],
+            "artifacts": {"student": str(folder / "student.pt"), "samples": str(folder / "samples.npz")}}
 
 
 def available_teachers(assets: str | None = None) -> dict[str, str | None]:

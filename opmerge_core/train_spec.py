@@ -113,6 +113,11 @@ def metrics(result: TrainResult) -> dict:
             "plans": {n: p.plan.text for n, p in result.plans.items()}}
 
 
+def record(result: TrainResult, run_dir: Path) -> dict:
+    """A finished run's metrics and artifacts (the compute backend records them in the run store)."""
+    return {"metrics": metrics(result), "artifacts": save(result, run_dir)}
+
+
 def save(result: TrainResult, run_dir: Path) -> dict:
     """Write summary.json and arrays.npz (no pickles); returns the artifact paths."""
     summary = run_dir / "summary.json"
@@ -155,8 +160,7 @@ def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
         store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}" if not
                      isinstance(exc, ValueError) else str(exc))
         raise
-    store.finish(run_id, "done", metrics=metrics(result), artifacts=save(result,
-                                                                         store.run_dir(run_id)))
+    store.finish(run_id, "done", **record(result, store.run_dir(run_id)))
     return run_id, result
 
 
@@ -192,6 +196,12 @@ def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: ProgressFn | 
                              "w2_theory": float(p.w2_theory[j])})
         offset += n
     return rows
+
+
+def budget_sweep_job(spec: TrainSpec, steps_list: list[int], *, progress: ProgressFn | None = None,
+                     cancel: threading.Event | None = None) -> dict:
+    """``budget_sweep`` as a compute-backend job: the spec travels back with its rows."""
+    return {"spec": spec, "rows": budget_sweep(spec, steps_list, progress, cancel)}
 
 
 def theory_curve(spec: TrainSpec, S_values: np.ndarray) -> list[dict]:

@@ -119,3 +119,15 @@ def test_heartbeat_thread(tmp_path):
         with runstore.Heartbeat(store, [run], every=0.05):
             time.sleep(0.3)
         assert store.get(run)["heartbeat"] > time.time() - 5
+
+
+def test_a_dead_run_with_the_current_pid_is_recovered(tmp_path):
+    """A container restarts its server as PID 1: the old server's runs carry the new server's pid."""
+    with RunStore(tmp_path / "r.sqlite") as store:
+        mine = store.create("train")
+        old = store.create("train")
+        store._exec("UPDATE runs SET instance='an earlier process' WHERE id=?", (old,))
+    with RunStore(tmp_path / "r.sqlite") as store:
+        assert store.recovered == [old]
+        assert store.get(old)["status"] == "failed" and store.get(old)["pid"] == os.getpid()
+        assert store.get(mine)["status"] == "queued"

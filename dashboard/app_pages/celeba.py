@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import common
 from dashboard.figures.celeba import latent_spectrum, w2_split_bars
-from opmerge_core import celeba, jobs, latents
+from opmerge_core import celeba, latents
 from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
 from opmerge_core.setting import Setting
 
@@ -29,16 +29,19 @@ def load(folder: str):
     return latents.load_assets(folder)
 
 
-@st.cache_data(max_entries=32, show_spinner="Planning every eigen-direction (shared plan: a few seconds) …")
-def comparison(key: tuple, folder: str) -> celeba.Comparison:
+def comparison(key: tuple, folder: str) -> celeba.Comparison | None:
+    """Every method on every latent direction (the compute backend; None while it computes)."""
     _, stats = load(folder)
-    return celeba.compare(Setting(*key), stats.eigvals, shared=key[0] <= SHARED_T_MAX)
+    return common.heavy(celeba.compare, Setting(*key), stats.eigvals, key[0] <= SHARED_T_MAX,
+                        label=f"Planning all {stats.eigvals.size} latent directions at T = {key[0]} "
+                              "(shared plan included)")
 
 
 @st.cache_data(max_entries=32, show_spinner="Decoding faces …")
-def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float) -> bytes:
+def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float,
+                  _comp: celeba.Comparison) -> bytes:
     model, stats = load(folder)
-    comp = comparison(key, folder)
+    comp = _comp
     faces = celeba.decode_faces(model, celeba.sample_latents(stats, comp, n, seed))
     buf = io.BytesIO()
     celeba.face_grid(faces, gain).save(buf, format="PNG")
@@ -64,17 +67,12 @@ KIND = "celeba_train"
 
 def start_training(key: tuple, folder: str) -> None:
     comp = comparison(key, folder)
-
-    def task(job: jobs.Job) -> dict:
-        def progress(stage: int, n_stages: int, done: int, total: int) -> None:
-            job.report(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
-
-        celeba.train_strategies(comp, steps=TRAIN_STEPS, progress=progress, cancel=job.cancel_event)
-        return comp.trained_w2
-
+    if comp is None:
+        return
     params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
               "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
-    job = common.runner().submit(KIND, task, params, owner=common.session_owner(), lease=True)
+    job = common.runner().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
+                                 owner=common.session_owner(), lease=True)
     st.session_state["celeba_job"] = job.id
     st.session_state["celeba_job_key"] = key
 
@@ -88,7 +86,7 @@ def training_monitor(key: tuple, folder: str) -> None:
     common.runner().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Trainer run {job.id} is queued: position {job.queue_position} "
-                f"({common.runner().max_workers} run at a time).")
+                f"({common.runner().n_workers} run at a time).")
     elif job.status == "running":
         st.progress(min(job.progress, 1.0), text=f"Training every strategy (run {job.id}) … "
                     f"{100 * job.progress:.0f}%")
@@ -100,9 +98,9 @@ def training_monitor(key: tuple, folder: str) -> None:
     else:
         seconds = (job.finished or 0) - (job.started or 0)
         st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
-        theory = comparison(key, folder).w2
+        theory = job.result.w2
         rows = [{"method": celeba.METHOD_LABELS[m], **{f"{k} (trained)": v for k, v in w.items()},
-                 "W2 (theory)": theory[m]["w2"]} for m, w in job.result.items()]
+                 "W2 (theory)": theory[m]["w2"]} for m, w in job.result.trained_w2.items()]
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
         common.csv_download(table, "celeba_w2_trained")
@@ -131,6 +129,8 @@ if p.T > SHARED_T_MAX:
             f"T ≤ {SHARED_T_MAX}); everything else is shown.")
 
 comp = comparison(p.key, folder)
+if comp is None:
+    st.stop()                 # its placeholder reruns the page when the plans are ready
 lam = comp.lam
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("latent directions", f"{lam.size}")
@@ -146,7 +146,7 @@ st.subheader("Faces: teacher, exact flow map, every strategy — and their diffe
 st.caption("Each column is one z_T ~ N(0, diag(r_T²)) in the eigenbasis, mapped by each method's "
            "one-step operator, rotated back (U), mean added, decoded. Lower rows: method − teacher, "
            "×gain, grey = equal.")
-png = face_grid_png(p.key, folder, n, seed, gain)
+png = face_grid_png(p.key, folder, n, seed, gain, comp)
 st.image(png, width="content", output_format="PNG")
 st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
                    key="png_celeba_grid", on_click="ignore", icon="⬇️")

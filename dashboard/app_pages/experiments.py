@@ -28,65 +28,85 @@ st.header("(a) Gap of every named strategy to the DP optimum")
 A_LAMS = tuple(np.geomspace(0.05, 20.0, 50))
 T_a = st.select_slider("T", [8, 16, 32, 64, 128, 256], value=64, key="ex_T")
 df_a = common.compare(key_for(T_a), A_LAMS)
-lam_B, lam_V = common.thresholds(key_for(T_a))
-left, right = st.columns([3, 2])
-with left:
-    common.figure(figures.strategy_curves(df_a, 1.0, lam_B, lam_V, quantity="gap",
-                                          title=f"Gap to the DP optimum vs λ (T = {T_a})"),
-                  "exp_a_gaps", df_a)
-with right:
-    st.markdown("**What to notice.** BOOT's gap is exactly zero up to λ_B(T) ≈ 1 + 1.6/T and vanilla's "
-                "from λ_V on; in between every named strategy is beaten by a hybrid plan — no fixed "
-                "recipe is optimal everywhere.")
-    _not_exact_note(df_a)
-    common.show_cli(common.cli("sweep", p, T=T_a, lam="0.05:20:50:log"))
+th_a = common.thresholds(key_for(T_a))
+
+
+def gaps(df_a: pd.DataFrame, lam_B: float, lam_V: float) -> None:
+    """(a) Every strategy's gap to the DP optimum vs λ."""
+    left, right = st.columns([3, 2])
+    with left:
+        common.figure(figures.strategy_curves(df_a, 1.0, lam_B, lam_V, quantity="gap",
+                                              title=f"Gap to the DP optimum vs λ (T = {T_a})"),
+                      "exp_a_gaps", df_a)
+    with right:
+        st.markdown("**What to notice.** BOOT's gap is exactly zero up to λ_B(T) ≈ 1 + 1.6/T and vanilla's "
+                    "from λ_V on; in between every named strategy is beaten by a hybrid plan — no fixed "
+                    "recipe is optimal everywhere.")
+        _not_exact_note(df_a)
+        common.show_cli(common.cli("sweep", p, T=T_a, lam="0.05:20:50:log"))
+
+
+if df_a is not None and th_a is not None:
+    gaps(df_a, *th_a)
 
 # ---- (b) the grid -------------------------------------------------------------------------------
 st.header("(b) The grid λ × T")
 B_LAMS = (0.2, 0.5, 1.0, 1.02, 2.0, 5.0)
 B_TS = (64, 128, 256, 512)
-df_b = pd.concat([common.compare(key_for(T), B_LAMS) for T in B_TS], ignore_index=True)
-left, right = st.columns([3, 2])
-with left:
-    strategy = st.segmented_control("Colour by the gap of", plans.STRATEGIES, key="ex_strategy",
-                                    default="boot", format_func=plans.STRATEGY_LABELS.get) or "boot"
-    common.figure(figures.gap_grid_heatmap(df_b, strategy), "exp_b_grid", df_b)
-with right:
-    st.markdown("**What to notice.** The optimal regime flips between λ = 1.02 and 2 for every T "
-                "(λ = 1.02 is already past λ_B(T) for T ≥ 128); the gap of the wrong strategy grows with "
-                "T.")
-    _not_exact_note(df_b)
-    common.show_cli(common.cli("sweep", p, T=",".join(map(str, B_TS)), lam=",".join(f"{x:g}" for x in B_LAMS),
-                               extra=["--out", "grid.csv"]))
-cols = ["T", "lam", "regime", "exact"] + [f"gap_{s}" for s in plans.STRATEGIES]
-st.dataframe(df_b[cols], hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.4g") for c in cols[4:]})
+parts_b = [common.compare(key_for(T), B_LAMS) for T in B_TS]
+
+
+def grid(df_b: pd.DataFrame) -> None:
+    """(b) The gap of each strategy on the λ × T grid."""
+    left, right = st.columns([3, 2])
+    with left:
+        strategy = st.segmented_control("Colour by the gap of", plans.STRATEGIES, key="ex_strategy",
+                                        default="boot", format_func=plans.STRATEGY_LABELS.get) or "boot"
+        common.figure(figures.gap_grid_heatmap(df_b, strategy), "exp_b_grid", df_b)
+    with right:
+        st.markdown("**What to notice.** The optimal regime flips between λ = 1.02 and 2 for every T "
+                    "(λ = 1.02 is already past λ_B(T) for T ≥ 128); the gap of the wrong strategy grows with "
+                    "T.")
+        _not_exact_note(df_b)
+        common.show_cli(common.cli("sweep", p, T=",".join(map(str, B_TS)),
+                                   lam=",".join(f"{x:g}" for x in B_LAMS), extra=["--out", "grid.csv"]))
+    cols = ["T", "lam", "regime", "exact"] + [f"gap_{s}" for s in plans.STRATEGIES]
+    st.dataframe(df_b[cols], hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in cols[4:]})
+
+
+if all(part is not None for part in parts_b):
+    grid(pd.concat(parts_b, ignore_index=True))
 
 # ---- (c) the shrinkage budget does not move the switch ------------------------------------------
 st.header("(c) The switch point does not depend on S")
 C_S = (1.0, 3.0, 6.4, 10.0)
 C_LAMS = tuple(np.geomspace(0.05, 20.0, 50))
 T_c = st.select_slider("T ", [8, 16, 32, 64, 128], value=32, key="ex_T_c")
-frames = []
-for S in C_S:
-    d = common.compare(key_for(T_c, S), C_LAMS).assign(S=S)
-    d["lam_B"], d["lam_V"] = common.thresholds(key_for(T_c, S))
-    frames.append(d)
-df_c = pd.concat(frames, ignore_index=True)
-left, right = st.columns([3, 2])
-with left:
-    table = df_c.pivot(index="S", columns="lam", values="regime")
-    fig = figures.regime_heatmap(table.columns.to_numpy(), np.arange(len(C_S)), table.to_numpy(), "S",
-                                 f"Optimal regime vs λ for each shrinkage budget S (T = {T_c})")
-    fig.update_yaxes(tickvals=list(range(len(C_S))), ticktext=[f"S = {s:g}" for s in C_S])
-    common.figure(fig, "exp_c_shrinkage", df_c)
-with right:
-    th = df_c.groupby("S")[["lam_B", "lam_V"]].first().reset_index()
-    st.dataframe(th, hide_index=True, column_config={"lam_B": st.column_config.NumberColumn(format="%.6f"),
-                                                     "lam_V": st.column_config.NumberColumn(format="%.6f")})
-    st.markdown("**What to notice.** λ_B(T) and λ_V are the same for every S: the budget changes how "
-                "much each merge shrinks, not on which side of P the plans fall.")
-    _not_exact_note(df_c)
-    st.caption("Reproduce with the CLI")
-    st.code("\n".join(common.cli("sweep", common.Params(p.lam, T_c, S, p.schedule, p.init, p.surrogate),
-                                 lam="0.05:20:50:log") for S in C_S), language="bash")
+parts_c = [(S, common.compare(key_for(T_c, S), C_LAMS), common.thresholds(key_for(T_c, S))) for S in C_S]
+
+
+def shrinkage(df_c: pd.DataFrame) -> None:
+    """(c) The optimal regime vs λ for several budgets S: the switch does not move."""
+    left, right = st.columns([3, 2])
+    with left:
+        table = df_c.pivot(index="S", columns="lam", values="regime")
+        fig = figures.regime_heatmap(table.columns.to_numpy(), np.arange(len(C_S)), table.to_numpy(), "S",
+                                     f"Optimal regime vs λ for each shrinkage budget S (T = {T_c})")
+        fig.update_yaxes(tickvals=list(range(len(C_S))), ticktext=[f"S = {s:g}" for s in C_S])
+        common.figure(fig, "exp_c_shrinkage", df_c)
+    with right:
+        th = df_c.groupby("S")[["lam_B", "lam_V"]].first().reset_index()
+        six = st.column_config.NumberColumn(format="%.6f")
+        st.dataframe(th, hide_index=True, column_config={"lam_B": six, "lam_V": six})
+        st.markdown("**What to notice.** λ_B(T) and λ_V are the same for every S: the budget changes how "
+                    "much each merge shrinks, not on which side of P the plans fall.")
+        _not_exact_note(df_c)
+        st.caption("Reproduce with the CLI")
+        st.code("\n".join(common.cli("sweep", common.Params(p.lam, T_c, S, p.schedule, p.init, p.surrogate),
+                                     lam="0.05:20:50:log") for S in C_S), language="bash")
+
+
+if all(d is not None and th is not None for _, d, th in parts_c):
+    shrinkage(pd.concat([d.assign(S=S, lam_B=th[0], lam_V=th[1]) for S, d, th in parts_c],
+                        ignore_index=True))

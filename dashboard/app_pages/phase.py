@@ -8,10 +8,10 @@ from dashboard import common, figures
 from opmerge_core import plans
 
 p = common.params()
-best = common.optimal(p.key, p.lam)
-lam_B, lam_V = common.thresholds(p.key)
-
 st.title("The phase transition of operator merging")
+best = common.optimal(p.key, p.lam)
+thresholds = common.thresholds(p.key)
+lam_B, lam_V = thresholds if thresholds is not None else (float("nan"), float("nan"))
 
 MEANING = {
     "boot": "every student starts at the noise end and adds one more teacher step (left-deep chain): "
@@ -24,55 +24,67 @@ MEANING = {
              "closest to P (a thin band just above λ = 1).",
 }
 
+PENDING = "…"
 c1, c2, c3, c4 = st.columns([2.2, 1, 1, 1])
-c1.metric("Optimal plan", best.label, help="Regime of the DP-optimal plan at the current λ, T, S.")
-c2.metric("W2 of the optimum", f"{best.w2:.4g}")
-c3.metric("λ_B(T): BOOT optimal up to", f"{lam_B:.4g}" if np.isfinite(lam_B) else "∞")
-c4.metric("λ_V: vanilla optimal from", f"{lam_V:.4g}")
-if not best.exact:
+c1.metric("Optimal plan", best.label if best else PENDING,
+          help="Regime of the DP-optimal plan at the current λ, T, S.")
+c2.metric("W2 of the optimum", f"{best.w2:.4g}" if best else PENDING)
+c3.metric("λ_B(T): BOOT optimal up to", PENDING if thresholds is None else
+          f"{lam_B:.4g}" if np.isfinite(lam_B) else "∞")
+c4.metric("λ_V: vanilla optimal from", PENDING if thresholds is None else f"{lam_V:.4g}")
+if best is not None and not best.exact:
     st.warning("At this λ the optimum lies in the **mixed band** and T is too large for the exact "
                "set search: the plan shown is the best of the extreme and named plans, **not proven "
                "optimal**.", icon=common.WARN)
 
 # ---- the optimal plan ---------------------------------------------------------------------------
-left, right = st.columns([4, 3])
-with left:
-    values = common.span_values(p.key, best.plan.text, p.lam)
-    tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
-                             "value": v} for (e, s), v in sorted(values.items())])
-    common.figure(figures.plan_tree(best.plan, values, f"Optimal plan at λ = {p.lam:g}, T = {p.T}"),
-                  "optimal_plan_tree", tree_df)
-with right:
-    st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
-    text = best.plan.text
-    st.markdown("Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
-    st.code(text if len(text) <= 600 else text[:600] + " …", language=None, wrap_lines=True)
-    st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
-               f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
-               f"{best.lo:.5f} / {best.hi:.5f}.")
-    named = plans.named_plans(p.T)
-    rows = []
-    for name, plan in named.items():
-        v = float(plan.evaluate(p.setting, [p.lam])[0])
-        rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
-                     "W2": float(p.setting.w2([v], [p.lam])[0])})
-    rows.append({"strategy": f"DP optimum ({best.label})", "value": best.value, "W2": best.w2})
-    table = pd.DataFrame(rows)
-    table["gap to DP"] = table["W2"] - best.w2
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
-                                ("value", "W2", "gap to DP")})
-    common.csv_download(table, "strategies_w2")
-    common.show_cli(common.cli("plan", p))
+def plan_section(best) -> None:
+    """The optimal plan: its tree, its bracket text and every named strategy's W2 next to it."""
+    left, right = st.columns([4, 3])
+    with left:
+        values = common.span_values(p.key, best.plan.text, p.lam)
+        tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
+                                 "value": v} for (e, s), v in sorted(values.items())])
+        common.figure(figures.plan_tree(best.plan, values, f"Optimal plan at λ = {p.lam:g}, T = {p.T}"),
+                      "optimal_plan_tree", tree_df)
+    with right:
+        st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
+        text = best.plan.text
+        st.markdown("Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
+        st.code(text if len(text) <= 600 else text[:600] + " …", language=None, wrap_lines=True)
+        st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
+                   f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
+                   f"{best.lo:.5f} / {best.hi:.5f}.")
+        named = plans.named_plans(p.T)
+        rows = []
+        for name, plan in named.items():
+            v = float(plan.evaluate(p.setting, [p.lam])[0])
+            rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
+                         "W2": float(p.setting.w2([v], [p.lam])[0])})
+        rows.append({"strategy": f"DP optimum ({best.label})", "value": best.value, "W2": best.w2})
+        table = pd.DataFrame(rows)
+        table["gap to DP"] = table["W2"] - best.w2
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
+                                    ("value", "W2", "gap to DP")})
+        common.csv_download(table, "strategies_w2")
+        common.show_cli(common.cli("plan", p))
+
+
+if best is not None:
+    plan_section(best)
 
 # ---- curves and phase diagram -------------------------------------------------------------------
 left, right = st.columns([3, 2])
 with left:
     df = common.curves(p.key)
-    common.figure(figures.add_lam_line(common.curves_spec(p.key), p.lam), "strategy_curves", df)
-    if not df["exact"].all():
-        st.warning(f"{int((~df['exact']).sum())} λ values of the dashed DP curve lie in the mixed band: "
-                   "there the DP value is the best known, **not proven optimal**.", icon=common.WARN)
+    if df is not None and thresholds is not None:
+        common.figure(figures.add_lam_line(common.curves_spec(p.key, df, lam_B, lam_V), p.lam),
+                      "strategy_curves", df)
+        if not df["exact"].all():
+            st.warning(f"{int((~df['exact']).sum())} λ values of the dashed DP curve lie in the mixed "
+                       "band: there the DP value is the best known, **not proven optimal**.",
+                       icon=common.WARN)
 with right:
     st.markdown("#### What to notice")
     st.markdown("Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above "
@@ -93,16 +105,19 @@ with right:
 left, right = st.columns([3, 2])
 with left:
     choices = (p.S, p.schedule, p.init, p.surrogate)
-    ph, th = common.phase(*choices)
-    common.figure(figures.add_phase_point(common.phase_spec(*choices), p.lam, p.T), "phase_diagram",
-                  ph.merge(th, on="T")[["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]])
+    phase = common.phase(*choices)
+    if phase is not None:
+        ph, th = phase
+        common.figure(figures.add_phase_point(common.phase_spec(*choices, ph, th), p.lam, p.T),
+                      "phase_diagram", ph.merge(th, on="T")[["T", "lam", "regime", "exact", "plan",
+                                                             "w2_dp", "lam_B", "lam_V"]])
 with right:
     st.markdown("#### Reading the phase diagram")
     st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
                 "λ_B(T) hugs λ = 1 as T grows; the dashed line λ_V = 1 + 1/α₁ tends to 2. The star "
                 "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
-    if not ph["exact"].all():
-        st.warning(f"{int((~ph['exact']).sum())} cells lie in the mixed band at large T: their plan is "
+    if phase is not None and not phase[0]["exact"].all():
+        st.warning(f"{int((~phase[0]['exact']).sum())} cells lie in the mixed band at large T: their plan is "
                    "the best known, **not proven optimal**.", icon=common.WARN)
     common.show_cli(common.cli("sweep", p, T=",".join(map(str, common.PHASE_TS)),
                                lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.PHASE_LAMS)}:log"))

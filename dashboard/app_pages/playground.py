@@ -9,11 +9,12 @@ from dashboard import common, figures
 from opmerge_core import plans
 
 p = common.params()
-best = common.optimal(p.key, p.lam)
-
 st.title("Plan playground")
 st.caption("A plan is a tree over the teacher steps T … 1: numbers are steps, brackets are trained "
            "students. For T = 4: vanilla `[4 3 2 1]`, sequential BOOT `[[[4 3] 2] 1]`.")
+best = common.optimal(p.key, p.lam)
+if best is None:
+    st.stop()                 # a large-T DP is computing: its placeholder reruns the page when done
 
 
 def _set_plan(text: str) -> None:

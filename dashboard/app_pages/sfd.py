@@ -18,7 +18,7 @@ import streamlit as st
 
 from dashboard import common
 from dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
-from opmerge_core import jobs, latents, mixtures, sfd, sfd_lab, solvers
+from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
 
 BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
@@ -46,17 +46,11 @@ def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
 
 
 def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> None:
-    store = common.runner().store     # captured here: the task runs in a worker thread
-
-    def task(job: jobs.Job):
-        out = sfd_lab.run(teacher, cfg, preset=preset, assets=folder, device="auto", store=store,
-                          run_id=job.id, progress=lambda d, t, loss: job.report(d, t, {"loss": loss}),
-                          cancel=job.cancel_event)
-        return None if out["cancelled"] else out
-
     params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
               "budget": cfg.budget}
-    job = common.runner().submit(sfd_lab.RUN_KIND, task, params, owner=common.session_owner(), lease=True)
+    job = common.runner().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
+                                 params=params, owner=common.session_owner(), lease=True,
+                                 finalize=sfd_lab.record)
     st.session_state["sfd_job"] = job.id
 
 
@@ -80,7 +74,7 @@ def monitor() -> None:
     elif job.status == "cancelled":
         st.info(f"Run {job.id} was cancelled.")
     else:
-        out = job.result
+        out = job.result["metrics"]
         st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
                    f"{out['trajectories']:,} trajectories.")
         c1, c2, c3 = st.columns(3)

@@ -45,13 +45,13 @@ lams = np.asarray(lams, dtype=float)
 setting = p.setting
 
 # ---- per direction: what each direction wants on its own -----------------------------------------
-lam_B, lam_V = common.thresholds(p.key)
-regimes = np.where(lams <= lam_B, "boot", np.where(lams >= lam_V, "vanilla", "hybrid")).astype(object)
-band = np.unique(lams[(lams > lam_B) & (lams < lam_V)])
-with st.spinner(f"Per-direction DP for {np.unique(lams).size} distinct eigenvalues …"):
-    for lam_i in band:  # only the transition band needs the DP (THEORY §5: outside, the regime is known)
-        regimes[lams == lam_i] = common.optimal(p.key, float(lam_i)).regime
-    per_dir = {float(x): common.optimal(p.key, float(x)).w2 for x in np.unique(lams)}
+thresholds = common.thresholds(p.key)
+directions = common.per_direction(p.key, lams)
+if thresholds is None or directions is None:
+    st.stop()                 # the placeholders above rerun the page when the results are ready
+lam_B, lam_V = thresholds
+regimes = np.asarray(directions[0], dtype=object)
+per_dir = directions[1]
 
 left, right = st.columns([3, 2])
 with left:
@@ -79,7 +79,8 @@ if p.T > planner.SHARED_T_MAX or estimate > SHARED_BUDGET_S:
             "The named strategies are compared below.")
 else:
     shared = common.shared(p.key, tuple(lams))
-    rows.append({"plan": "shared DP plan", "W2": shared.w2})
+    if shared is not None:
+        rows.append({"plan": "shared DP plan", "W2": shared.w2})
 table = pd.DataFrame(rows)
 left, right = st.columns([3, 2])
 with left:

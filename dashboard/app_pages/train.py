@@ -1,9 +1,9 @@
 """Train (issue 4): real students for merge plans, trained live, next to the theory (THEORY §2, §6).
 
-Training runs in the shared job runner (``opmerge_core.jobs``: bounded pool, FIFO queue), never in the
-script thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits
-it, polls the job from a fragment and draws. Jobs are leased to this browser session: when the tab is
-closed the polling stops and the runner cancels them (``jobs.LEASE_S``).
+Training runs on the compute backend (``opmerge_core.compute``: a Dask cluster), never in the script
+thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits it,
+polls the job from a fragment and draws. Jobs are leased to this browser session: when the tab is
+closed the polling stops and the backend cancels them (``compute.LEASE_S``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import streamlit as st
 
 from dashboard import common
 from dashboard.figures import train as figs
-from opmerge_core import jobs, plans, train_spec, trainer
+from opmerge_core import compute, plans, train_spec, trainer
 
 T_OPTIONS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -47,27 +47,23 @@ def cli_command(spec: train_spec.TrainSpec) -> str:
 
 
 def submit(spec: train_spec.TrainSpec) -> None:
-    job = common.runner().submit_train(spec, owner=common.session_owner(), lease=True)
+    job = common.runner().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
+                                 owner=common.session_owner(), lease=True, finalize=train_spec.record)
     st.session_state["tr_job"] = job.id
 
 
 def submit_sweep(spec: train_spec.TrainSpec) -> None:
     steps = sorted({max(1, round(f * spec.steps)) for f in SWEEP_FACTORS})
-
-    def task(job: jobs.Job) -> dict:
-        rows = train_spec.budget_sweep(spec, steps, job.report, job.cancel_event)
-        return {"spec": spec, "rows": rows}
-
     params = {**spec.as_dict(), "sweep_steps": steps}
-    job = common.runner().submit(train_spec.SWEEP_KIND, task, params, owner=common.session_owner(),
-                                 lease=True)
+    job = common.runner().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
+                                 params=params, owner=common.session_owner(), lease=True)
     st.session_state["tr_sweep_job"] = job.id
 
 
-def _status(job: jobs.Job, what: str) -> None:
+def _status(job: compute.Job, what: str) -> None:
     if job.status == "queued":
         st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in "
-                f"order, {common.runner().max_workers} at a time.")
+                f"order, {common.runner().n_workers} at a time.")
     elif job.status == "running":
         info = job.info
         wave = f" · wave {info['wave']}/{info['waves']}" if "wave" in info else ""
