@@ -415,12 +415,11 @@ def parse_spectrum(name: str, data: bytes) -> np.ndarray:
     if not data:
         raise ValueError("file is empty")
     if name.lower().endswith(".npy"):
+        _check_npy_header(io.BytesIO(data), len(data))
         try:
             arr = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise ValueError(f"not a readable .npy array without pickles ({exc})") from None
-        if not np.issubdtype(arr.dtype, np.number) or arr.ndim > 2:
-            raise ValueError(f"expected a 1-D numeric array, got dtype {arr.dtype} with shape {arr.shape}")
     else:
         try:
             text = data.decode("utf-8-sig")
@@ -438,6 +437,27 @@ def parse_spectrum(name: str, data: bytes) -> np.ndarray:
     if arr.size > SPECTRUM_VALUES_MAX:
         raise ValueError(f"{arr.size:,} eigenvalues; at most {SPECTRUM_VALUES_MAX:,} are accepted")
     return np.sort(check_lam(arr, name="eigenvalue"))[::-1].copy()
+
+
+def _check_npy_header(stream, size: int) -> None:
+    """Read only the .npy header: a numeric array of at most SPECTRUM_VALUES_MAX values whose data
+    is really in the file — before numpy allocates anything (a 192-byte file may claim 2**40 values)."""
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(stream)
+        shape, fortran, dtype = (npy.read_array_header_1_0(stream) if version == (1, 0)
+                                 else npy.read_array_header_2_0(stream))
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"not a readable .npy file ({exc})") from None
+    if not np.issubdtype(dtype, np.number) or dtype.hasobject or len(shape) > 2:
+        raise ValueError(f"expected a 1-D numeric array, got dtype {dtype} with shape {shape}")
+    count = math.prod(shape)
+    if count > SPECTRUM_VALUES_MAX:
+        raise ValueError(f"the file declares {count:,} eigenvalues (shape {shape}); at most "
+                         f"{SPECTRUM_VALUES_MAX:,} are accepted")
+    if count * dtype.itemsize > size - stream.tell():
+        raise ValueError(f"the file is truncated: its header declares shape {shape} of {dtype}")
 
 
 def _is_float(t: str) -> bool:

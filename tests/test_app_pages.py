@@ -182,7 +182,7 @@ def _npy(arr: np.ndarray) -> bytes:
     ("neg.csv", b"1.0\n-2.0\n", "> 0"),
     ("big.csv", b"1.0," * 400_000, "at most 1,000,000 are accepted"),
     ("many.csv", ("0.5\n" * 5000).encode(), "at most 4,096"),
-    ("obj.npy", _npy(np.array([{"a": 1}], dtype=object)), "without pickles"),
+    ("obj.npy", _npy(np.array([{"a": 1}], dtype=object)), "numeric"),
     ("str.npy", _npy(np.array(["a", "b"])), "numeric"),
     ("junk.npy", b"\x93NUMPY garbage", "npy"),
     ("empty.csv", b"", "empty"),
@@ -204,6 +204,20 @@ def test_spectrum_good_upload_and_shared_plan_flag() -> None:
     assert any("Loaded 4 eigenvalues" in s.value for s in at.success)
     flags = [s.value for s in at.success] + [w.value for w in at.warning]
     assert any(f.startswith("Shared plan: **") for f in flags)  # the shared plan's `exact` flag
+
+
+def test_npy_header_is_checked_before_anything_is_allocated() -> None:
+    """A 192-byte file whose header claims 2**40 float64 values: a clear message, no MemoryError."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
+                                               "shape": (2**40,)})
+    data = buf.getvalue() + bytes(192 - len(buf.getvalue()))
+    assert len(data) == 192
+    with pytest.raises(ValueError, match=r"declares 1,099,511,627,776 eigenvalues"):
+        common.parse_spectrum("huge.npy", data)
+    truncated = _npy(np.arange(1.0, 101.0))[:-8]
+    with pytest.raises(ValueError, match="truncated"):
+        common.parse_spectrum("cut.npy", truncated)
 
 
 def test_parse_spectrum_never_unpickles() -> None:
