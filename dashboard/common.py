@@ -322,19 +322,45 @@ def per_direction(key: tuple, lams: np.ndarray) -> tuple[list[str], dict[float, 
 # (figures.from_dict), which keeps a λ change cheap.
 @st.cache_data(max_entries=64, show_spinner=False)
 def curves_spec(key: tuple, _df: pd.DataFrame, lam_B: float, lam_V: float) -> dict:
-    return figures.strategy_curves(_df, None, lam_B, lam_V).to_dict()
+    return figures.plain_spec(figures.strategy_curves(_df, None, lam_B, lam_V))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def phase_spec(S: float, schedule: str, init: str, surrogate: str, _ph: pd.DataFrame,
                _th: pd.DataFrame) -> dict:
-    return figures.phase_diagram(_ph, _th).to_dict()
+    return figures.plain_spec(figures.phase_diagram(_ph, _th))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def span_values(key: tuple, plan_text: str, lam: float) -> dict:
     plan = plans.parse(plan_text, key[0])
     return {span: float(v[0]) for span, v in plans.evaluate_spans(plan, Setting(*key), [lam]).items()}
+
+
+# The λ slider has LAM_GRID's 40 values, so every (setting, λ) view below is computed once for all
+# sessions: a classroom moving λ mostly reads these caches.
+@st.cache_data(max_entries=1024, show_spinner=False)
+def plan_view(key: tuple, lam: float, plan_text: str, title: str) -> tuple[dict, pd.DataFrame]:
+    """A plan's tree figure (plain spec) at one λ and the span values behind it."""
+    values = span_values(key, plan_text, lam)
+    tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
+                             "value": v} for (e, s), v in sorted(values.items())])
+    return figures.plain_spec(figures.plan_tree(plans.parse(plan_text, key[0]), values, title)), tree_df
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def strategies_table(key: tuple, lam: float, dp_label: str, dp_value: float, dp_w2: float) -> pd.DataFrame:
+    """Every named strategy's one-step value and W2 at one λ, next to the DP optimum."""
+    setting = Setting(*key)
+    rows = []
+    for name, plan in plans.named_plans(setting.T).items():
+        v = float(plan.evaluate(setting, [lam])[0])
+        rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
+                     "W2": float(setting.w2([v], [lam])[0])})
+    rows.append({"strategy": f"DP optimum ({dp_label})", "value": dp_value, "W2": dp_w2})
+    table = pd.DataFrame(rows)
+    table["gap to DP"] = table["W2"] - dp_w2
+    return table
 
 
 ENUMERATE_T_MAX = planner.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
@@ -446,7 +472,7 @@ def _check_npy_header(stream, size: int) -> None:
 
     try:
         version = npy.read_magic(stream)
-        shape, fortran, dtype = (npy.read_array_header_1_0(stream) if version == (1, 0)
+        shape, _fortran, dtype = (npy.read_array_header_1_0(stream) if version == (1, 0)
                                  else npy.read_array_header_2_0(stream))
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"not a readable .npy file ({exc})") from None

@@ -1,11 +1,9 @@
 """Page 1 — Phase transition (home): which merge plan is optimal, and where it flips (THEORY §4–§5)."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dashboard import common, figures
-from opmerge_core import plans
 
 p = common.params()
 st.title("The phase transition of operator merging")
@@ -42,11 +40,9 @@ def plan_section(best) -> None:
     """The optimal plan: its tree, its bracket text and every named strategy's W2 next to it."""
     left, right = st.columns([4, 3])
     with left:
-        values = common.span_values(p.key, best.plan.text, p.lam)
-        tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
-                                 "value": v} for (e, s), v in sorted(values.items())])
-        common.figure(figures.plan_tree(best.plan, values, f"Optimal plan at λ = {p.lam:g}, T = {p.T}"),
-                      "optimal_plan_tree", tree_df)
+        spec, tree_df = common.plan_view(p.key, p.lam, best.plan.text,
+                                         f"Optimal plan at λ = {p.lam:g}, T = {p.T}")
+        common.figure(spec, "optimal_plan_tree", tree_df)
     with right:
         st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
         text = best.plan.text
@@ -55,15 +51,7 @@ def plan_section(best) -> None:
         st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
                    f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
                    f"{best.lo:.5f} / {best.hi:.5f}.")
-        named = plans.named_plans(p.T)
-        rows = []
-        for name, plan in named.items():
-            v = float(plan.evaluate(p.setting, [p.lam])[0])
-            rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
-                         "W2": float(p.setting.w2([v], [p.lam])[0])})
-        rows.append({"strategy": f"DP optimum ({best.label})", "value": best.value, "W2": best.w2})
-        table = pd.DataFrame(rows)
-        table["gap to DP"] = table["W2"] - best.w2
+        table = common.strategies_table(p.key, p.lam, best.label, best.value, best.w2)
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
                                     ("value", "W2", "gap to DP")})
