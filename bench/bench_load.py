@@ -27,24 +27,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import os
 import random
 import shlex
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -59,70 +52,6 @@ from dashboard.common import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
 T_CHOICES = (16, 32, 64, 128)
 HEAVY_PAGES = (("", 1024), ("celeba", 64), ("spectrum", 256))   # (url path, T)
 RUN_TIMEOUT = 300.0                       # one script run, seconds
-
-
-# ---- the server -----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """`opmerge dashboard` on 127.0.0.1 with a temporary OPMERGE_HOME; stopped by :meth:`stop`."""
-
-    def __init__(self, extra: list[str], start_timeout: float = 180.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.home = tempfile.mkdtemp(prefix="opmerge-load-")
-        env = {**os.environ, "OPMERGE_HOME": self.home,
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.log = open(Path(self.home) / "server.log", "w+b")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "opmerge_core", "dashboard", "--port", str(self.port),
-             "--address", "127.0.0.1", "--server.headless", "true", *extra],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.proc.pid)   # `opmerge dashboard` execs streamlit: same pid
-        self._wait_healthy(start_timeout)
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"server exited: {self.log.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"server did not answer /_stcore/health within {timeout:.0f} s")
-
-    def rss(self) -> tuple[int, int]:
-        """RSS in bytes of the server process and of all its children (summed)."""
-        kids = 0
-        for child in self.ps.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                kids += child.memory_info().rss
-        return self.ps.memory_info().rss, kids
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) of the server process, children excluded."""
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 # ---- what a student does --------------------------------------------------------------------------
@@ -243,7 +172,8 @@ def pct(xs: list[float], q: float) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[round(q) - 1]
 
 
-async def run_class(server: Server, n: int, args: argparse.Namespace, heavy: bool) -> Result:
+async def run_class(server: stclient.DashboardServer, n: int, args: argparse.Namespace,
+                    heavy: bool) -> Result:
     rng = random.Random(args.seed + n + (1000 if heavy else 0))
     stats = Stats()
     cpu0 = server.cpu()
@@ -260,7 +190,7 @@ async def run_class(server: Server, n: int, args: argparse.Namespace, heavy: boo
 
 
 async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list[int],
-                         rss_at: dict[int, tuple[int, int]], server: Server,
+                         rss_at: dict[int, tuple[int, int]], server: stclient.DashboardServer,
                          deadline: float) -> None:
     session = await open_home(url, rng, stats)
     moves = 0
@@ -281,7 +211,7 @@ async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list
         await session.close()
 
 
-async def run_memory(server: Server, args: argparse.Namespace) -> tuple[Result, dict]:
+async def run_memory(server: stclient.DashboardServer, args: argparse.Namespace) -> tuple[Result, dict]:
     rng = random.Random(args.seed + 7)
     stats, rss_at = Stats(), {}
     marks = sorted(args.memory_marks)
@@ -295,7 +225,7 @@ async def run_memory(server: Server, args: argparse.Namespace) -> tuple[Result, 
 
 
 # ---- profiling (py-spy, optional) -----------------------------------------------------------------
-async def profile(server: Server, args: argparse.Namespace) -> None:
+async def profile(server: stclient.DashboardServer, args: argparse.Namespace) -> None:
     """py-spy the server for ``--profile-seconds`` once the students have loaded their pages."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
@@ -408,7 +338,7 @@ def main() -> None:
     print(f"bench_load: {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine: compare ratios)")
     t0 = time.monotonic()
-    server = Server(shlex.split(args.server_args))
+    server = stclient.DashboardServer(shlex.split(args.server_args))
     print(f"server up in {time.monotonic() - t0:.1f} s at {server.url} (pid {server.proc.pid}), "
           f"RSS {mb(server.rss()[0])}; scenarios: {', '.join(args.scenarios)}, "
           f"{args.duration:g} s each\n")

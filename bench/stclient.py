@@ -21,12 +21,22 @@ Loopback only: :func:`connect` refuses any host but 127.0.0.1 / localhost / ::1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse
 
+import psutil
 from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -34,6 +44,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+ROOT = Path(__file__).resolve().parents[1]    # the checkout whose dashboard is served
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAIN, SIDEBAR = 0, 1                      # RootContainer indices in ForwardMsg.metadata.delta_path
 MAX_MESSAGE = 256 * 1024 * 1024           # server.maxMessageSize default is 200 MB
@@ -211,3 +222,67 @@ async def connect(url: str, page: str = "", query: str = "", *, timeout: float =
     session = Session(ws, page, query)
     session.first = await session.rerun(timeout=timeout)
     return session
+
+
+# ---- a server to drive: opmerge dashboard on loopback -------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DashboardServer:
+    """`opmerge dashboard` on 127.0.0.1 with a temporary OPMERGE_HOME; stopped by :meth:`stop`."""
+
+    def __init__(self, extra: list[str], start_timeout: float = 180.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = tempfile.mkdtemp(prefix="opmerge-load-")
+        env = {**os.environ, "OPMERGE_HOME": self.home,
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.log = open(Path(self.home) / "server.log", "w+b")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opmerge_core", "dashboard", "--port", str(self.port),
+             "--address", "127.0.0.1", "--server.headless", "true", *extra],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)   # `opmerge dashboard` execs streamlit: same pid
+        self._wait_healthy(start_timeout)
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"server exited: {self.log.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"server did not answer /_stcore/health within {timeout:.0f} s")
+
+    def rss(self) -> tuple[int, int]:
+        """RSS in bytes of the server process and of all its children (summed)."""
+        kids = 0
+        for child in self.ps.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kids += child.memory_info().rss
+        return self.ps.memory_info().rss, kids
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) of the server process, children excluded."""
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.home, ignore_errors=True)

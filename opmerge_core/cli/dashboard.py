@@ -40,6 +40,11 @@ SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # A new interaction interrupts the run it supersedes instead of waiting for it (Streamlit's
     # default, kept explicit): a student dragging λ does not queue stale runs.
     ("runner.fastReruns", "true", None),
+    # Streamlit runs a full gc.collect(2) after every script run. With torch, numba and plotly
+    # loaded that was 90% of the server's GIL time under load (bench/bench_load.py: 240 → 50 ms of
+    # server CPU per home-page rerun without it). Python's own generational GC still collects
+    # cycles; the memory scenario of the load benchmark checks that RSS stays bounded.
+    ("runner.postScriptGC", "false", None),
     # Compression costs server CPU on every message, and the server is CPU-bound (one core per
     # process under the GIL); classroom networks are local.
     ("server.enableWebsocketCompression", "false", None),
