@@ -1,25 +1,113 @@
-"""`opmerge dashboard`: launch the Streamlit app."""
+"""`opmerge dashboard`: launch the Streamlit app with production serving defaults.
+
+The defaults are those of a deployed app (a classroom server): no file watcher, no run-on-save, no
+browser, no telemetry, small uploads. ``--dev`` brings the watcher and run-on-save back. Flags that
+``opmerge dashboard`` does not know go to ``streamlit run`` after the defaults, so they win.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from importlib.resources import files
+
+# (option, production value, --dev value); a value of None means "leave Streamlit's default".
+SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
+    # The development watcher walks every loaded module (torch's thousands) after each script run:
+    # 36% of all server CPU under a 20-student load (docs/DASHBOARD.md §6.1).
+    ("server.fileWatcherType", "none", "auto"),
+    # Rerunning every session when a source file is saved is for the author, not for a class.
+    ("server.runOnSave", "false", "true"),
+    # A server: never open a browser on the host, never prompt for an e-mail on the terminal.
+    ("server.headless", "true", "true"),
+    # No network at run time: no usage statistics.
+    ("browser.gatherUsageStats", "false", "false"),
+    # Streamlit's own development mode (serves the frontend from a dev server) is never wanted here.
+    ("global.developmentMode", "false", "false"),
+    # Students get no "Rerun" / "Clear cache" menu: clearing the caches would make the whole class
+    # pay the cold computations again. --dev shows the developer options.
+    ("client.toolbarMode", "minimal", "developer"),
+    # Uncaught exceptions show their type in the page; the message and traceback go to the
+    # server log (no source paths to the audience). --dev shows everything.
+    ("client.showErrorDetails", "type", "full"),
+    # The spectrum upload accepts ≤ 1 MB; the server refuses bigger uploads before the app
+    # reads them (MB here is MiB, so the app's own 1 MB check still gives its clear message).
+    ("server.maxUploadSize", "1", None),
+    # Nothing in the app needs a `static/` folder served: keep it off explicitly.
+    ("server.enableStaticServing", "false", None),
+    # A new interaction interrupts the run it supersedes instead of waiting for it (Streamlit's
+    # default, kept explicit): a student dragging λ does not queue stale runs.
+    ("runner.fastReruns", "true", None),
+    # Streamlit runs a full gc.collect(2) after every script run. With torch, numba and plotly
+    # loaded that was 90% of the server's GIL time under load (bench/bench_load.py: 240 → 50 ms of
+    # server CPU per home-page rerun without it). Python's own generational GC still collects
+    # cycles; the memory scenario of the load benchmark checks that RSS stays bounded.
+    ("runner.postScriptGC", "false", None),
+    # Compression costs server CPU on every message, and the server is CPU-bound (one core per
+    # process under the GIL); classroom networks are local.
+    ("server.enableWebsocketCompression", "false", None),
+)
+
+
+def _scheduler_address(raw: str) -> str:
+    if not raw or any(c.isspace() for c in raw):
+        raise argparse.ArgumentTypeError(f"expected a Dask scheduler address such as "
+                                         f"tcp://host:8786, got {raw!r}")
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
+    return n
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="launch the interactive dashboard (Streamlit)")
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="localhost")
+    p.add_argument("--address", default="localhost",
+                   help="interface to listen on (0.0.0.0 to serve a classroom network)")
+    p.add_argument("--dev", action="store_true",
+                   help="development serving: file watcher, run-on-save, developer toolbar")
+    p.add_argument("--scheduler", type=_scheduler_address, metavar="ADDRESS",
+                   help="Dask scheduler for heavy work, e.g. tcp://host:8786 "
+                        "(sets OPMERGE_SCHEDULER for the server)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="worker processes of the embedded Dask cluster (sets OPMERGE_WORKERS)")
     p.set_defaults(func=run, pass_through=True)
-    p.epilog = "Any other flags go to `streamlit run`, e.g. --server.headless true"
+    p.epilog = "Any other flags go to `streamlit run` and override the defaults, e.g. --server.port"
+
+
+def streamlit_command(args: argparse.Namespace) -> list[str]:
+    """The argv that serves the app: ``python -m streamlit run app.py`` + defaults + extra flags."""
+    app = files("dashboard") / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+           "--server.port", str(args.port), "--server.address", args.address]
+    for option, production, dev in SERVING_OPTIONS:
+        value = dev if args.dev else production
+        if value is not None:
+            cmd += [f"--{option}", value]
+    return [*cmd, *getattr(args, "extra", [])]
+
+
+def server_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment: ``environ`` plus OPMERGE_SCHEDULER / OPMERGE_WORKERS if given."""
+    env = dict(environ)
+    if args.scheduler is not None:
+        env["OPMERGE_SCHEDULER"] = args.scheduler
+    if args.workers is not None:
+        env["OPMERGE_WORKERS"] = str(args.workers)
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
-    app = files("dashboard") / "app.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
-           "--server.port", str(args.port), "--server.address", args.address,
-           "--browser.gatherUsageStats", "false", *getattr(args, "extra", [])]
+    cmd = streamlit_command(args)
+    env = server_env(args, os.environ)
     sys.stdout.flush()
-    os.execv(sys.executable, cmd)    # become the server: signals (Ctrl-C, terminate) reach it directly
+    os.execve(sys.executable, cmd, env)  # become the server: signals (Ctrl-C, terminate) reach it

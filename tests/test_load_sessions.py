@@ -1,0 +1,63 @@
+"""Five concurrent websocket sessions against a real `opmerge dashboard` all finish their reruns
+without error, and each session's widget change reaches its own rerun (functional, not timed:
+timings live in bench/bench_load.py)."""
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import stclient
+
+SESSIONS = [(0.5, 16), (2.5, 32), (0.1, 16), (8.0, 32), (1.2, 16)]     # (λ, T) per student
+MOVES = ["1", "0.3", "5"]                                                # λ values, formatted
+
+
+def caption(session: stclient.Session) -> str:
+    """The sidebar's model-choices line, which states the λ and T the run used."""
+    return next(t for t in session.texts if "· T = **" in t)
+
+
+async def student(url: str, lam: float, T: int) -> list[stclient.Run]:
+    session = await stclient.connect(url, "", f"lam={lam:g}&T={T}", timeout=120)
+    runs = [session.first]
+    try:
+        assert f"T = **{T}** · λ = **{lam:g}**" in caption(session)
+        for new in MOVES:
+            runs.append(await session.rerun({"lam": stclient.select_slider(new)}, timeout=120))
+            assert f"T = **{T}** · λ = **{new}**" in caption(session)   # this session's own state
+        runs.append(await session.rerun({"T": stclient.slider(T + 1)}, timeout=120))
+        assert f"T = **{T + 1}** · λ = **{MOVES[-1]}**" in caption(session)
+    finally:
+        await session.close()
+    return runs
+
+
+async def classroom(url: str) -> list[list[stclient.Run]]:
+    return await asyncio.gather(*(student(url, lam, T) for lam, T in SESSIONS))
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = stclient.DashboardServer([])
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_five_concurrent_sessions_finish_without_error(server):
+    results = asyncio.run(classroom(server.url))
+    assert len(results) == len(SESSIONS)
+    for runs in results:
+        assert len(runs) == 2 + len(MOVES)
+        for run in runs:
+            assert run.ok, (run.status, run.errors)
+            assert run.deltas > 0
+
+
+def test_client_refuses_other_hosts():
+    with pytest.raises(ValueError, match="loopback"):
+        asyncio.run(stclient.connect("http://example.org:8501"))
