@@ -51,3 +51,30 @@ def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str 
         setting = Setting(check_T(T), S, schedule, init, surrogate)
         rows.append({"T": T, "lam_B": planner.lam_B(setting), "lam_V": planner.lam_V(setting)})
     return pd.DataFrame(rows)
+
+
+def sweep_on_cluster(client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
+                     init: str = "teacher", surrogate: str = "teacher",
+                     uniform_K: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
+    ``distributed.Client``): the grid is cut into tasks of about equal work (one DP costs ∝ T³),
+    and the result is row for row the local one."""
+    lams = check_lam(lams)
+    Ts = [check_T(T) for T in Ts]
+    if not Ts:
+        raise ValueError("give at least one T")
+    if lams.size * len(Ts) > SWEEP_POINTS_MAX:
+        raise ValueError(f"sweep has {lams.size * len(Ts)} points; at most {SWEEP_POINTS_MAX}")
+    n_tasks = 4 * max(1, sum(client.nthreads().values()))
+    per_task = sum(lams.size * T**3 for T in Ts) / n_tasks
+    settings, chunks = [], []
+    for T in Ts:
+        size = max(1, int(per_task // T**3))
+        for start in range(0, lams.size, size):
+            settings.append(Setting(T, S, schedule, init, surrogate, uniform_K))
+            chunks.append(lams[start:start + size])
+    parts = client.map(compare, settings, chunks, pure=False)
+    limits = client.map(thresholds, [[T] for T in Ts], S=S, schedule=schedule, init=init,
+                        surrogate=surrogate, pure=False)
+    return (pd.concat(client.gather(parts), ignore_index=True),
+            pd.concat(client.gather(limits), ignore_index=True))

@@ -1,7 +1,14 @@
-"""Test-wide isolation: runs and cached results never go to the user's ~/.opmerge."""
+"""Test-wide isolation (runs and cached results never go to the user's ~/.opmerge) and a Dask cluster
+started separately, as a deployment would run one."""
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+
+import pytest
 
 
 def pytest_configure(config) -> None:
@@ -10,3 +17,55 @@ def pytest_configure(config) -> None:
     # checks the placeholder itself); the compute backend is a real Dask cluster of 2 processes
     os.environ.setdefault("OPMERGE_WAIT_S", "120")
     os.environ.setdefault("OPMERGE_WORKERS", "2")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Stop the process-wide compute backend while pytest still owns stdout/stderr."""
+    compute = sys.modules.get("opmerge_core.compute")
+    if compute is not None and compute._DEFAULT is not None:
+        compute._DEFAULT.shutdown()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def scheduler_address():
+    """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
+    from opmerge_core import compute
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    # the cluster runs this file's tasks: it has the code, like a real cluster has opmerge installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                   "--no-dashboard"], **quiet))
+    try:
+        client = None
+        for _ in range(120):
+            try:
+                client = compute.connect(address, timeout="2s")
+                if client.nthreads():
+                    break
+            except ValueError:
+                pass
+            time.sleep(0.5)
+        assert client is not None and client.nthreads(), "the cluster did not come up"
+        client.close()
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -93,3 +93,18 @@ def test_plan_shared(capsys):
     assert code == 0 and len(obj["per_lambda"]) == 2
     assert {"plan", "w2", "exact", "values", "strategies_w2"} <= obj["shared"].keys()
     assert obj["shared"]["w2"] <= min(obj["shared"]["strategies_w2"].values()) + 1e-12
+
+
+def test_sweep_on_an_existing_cluster_writes_the_same_csv(capsys, tmp_path, scheduler_address):
+    argv = ["sweep", "--lam", "0.1:10:9:log", "--T", "4,16,48", "--shrinkage", "2"]
+    assert main([*argv, "--out", str(tmp_path / "local.csv")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "cluster.csv"), "--scheduler", scheduler_address]) == 0
+    assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "cluster.csv").read_bytes()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("address", ["localhost:8786", "tcp://127.0.0.1:9"])
+def test_sweep_bad_or_unreachable_scheduler_is_one_line_and_exit_2(capsys, address):
+    assert main(["sweep", "--lam", "0.5", "--T", "4", "--scheduler", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("opmerge sweep: error:") and "\n" not in err and "scheduler" in err

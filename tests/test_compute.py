@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -168,49 +165,6 @@ def test_workers_from_env(monkeypatch):
         monkeypatch.setenv("OPMERGE_WORKERS", bad)
         with pytest.raises(ValueError, match="OPMERGE_WORKERS"):
             compute.default_workers()
-
-
-# ---- a separately started cluster (dask scheduler + dask worker) ----------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def scheduler_address():
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "dask"]
-    # the cluster runs this file's tasks: it has the code, like a real cluster has opmerge installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], **quiet)]
-    procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                   "--no-dashboard"], **quiet))
-    try:
-        client = None
-        for _ in range(120):
-            try:
-                client = compute.connect(address, timeout="2s")
-                if client.nthreads():
-                    break
-            except ValueError:
-                pass
-            time.sleep(0.5)
-        assert client is not None and client.nthreads(), "the cluster did not come up"
-        client.close()
-        yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def test_an_existing_cluster_runs_runs_and_cached_results(scheduler_address, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 
@@ -102,8 +103,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
-    df = sweep.phase_sweep(lams, Ts, uniform_K=int(args.K), **common)
-    th = sweep.thresholds(Ts, **common)
+    if args.scheduler:
+        from opmerge_core import compute
+
+        with compute.connect(args.scheduler) as client:
+            df, th = sweep.sweep_on_cluster(client, lams, Ts, uniform_K=int(args.K), **common)
+    else:
+        df = sweep.phase_sweep(lams, Ts, uniform_K=int(args.K), **common)
+        th = sweep.thresholds(Ts, **common)
     df = df.merge(th, on="T")
     if args.out:
         try:
@@ -141,6 +148,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_setting_args(p)
     p.set_defaults(func=run_sweep)
     p.add_argument("--out", help="CSV file to write")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=os.environ.get("OPMERGE_SCHEDULER"),
+                   help="spread the grid over an existing Dask cluster, e.g. tcp://host:8786 "
+                        "(same CSV as a local run)")
     p.epilog = "--lam takes 'a:b:n:log', 'a:b:n' or a comma list; --T a comma list"
 
 
