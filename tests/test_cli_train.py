@@ -101,3 +101,18 @@ def test_failed_run_is_recorded(capsys):
     _, out, _ = run(capsys, "runs", "list", "--json")
     (row,) = json.loads(out)
     assert row["status"] == "failed" and "loss became" in row["error"]
+
+
+def test_train_on_an_existing_cluster_matches_a_local_run(capsys, scheduler_address):
+    argv = ["train", "--strategies", "boot,vanilla", "--T", "6", "--lam", "0.5,3", "--steps", "30",
+            "--lr", "0.02", "--batch", "16", "--json"]
+    code, out, _ = run(capsys, *argv)
+    local = json.loads(out)
+    code_c, out_c, _ = run(capsys, *argv, "--scheduler", scheduler_address)
+    remote = json.loads(out_c)
+    assert code == code_c == 0 and remote["run_id"] != local["run_id"]
+    for name in ("boot", "vanilla"):    # same seed, same CPU arithmetic: the same students
+        assert remote[name]["empirical"] == pytest.approx(local[name]["empirical"], rel=1e-6)
+    code, out, _ = run(capsys, "runs", "show", str(remote["run_id"]), "--json")
+    row = json.loads(out)
+    assert row["status"] == "done" and set(row["metrics"]["w2_empirical"]) == {"boot", "vanilla"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -57,7 +58,10 @@ def run_train(args: argparse.Namespace) -> int:
                 bar.set_postfix(wave=f"{info.get('wave')}/{info.get('waves')}",
                                 loss=f"{info['loss']:.3g}", refresh=False)
             bar.refresh()
-        run_id, result = train_spec.execute(store, spec, progress=progress)
+        if args.scheduler:
+            run_id, result = _train_on_cluster(args.scheduler, store, spec, progress)
+        else:
+            run_id, result = train_spec.execute(store, spec, progress=progress)
     as_list = len(spec.lam) > 1
     out: dict = {"S_eff": result.S_eff, "run_id": run_id}
     for name, p in result.plans.items():
@@ -81,6 +85,28 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"  {name:<12} {p.empirical[j]:>10.6f} {p.theory[j]:>10.6f} "
                   f"{p.w2_empirical[j]:>10.4g} {p.w2_theory[j]:>10.4g}  {text}")
     return 0
+
+
+def _train_on_cluster(address: str, store: RunStore, spec: train_spec.TrainSpec, progress):
+    """The same run on an existing Dask cluster (compute.py): recorded here, trained on a worker."""
+    from opmerge_core import compute
+
+    backend = compute.Backend(address, store=store)
+    try:
+        job = backend.submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
+                             finalize=train_spec.record)
+        try:
+            while not job.wait(0.2):
+                progress(round(1000 * job.progress), 1000, job.info)
+        except KeyboardInterrupt:
+            job.cancel()
+            job.wait(30)
+            raise
+        if job.status != "done":
+            raise ValueError(f"run {job.id} {job.status} on the cluster: {job.error}")
+        return job.id, job.result
+    finally:
+        backend.shutdown()
 
 
 # ---- runs ---------------------------------------------------------------------------------------
@@ -186,6 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
     p.add_argument("--threads", default="1", help="torch CPU threads (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=os.environ.get("OPMERGE_SCHEDULER"),
+                   help="train on an existing Dask cluster, e.g. tcp://host:8786 (recorded here)")
     p.set_defaults(func=run_train)
 
     runs = sub.add_parser("runs", help="the run store: list, show, compare past runs")
