@@ -282,8 +282,7 @@ class Backend:
         else:
             import dask
 
-            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
-                                  "distributed.worker.daemon": False}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
                 self.cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
                                             processes=True, dashboard_address=None,
                                             silence_logs=logging.CRITICAL, host="127.0.0.1")
