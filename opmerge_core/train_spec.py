@@ -1,4 +1,4 @@
-"""A training request as plain data (THEORY §6), shared by ``opmerge train``, the job runner and the
+"""A training request as plain data (THEORY §6), shared by ``opmerge train``, the compute backend and the
 dashboard's Train page: which plans, which setting, which optimiser — and how one is executed and
 recorded in the run store.
 
@@ -40,7 +40,7 @@ PROGRESS_EVERY = 0.5      # seconds between progress writes to the run store
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSpec(TrainConfig):
-    """One training request (CLI, job runner, dashboard): what to train, plus the optimisation
+    """One training request (CLI, compute backend, dashboard): what to train, plus the optimisation
     settings it inherits from ``TrainConfig`` (validated there)."""
 
     T: int

@@ -30,8 +30,7 @@ def assets(tmp_path_factory) -> Path:
 
 def open_page(monkeypatch, folder: Path, **query) -> AppTest:
     monkeypatch.setenv("OPMERGE_ASSETS", str(folder))
-    monkeypatch.setenv("OPMERGE_HOME", str(folder / "home"))     # the job runner's run store
-    monkeypatch.setenv("OPMERGE_MAX_JOBS", "1")
+    monkeypatch.setenv("OPMERGE_HOME", str(folder / "home"))     # the compute backend records runs there
     at = AppTest.from_file(APP, default_timeout=60)
     for k, v in query.items():
         at.query_params[k] = v

@@ -1,4 +1,4 @@
-"""AppTest for the "SFD" dashboard page (issue 6): a 2-D run through the job runner and run store."""
+"""AppTest for the "SFD" dashboard page (issue 6): a 2-D run through the compute backend and run store."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ def home(tmp_path_factory):
 def open_page(monkeypatch, home: Path, assets: Path) -> AppTest:
     monkeypatch.setenv("OPMERGE_HOME", str(home))
     monkeypatch.setenv("OPMERGE_ASSETS", str(assets))
-    monkeypatch.setenv("OPMERGE_MAX_JOBS", "1")
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page(PAGE)
     return at.run()

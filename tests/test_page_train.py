@@ -1,4 +1,4 @@
-"""AppTest for the "Train" dashboard page (issue 4): renders, trains through the job runner, results."""
+"""AppTest for the "Train" dashboard page (issue 4): renders, trains through the compute backend, results."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ PAGE = "app_pages/train.py"
 @pytest.fixture
 def at(monkeypatch, tmp_path) -> AppTest:
     monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))
-    monkeypatch.setenv("OPMERGE_MAX_JOBS", "1")
     app = AppTest.from_file(APP, default_timeout=60)
     app.switch_page(PAGE)
     app.run()

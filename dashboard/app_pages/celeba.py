@@ -59,7 +59,7 @@ def cli_command(p: common.Params, n: int, seed: int, gain: float, train: bool = 
     return " ".join(shlex.quote(a) for a in [*args, "--out", "grid.png"])
 
 
-# ---- trainer runs in the shared job runner (never in the script thread) -------------------------
+# ---- trainer runs on the compute backend (never in the script thread) --------------------------
 KIND = "celeba_train"
 
 
@@ -168,7 +168,7 @@ if notes:
 
 st.subheader("Check with the trainer")
 st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps, lr = S / (2·steps)) in a "
-           "the shared job runner (queued if others are training); at T = 64 about a minute on this CPU.")
+           "the compute backend (queued if others are training); at T = 64 about a minute on this CPU.")
 st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.key, folder),
           disabled=p.S <= 0)
 training_monitor(p.key, folder)

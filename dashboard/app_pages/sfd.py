@@ -1,7 +1,7 @@
 """SFD (issue 6; SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
 SFD-v, against the plain solver at the same NFE.
 
-Training runs in the shared job runner (``opmerge_core.jobs``), never in the script thread, leased
+Training runs on the compute backend (``opmerge_core.compute``), never in the script thread, leased
 to this browser session (closing the tab cancels it); every run is recorded in the run store, from
 which the "quality vs fine-tuning seconds" plot (the paper's teaser on our latents) and the decoded
 faces side by side are built. All computation is in ``opmerge_core.sfd_lab``; this page only
