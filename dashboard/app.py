@@ -26,6 +26,7 @@ if PRESENT:
       .stCaption, [data-testid="stCaptionContainer"] { font-size: 1.05rem; }
     </style>""")
 
+common.warm_up()
 common.sanitize_url()
 
 # (file, title, material icon, url path); optional pages appear when their file exists.

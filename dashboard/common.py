@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -536,6 +537,15 @@ def _pending(job_id: str, label: str) -> None:
     where = (f"queued (position {job.queue_position})" if job.status == "queued" else
              f"computing on the cluster, {job.elapsed:.0f} s")
     st.progress(min(max(job.progress, 0.0), 1.0), text=f":material/hourglass_top: {label} — {where} …")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Once per server process: start the compute backend in the background, so the cluster is up
+    by the time the first heavy request arrives."""
+    thread = threading.Thread(target=compute.default_backend, name="opmerge-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def runner() -> compute.Backend:
