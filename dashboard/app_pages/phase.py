@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common, figures, predict
 from opmerge_core import plans
 
 p = common.params()
@@ -12,6 +12,8 @@ best = common.optimal(p.key, p.lam)
 lam_B, lam_V = common.thresholds(p.key)
 
 st.title("The phase transition of operator merging")
+if not predict.gate(p, best, lam_B, lam_V):   # ?predict=1: the answer waits for a prediction
+    st.stop()
 
 MEANING = {
     "boot": "every student starts at the noise end and adds one more teacher step (left-deep chain): "
