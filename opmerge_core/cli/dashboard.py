@@ -7,6 +7,10 @@ import os
 import sys
 from importlib.resources import files
 
+# The dashboard's import package: the only place the CLI names it (pyproject.toml's wheel `packages`
+# names it once more).
+APP_PACKAGE = "dashboard"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="launch the interactive dashboard (Streamlit)")
@@ -17,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    app = files("dashboard") / "app.py"
+    app = files(APP_PACKAGE) / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.port", str(args.port), "--server.address", args.address,
            "--browser.gatherUsageStats", "false", *getattr(args, "extra", [])]
