@@ -14,16 +14,19 @@ FIG_HEIGHT_SCALE = 1.2   # larger type needs a taller plot area
 
 CSS = """<style>
   html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
-  [data-testid="stMetricValue"] { font-size: 3rem; }
-  [data-testid="stMetricLabel"] p { font-size: 1.2rem; }
-  h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.9rem !important; }
+  [data-testid="stMetricValue"] { font-size: 2.4rem; }
+  [data-testid="stMetricLabel"] p { font-size: 1.05rem; }
+  [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] * {
+    white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
+  h1 { font-size: 2.4rem !important; } h2, h3 { font-size: 1.9rem !important; }
   .stCaption, [data-testid="stCaptionContainer"] { font-size: 1.05rem; }
-  [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
-  .st-key-stage { border: 2px solid #0072B2; border-radius: 0.6rem; padding: 0.4rem 1.6rem 0.2rem; }
-  .st-key-stage [data-testid="stWidgetLabel"] p { font-size: 1.5rem; font-weight: 600; }
+  [data-testid="stMainBlockContainer"] { padding-top: 4rem; }
+  .katex-display { font-size: 0.85em; overflow-x: auto; overflow-y: hidden; }
+  .st-key-stage { border: 2px solid #0072B2; border-radius: 0.6rem; padding: 0.3rem 1.6rem 0.1rem; }
+  .st-key-stage [data-testid="stWidgetLabel"] p { font-size: 1.25rem; font-weight: 600; }
   .st-key-stage [data-testid="stSliderThumbValue"],
   .st-key-stage [data-testid="stSliderTickBarMin"],
-  .st-key-stage [data-testid="stSliderTickBarMax"] { font-size: 1.35rem; }
+  .st-key-stage [data-testid="stSliderTickBarMax"] { font-size: 1.3rem; }
   .st-key-stage [role="slider"] { width: 1.9rem; height: 1.9rem; }
   .st-key-stage [data-baseweb="slider"] > div > div { height: 0.5rem; }
 </style>"""
@@ -41,8 +44,10 @@ def style_figure(fig: go.Figure) -> go.Figure:
     height = fig.layout.height or 450
     fig.update_layout(font=dict(size=FIG_FONT), title_font_size=FIG_FONT + 4, legend_font_size=FIG_FONT - 2,
                       height=round(height * FIG_HEIGHT_SCALE))
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(automargin=True, tickfont_size=FIG_FONT - 2, title_font_size=FIG_FONT)
+    fig.update_yaxes(automargin=True, tickfont_size=FIG_FONT - 2, title_font_size=FIG_FONT)
+    if fig.layout.legend.orientation == "h":        # below the plot: clear the larger axis title
+        fig.update_layout(legend=dict(y=-0.3, yanchor="top"))
     fig.update_annotations(font_size=FIG_FONT - 2)
     fig.for_each_trace(lambda t: t.update(textfont_size=FIG_FONT - 4) if "textfont" in t else None)
     return fig

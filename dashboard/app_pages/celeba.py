@@ -130,7 +130,7 @@ c1, c2, c3 = st.columns(3)
 n = c1.slider("faces per row", 2, 12, 6, key="celeba_samples")
 seed = int(c2.number_input("seed of z_T", 0, 10_000, 0, step=1, key="celeba_seed"))
 gain = float(c3.slider("difference amplification", 1.0, 20.0, 5.0, step=1.0, key="celeba_gain"))
-c4, c5 = st.columns([1, 2])
+c4, c5 = st.columns([3, 4])
 scale = face_view.tile_control("celeba_tile", c4)
 columns = face_view.column_control(n, "celeba_columns", c5)
 if p.T > SHARED_T_MAX:
