@@ -18,6 +18,7 @@ CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",
            "hybrid": "Something in between — a hybrid plan"}
 ANSWER = {"boot": "boot", "vanilla": "vanilla", "hybrid": "hybrid", "mixed": "hybrid"}
 PICK, REVEALED = "_predict_pick", "_predict_revealed"     # session memory only
+URL_ON = ("1", "true", "yes", "on")                       # ?predict=1 (also ?predict=true)
 
 
 def _question(p: common.Params) -> str:
@@ -63,10 +64,14 @@ def _named_w2(p: common.Params, name: str) -> float:
 def gate(p: common.Params, best: planner.OptimalPlan, lam_B: float, lam_V: float) -> bool:
     """The toggle, and with it on the question or the revealed answer. True when the page may
     show the optimal plan (predict mode off, or answered)."""
-    if "predict" not in st.session_state and st.query_params.get("predict") in ("1", "yes", "on"):
-        st.session_state["predict"] = True      # ?predict=1 as well as the toggle's own ?predict=true
-    on = st.toggle("Predict, then reveal", key="predict", bind="query-params",
+    if "predict" not in st.session_state:                  # first visit: the URL decides
+        st.session_state["predict"] = str(st.query_params.get("predict", "")).lower() in URL_ON
+    on = st.toggle("Predict, then reveal", key="predict", persist_state="session",
                    help="Hide the answer until a prediction is made (for a classroom). Nothing is stored.")
+    if on:                                                 # kept in the URL: the link shares the mode
+        st.query_params["predict"] = "1"
+    else:
+        st.query_params.pop("predict", None)
     if not on:
         return True
     question = _question(p)

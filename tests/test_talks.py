@@ -90,6 +90,7 @@ def test_predict_hides_the_answer_until_a_pick_and_reveals_why() -> None:
     at.button(key="predict_reveal").click().run()
     assert "Optimal plan" in metric_labels(at)
     assert at.success and "Right!" in at.success[0].value and "overshoots" in at.success[0].value
+    assert "predict" in at.query_params                                   # the link keeps the mode
     assert set(at.query_params) <= {"predict", "lam", "T"}               # the pick is not in the URL
 
 

@@ -54,6 +54,7 @@ def test_predict_then_reveal(page, app_url, artifacts, idle) -> None:
     idle(page)
     assert page.get_by_test_id("stMetric").count() == 0                 # the answer is hidden
     assert page.locator(".js-plotly-plot").count() == 0
+    assert "predict=1" in page.url, page.url                             # the link keeps the mode
     page.screenshot(path=str(artifacts / "predict_question.png"))
     page.get_by_text("Sequential BOOT — merge one teacher step at a time").click()
     idle(page)
