@@ -48,6 +48,20 @@ def test_sidebar_shows_only_the_controls_of_the_page(page: str) -> None:
         assert any("own controls" in c.value for c in at.sidebar.caption)
 
 
+def test_every_page_has_a_control_set() -> None:
+    pages = {f.stem for f in (Path(APP).parent / "app_pages").glob("*.py")}
+    assert pages == set(controls.PAGE_CONTROLS)
+    assert all(set(keys) <= set(controls.THEORY) for keys in controls.PAGE_CONTROLS.values())
+
+
+def test_source_tree_uses_the_repository_assets(monkeypatch) -> None:
+    from opmerge_core import latents
+    monkeypatch.delenv("OPMERGE_ASSETS", raising=False)
+    assert latents.assets_dir() == ASSETS                                # editable / source checkout
+    monkeypatch.setenv("OPMERGE_ASSETS", "/elsewhere")
+    assert latents.assets_dir() == Path("/elsewhere")
+
+
 def test_theory_state_survives_a_page_without_theory_controls() -> None:
     at = open_page("phase", lam="3", T="16")
     at.switch_page("app_pages/mixtures.py").run()
