@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, controls, presentation
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 PRESENT = str(st.query_params.get("present", st.session_state.get("_present", ""))) == "1"
@@ -19,12 +19,7 @@ st.set_page_config(page_title="opmerge — operator merging lab", page_icon=":ma
                    layout="wide", initial_sidebar_state="collapsed" if PRESENT else "expanded")
 if PRESENT:
     st.query_params["present"] = "1"
-    st.html("""<style>
-      html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
-      [data-testid="stMetricValue"] { font-size: 3rem; }
-      h1 { font-size: 2.6rem !important; } h2, h3 { font-size: 1.9rem !important; }
-      .stCaption, [data-testid="stCaptionContainer"] { font-size: 1.05rem; }
-    </style>""")
+    st.html(presentation.CSS)
 
 common.warm_up()
 common.sanitize_url()
@@ -44,18 +39,17 @@ pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, def
          for f, t, i, u in PAGES if (PAGES_DIR / f).exists()]
 page = st.navigation(pages, position="top")
 
+keys = controls.for_page(page.url_path)
 with st.sidebar:
     st.markdown("### opmerge")
-    st.caption("Diffusion trajectory distillation as operator merging (arXiv 2505.16024). "
-               "Every control below is in the URL: share the link to share the state.")
-    common.parameter_widgets()
-    p = common.params()
-    st.markdown("**Active model choices** (assumptions, see About)")
-    st.caption(common.model_choices_text(p))
+    st.caption("Diffusion trajectory distillation as operator merging (arXiv 2505.16024).")
+    controls.sidebar(keys)
     st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",
                          help="Format of the camera button in every figure's toolbar.")
     if not PRESENT:
         st.caption("Tip: add `?present=1` to the URL for presentation mode.")
+if PRESENT:
+    controls.stage(keys)
 
 common.show_url_warnings()
 common.keep_jobs_alive()

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import figures
+from dashboard import figures, presentation
 from opmerge_core import compute, planner, plans, sweep
 from opmerge_core import heavy as heavy_core
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
@@ -214,25 +214,65 @@ def fmt_lam(x: float) -> str:
     return f"{x:g}"
 
 
-def parameter_widgets() -> None:
-    """The shared controls (sidebar): presets, Reset and the bound teaching parameters."""
+SHARED_WIDGETS = ("preset", "lam", "T", "S", "schedule", "init", "surrogate")  # in display order
+
+
+def _preset_widget() -> None:
     st.segmented_control("Preset", list(PRESET_BY_LABEL), key="preset", bind="query-params",
-                         on_change=apply_preset, help="Story-telling settings; Reset restores defaults.")
-    st.button("Reset", key="reset", on_click=reset, icon=":material/restart_alt:")
+                         on_change=apply_preset, persist_state="session",
+                         help="Story-telling settings; Reset restores defaults.")
+
+
+def _lam_widget() -> None:
     st.select_slider("λ (data variance, log scale)", options=LAM_GRID, key="lam", format_func=fmt_lam,
-                     bind="query-params", on_change=_clear_preset,
+                     bind="query-params", on_change=_clear_preset, persist_state="session",
                      help="Eigenvalue λ of the data covariance. The optimal plan flips at λ ≈ 1.")
+
+
+def _T_widget() -> None:
     st.slider("T (teacher steps)", T_MIN, T_MAX, key="T", step=1, bind="query-params",
-              on_change=_clear_preset)
+              on_change=_clear_preset, persist_state="session")
+
+
+def _S_widget() -> None:
     st.slider("S (shrinkage budget κτ)", S_MIN, S_MAX, key="S", step=S_STEP, bind="query-params",
-              on_change=_clear_preset, help="γ_s = exp(−S r_s²); each student learns ρ = 1 − γ of "
-              "its target (THEORY §2).")
+              on_change=_clear_preset, persist_state="session", help="γ_s = exp(−S r_s²); each student "
+              "learns ρ = 1 − γ of its target (THEORY §2).")
+
+
+def _schedule_widget() -> None:
     st.selectbox("schedule", SCHEDULES, key="schedule", bind="query-params", on_change=_clear_preset,
-                 help=" · ".join(f"{k}: {v}" for k, v in SCHEDULE_LABELS.items()))
+                 persist_state="session", help=" · ".join(f"{k}: {v}" for k, v in SCHEDULE_LABELS.items()))
+
+
+def _init_widget() -> None:
     st.selectbox("init (student initialisation)", INITS, key="init", bind="query-params",
-                 on_change=_clear_preset, help=" · ".join(INIT_LABELS.values()))
+                 on_change=_clear_preset, persist_state="session", help=" · ".join(INIT_LABELS.values()))
+
+
+def _surrogate_widget() -> None:
     st.selectbox("surrogate (target of the one-step student)", SURROGATES, key="surrogate",
-                 bind="query-params", on_change=_clear_preset, help=" · ".join(SURROGATE_LABELS.values()))
+                 bind="query-params", on_change=_clear_preset, persist_state="session",
+                 help=" · ".join(SURROGATE_LABELS.values()))
+
+
+PARAMETER_WIDGETS = {"preset": _preset_widget, "lam": _lam_widget, "T": _T_widget, "S": _S_widget,
+                     "schedule": _schedule_widget, "init": _init_widget, "surrogate": _surrogate_widget}
+
+
+def parameter_widget(key: str) -> None:
+    """One shared, URL-bound control (``key`` in SHARED_WIDGETS) in the current container."""
+    PARAMETER_WIDGETS[key]()
+
+
+def parameter_widgets(keys: tuple[str, ...] = SHARED_WIDGETS) -> None:
+    """The shared controls in the current container: ``keys`` (display order kept) and, if any is
+    shown, Reset (after the presets)."""
+    for key in SHARED_WIDGETS:
+        if key in keys:
+            parameter_widget(key)
+        if key == "preset" and keys:
+            st.button("Reset", key="reset", on_click=reset, icon=":material/restart_alt:")
 
 
 @dataclass(frozen=True)
@@ -388,7 +428,8 @@ def figure(fig: go.Figure | dict, name: str, data: pd.DataFrame | None = None, *
     the data behind it."""
     if isinstance(fig, dict):
         fig = figures.from_dict(fig)
-    st.plotly_chart(fig, key=key or f"fig_{name}", width="stretch", config=plotly_config(name))
+    st.plotly_chart(presentation.style_figure(fig), key=key or f"fig_{name}", width="stretch",
+                    config=plotly_config(name))
     if data is not None:
         csv_download(data, name)
 

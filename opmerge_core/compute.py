@@ -285,7 +285,8 @@ class Backend:
             with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
                 self.cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            silence_logs=logging.CRITICAL, host="127.0.0.1")
+                                            silence_logs=logging.CRITICAL, host="127.0.0.1",
+                                            env={"DASK_LOGGING__DISTRIBUTED": "error"})
             self.client = Client(self.cluster, set_as_default=False)
             self.client.register_plugin(_NiceWorkers())
         self.store = store if store is not None else RunStore()

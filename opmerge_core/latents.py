@@ -8,7 +8,7 @@ rotate back with U and add μ only at the boundary, before decoding.
 Assets (shipped in ``assets/``, aggregate statistics only, never per-image latents):
 ``vae_celeba64_fp16.pt`` (weights) and ``celeba_latent_stats.npz`` (``mean`` (d,), ``eigvals`` (d,)
 descending, ``eigvecs`` (d, d) with eigenvectors as columns, ``n`` images). The assets folder is
-``$OPMERGE_ASSETS`` if set, else ``assets/`` in the repository.
+``$OPMERGE_ASSETS`` if set, else the copy inside an installed wheel, else ``assets/`` in the repository.
 """
 
 from __future__ import annotations
@@ -32,13 +32,17 @@ MAX_ENCODE = 250_000     # images encoded at once (bounded like images.MAX_IMAGE
 
 
 def assets_dir(override: str | Path | None = None) -> Path:
-    """The assets folder: ``override``, else ``$OPMERGE_ASSETS``, else ``<repo>/assets``."""
+    """The assets folder: ``override``, else ``$OPMERGE_ASSETS``, else the copy shipped inside an
+    installed wheel (``opmerge_core/assets``, package data), else ``<repo>/assets`` (source tree and
+    editable installs)."""
     if override:
         return Path(override)
     env = os.environ.get("OPMERGE_ASSETS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "assets"
+    here = Path(__file__).resolve().parent
+    packaged = here / "assets"
+    return packaged if packaged.is_dir() else here.parent / "assets"
 
 
 @dataclass(frozen=True)

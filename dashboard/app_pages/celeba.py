@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, reference_view
+from dashboard import faces as face_view
 from dashboard.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_core import celeba, latents
 from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
@@ -39,12 +40,14 @@ def comparison(key: tuple, folder: str) -> celeba.Comparison | None:
 
 @st.cache_data(max_entries=32, show_spinner="Decoding faces …")
 def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float,
-                  _comp: celeba.Comparison) -> bytes:
+                  columns: tuple[int, ...] | None, scale: int, _comp: celeba.Comparison) -> bytes:
     model, stats = load(folder)
     comp = _comp
     faces = celeba.decode_faces(model, celeba.sample_latents(stats, comp, n, seed))
+    if columns:                                  # the same z_T columns in every row
+        faces = {m: f[list(columns)] for m, f in faces.items()}
     buf = io.BytesIO()
-    celeba.face_grid(faces, gain).save(buf, format="PNG")
+    face_view.enlarge(celeba.face_grid(faces, gain), scale).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -124,6 +127,9 @@ c1, c2, c3 = st.columns(3)
 n = c1.slider("faces per row", 2, 12, 6, key="celeba_samples")
 seed = int(c2.number_input("seed of z_T", 0, 10_000, 0, step=1, key="celeba_seed"))
 gain = float(c3.slider("difference amplification", 1.0, 20.0, 5.0, step=1.0, key="celeba_gain"))
+c4, c5 = st.columns([3, 4])
+scale = face_view.tile_control("celeba_tile", c4)
+columns = face_view.column_control(n, "celeba_columns", c5)
 if p.T > SHARED_T_MAX:
     st.info(f"T = {p.T} > {SHARED_T_MAX}: the shared DP plan is skipped (its Pareto DP is bounded to "
             f"T ≤ {SHARED_T_MAX}); everything else is shown.")
@@ -146,7 +152,7 @@ st.subheader("Faces: teacher, exact flow map, every strategy — and their diffe
 st.caption("Each column is one z_T ~ N(0, diag(r_T²)) in the eigenbasis, mapped by each method's "
            "one-step operator, rotated back (U), mean added, decoded. Lower rows: method − teacher, "
            "×gain, grey = equal.")
-png = face_grid_png(p.key, folder, n, seed, gain, comp)
+png = face_grid_png(p.key, folder, n, seed, gain, columns, scale, comp)
 st.image(png, width="content", output_format="PNG")
 st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
                    key="png_celeba_grid", on_click="ignore", icon="⬇️")
@@ -172,6 +178,8 @@ st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps,
 st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.key, folder),
           disabled=p.S <= 0)
 training_monitor(p.key, folder)
+if st.session_state.get("celeba_job_key") != p.key:      # nothing trained here yet: the shipped run
+    reference_view.celeba_trained(p.key, folder, celeba.METHOD_LABELS)
 
 st.subheader("What to notice")
 st.markdown(

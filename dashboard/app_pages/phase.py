@@ -3,13 +3,15 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import common, figures
+from dashboard import common, figures, predict
 
 p = common.params()
 st.title("The phase transition of operator merging")
 best = common.optimal(p.key, p.lam)
 thresholds = common.thresholds(p.key)
 lam_B, lam_V = thresholds if thresholds is not None else (float("nan"), float("nan"))
+if not predict.gate(p, best, lam_B, lam_V):   # ?predict=1: the answer waits for a prediction
+    st.stop()
 
 MEANING = {
     "boot": "every student starts at the noise end and adds one more teacher step (left-deep chain): "

@@ -16,7 +16,8 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from dashboard import common, reference_view
+from dashboard import faces as face_view
 from dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
 
@@ -142,10 +143,14 @@ st.button("Train student", key="sfd_train", type="primary",
           disabled=available[teacher] is not None or not valid,
           on_click=submit, args=(teacher, preset, cfg, folder))
 monitor()
+if st.session_state.get("sfd_job") is None:      # no run of yours yet: the shipped reference run
+    reference_view.sfd_run(folder, teacher)
 
 st.subheader("Quality vs fine-tuning time")
 common.runner().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
 rows = pd.DataFrame(sfd_lab.runs_table(common.runner().store, teacher))
+if rows.empty:
+    rows = reference_view.sfd_quality_rows(folder, teacher)
 if rows.empty:
     st.caption("No finished runs for this teacher in the run store yet.")
 else:
@@ -156,6 +161,8 @@ else:
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
     samples = sfd_lab.latest_samples(common.runner().store, teacher, nfe, afs)
+    samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
+    scale = face_view.tile_control("sfd_tile")
     try:
         model = vae(folder)
     except ValueError as exc:
@@ -165,8 +172,8 @@ if teacher.startswith("latent") and available[teacher] is None:
             faces = {k: latents.decode(model, samples[k][:8]) for k in FACE_ORDER if k in samples}
             labels = {**METHOD_LABELS, "teacher": f"teacher, {sfd_lab.TEACHER_REF_NFE} NFE"}
             buf = io.BytesIO()
-            sfd_lab.face_rows(faces, labels).save(buf, format="PNG")
-            st.image(buf.getvalue(), output_format="PNG")
+            face_view.enlarge(sfd_lab.face_rows(faces, labels), scale).save(buf, format="PNG")
+            st.image(buf.getvalue(), output_format="PNG", width="content")
             st.caption("Same starting noise in every row; each student row is the newest finished run of "
                        "that algorithm with this teacher, NFE and AFS setting.")
         else:

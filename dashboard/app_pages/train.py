@@ -107,7 +107,7 @@ st.caption("Every merge of a plan becomes a real student — a diagonal linear o
            "trained with SGD or Adam on sampled z_s against the product of its children. Plain SGD with "
            "learning rate η for n steps realises the budget **S_eff = 2ηn** and must land on THEORY §2's "
            "closed form within Monte-Carlo error; Adam and the MLP show where it stops holding. The "
-           "sidebar's S is not used here; schedule, init and surrogate are.")
+           "shared S does not apply here (S_eff replaces it); λ, schedule, init and surrogate do.")
 
 c1, c2, c3 = st.columns([2, 2, 1])
 strategies = c1.multiselect("strategies", train_spec.STRATEGY_CHOICES, default=["boot", "vanilla", "dp"],

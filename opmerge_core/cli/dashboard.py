@@ -13,6 +13,10 @@ import sys
 from collections.abc import Mapping
 from importlib.resources import files
 
+# The dashboard's import package: the only place the CLI names it (pyproject.toml's wheel `packages`
+# names it once more).
+APP_PACKAGE = "dashboard"
+
 # (option, production value, --dev value); a value of None means "leave Streamlit's default".
 SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # The development watcher walks every loaded module (torch's thousands) after each script run:
@@ -86,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def streamlit_command(args: argparse.Namespace) -> list[str]:
     """The argv that serves the app: ``python -m streamlit run app.py`` + defaults + extra flags."""
-    app = files("dashboard") / "app.py"
+    app = files(APP_PACKAGE) / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.port", str(args.port), "--server.address", args.address]
     for option, production, dev in SERVING_OPTIONS:

@@ -1,0 +1,55 @@
+"""Which shared controls each page shows, and where.
+
+Every page shows the shared, URL-bound teaching parameters that act on it and only those
+(``PAGE_CONTROLS``); the SFD and Mixtures pages have only their own controls. Normally they sit in the
+sidebar; in presentation mode (``?present=1``) λ, T and S move onto the *stage*, large sliders at the
+top of the main area (keyboard steppable: focus a slider, then ←/→), and the rest stay in the
+collapsed sidebar. The widgets are the same keyed, bound widgets either way, so URLs are unchanged.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import common, presentation
+
+THEORY = common.SHARED_WIDGETS
+# url path of a page -> the shared parameters that act on it (order: common.SHARED_WIDGETS)
+PAGE_CONTROLS: dict[str, tuple[str, ...]] = {
+    "phase": THEORY, "operators": THEORY, "playground": THEORY, "spectrum": THEORY, "about": THEORY,
+    "experiments": ("S", "schedule", "init", "surrogate"),       # each section has its own T / λ grid
+    "celeba": ("T", "S", "schedule", "init", "surrogate"),       # λ is the latent spectrum
+    "train": ("lam", "schedule", "init", "surrogate"),           # own T; S is set by η · steps
+    "sfd": (), "mixtures": (),
+}
+STAGE = ("lam", "T", "S")
+
+
+def for_page(url_path: str) -> tuple[str, ...]:
+    return PAGE_CONTROLS.get(url_path or "phase", THEORY)
+
+
+def stage(keys: tuple[str, ...]) -> None:
+    """Presentation mode: λ, T, S (those that act on this page) as large sliders in the main area."""
+    on_stage = [k for k in STAGE if k in keys]
+    if not on_stage:
+        return
+    with st.container(key="stage"):
+        for col, key in zip(st.columns(len(on_stage), gap="large"), on_stage):
+            with col:
+                common.parameter_widget(key)
+
+
+def sidebar(keys: tuple[str, ...]) -> None:
+    """The sidebar's share of the controls: everything not on the stage."""
+    shown = tuple(k for k in keys if not (presentation.active() and k in STAGE))
+    if keys:
+        st.caption("Every control below is in the URL: share the link to share the state.")
+        if presentation.active() and shown != keys:
+            st.caption("λ, T and S are on the stage (top of the page).")
+        common.parameter_widgets(shown)
+        st.markdown("**Active model choices** (assumptions, see About)")
+        st.caption(common.model_choices_text(common.params()))
+    else:
+        st.caption("This page has its own controls (on the page); the shared theory controls "
+                   "(λ, T, S, schedule …) are on the theory pages.")

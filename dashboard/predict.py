@@ -1,0 +1,99 @@
+"""Predict, then reveal (home page, ``?predict=1``): the optimal plan, its tree and the metrics stay
+hidden until the student has picked which strategy wins at the current λ and T; then the answer is
+shown with the reason (THEORY §4–§5: where every plan over- or undershoots the target P).
+
+Nothing about the student is stored: the pick lives in this browser session's memory only (not in
+the URL, not in the run store) and is forgotten when λ, T or a model choice changes.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import common
+from opmerge_core import planner, plans
+
+CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",
+           "vanilla": "Vanilla — one student for all T steps at once",
+           "hybrid": "Something in between — a hybrid plan"}
+ANSWER = {"boot": "boot", "vanilla": "vanilla", "hybrid": "hybrid", "mixed": "hybrid"}
+PICK, REVEALED = "_predict_pick", "_predict_revealed"     # session memory only
+URL_ON = ("1", "true", "yes", "on")                       # ?predict=1 (also ?predict=true)
+
+
+def _question(p: common.Params) -> str:
+    return f"{p.key}|{p.lam:g}"
+
+
+def _reveal(question: str) -> None:
+    st.session_state[PICK] = st.session_state.get("predict_choice")
+    st.session_state[REVEALED] = question
+
+
+def _again() -> None:
+    st.session_state.pop(REVEALED, None)
+    st.session_state.pop(PICK, None)
+
+
+def why(best: planner.OptimalPlan, lam: float, T: int, lam_B: float, lam_V: float) -> str:
+    """The reason for the winner, from the numbers at this setting (THEORY §4)."""
+    where = f"λ = {lam:g}, T = {T}"
+    if best.regime == "boot":
+        return (f"At {where} (λ ≤ λ_B(T) = {lam_B:.4g}) **every plan overshoots the target**: the smallest "
+                f"one-step value over all plans is {best.lo:.5f} ≥ P = {best.P:.5f}. So the plan with the "
+                "smallest value wins, and merging one step at a time shrinks the most, because "
+                "f(xy) − f(x)f(y) = ρ(1−ρ)(1−x)(1−y) ≥ 0: **sequential BOOT**.")
+    if best.regime == "vanilla":
+        return (f"At {where} (λ ≥ λ_V = {lam_V:.4g}) **every plan undershoots the target**: the largest "
+                f"one-step value over all plans is {best.hi:.5f} ≤ P = {best.P:.5f}. So the plan with the "
+                "largest value — the least shrinkage — wins: train once on all steps, **vanilla**.")
+    if best.regime == "mixed":
+        return (f"At {where} some plans overshoot P = {best.P:.5f} and some undershoot it (values from "
+                f"{best.lo:.5f} to {best.hi:.5f}): the optimum is the plan landing closest to P, neither "
+                "extreme — a thin band just above λ = 1.")
+    return (f"At {where}, between λ_B(T) = {lam_B:.4g} and λ_V = {lam_V:.4g}, neither extreme is "
+            f"best: the optimum (value {best.value:.5f}, target P = {best.P:.5f}) mixes BOOT-like chains "
+            "inside a flatter tree, moving from BOOT towards vanilla as λ grows: a **hybrid**.")
+
+
+def _named_w2(p: common.Params, name: str) -> float:
+    v = float(plans.named_plans(p.T)[name].evaluate(p.setting, [p.lam])[0])
+    return float(p.setting.w2([v], [p.lam])[0])
+
+
+def gate(p: common.Params, best: planner.OptimalPlan | None, lam_B: float, lam_V: float) -> bool:
+    """The toggle, and with it on the question or the revealed answer. True when the page may
+    show the optimal plan (predict mode off, or answered)."""
+    if "predict" not in st.session_state:                  # first visit: the URL decides
+        st.session_state["predict"] = str(st.query_params.get("predict", "")).lower() in URL_ON
+    on = st.toggle("Predict, then reveal", key="predict", persist_state="session",
+                   help="Hide the answer until a prediction is made (for a classroom). Nothing is stored.")
+    if on:                                                 # kept in the URL: the link shares the mode
+        st.query_params["predict"] = "1"
+    else:
+        st.query_params.pop("predict", None)
+    if not on:
+        return True
+    question = _question(p)
+    if st.session_state.get(REVEALED) != question:
+        with st.container(border=True, key="predict_question"):
+            st.markdown(f"### Predict: at λ = {p.lam:g} and T = {p.T}, which strategy gives the smallest "
+                        "W2 error?")
+            pick = st.radio("Your prediction", list(CHOICES), index=None, key="predict_choice",
+                            format_func=CHOICES.get)
+            st.button("Reveal the answer", key="predict_reveal", type="primary", disabled=pick is None,
+                      on_click=_reveal, args=(question,), icon=":material/visibility:")
+            st.caption("Your pick stays in this browser tab only: nothing is recorded or sent. Changing "
+                       "λ, T or a model choice asks again.")
+        return False
+    if best is None:                                       # still computing (its placeholder shows)
+        return False
+    pick = st.session_state.get(PICK)
+    answer = ANSWER[best.regime]
+    verdict = "Right!" if pick == answer else f"Not quite: you picked *{CHOICES.get(pick, pick)}*."
+    text = f"**{verdict}** The optimum here is **{best.label}**. {why(best, p.lam, p.T, lam_B, lam_V)}"
+    if pick in ("boot", "vanilla") and pick != answer:
+        text += f" Your pick's W2 is {_named_w2(p, pick):.4g} against {best.w2:.4g} for the optimum."
+    (st.success if pick == answer else st.info)(text, icon=":material/lightbulb:")
+    st.button("Ask again", key="predict_again", on_click=_again, icon=":material/replay:")
+    return True
