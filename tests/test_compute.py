@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -204,3 +205,25 @@ def test_a_heavy_page_shows_a_placeholder_then_its_result(monkeypatch):
     at.run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Optimal plan"] == "Sequential BOOT" and not at.get("progress")
+
+
+def page_drawn_in_worker() -> bool:
+    """In a worker: did re-importing the server's __main__ (as __mp_main__) run the dashboard?"""
+    main = sys.modules.get("__mp_main__")
+    return main is not None and "frame" in vars(main)
+
+
+def test_workers_spawned_by_a_streamlit_server_do_not_run_the_app(tmp_path, monkeypatch):
+    """Streamlit leaves the app script installed as __main__; spawned workers re-import it."""
+    import types
+    from pathlib import Path
+
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(Path(__file__).parents[1] / "dashboard" / "app.py")
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    b = compute.Backend(n_workers=1, store=RunStore(tmp_path / "runs.sqlite"),
+                        cache=compute.ResultCache(tmp_path / "cache"))
+    try:
+        assert list(b.client.run(page_drawn_in_worker).values()) == [False]
+    finally:
+        b.shutdown()

@@ -1,0 +1,58 @@
+"""The dashboard's frame: page config, presentation mode, the router and the shared controls.
+
+``dashboard/app.py`` (the Streamlit entry point) calls ``run()`` on every script run.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import common, controls, presentation
+
+PAGES_DIR = Path(__file__).parent / "app_pages"
+# (file, title, material icon, url path); optional pages appear when their file exists.
+PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
+         ("operators.py", "Operators", "functions", "operators"),
+         ("playground.py", "Plan playground", "account_tree", "playground"),
+         ("spectrum.py", "Spectrum", "equalizer", "spectrum"),
+         ("experiments.py", "Paper experiments", "science", "experiments"),
+         ("train.py", "Train", "model_training", "train"),
+         ("celeba.py", "CelebA latents", "face", "celeba"),
+         ("sfd.py", "SFD", "fast_forward", "sfd"),
+         ("mixtures.py", "Mixtures", "scatter_plot", "mixtures"),
+         ("about.py", "About", "info", "about")]
+
+
+def run() -> None:
+    """One script run: the frame around the current page, then the page."""
+    present = str(st.query_params.get("present", st.session_state.get("_present", ""))) == "1"
+    st.session_state["_present"] = "1" if present else ""
+
+    st.set_page_config(page_title="opmerge — operator merging lab", page_icon=":material/ssid_chart:",
+                       layout="wide", initial_sidebar_state="collapsed" if present else "expanded")
+    if present:
+        st.query_params["present"] = "1"
+        st.html(presentation.CSS)
+
+    common.warm_up()
+    common.sanitize_url()
+
+    pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
+             for f, t, i, u in PAGES if (PAGES_DIR / f).exists()]
+    page = st.navigation(pages, position="top")
+
+    keys = controls.for_page(page.url_path)
+    with st.sidebar:
+        st.markdown("### opmerge")
+        st.caption("Diffusion trajectory distillation as operator merging (arXiv 2505.16024).")
+        controls.sidebar(keys)
+        st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",
+                             help="Format of the camera button in every figure's toolbar.")
+        if not present:
+            st.caption("Tip: add `?present=1` to the URL for presentation mode.")
+    if present:
+        controls.stage(keys)
+
+    common.show_url_warnings()
+    common.keep_jobs_alive()
+    page.run()
