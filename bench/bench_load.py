@@ -12,7 +12,8 @@ the scenarios one after the other on that server:
 * ``heavy``: ``--students`` students as above, plus one heavy student who opens (typed URLs, so a
   new session each) the home page at T = 1024, then /celeba at T = 64, then /spectrum at T = 256;
   each heavy load is reported with its time to the first delta, to the first delta of the page's
-  main area, and to script_finished. The others are also reported while heavy loads are running.
+  main area, and to script_finished. The class keeps moving λ until the heavy student is done, and
+  is also reported over the time each heavy load was running.
 * ``memory``: ``--memory-students`` students move λ without thinking (T every 10th move, and a new
   session every 50 moves); server RSS after 100 and after 1,000 interactions, and the ratio.
 
@@ -30,6 +31,7 @@ import asyncio
 import math
 import os
 import random
+import re
 import shlex
 import shutil
 import statistics
@@ -38,6 +40,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -98,14 +102,18 @@ async def open_home(url: str, rng: random.Random, stats: Stats) -> stclient.Sess
 
 
 async def student(url: str, rng: random.Random, stats: Stats, duration: float,
-                  think: tuple[float, float]) -> None:
-    """Open the home page, then think / move λ for ``duration`` seconds."""
+                  think: tuple[float, float], wait_for: asyncio.Event | None = None) -> None:
+    """Open the home page, then think / move λ for ``duration`` seconds (and until ``wait_for``)."""
     session = await open_home(url, rng, stats)
     deadline = time.monotonic() + duration
+
+    def more() -> bool:
+        return time.monotonic() < deadline or (wait_for is not None and not wait_for.is_set())
+
     try:
-        while time.monotonic() < deadline:
+        while more():
             await asyncio.sleep(rng.uniform(*think))
-            if time.monotonic() >= deadline:
+            if not more():
                 break
             t0 = time.monotonic()
             try:
@@ -129,18 +137,22 @@ class HeavyLoad:
     window: tuple[float, float]
 
 
-async def heavy_student(url: str, rng: random.Random, start_after: float,
-                        gap: float) -> list[HeavyLoad]:
+async def heavy_student(url: str, rng: random.Random, start_after: float, gap: float,
+                        done: asyncio.Event) -> list[HeavyLoad]:
     """Open the heavy pages one after the other (each a typed URL, so a new session)."""
     await asyncio.sleep(start_after)
     loads = []
-    for page, T in HEAVY_PAGES:
-        query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
-        t0 = time.monotonic()
-        session = await stclient.connect(url, page, query, timeout=RUN_TIMEOUT)
-        loads.append(HeavyLoad(page or "home", T, session.first, (t0, t0 + session.first.elapsed)))
-        await session.close()
-        await asyncio.sleep(gap)
+    try:
+        for page, T in HEAVY_PAGES:
+            query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
+            t0 = time.monotonic()
+            session = await stclient.connect(url, page, query, timeout=RUN_TIMEOUT)
+            loads.append(HeavyLoad(page or "home", T, session.first,
+                                   (t0, t0 + session.first.elapsed)))
+            await session.close()
+            await asyncio.sleep(gap)
+    finally:
+        done.set()                                 # the class may stop once the heavy loads are done
     return loads
 
 
@@ -177,11 +189,12 @@ async def run_class(server: stclient.DashboardServer, n: int, args: argparse.Nam
     rng = random.Random(args.seed + n + (1000 if heavy else 0))
     stats = Stats()
     cpu0 = server.cpu()
-    tasks = [student(server.url, random.Random(rng.random()), stats, args.duration, args.think)
+    done = asyncio.Event() if heavy else None
+    tasks = [student(server.url, random.Random(rng.random()), stats, args.duration, args.think, done)
              for _ in range(n)]
     if heavy:
         tasks.append(heavy_student(server.url, random.Random(rng.random()),
-                                   start_after=0.15 * args.duration, gap=2.0))
+                                   start_after=0.15 * args.duration, gap=2.0, done=done))
     if args.profile and str(n) == args.profile_scenario and not heavy:
         tasks.append(profile(server, args))
     out = await asyncio.gather(*tasks)
@@ -252,8 +265,12 @@ async def profile(server: stclient.DashboardServer, args: argparse.Namespace) ->
         print(f"py-spy wrote no profile: {err.decode()[-500:]}")
 
 
+PROJECT_FRAME = re.compile(r"dashboard/|opmerge_core/|^<module> \(\w+\.py")   # incl. page scripts
+
+
 def print_profile(folded: Path, top: int = 15) -> None:
-    """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self and inclusive."""
+    """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self, inclusive, and
+    inclusive among the project's own frames (dashboard/, opmerge_core/, page scripts)."""
     self_n, incl_n, total = Counter(), Counter(), 0
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -265,8 +282,9 @@ def print_profile(folded: Path, top: int = 15) -> None:
         self_n[frames[-1]] += n
         for frame in set(frames):
             incl_n[frame] += n
+    project = Counter({f: n for f, n in incl_n.items() if PROJECT_FRAME.search(f)})
     print(f"\npy-spy profile ({total} samples): {folded}")
-    for title, counts in (("self", self_n), ("inclusive", incl_n)):
+    for title, counts in (("self", self_n), ("inclusive", incl_n), ("inclusive, project", project)):
         print(f"  top {top} by {title} samples:")
         for frame, n in counts.most_common(top):
             print(f"    {100 * n / max(total, 1):5.1f}%  {frame[:150]}")
@@ -366,6 +384,8 @@ def main() -> None:
             print_result(r, base)
     finally:
         server.stop()
+    t = psutil.Process().cpu_times()
+    print(f"\nthis client used {t.user + t.system:.0f} s of CPU in {time.monotonic() - t0:.0f} s")
 
 
 if __name__ == "__main__":

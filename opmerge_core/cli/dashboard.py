@@ -16,7 +16,7 @@ from importlib.resources import files
 # (option, production value, --dev value); a value of None means "leave Streamlit's default".
 SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # The development watcher walks every loaded module (torch's thousands) after each script run:
-    # 36% of all server CPU under a 20-student load (docs/DASHBOARD.md §6.1).
+    # 36% of all server CPU under a 20-student load (py-spy while bench/bench_load.py runs).
     ("server.fileWatcherType", "none", "auto"),
     # Rerunning every session when a source file is saved is for the author, not for a class.
     ("server.runOnSave", "false", "true"),
