@@ -1,7 +1,7 @@
 """Classroom load: simulated students drive a real `opmerge dashboard` over Streamlit's websocket.
 
     .venv/bin/python bench/bench_load.py [--scenarios 1,10,20,heavy,memory] [--duration 60]
-        [--students 20] [--profile /tmp/load.folded] [--server-args "--dev"]
+        [--students 20] [--profile /tmp/load.folded] [--server-args=--dev]
 
 Starts the server (`opmerge dashboard`, temporary OPMERGE_HOME, 127.0.0.1, a free port), then runs
 the scenarios one after the other on that server:
@@ -338,7 +338,8 @@ def main() -> None:
     ap.add_argument("--memory-marks", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--memory-timeout", type=float, default=900.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--server-args", default="", help='extra `opmerge dashboard` flags, e.g. "--dev"')
+    ap.add_argument("--server-args", default="",
+                    help="extra `opmerge dashboard` flags, as one string: --server-args=--dev")
     ap.add_argument("--profile", metavar="PATH",
                     help="py-spy the server during one scenario; collapsed stacks go to PATH")
     ap.add_argument("--profile-scenario", default="20", help="student count to profile")
