@@ -81,7 +81,7 @@ class Stats:
         self.runs.append((t_start, run.elapsed))
         for err in run.errors:
             self.errors[err[:120]] += 1
-        if run.status != "FINISHED_SUCCESSFULLY":
+        if run.status != "FINISHED_SUCCESSFULLY" and not run.errors:
             self.errors[f"finished {run.status}"] += 1
 
     def latencies(self, window: tuple[float, float] | None = None) -> list[float]:
@@ -115,11 +115,15 @@ async def student(url: str, rng: random.Random, stats: Stats, duration: float,
             await asyncio.sleep(rng.uniform(*think))
             if not more():
                 break
+            if session.broken:                     # a run timed out: reload the tab
+                await session.close()
+                session = await open_home(url, rng, stats)
+                continue
             t0 = time.monotonic()
             try:
                 run = await session.rerun({"lam": stclient.select_slider(fmt_lam(random_lam(rng)))},
                                           timeout=RUN_TIMEOUT)
-            except (TimeoutError, stclient.StreamlitClientError) as exc:
+            except stclient.StreamlitClientError as exc:
                 stats.errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                 await session.close()
                 session = await open_home(url, rng, stats)
@@ -138,7 +142,7 @@ class HeavyLoad:
 
 
 async def heavy_student(url: str, rng: random.Random, start_after: float, gap: float,
-                        done: asyncio.Event) -> list[HeavyLoad]:
+                        done: asyncio.Event, page_timeout: float) -> list[HeavyLoad]:
     """Open the heavy pages one after the other (each a typed URL, so a new session)."""
     await asyncio.sleep(start_after)
     loads = []
@@ -146,7 +150,7 @@ async def heavy_student(url: str, rng: random.Random, start_after: float, gap: f
         for page, T in HEAVY_PAGES:
             query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
             t0 = time.monotonic()
-            session = await stclient.connect(url, page, query, timeout=RUN_TIMEOUT)
+            session = await stclient.connect(url, page, query, timeout=page_timeout)
             loads.append(HeavyLoad(page or "home", T, session.first,
                                    (t0, t0 + session.first.elapsed)))
             await session.close()
@@ -194,7 +198,8 @@ async def run_class(server: stclient.DashboardServer, n: int, args: argparse.Nam
              for _ in range(n)]
     if heavy:
         tasks.append(heavy_student(server.url, random.Random(rng.random()),
-                                   start_after=0.15 * args.duration, gap=2.0, done=done))
+                                   start_after=0.15 * args.duration, gap=2.0, done=done,
+                                   page_timeout=args.page_timeout))
     if args.profile and str(n) == args.profile_scenario and not heavy:
         tasks.append(profile(server, args))
     out = await asyncio.gather(*tasks)
@@ -210,7 +215,7 @@ async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list
     try:
         while len(stats.runs) < marks[-1] and time.monotonic() < deadline:
             moves += 1
-            if moves % 50 == 0:                    # the student reloads the tab: a new session
+            if moves % 50 == 0 or session.broken:  # the student reloads the tab: a new session
                 await session.close()
                 session = await open_home(url, rng, stats)
             change = ({"T": stclient.slider(rng.choice(T_CHOICES))} if moves % 10 == 0 else
@@ -337,6 +342,8 @@ def main() -> None:
     ap.add_argument("--memory-students", type=int, default=5)
     ap.add_argument("--memory-marks", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--memory-timeout", type=float, default=900.0)
+    ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
+                    help="seconds a heavy page load may take before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--server-args", default="",
                     help="extra `opmerge dashboard` flags, as one string: --server-args=--dev")
