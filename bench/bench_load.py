@@ -1,7 +1,7 @@
 """Classroom load: simulated students drive a real `opmerge dashboard` over Streamlit's websocket.
 
     .venv/bin/python bench/bench_load.py [--scenarios 1,10,20,heavy,memory] [--duration 60]
-        [--students 20] [--profile /tmp/load.folded] [--server-args "--dev"]
+        [--students 20] [--profile /tmp/load.folded] [--server-args=--dev]
 
 Starts the server (`opmerge dashboard`, temporary OPMERGE_HOME, 127.0.0.1, a free port), then runs
 the scenarios one after the other on that server:
@@ -12,7 +12,8 @@ the scenarios one after the other on that server:
 * ``heavy``: ``--students`` students as above, plus one heavy student who opens (typed URLs, so a
   new session each) the home page at T = 1024, then /celeba at T = 64, then /spectrum at T = 256;
   each heavy load is reported with its time to the first delta, to the first delta of the page's
-  main area, and to script_finished. The others are also reported while heavy loads are running.
+  main area, and to script_finished. The class keeps moving λ until the heavy student is done, and
+  is also reported over the time each heavy load was running.
 * ``memory``: ``--memory-students`` students move λ without thinking (T every 10th move, and a new
   session every 50 moves); server RSS after 100 and after 1,000 interactions, and the ratio.
 
@@ -30,6 +31,7 @@ import asyncio
 import math
 import os
 import random
+import re
 import shlex
 import shutil
 import statistics
@@ -38,6 +40,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -77,7 +81,7 @@ class Stats:
         self.runs.append((t_start, run.elapsed))
         for err in run.errors:
             self.errors[err[:120]] += 1
-        if run.status != "FINISHED_SUCCESSFULLY":
+        if run.status != "FINISHED_SUCCESSFULLY" and not run.errors:
             self.errors[f"finished {run.status}"] += 1
 
     def latencies(self, window: tuple[float, float] | None = None) -> list[float]:
@@ -98,20 +102,28 @@ async def open_home(url: str, rng: random.Random, stats: Stats) -> stclient.Sess
 
 
 async def student(url: str, rng: random.Random, stats: Stats, duration: float,
-                  think: tuple[float, float]) -> None:
-    """Open the home page, then think / move λ for ``duration`` seconds."""
+                  think: tuple[float, float], wait_for: asyncio.Event | None = None) -> None:
+    """Open the home page, then think / move λ for ``duration`` seconds (and until ``wait_for``)."""
     session = await open_home(url, rng, stats)
     deadline = time.monotonic() + duration
+
+    def more() -> bool:
+        return time.monotonic() < deadline or (wait_for is not None and not wait_for.is_set())
+
     try:
-        while time.monotonic() < deadline:
+        while more():
             await asyncio.sleep(rng.uniform(*think))
-            if time.monotonic() >= deadline:
+            if not more():
                 break
+            if session.broken:                     # a run timed out: reload the tab
+                await session.close()
+                session = await open_home(url, rng, stats)
+                continue
             t0 = time.monotonic()
             try:
                 run = await session.rerun({"lam": stclient.select_slider(fmt_lam(random_lam(rng)))},
                                           timeout=RUN_TIMEOUT)
-            except (TimeoutError, stclient.StreamlitClientError) as exc:
+            except stclient.StreamlitClientError as exc:
                 stats.errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                 await session.close()
                 session = await open_home(url, rng, stats)
@@ -129,18 +141,22 @@ class HeavyLoad:
     window: tuple[float, float]
 
 
-async def heavy_student(url: str, rng: random.Random, start_after: float,
-                        gap: float) -> list[HeavyLoad]:
+async def heavy_student(url: str, rng: random.Random, start_after: float, gap: float,
+                        done: asyncio.Event, page_timeout: float) -> list[HeavyLoad]:
     """Open the heavy pages one after the other (each a typed URL, so a new session)."""
     await asyncio.sleep(start_after)
     loads = []
-    for page, T in HEAVY_PAGES:
-        query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
-        t0 = time.monotonic()
-        session = await stclient.connect(url, page, query, timeout=RUN_TIMEOUT)
-        loads.append(HeavyLoad(page or "home", T, session.first, (t0, t0 + session.first.elapsed)))
-        await session.close()
-        await asyncio.sleep(gap)
+    try:
+        for page, T in HEAVY_PAGES:
+            query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
+            t0 = time.monotonic()
+            session = await stclient.connect(url, page, query, timeout=page_timeout)
+            loads.append(HeavyLoad(page or "home", T, session.first,
+                                   (t0, t0 + session.first.elapsed)))
+            await session.close()
+            await asyncio.sleep(gap)
+    finally:
+        done.set()                                 # the class may stop once the heavy loads are done
     return loads
 
 
@@ -177,11 +193,13 @@ async def run_class(server: stclient.DashboardServer, n: int, args: argparse.Nam
     rng = random.Random(args.seed + n + (1000 if heavy else 0))
     stats = Stats()
     cpu0 = server.cpu()
-    tasks = [student(server.url, random.Random(rng.random()), stats, args.duration, args.think)
+    done = asyncio.Event() if heavy else None
+    tasks = [student(server.url, random.Random(rng.random()), stats, args.duration, args.think, done)
              for _ in range(n)]
     if heavy:
         tasks.append(heavy_student(server.url, random.Random(rng.random()),
-                                   start_after=0.15 * args.duration, gap=2.0))
+                                   start_after=0.15 * args.duration, gap=2.0, done=done,
+                                   page_timeout=args.page_timeout))
     if args.profile and str(n) == args.profile_scenario and not heavy:
         tasks.append(profile(server, args))
     out = await asyncio.gather(*tasks)
@@ -197,7 +215,7 @@ async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list
     try:
         while len(stats.runs) < marks[-1] and time.monotonic() < deadline:
             moves += 1
-            if moves % 50 == 0:                    # the student reloads the tab: a new session
+            if moves % 50 == 0 or session.broken:  # the student reloads the tab: a new session
                 await session.close()
                 session = await open_home(url, rng, stats)
             change = ({"T": stclient.slider(rng.choice(T_CHOICES))} if moves % 10 == 0 else
@@ -252,8 +270,12 @@ async def profile(server: stclient.DashboardServer, args: argparse.Namespace) ->
         print(f"py-spy wrote no profile: {err.decode()[-500:]}")
 
 
+PROJECT_FRAME = re.compile(r"dashboard/|opmerge_core/|^<module> \(\w+\.py")   # incl. page scripts
+
+
 def print_profile(folded: Path, top: int = 15) -> None:
-    """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self and inclusive."""
+    """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self, inclusive, and
+    inclusive among the project's own frames (dashboard/, opmerge_core/, page scripts)."""
     self_n, incl_n, total = Counter(), Counter(), 0
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -265,8 +287,9 @@ def print_profile(folded: Path, top: int = 15) -> None:
         self_n[frames[-1]] += n
         for frame in set(frames):
             incl_n[frame] += n
+    project = Counter({f: n for f, n in incl_n.items() if PROJECT_FRAME.search(f)})
     print(f"\npy-spy profile ({total} samples): {folded}")
-    for title, counts in (("self", self_n), ("inclusive", incl_n)):
+    for title, counts in (("self", self_n), ("inclusive", incl_n), ("inclusive, project", project)):
         print(f"  top {top} by {title} samples:")
         for frame, n in counts.most_common(top):
             print(f"    {100 * n / max(total, 1):5.1f}%  {frame[:150]}")
@@ -319,8 +342,11 @@ def main() -> None:
     ap.add_argument("--memory-students", type=int, default=5)
     ap.add_argument("--memory-marks", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--memory-timeout", type=float, default=900.0)
+    ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
+                    help="seconds a heavy page load may take before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--server-args", default="", help='extra `opmerge dashboard` flags, e.g. "--dev"')
+    ap.add_argument("--server-args", default="",
+                    help="extra `opmerge dashboard` flags, as one string: --server-args=--dev")
     ap.add_argument("--profile", metavar="PATH",
                     help="py-spy the server during one scenario; collapsed stacks go to PATH")
     ap.add_argument("--profile-scenario", default="20", help="student count to profile")
@@ -366,6 +392,8 @@ def main() -> None:
             print_result(r, base)
     finally:
         server.stop()
+    t = psutil.Process().cpu_times()
+    print(f"\nthis client used {t.user + t.system:.0f} s of CPU in {time.monotonic() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 ROOT = Path(__file__).resolve().parents[1]    # the checkout whose dashboard is served
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAIN, SIDEBAR = 0, 1                      # RootContainer indices in ForwardMsg.metadata.delta_path
+CONNECT_TIMEOUT = 60.0                    # opening the websocket, seconds
 MAX_MESSAGE = 256 * 1024 * 1024           # server.maxMessageSize default is 200 MB
 FINISHED = ForwardMsg.ScriptFinishedStatus
 
@@ -124,10 +125,18 @@ class Session:
         self.bound: set[str] = set()             # keys of widgets bound to the URL
         self.texts: list[str] = []               # markdown/caption/title bodies of the last run
         self.first: Run | None = None            # the page load done by connect()
+        self.broken = False                      # a run timed out: the socket is out of step
+        self._partial = Run(0.0, None, None, "TIMEOUT", 0)
 
     async def rerun(self, changes: Mapping[str, WidgetValue] | None = None, *,
                     timeout: float = 300.0) -> Run:
-        """Send ``rerun_script`` with ``changes`` (widget key → value) and wait for it to finish."""
+        """Send ``rerun_script`` with ``changes`` (widget key → value) and wait for it to finish.
+
+        A run that does not finish within ``timeout`` comes back with status "TIMEOUT" (and the
+        session is then :attr:`broken`); a closed socket raises :class:`StreamlitClientError`.
+        """
+        if self.broken:
+            raise StreamlitClientError("this session timed out earlier: open a new one")
         for key, value in (changes or {}).items():
             if key not in self.widget_ids:
                 raise KeyError(f"no widget with key {key!r} in the last run "
@@ -143,8 +152,18 @@ class Session:
         cs.page_name = self.page
         cs.widget_states.widgets.extend(self.widget_states.values())
         t0 = time.perf_counter()
+        self._partial = Run(0.0, None, None, "TIMEOUT", 0)
         await self._ws.write_message(msg.SerializeToString(), binary=True)
-        return await asyncio.wait_for(self._read_run(t0), timeout)
+        try:
+            return await asyncio.wait_for(self._read_run(t0), timeout)
+        except TimeoutError:
+            # The run is still going on the server: this socket's next messages would belong to
+            # it, so the session is done. The partial Run says how far the page got.
+            self.broken = True
+            run = self._partial
+            run.elapsed = time.perf_counter() - t0
+            run.errors.append(f"no script_finished within {timeout:g} s")
+            return run
 
     def _set_query(self, key: str, value: WidgetValue) -> None:
         v = value[1]
@@ -153,8 +172,8 @@ class Session:
         self.query = urlencode(query + [(key, x) for x in items])
 
     async def _read_run(self, t0: float) -> Run:
-        first = first_main = None
-        deltas, errors, texts = 0, [], []
+        run = self._partial                       # filled in as messages arrive
+        texts: list[str] = []
         while True:
             raw = await self._ws.read_message()
             if raw is None:
@@ -165,24 +184,25 @@ class Session:
             kind = fwd.WhichOneof("type")
             now = time.perf_counter() - t0
             if kind == "delta":
-                deltas += 1
-                first = now if first is None else first
+                run.deltas += 1
+                run.first_delta = now if run.first_delta is None else run.first_delta
                 path = fwd.metadata.delta_path
-                if first_main is None and path and path[0] == MAIN:
-                    first_main = now
-                self._read_delta(fwd.delta, errors, texts)
+                if run.first_main_delta is None and path and path[0] == MAIN:
+                    run.first_main_delta = now
+                self._read_delta(fwd.delta, run.errors, texts)
             elif kind == "page_info_changed":     # the browser would rewrite its URL
                 self.query = fwd.page_info_changed.query_string
             elif kind == "session_event" and fwd.session_event.HasField(
                     "script_compilation_exception"):
                 exc = fwd.session_event.script_compilation_exception
-                errors.append(f"compile error {exc.type}: {exc.message}")
+                run.errors.append(f"compile error {exc.type}: {exc.message}")
             elif kind == "script_finished":
                 status = FINISHED.Name(fwd.script_finished)
                 if status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY":
                     continue                      # a fragment's own run, not ours
                 self.texts = texts
-                return Run(now, first, first_main, status, deltas, errors)
+                run.elapsed, run.status = now, status
+                return run
 
     def _read_delta(self, delta: Any, errors: list[str], texts: list[str]) -> None:
         if delta.WhichOneof("type") != "new_element":
@@ -210,14 +230,15 @@ async def connect(url: str, page: str = "", query: str = "", *, timeout: float =
     """Open a session on the server at ``url`` (http://127.0.0.1:PORT) and load ``page``.
 
     ``page`` is the page's url path ("" = default page); ``query`` the URL query string without
-    "?". The page load's :class:`Run` is in ``session.first``.
+    "?". The page load's :class:`Run` is in ``session.first`` (status "TIMEOUT" if it did not
+    finish within ``timeout``).
     """
     parts = urlparse(url)
     if parts.hostname not in LOOPBACK:
         raise ValueError(f"stclient drives loopback servers only, got {url!r}")
     origin = f"http://{parts.netloc}"
     request = HTTPRequest(f"ws://{parts.netloc}/_stcore/stream", headers={"Origin": origin},
-                          connect_timeout=timeout, request_timeout=timeout)
+                          connect_timeout=CONNECT_TIMEOUT, request_timeout=CONNECT_TIMEOUT)
     ws = await websocket_connect(request, subprotocols=["streamlit"], max_message_size=MAX_MESSAGE)
     session = Session(ws, page, query)
     session.first = await session.rerun(timeout=timeout)

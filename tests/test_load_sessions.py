@@ -58,6 +58,21 @@ def test_five_concurrent_sessions_finish_without_error(server):
             assert run.deltas > 0
 
 
+def test_a_run_that_does_not_finish_in_time_is_reported_not_raised(server):
+    async def impatient():
+        session = await stclient.connect(server.url, "", "T=48", timeout=0.001)
+        try:
+            with pytest.raises(stclient.StreamlitClientError, match="timed out"):
+                await session.rerun()
+        finally:
+            await session.close()
+        return session.first
+
+    run = asyncio.run(impatient())
+    assert run.status == "TIMEOUT" and not run.ok
+    assert "no script_finished" in run.errors[-1]
+
+
 def test_client_refuses_other_hosts():
     with pytest.raises(ValueError, match="loopback"):
         asyncio.run(stclient.connect("http://example.org:8501"))

@@ -20,7 +20,7 @@ APP_PACKAGE = "dashboard"
 # (option, production value, --dev value); a value of None means "leave Streamlit's default".
 SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # The development watcher walks every loaded module (torch's thousands) after each script run:
-    # 36% of all server CPU under a 20-student load (docs/DASHBOARD.md §6.1).
+    # 29% of the server's GIL time under the 20-student load of bench/bench_load.py (py-spy).
     ("server.fileWatcherType", "none", "auto"),
     # Rerunning every session when a source file is saved is for the author, not for a class.
     ("server.runOnSave", "false", "true"),
@@ -36,8 +36,9 @@ SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # Uncaught exceptions show their type in the page; the message and traceback go to the
     # server log (no source paths to the audience). --dev shows everything.
     ("client.showErrorDetails", "type", "full"),
-    # The spectrum upload accepts ≤ 1 MB; the server refuses bigger uploads before the app
-    # reads them (MB here is MiB, so the app's own 1 MB check still gives its clear message).
+    # The spectrum upload accepts ≤ 1 MB (10^6 bytes); the server refuses bigger uploads before
+    # the app reads them. Streamlit's MB is 2^20 bytes, so files between the two still reach the
+    # app's own check and its clear message.
     ("server.maxUploadSize", "1", None),
     # Nothing in the app needs a `static/` folder served: keep it off explicitly.
     ("server.enableStaticServing", "false", None),
