@@ -16,6 +16,7 @@ import os
 import shlex
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -422,7 +423,8 @@ def plotly_config(name: str) -> dict:
             "toImageButtonOptions": {"format": fmt, "scale": 2, "filename": f"opmerge_{name}"}}
 
 
-def figure(fig: go.Figure | dict, name: str, data: pd.DataFrame | None = None, *,
+def figure(fig: go.Figure | dict, name: str,
+           data: pd.DataFrame | Callable[[], pd.DataFrame] | None = None, *,
            key: str | None = None) -> None:
     """Show a figure (or a trusted spec) with PNG/SVG export in its modebar and a CSV download of
     the data behind it."""
@@ -434,9 +436,12 @@ def figure(fig: go.Figure | dict, name: str, data: pd.DataFrame | None = None, *
         csv_download(data, name)
 
 
-def csv_download(data: pd.DataFrame, name: str) -> None:
-    # a callable: the CSV is written only when the button is pressed, not on every rerun
-    st.download_button(f"CSV: {name}", lambda: data.to_csv(index=False), file_name=f"opmerge_{name}.csv",
+def csv_download(data: pd.DataFrame | Callable[[], pd.DataFrame], name: str) -> None:
+    """A CSV download; ``data`` may be a function that builds the table (called on press only)."""
+    def to_csv() -> str:   # a callable: the CSV is written only when the button is pressed
+        return (data() if callable(data) else data).to_csv(index=False)
+
+    st.download_button(f"CSV: {name}", to_csv, file_name=f"opmerge_{name}.csv",
                        mime="text/csv", key=f"csv_{name}", on_click="ignore", icon=":material/download:")
 
 

@@ -98,9 +98,9 @@ with left:
     phase = common.phase(*choices)
     if phase is not None:
         ph, th = phase
+        columns = ["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]
         common.figure(figures.add_phase_point(common.phase_spec(*choices, ph, th), p.lam, p.T),
-                      "phase_diagram", ph.merge(th, on="T")[["T", "lam", "regime", "exact", "plan",
-                                                             "w2_dp", "lam_B", "lam_V"]])
+                      "phase_diagram", lambda: ph.merge(th, on="T")[columns])
 with right:
     st.markdown("#### Reading the phase diagram")
     st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
