@@ -1,4 +1,8 @@
-"""`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line."""
+"""`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line.
+
+Start-up matters here (a speaker types these live): nothing imports torch or streamlit, pandas is
+imported by ``sweep`` only (it writes a table), and small plans never load numba (``planner``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 
 import numpy as np
 
-from opmerge_core import planner, plans, sweep
+from opmerge_core import planner, plans
 from opmerge_core.schedules import SCHEDULES
 from opmerge_core.setting import SURROGATES, Setting
 from opmerge_core.shrinkage import INITS
@@ -99,6 +103,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from opmerge_core import sweep  # pandas
+
     lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front

@@ -1,0 +1,245 @@
+"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``planner`` (numba's import
+and first cached dispatch cost ~0.7 s, more than a whole DP at T <= 64, which numpy does instead).
+
+Every kernel is ``nogil`` (pages call them from threads) and ``cache=True``. Sentinels are finite
+(±BIG) and every sentinel is overwritten by a real candidate before it is read, so ``fastmath``'s
+finite-math assumption holds. Tables: Wt[s, m] = W[m, s] and Ut[s, m] = U[m, s] (rows contiguous).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from opmerge_core.dp_numpy import BIG, rebuild_merges
+
+_BLOCK = 32          # starts per cache block in the large-T kernel
+_JIT = dict(cache=True, nogil=True, fastmath=True)
+
+
+@numba.njit(inline="always", **_JIT)
+def _better(x, y, is_max):  # pragma: no cover
+    return max(x, y) if is_max else min(x, y)
+
+
+@numba.njit(**_JIT)
+def fold2(acc_w, acc_p, r1, w1, r2, w2, a_s, b_s, n, is_max):  # pragma: no cover
+    """acc[e] ← opt(acc[e], candidates of first children w1 (rest row r1) and w2 (row r2)), e < n."""
+    wa1, wb1, wa2, wb2 = w1 * a_s, w1 * b_s, w2 * a_s, w2 * b_s
+    if is_max:
+        for e in range(n):
+            y1, y2 = r1[e], r2[e]
+            acc_w[e] = max(acc_w[e], max(wa1 * y1 + wb1, wa2 * y2 + wb2))
+            acc_p[e] = max(acc_p[e], max(w1 * y1, w2 * y2))
+    else:
+        for e in range(n):
+            y1, y2 = r1[e], r2[e]
+            acc_w[e] = min(acc_w[e], min(wa1 * y1 + wb1, wa2 * y2 + wb2))
+            acc_p[e] = min(acc_p[e], min(w1 * y1, w2 * y2))
+
+
+@numba.njit(**_JIT)
+def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: no cover
+    """One extreme (min, or max if ``is_max``) of the DP, column by column (THEORY §4).
+
+    For each start s, m runs down from s − 1: once W[m, s] is final it is the first child of every
+    segment [e, s] with e < m, and those candidates are folded in at once by an element-wise opt
+    over e (no carried dependency: it vectorises). Two first children m, m − 1 are folded per pass
+    (m − 1 first gets m's candidate for e = m − 1 alone), halving the accumulator traffic.
+    """
+    T = A.shape[0]
+    sentinel = -BIG if is_max else BIG
+    acc_w = np.empty(T + 1)
+    acc_p = np.empty(T + 1)
+    for s in range(1, T + 1):
+        rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
+        a_s, b_s = a[s], b[s]
+        acc_w[:s] = sentinel
+        acc_p[:s] = sentinel
+        m = s - 1
+        w = A[s - 1]                                        # the leaf: one teacher step
+        Wt[s, m] = w
+        Ut[s, m] = w
+        while m >= 1:
+            # W[m, s] = w is final; fold it into e = m − 1 alone, then finish W[m − 1, s]
+            y = Ut[m, m - 1]
+            acc_w[m - 1] = _better(acc_w[m - 1], w * (a_s * y + b_s), is_max)
+            acc_p[m - 1] = _better(acc_p[m - 1], w * y, is_max)
+            m1 = m - 1
+            c = c1[s] + c2[s] * (alpha[m1] * alpha[s] * lam + sigma[m1] * sigma[s]) / rs2
+            w1 = acc_w[m1] + c
+            Wt[s, m1] = w1
+            Ut[s, m1] = _better(w1, acc_p[m1], is_max)
+            if m1 == 0:
+                break
+            # both first children m and m − 1 into every e < m − 1 in one pass
+            fold2(acc_w, acc_p, Ut[m], w, Ut[m1], w1, a_s, b_s, m1, is_max)
+            # W[m − 2, s] is now final
+            m2 = m1 - 1
+            c = c1[s] + c2[s] * (alpha[m2] * alpha[s] * lam + sigma[m2] * sigma[s]) / rs2
+            w = acc_w[m2] + c
+            Wt[s, m2] = w
+            Ut[s, m2] = _better(w, acc_p[m2], is_max)
+            m = m2
+
+
+@numba.njit(**_JIT)
+def fill_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, U):  # pragma: no cover
+    """The same extreme with U stored untransposed (U[e, m]); starts s in blocks of _BLOCK so each
+    row U[e, ·] is read from cache once per block (for T beyond the sweep's cache-friendly range)."""
+    T = A.shape[0]
+    sentinel = -BIG if is_max else BIG
+    for s0 in range(1, T + 1, _BLOCK):
+        s1 = min(s0 + _BLOCK, T + 1)                  # this block: starts s0 .. s1 − 1
+        for s in range(s0, s1):
+            Wt[s, s - 1] = A[s - 1]
+            U[s - 1, s] = A[s - 1]
+        for e in range(s1 - 3, -1, -1):
+            for s in range(max(s0, e + 2), s1):
+                a_s = a[s]
+                b_s = b[s]
+                w = sentinel
+                p = sentinel
+                for m in range(e + 1, s):
+                    x = Wt[s, m]
+                    xy = x * U[e, m]
+                    w = _better(w, a_s * xy + b_s * x, is_max)
+                    p = _better(p, xy, is_max)
+                w += c1[s] + c2[s] * ((alpha[e] * alpha[s] * lam + sigma[e] * sigma[s])
+                                      / (alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]))
+                Wt[s, e] = w
+                U[e, s] = _better(w, p, is_max)
+
+
+rebuild = numba.njit(cache=True, nogil=True)(rebuild_merges)
+
+
+@numba.njit(cache=True, nogil=True)
+def pareto_select(key, free, k_max):  # pragma: no cover
+    """Scan vectors in score order (``key`` rows; smaller is better in every non-free coordinate,
+    free coordinates must be equal to dominate) and keep the non-dominated ones, at most k_max.
+    Returns (kept row indices, truncated?). A dominator always scores lower, so one pass suffices."""
+    n, d = key.shape
+    keep = np.empty(k_max, dtype=np.int64)
+    nk = 0
+    for c in range(n):
+        dominated = False
+        for q in range(nk):
+            o = keep[q]
+            dom = True
+            for t in range(d):
+                if (key[o, t] != key[c, t]) if free[t] else (key[o, t] > key[c, t]):
+                    dom = False
+                    break
+            if dom:
+                dominated = True
+                break
+        if not dominated:
+            if nk == k_max:
+                return keep[:nk], True
+            keep[nk] = c
+            nk += 1
+    return keep[:nk], False
+
+
+@numba.njit(**_JIT)
+def _offer(scores, slots, n, k_max, score, slot):  # pragma: no cover
+    """Insert (score, slot) into the ascending top-k list (scores[:n], slots[:n]); returns new n."""
+    if n == k_max and score >= scores[n - 1]:
+        return n
+    pos = n if n < k_max else k_max - 1
+    while pos > 0 and scores[pos - 1] > score:
+        if pos < k_max:
+            scores[pos], slots[pos] = scores[pos - 1], slots[pos - 1]
+        pos -= 1
+    scores[pos], slots[pos] = score, slot
+    return min(n + 1, k_max)
+
+
+@numba.njit(**_JIT)
+def shared_beam(A, a, b, c1, c2, alpha, sigma, lam, g, k_max):  # pragma: no cover
+    """Beam DP for one plan shared by d coordinates (THEORY §4, last bullet): each interval keeps the
+    k_max vectors with the smallest linear score g · v (g = the objective's gradient at a reference
+    point), for W (one trained student) and U (a run). A heuristic: the caller bounds its gap.
+
+    Returns (Wv, Wn, Wprov, Uv, Un, Uprov): vectors [e, s, k, :], counts [e, s] and provenance
+    [e, s, k] = (m, i, j): first child W[m, s][i], rest U[e, m][j]; for U, m = −1 is W[e, s][i].
+    """
+    T, d = A.shape
+    Wv = np.zeros((T + 1, T + 1, k_max, d))
+    Uv = np.zeros((T + 1, T + 1, k_max, d))
+    Wn = np.zeros((T + 1, T + 1), dtype=np.int64)
+    Un = np.zeros((T + 1, T + 1), dtype=np.int64)
+    Wprov = np.zeros((T + 1, T + 1, k_max, 3), dtype=np.int64)
+    Uprov = np.zeros((T + 1, T + 1, k_max, 3), dtype=np.int64)
+    for s in range(1, T + 1):
+        Wv[s - 1, s, 0] = A[s - 1]
+        Uv[s - 1, s, 0] = A[s - 1]
+        Wn[s - 1, s] = Un[s - 1, s] = 1
+        Wprov[s - 1, s, 0] = Uprov[s - 1, s, 0] = -1
+    n_cand = T * k_max * k_max
+    cand = np.empty((n_cand, 3), dtype=np.int64)
+    w_scores = np.empty(k_max)
+    w_slots = np.empty(k_max, dtype=np.int64)
+    u_scores = np.empty(k_max + 1)
+    u_slots = np.empty(k_max + 1, dtype=np.int64)
+    c = np.empty(d)
+    gxa = np.empty(d)
+    gx = np.empty(d)
+    for length in range(2, T + 1):
+        for e in range(0, T - length + 1):
+            s = e + length
+            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
+            gc = 0.0
+            for t in range(d):
+                c[t] = c1[s, t] + c2[s, t] * (alpha[e] * alpha[s] * lam[t] + sigma[e] * sigma[s]) / rs2[t]
+                gc += g[t] * c[t]
+            nw = 0
+            nu = 0
+            nc = 0
+            for m in range(e + 1, s):
+                for i in range(Wn[m, s]):
+                    x = Wv[m, s, i]
+                    gxb = 0.0
+                    for t in range(d):
+                        gx[t] = g[t] * x[t]
+                        gxa[t] = gx[t] * a[s, t]
+                        gxb += gx[t] * b[s, t]
+                    for j in range(Un[e, m]):
+                        y = Uv[e, m, j]
+                        sw = 0.0
+                        su = 0.0
+                        for t in range(d):
+                            sw += gxa[t] * y[t]
+                            su += gx[t] * y[t]
+                        cand[nc, 0], cand[nc, 1], cand[nc, 2] = m, i, j
+                        nw = _offer(w_scores, w_slots, nw, k_max, gc + gxb + sw, nc)
+                        nu = _offer(u_scores, u_slots, nu, k_max, su, nc)
+                        nc += 1
+            for k in range(nw):
+                m, i, j = cand[w_slots[k], 0], cand[w_slots[k], 1], cand[w_slots[k], 2]
+                x = Wv[m, s, i]
+                y = Uv[e, m, j]
+                for t in range(d):
+                    Wv[e, s, k, t] = c[t] + x[t] * (a[s, t] * y[t] + b[s, t])
+                Wprov[e, s, k, 0], Wprov[e, s, k, 1], Wprov[e, s, k, 2] = m, i, j
+            Wn[e, s] = nw
+            for k in range(nw):             # a run made of the single student W[e, s][k]
+                sc = 0.0
+                for t in range(d):
+                    sc += g[t] * Wv[e, s, k, t]
+                nu = _offer(u_scores, u_slots, nu, k_max, sc, -1 - k)
+            for k in range(nu):
+                slot = u_slots[k]
+                if slot < 0:
+                    Uv[e, s, k] = Wv[e, s, -1 - slot]
+                    Uprov[e, s, k, 0], Uprov[e, s, k, 1], Uprov[e, s, k, 2] = -1, -1 - slot, 0
+                else:
+                    m, i, j = cand[slot, 0], cand[slot, 1], cand[slot, 2]
+                    x = Wv[m, s, i]
+                    y = Uv[e, m, j]
+                    for t in range(d):
+                        Uv[e, s, k, t] = x[t] * y[t]
+                    Uprov[e, s, k, 0], Uprov[e, s, k, 1], Uprov[e, s, k, 2] = m, i, j
+            Un[e, s] = nu
+    return Wv, Wn, Wprov, Uv, Un, Uprov
