@@ -13,7 +13,6 @@ import numpy as np
 
 from opmerge_core.dp_numpy import BIG, rebuild_merges
 
-_BLOCK = 32          # starts per cache block in the large-T kernel
 _JIT = dict(cache=True, nogil=True, fastmath=True)
 
 
@@ -84,31 +83,61 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
 
 
 @numba.njit(**_JIT)
-def fill_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, U):  # pragma: no cover
-    """The same extreme with U stored untransposed (U[e, m]); starts s in blocks of _BLOCK so each
-    row U[e, ·] is read from cache once per block (for T beyond the sweep's cache-friendly range)."""
+def fold1(acc_w, acc_p, row, w, a_s, b_s, n, is_max):  # pragma: no cover
+    """acc[e] ← opt(acc[e], candidates of the first child w with rest row ``row``), e < n."""
+    wa, wb = w * a_s, w * b_s
+    if is_max:
+        for e in range(n):
+            y = row[e]
+            acc_w[e] = max(acc_w[e], wa * y + wb)
+            acc_p[e] = max(acc_p[e], w * y)
+    else:
+        for e in range(n):
+            y = row[e]
+            acc_w[e] = min(acc_w[e], wa * y + wb)
+            acc_p[e] = min(acc_p[e], w * y)
+
+
+@numba.njit(**_JIT)
+def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_block):  # pragma: no cover
+    """``fill_sweep`` for n_block starts s0 <= s < s1 at once, so each finished row Ut[m] (m < s0)
+    is read from memory once per block instead of once per start: the column sweep of large T is
+    bound by that traffic (the tables outgrow the caches). All starts of the block descend m
+    together; a first child m' inside the block (s0 <= m' < s) is not folded as a row (its row is
+    still being written) but added at each position e = m once U[m, m'] is final (O(T² n_block)
+    scalar work in all)."""
     T = A.shape[0]
     sentinel = -BIG if is_max else BIG
-    for s0 in range(1, T + 1, _BLOCK):
-        s1 = min(s0 + _BLOCK, T + 1)                  # this block: starts s0 .. s1 − 1
-        for s in range(s0, s1):
-            Wt[s, s - 1] = A[s - 1]
-            U[s - 1, s] = A[s - 1]
-        for e in range(s1 - 3, -1, -1):
-            for s in range(max(s0, e + 2), s1):
-                a_s = a[s]
-                b_s = b[s]
-                w = sentinel
-                p = sentinel
-                for m in range(e + 1, s):
-                    x = Wt[s, m]
-                    xy = x * U[e, m]
-                    w = _better(w, a_s * xy + b_s * x, is_max)
-                    p = _better(p, xy, is_max)
-                w += c1[s] + c2[s] * ((alpha[e] * alpha[s] * lam + sigma[e] * sigma[s])
-                                      / (alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]))
-                Wt[s, e] = w
-                U[e, s] = _better(w, p, is_max)
+    acc_w = np.empty((n_block, T + 1))
+    acc_p = np.empty((n_block, T + 1))
+    for s0 in range(1, T + 1, n_block):
+        s1 = min(s0 + n_block, T + 1)
+        for q in range(s1 - s0):
+            acc_w[q, :s0 + q] = sentinel
+            acc_p[q, :s0 + q] = sentinel
+        for m in range(s1 - 2, -1, -1):
+            for s in range(max(s0, m + 1), s1):
+                q = s - s0
+                if m == s - 1:                              # the leaf: one teacher step
+                    w = A[s - 1]
+                    u = w
+                else:
+                    a_s, b_s = a[s], b[s]
+                    aw, ap = acc_w[q, m], acc_p[q, m]
+                    for mp in range(max(m + 1, s0), s):     # first children inside the block
+                        x = Wt[s, mp]
+                        y = Ut[mp, m]
+                        aw = _better(aw, x * (a_s * y + b_s), is_max)
+                        ap = _better(ap, x * y, is_max)
+                    rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
+                    w = aw + c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
+                    u = _better(w, ap, is_max)
+                Wt[s, m] = w
+                Ut[s, m] = u
+            if 1 <= m < s0:                                 # a finished row: fold it for every start
+                row = Ut[m]
+                for s in range(s0, s1):
+                    fold1(acc_w[s - s0], acc_p[s - s0], row, Wt[s, m], a[s], b[s], m, is_max)
 
 
 rebuild = numba.njit(cache=True, nogil=True)(rebuild_merges)

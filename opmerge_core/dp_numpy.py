@@ -53,11 +53,11 @@ def fill_tables(setting: Setting, lam: np.ndarray, is_max: bool) -> tuple[np.nda
     return Wt, Ut
 
 
-def rebuild_merges(Wt, U, a, b, sign, transposed):  # pragma: no cover (also compiled by numba)
+def rebuild_merges(Wt, Ut, a, b, sign):  # pragma: no cover (also compiled by numba)
     """Merges (e, s) of the plan attaining W[0, T], by re-scanning the O(T) candidates of each node
-    on the path (O(T²) in all); sign = +1 for min, −1 for max. Tables are indexed ``X[i][j]`` so
-    nested lists (fast in Python) and 2-D arrays (numba) both work; ``transposed``: U is stored as
-    Ut[m][e] = U[e, m] (the sweep kernels) instead of U[e][m]."""
+    on the path (O(T²) in all); sign = +1 for min, −1 for max. Tables are indexed ``X[i][j]``
+    (Wt[s][m] = W[m, s], Ut[m][e] = U[e, m]) so nested lists (fast in Python) and 2-D arrays
+    (numba) both work."""
     T = len(Wt) - 1
     out = np.empty((max(T - 1, 0), 2), dtype=np.int64)
     n = 0
@@ -77,7 +77,7 @@ def rebuild_merges(Wt, U, a, b, sign, transposed):  # pragma: no cover (also com
         if kind == 1:  # a run: a single operator, or first operator W[m, s] then the run U[e, m]
             best = sign * row[e]
             for m in range(e + 1, s):
-                v = sign * row[m] * (U[m][e] if transposed else U[e][m])
+                v = sign * row[m] * Ut[m][e]
                 if v < best:
                     best, best_m = v, m
             if best_m < 0:
@@ -90,7 +90,7 @@ def rebuild_merges(Wt, U, a, b, sign, transposed):  # pragma: no cover (also com
             best = np.inf
             a_s, b_s = a[s], b[s]
             for m in range(e + 1, s):
-                v = sign * row[m] * (a_s * (U[m][e] if transposed else U[e][m]) + b_s)
+                v = sign * row[m] * (a_s * Ut[m][e] + b_s)
                 if v < best:
                     best, best_m = v, m
         stack[top, 0], stack[top, 1], stack[top, 2] = best_m, s, 0

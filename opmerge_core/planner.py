@@ -9,8 +9,10 @@ Tables over intervals 0 <= e < s <= T (a segment maps z_s → z_e), for opt = mi
 with (a, b, c) from the init choice (``shrinkage.merge_coefficients``); for the default init
 ``teacher`` this is W[m, s] · ((1 − ρ_s) + ρ_s · U[e, m]). The merge map is increasing in both
 arguments for non-negative operators, so min- and max-DP give the exact extremes over ALL multiway
-plans. O(T³) time, O(T²) memory; the kernel is compiled with numba and keeps no argmin tables: plans
-are rebuilt by re-scanning the O(T) candidates of each node on the path (O(T²) in all).
+plans. O(T³) time, O(T²) memory, one extreme at a time; no argmin tables: plans are rebuilt by
+re-scanning the O(T) candidates of each node on the path (O(T²) in all). The kernels are compiled
+with numba (``dp_kernels``, loaded on first use); a small one-off DP runs in numpy instead
+(``dp_numpy``), which is faster than numba's start-up.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hyb
 EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving the mixed band exactly
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
-SWEEP_KERNEL_T_MAX = 1536     # the vectorised column sweep while its working set fits in cache
+SWEEP_KERNEL_T_MAX = 1536     # the plain column sweep while its tables fit in cache; beyond, blocked
+SWEEP_BLOCK = 32              # starts per block of the blocked sweep (rows read once per block)
 NUMPY_DP_T_MAX = 64           # up to here a small DP may run in numpy, batched over λ: no numba
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 
@@ -91,13 +94,15 @@ def _side(setting: Setting, lam: float, is_max: bool, with_plan: bool) -> tuple[
     k = _kernels()
     a, b, c1, c2 = _coefficients(setting, lam)
     A = np.ascontiguousarray(setting.A_star(np.array([lam]))[:, 0])
-    Wt, U = _tables(T)
-    transposed = T <= SWEEP_KERNEL_T_MAX
-    fill = k.fill_sweep if transposed else k.fill_blocked
-    fill(A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam), is_max, Wt, U)
+    Wt, Ut = _tables(T)
+    args = (A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam), is_max, Wt, Ut)
+    if T <= SWEEP_KERNEL_T_MAX:
+        k.fill_sweep(*args)
+    else:
+        k.fill_sweep_blocked(*args, SWEEP_BLOCK)
     plan = None
     if with_plan:  # c_{e,s} is constant over m, so the argmin ignores it
-        plan = _plan_from(T, k.rebuild(Wt, U, a, b, -1.0 if is_max else 1.0, transposed))
+        plan = _plan_from(T, k.rebuild(Wt, Ut, a, b, -1.0 if is_max else 1.0))
     return float(Wt[T, 0]), plan
 
 
@@ -112,7 +117,7 @@ def _numpy_sides(setting: Setting, lam: np.ndarray, with_plans: bool) -> dict[bo
         out[is_max] = [(float(Wt[j, T, 0]),
                         _plan_from(T, dp_numpy.rebuild_merges(Wt[j].tolist(), Ut[j].tolist(),
                                                               a[:, j].tolist(), b[:, j].tolist(),
-                                                              sign, True)) if with_plans else None)
+                                                              sign)) if with_plans else None)
                        for j in range(lam.size)]
     return out
 

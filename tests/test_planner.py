@@ -185,8 +185,9 @@ def test_sweep_dataframe_and_bounds():
 def test_every_dp_path_agrees_with_brute_force(monkeypatch, path):
     """numpy (small T, batched over λ), the compiled column sweep and the cache-blocked kernel."""
     monkeypatch.setattr(planner, "_use_numpy", lambda T, n: path == "numpy")
-    if path == "blocked":
+    if path == "blocked":                       # blocks of 3 starts: rows folded and in-block
         monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
+        monkeypatch.setattr(planner, "SWEEP_BLOCK", 3)
     for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity"),
                            ("rf", "zero")]:
         for T in (1, 2, 5, 7):
@@ -205,9 +206,11 @@ def _random_settings(n: int, seed: int, T_max: int):
 def test_dp_paths_agree_at_larger_T(monkeypatch):
     for setting, lams in _random_settings(8, 3, 48):
         ref = planner.extremes(setting, lams)
-        for numpy_path, sweep_max in [(True, 10**9), (False, 10**9), (False, 0)]:
+        for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
+                                             (False, 0, 5)]:
             monkeypatch.setattr(planner, "_use_numpy", lambda T, n, v=numpy_path: v)
             monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", sweep_max)
+            monkeypatch.setattr(planner, "SWEEP_BLOCK", block)
             ex = planner.extremes(setting, lams)
             assert np.allclose(ex.lo, ref.lo, rtol=1e-12) and np.allclose(ex.hi, ref.hi, rtol=1e-12)
             for j, lam in enumerate(lams):
