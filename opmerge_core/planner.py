@@ -375,18 +375,23 @@ def _probe(setting: Setting, lam: float) -> tuple[bool, Plan | None]:
     return best[0].regime == "boot", sides.cache.get((False, 0), (None, None))[1]
 
 
+CROSSING_T_MIN = 384   # from here a DP costs more than the plan evaluations of a crossing search
+
+
 def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: float = 1e-6) -> float:
     """The largest λ for which sequential BOOT is exactly optimal: a switch point of the regime,
     returned as the lower end λ of a bracket [λ, λ'] with λ' − λ <= rtol·λ', BOOT optimal at λ and
-    not at λ' (as a bisection on the regime would return).
+    not at λ' (as a bisection on the regime would return; every probe is a full exact DP).
 
-    Certificates instead of ~25 bisection DPs: BOOT stops being optimal where its value crosses the
-    target, or where another plan q (the min-plan found by the DP on the non-BOOT side) overtakes it.
-    Those crossings are bracketed without any DP (plans and P are O(T) to evaluate), then two DPs
-    certify the bracket; a bracket that fails narrows [lo, hi] and brings a new challenger q.
+    Each probe runs one extreme only (``optimal(..., bounds=False)``). For large T the probes are
+    placed by certificates rather than halving: BOOT stops being optimal where its value crosses
+    the target, or where another plan q (the min-plan the DP found on the non-BOOT side) overtakes
+    it. Those crossings are located without any DP (plans and P are O(T) to evaluate) and the DP
+    at the crossing either moves the upper end there (with a new challenger q) or, BOOT still
+    optimal, the lower end; the result is certified by the two DPs at its bracket either way.
     """
     if setting.T > 16:
-        _kernels()           # a threshold takes ~15 DPs: worth the compiled kernels' start-up
+        _kernels()           # a threshold takes ~15-25 DPs: worth the compiled kernels' start-up
     is_boot, _ = _probe(setting, lo)
     if not is_boot:
         return float("nan")
@@ -395,43 +400,32 @@ def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: flo
     is_boot, challenger = _probe(setting, hi)
     if is_boot:
         return float("inf")
+    crossings = setting.T >= CROSSING_T_MIN
+    below = None             # after the upper end moved by d, a probe 2d below it
     while hi - lo > rtol * hi:
-        bracket = _first_crossing(setting, lo, hi, rtol, challenger)
-        x, y = bracket if bracket is not None else (0.5 * (lo + hi),) * 2
+        x = below if below is not None else _first_crossing(setting, lo, hi, challenger) \
+            if crossings else None
+        if x is None or not lo < x < hi:
+            x = 0.5 * (lo + hi)
+        x = min(max(x, lo + 0.5 * rtol * hi), hi - 0.5 * rtol * hi)   # progress of >= rtol/2
         is_boot, q = _probe(setting, x)
-        if not is_boot:
+        below = None
+        if is_boot:
+            lo = x
+        else:
+            if crossings and x - 2 * (hi - x) > lo:
+                below = x - 2 * (hi - x)
             hi, challenger = x, q
-            continue
-        lo = x
-        if y > x:            # certify the bracket's upper end
-            is_boot, q = _probe(setting, y)
-            if not is_boot:
-                return x if y - x <= rtol * y else _bisect(setting, x, y, rtol)
-            lo = y
     return lo
 
 
-def _bisect(setting: Setting, lo: float, hi: float, rtol: float) -> float:
-    while hi - lo > rtol * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _probe(setting, mid)[0] else (lo, mid)
-    return lo
-
-
-def _at_least(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x >= y up to the tolerance the regime decisions use (``_close``)."""
-    return (x >= y) | (np.abs(x - y) <= _REL_TOL * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y))))
-
-
-def _first_crossing(setting: Setting, lo: float, hi: float, rtol: float,
-                    challenger: Plan | None) -> tuple[float, float] | None:
-    """The first λ in (lo, hi) where BOOT falls below the target or ``challenger`` falls below
-    BOOT, as a bracket [λ, λ'] with λ' − λ <= rtol·λ', by grid refinement (no DP). None if neither
-    happens on the grid (or already at lo)."""
+def _first_crossing(setting: Setting, lo: float, hi: float, challenger: Plan | None) -> float | None:
+    """Just below the first λ in (lo, hi) where BOOT falls below the target or ``challenger`` falls
+    below BOOT, to about (hi − lo)/65²; None if neither happens on the grid (or already at lo)."""
     boot = plans.boot(setting.T)
     rivals = [challenger] if challenger is not None and challenger != boot else []
-    while hi - lo > rtol * hi:
-        grid = np.geomspace(lo, hi, 257)
+    for _ in range(2):
+        grid = np.linspace(lo, hi, 65)
         b = boot.evaluate(setting, grid)
         ok = _at_least(b, setting.target(grid))
         for q in rivals:
@@ -440,7 +434,12 @@ def _first_crossing(setting: Setting, lo: float, hi: float, rtol: float,
             return None
         k = int(np.argmin(ok))           # the first grid point where BOOT is beaten
         lo, hi = float(grid[k - 1]), float(grid[k])
-    return lo, hi
+    return lo
+
+
+def _at_least(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x >= y up to the tolerance the regime decisions use (``_close``)."""
+    return (x >= y) | (np.abs(x - y) <= _REL_TOL * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y))))
 
 
 # ---- one plan shared by several coordinates (THEORY §4, last bullet) ----------------------------
@@ -504,9 +503,11 @@ def _objective(setting: Setting, lams: np.ndarray, values: np.ndarray) -> np.nda
     return np.sum((setting.r_T(lams) * (values - setting.target(lams))) ** 2, axis=-1)
 
 
-def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes,
-                   front_max: int) -> tuple[Plan, np.ndarray]:
-    """The exact Pareto DP; raises _FrontTooLarge as soon as a front would exceed front_max."""
+def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes, front_max: int,
+                   truncate: bool = False) -> tuple[Plan, np.ndarray]:
+    """The exact Pareto DP; raises _FrontTooLarge as soon as a front would exceed front_max (with
+    ``truncate``, cuts it to the first front_max by score instead: the former heuristic, kept as
+    the benchmark's baseline)."""
     T = setting.T
     target = setting.target(lams)
     direction = np.where(ex.lo >= target, 1.0, np.where(ex.hi <= target, -1.0, 0.0))
@@ -523,7 +524,7 @@ def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes,
     def prune(vecs: np.ndarray, prov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(np.log(np.maximum(vecs, 1e-300)) @ weight, kind="stable")
         keep, cut = select(np.ascontiguousarray(vecs[order] * sign), free, front_max)
-        if cut:
+        if cut and not truncate:
             raise _FrontTooLarge
         return vecs[order[keep]], prov[order[keep]]
 

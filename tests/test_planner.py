@@ -245,9 +245,15 @@ def test_lam_B_is_a_certified_switch_point():
             continue
         assert planner.optimal(setting, lam_B, exact_mixed=False)[0].regime == "boot"
         assert planner.optimal(setting, lam_B * (1 + rtol), exact_mixed=False)[0].regime != "boot"
+
+def test_lam_B_crossings_agree_with_bisection(monkeypatch):
+    """The crossing-placed probes (large T) and plain bisection find the same switch (trig)."""
     for T in (12, 40):
         setting = Setting(T=T)
-        assert planner.lam_B(setting) == pytest.approx(planner._bisect(setting, 0.05, 4.0, 1e-7), rel=2e-6)
+        bisected = planner.lam_B(setting)
+        monkeypatch.setattr(planner, "CROSSING_T_MIN", 0)
+        assert planner.lam_B(setting) == pytest.approx(bisected, rel=2e-6)
+        monkeypatch.undo()
 
 
 def test_single_plan_T_is_named_by_side_of_target():
