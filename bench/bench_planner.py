@@ -89,7 +89,7 @@ def limit_s(T: int, mhz: float) -> float:
 
 
 def bench_kernel(Ts: tuple[int, ...], mhz: float) -> None:
-    print(f"\n1. kernel: both extremes + plans ({'T':>5}: planner / baseline = ratio)")
+    print("\n1. kernel: both extremes + plans (planner time / baseline = ratio)")
     loop_256 = None
     for T in Ts:
         setting = Setting(T=T)

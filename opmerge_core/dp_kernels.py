@@ -99,13 +99,37 @@ def fold1(acc_w, acc_p, row, w, a_s, b_s, n, is_max):  # pragma: no cover
 
 
 @numba.njit(**_JIT)
+def _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, m, s0,
+              s1):  # pragma: no cover
+    """W[m, s] and U[m, s] for every start s0 <= s < s1 above m, once every first child m' > m
+    outside the block is folded in: the first children inside the block (s0 <= m' < s) are added
+    here, for this position m alone (their rows are still being written)."""
+    for s in range(max(s0, m + 1), s1):
+        q = s - s0
+        if m == s - 1:                                      # the leaf: one teacher step
+            w = A[s - 1]
+            u = w
+        else:
+            a_s, b_s = a[s], b[s]
+            aw, ap = acc_w[q, m], acc_p[q, m]
+            for mp in range(max(m + 1, s0), s):
+                x = Wt[s, mp]
+                y = Ut[mp, m]
+                aw = _better(aw, x * (a_s * y + b_s), is_max)
+                ap = _better(ap, x * y, is_max)
+            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
+            w = aw + c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
+            u = _better(w, ap, is_max)
+        Wt[s, m] = w
+        Ut[s, m] = u
+
+
+@numba.njit(**_JIT)
 def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_block):  # pragma: no cover
     """``fill_sweep`` for n_block starts s0 <= s < s1 at once, so each finished row Ut[m] (m < s0)
     is read from memory once per block instead of once per start: the column sweep of large T is
     bound by that traffic (the tables outgrow the caches). All starts of the block descend m
-    together; a first child m' inside the block (s0 <= m' < s) is not folded as a row (its row is
-    still being written) but added at each position e = m once U[m, m'] is final (O(T² n_block)
-    scalar work in all)."""
+    together (``_finalise``), finished rows are folded two at a time as in ``fill_sweep``."""
     T = A.shape[0]
     sentinel = -BIG if is_max else BIG
     acc_w = np.empty((n_block, T + 1))
@@ -115,29 +139,28 @@ def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_blo
         for q in range(s1 - s0):
             acc_w[q, :s0 + q] = sentinel
             acc_p[q, :s0 + q] = sentinel
-        for m in range(s1 - 2, -1, -1):
-            for s in range(max(s0, m + 1), s1):
-                q = s - s0
-                if m == s - 1:                              # the leaf: one teacher step
-                    w = A[s - 1]
-                    u = w
-                else:
-                    a_s, b_s = a[s], b[s]
-                    aw, ap = acc_w[q, m], acc_p[q, m]
-                    for mp in range(max(m + 1, s0), s):     # first children inside the block
-                        x = Wt[s, mp]
-                        y = Ut[mp, m]
-                        aw = _better(aw, x * (a_s * y + b_s), is_max)
-                        ap = _better(ap, x * y, is_max)
-                    rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-                    w = aw + c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
-                    u = _better(w, ap, is_max)
-                Wt[s, m] = w
-                Ut[s, m] = u
-            if 1 <= m < s0:                                 # a finished row: fold it for every start
-                row = Ut[m]
+        m = s1 - 2
+        while m >= 0:
+            _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, m, s0, s1)
+            if m >= s0 or m == 0:                           # an unfinished row, or nothing below
+                m -= 1
+                continue
+            if m == 1:
                 for s in range(s0, s1):
-                    fold1(acc_w[s - s0], acc_p[s - s0], row, Wt[s, m], a[s], b[s], m, is_max)
+                    fold1(acc_w[s - s0], acc_p[s - s0], Ut[1], Wt[s, 1], a[s], b[s], 1, is_max)
+                m = 0
+                continue
+            y = Ut[m, m - 1]                                # row m at e = m − 1, then W[m − 1, ·]
+            for s in range(s0, s1):
+                q = s - s0
+                w = Wt[s, m]
+                acc_w[q, m - 1] = _better(acc_w[q, m - 1], w * (a[s] * y + b[s]), is_max)
+                acc_p[q, m - 1] = _better(acc_p[q, m - 1], w * y, is_max)
+            _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, m - 1, s0, s1)
+            for s in range(s0, s1):                         # finished rows m, m − 1 into e < m − 1
+                fold2(acc_w[s - s0], acc_p[s - s0], Ut[m], Wt[s, m], Ut[m - 1], Wt[s, m - 1],
+                      a[s], b[s], m - 1, is_max)
+            m -= 2
 
 
 rebuild = numba.njit(cache=True, nogil=True)(rebuild_merges)

@@ -36,7 +36,7 @@ EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
 SWEEP_KERNEL_T_MAX = 1536     # the plain column sweep while its tables fit in cache; beyond, blocked
-SWEEP_BLOCK = 32              # starts per block of the blocked sweep (rows read once per block)
+SWEEP_BLOCK = 8               # starts per block of the blocked sweep (rows read once per block)
 NUMPY_DP_T_MAX = 64           # up to here a small DP may run in numpy, batched over λ: no numba
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 
@@ -443,7 +443,8 @@ def _at_least(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # ---- one plan shared by several coordinates (THEORY §4, last bullet) ----------------------------
-PARETO_FRONT_MAX = 8    # vectors per interval in the exact Pareto DP; beyond, the beam DP (flagged)
+PARETO_FRONT_MAX = 64   # vectors per interval in the exact Pareto DP; beyond, the beam DP (flagged)
+PARETO_WORK_MAX = 3e6   # candidate coordinates (Σ candidates · d) the exact Pareto DP may generate
 SHARED_T_MAX = 256
 BEAM_WIDTH = 6          # vectors kept per interval by the beam DP
 BEAM_ROUNDS = 3         # beam passes, each linearised at the best shared plan found so far
@@ -505,9 +506,9 @@ def _objective(setting: Setting, lams: np.ndarray, values: np.ndarray) -> np.nda
 
 def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes, front_max: int,
                    truncate: bool = False) -> tuple[Plan, np.ndarray]:
-    """The exact Pareto DP; raises _FrontTooLarge as soon as a front would exceed front_max (with
-    ``truncate``, cuts it to the first front_max by score instead: the former heuristic, kept as
-    the benchmark's baseline)."""
+    """The exact Pareto DP; raises _FrontTooLarge as soon as a front would exceed front_max or the
+    candidates PARETO_WORK_MAX (with ``truncate``, cuts fronts to the first front_max by score
+    instead, without a work bound: the former heuristic, kept as the benchmark's baseline)."""
     T = setting.T
     target = setting.target(lams)
     direction = np.where(ex.lo >= target, 1.0, np.where(ex.hi <= target, -1.0, 0.0))
@@ -533,12 +534,16 @@ def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes, front_max: 
     U: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for s in range(1, T + 1):
         W[(s - 1, s)] = U[(s - 1, s)] = (A[s - 1][None, :], np.array([[-1, 0, 0]]))
+    work = 0
     for length in range(2, T + 1):
         for e in range(0, T - length + 1):
             s = e + length
             c = c1[s] + c2[s] * (al[e] * al[s] * lams + sg[e] * sg[s]) / (al[s] ** 2 * lams
                                                                            + sg[s] ** 2)
             provs = [_pairs(m, len(W[(m, s)][0]), len(U[(e, m)][0])) for m in range(e + 1, s)]
+            work += sum(len(p) for p in provs) * lams.size
+            if work > PARETO_WORK_MAX and not truncate:
+                raise _FrontTooLarge
             x = np.concatenate([W[(m, s)][0][p[:, 1]] for m, p in zip(range(e + 1, s), provs)])
             y = np.concatenate([U[(e, m)][0][p[:, 2]] for m, p in zip(range(e + 1, s), provs)])
             prov = np.concatenate(provs)

@@ -91,7 +91,8 @@ def test_plan_shared(capsys):
     code, out, _ = run(capsys, "plan", "--T", "6", "--lam", "0.3,4", "--shared", "--json")
     obj = json.loads(out)
     assert code == 0 and len(obj["per_lambda"]) == 2
-    assert {"plan", "w2", "exact", "values", "strategies_w2"} <= obj["shared"].keys()
+    assert {"plan", "w2", "exact", "values", "strategies_w2", "lower_bound", "gap"} <= obj["shared"].keys()
+    assert 0 <= obj["shared"]["lower_bound"] <= obj["shared"]["w2"] + 1e-12
     assert obj["shared"]["w2"] <= min(obj["shared"]["strategies_w2"].values()) + 1e-12
 
 

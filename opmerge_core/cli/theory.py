@@ -76,13 +76,16 @@ def run_plan(args: argparse.Namespace) -> int:
         shared = planner.shared_plan(setting, lams)
         named_w2 = {name: float(np.linalg.norm(setting.w2(v, lams))) for name, (_, v) in named.items()}
         block = {"plan": shared.plan.text, "w2": shared.w2, "exact": shared.exact,
+                 "method": shared.method, "lower_bound": shared.lower_bound, "gap": shared.gap,
                  "values": shared.values.tolist(), "strategies_w2": named_w2}
         if args.json:
             print(json.dumps({"per_lambda": objects, "shared": block}, indent=2))
             return 0
-        lines.append(f"shared plan for all {len(lams)} λ values "
-                     f"({'exact' if shared.exact else 'heuristic Pareto fronts: not proven optimal'}):")
+        proof = "exact" if shared.exact else f"{shared.method} DP: not proven optimal"
+        lines.append(f"shared plan for all {len(lams)} λ values ({proof}):")
         lines.append(f"  plan   {shared.plan.text}")
+        lines.append(f"  lower bound (every direction at its own optimum) {shared.lower_bound:.6g}, "
+                     f"gap at most {shared.gap:.3g}")
         lines.append(f"  W2 over coordinates {shared.w2:.6g}; named strategies: "
                      + ", ".join(f"{k} {v:.6g}" for k, v in named_w2.items()))
     _emit(objects, args.json, len(lams) > 1, "\n".join(lines))
