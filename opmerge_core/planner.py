@@ -330,10 +330,10 @@ def _optimal(setting: Setting, lam: np.ndarray, exact_mixed: bool,
         elif _close(value, boot_v[j]) and (not _close(value, vanilla_v[j])
                                            or value == sides.lo(j)[0]):
             regime = "boot"   # ties (e.g. ρ ≈ 1 saturation) are reported as the named plan
-            plan, value = plans.boot(setting.T), float(boot_v[j])
+            plan, value = named["boot"], float(boot_v[j])
         elif _close(value, vanilla_v[j]):
             regime = "vanilla"
-            plan, value = plans.vanilla(setting.T), float(vanilla_v[j])
+            plan, value = named["vanilla"], float(vanilla_v[j])
         else:
             regime = "hybrid"
         out.append(OptimalPlan(float(lam_j), plan, value, tgt, float(r_T[j] * abs(value - tgt)),
