@@ -33,6 +33,7 @@ from opmerge_core.shrinkage import merge_coefficients
 TRIPLES_PER_CYCLE = 4.0   # per core: 2 FMA/mul + 2 min/max pipes × 4 doubles (256-bit; Zen 4 splits zmm)
 CURVE_LAMS = {256: 61, 512: 31, 1024: 21}            # the dashboard's strategy-curve grids
 PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)
+FORMER_FRONT_MAX = 8       # the former shared-plan heuristic: Pareto fronts cut to 8 by score
 STATS = Path(__file__).resolve().parents[1] / "assets" / "celeba_latent_stats.npz"
 
 
@@ -155,7 +156,7 @@ def bench_shared(T_base: int, T_big: int) -> None:
         if T == T_base:
             t0 = time.perf_counter()
             ex = planner.extremes(setting, lam)
-            _, values = planner._pareto_shared(setting, lam, ex, planner.PARETO_FRONT_MAX,
+            _, values = planner._pareto_shared(setting, lam, ex, FORMER_FRONT_MAX,
                                                truncate=True)
             t_old = time.perf_counter() - t0
             w2_old = float(np.sqrt(planner._objective(setting, lam, values)))

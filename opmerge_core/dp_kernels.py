@@ -14,6 +14,7 @@ import numpy as np
 from opmerge_core.dp_numpy import BIG, rebuild_merges
 
 _JIT = dict(cache=True, nogil=True, fastmath=True)
+GROUP = 4            # finished rows folded per pass by the blocked sweep
 
 
 @numba.njit(inline="always", **_JIT)
@@ -35,6 +36,27 @@ def fold2(acc_w, acc_p, r1, w1, r2, w2, a_s, b_s, n, is_max):  # pragma: no cove
             y1, y2 = r1[e], r2[e]
             acc_w[e] = min(acc_w[e], min(wa1 * y1 + wb1, wa2 * y2 + wb2))
             acc_p[e] = min(acc_p[e], min(w1 * y1, w2 * y2))
+
+
+@numba.njit(**_JIT)
+def fold4(acc_w, acc_p, rows, ws, a_s, b_s, n, is_max):  # pragma: no cover
+    """``fold2`` for the four first children ws[k] with rest rows rows[k] (k = 0..3), e < n."""
+    r1, r2, r3, r4 = rows[0], rows[1], rows[2], rows[3]
+    w1, w2, w3, w4 = ws[0], ws[1], ws[2], ws[3]
+    wa1, wa2, wa3, wa4 = w1 * a_s, w2 * a_s, w3 * a_s, w4 * a_s
+    wb1, wb2, wb3, wb4 = w1 * b_s, w2 * b_s, w3 * b_s, w4 * b_s
+    if is_max:
+        for e in range(n):
+            y1, y2, y3, y4 = r1[e], r2[e], r3[e], r4[e]
+            acc_w[e] = max(max(acc_w[e], max(wa1 * y1 + wb1, wa2 * y2 + wb2)),
+                           max(wa3 * y3 + wb3, wa4 * y4 + wb4))
+            acc_p[e] = max(max(acc_p[e], max(w1 * y1, w2 * y2)), max(w3 * y3, w4 * y4))
+    else:
+        for e in range(n):
+            y1, y2, y3, y4 = r1[e], r2[e], r3[e], r4[e]
+            acc_w[e] = min(min(acc_w[e], min(wa1 * y1 + wb1, wa2 * y2 + wb2)),
+                           min(wa3 * y3 + wb3, wa4 * y4 + wb4))
+            acc_p[e] = min(min(acc_p[e], min(w1 * y1, w2 * y2)), min(w3 * y3, w4 * y4))
 
 
 @numba.njit(**_JIT)
@@ -129,7 +151,8 @@ def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_blo
     """``fill_sweep`` for n_block starts s0 <= s < s1 at once, so each finished row Ut[m] (m < s0)
     is read from memory once per block instead of once per start: the column sweep of large T is
     bound by that traffic (the tables outgrow the caches). All starts of the block descend m
-    together (``_finalise``), finished rows are folded two at a time as in ``fill_sweep``."""
+    together (``_finalise``); finished rows are folded GROUP at a time (each accumulator read and
+    written once per GROUP rows), after their own candidates inside the group are added."""
     T = A.shape[0]
     sentinel = -BIG if is_max else BIG
     acc_w = np.empty((n_block, T + 1))
@@ -145,22 +168,29 @@ def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_blo
             if m >= s0 or m == 0:                           # an unfinished row, or nothing below
                 m -= 1
                 continue
-            if m == 1:
+            g = min(GROUP, m)                  # finished rows m .. m − g + 1 (all >= 1), folded together
+            for r in range(1, g):              # first their own candidates at e = m − r, then W[e, ·]
+                e = m - r
                 for s in range(s0, s1):
-                    fold1(acc_w[s - s0], acc_p[s - s0], Ut[1], Wt[s, 1], a[s], b[s], 1, is_max)
-                m = 0
-                continue
-            y = Ut[m, m - 1]                                # row m at e = m − 1, then W[m − 1, ·]
+                    q = s - s0
+                    aw, ap = acc_w[q, e], acc_p[q, e]
+                    for k in range(e + 1, m + 1):
+                        w = Wt[s, k]
+                        y = Ut[k, e]
+                        aw = _better(aw, w * (a[s] * y + b[s]), is_max)
+                        ap = _better(ap, w * y, is_max)
+                    acc_w[q, e], acc_p[q, e] = aw, ap
+                _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, e, s0, s1)
+            n = m - g + 1                      # then every e < n at once
             for s in range(s0, s1):
                 q = s - s0
-                w = Wt[s, m]
-                acc_w[q, m - 1] = _better(acc_w[q, m - 1], w * (a[s] * y + b[s]), is_max)
-                acc_p[q, m - 1] = _better(acc_p[q, m - 1], w * y, is_max)
-            _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, m - 1, s0, s1)
-            for s in range(s0, s1):                         # finished rows m, m − 1 into e < m − 1
-                fold2(acc_w[s - s0], acc_p[s - s0], Ut[m], Wt[s, m], Ut[m - 1], Wt[s, m - 1],
-                      a[s], b[s], m - 1, is_max)
-            m -= 2
+                if g == GROUP:
+                    fold4(acc_w[q], acc_p[q], (Ut[m], Ut[m - 1], Ut[m - 2], Ut[m - 3]),
+                          (Wt[s, m], Wt[s, m - 1], Wt[s, m - 2], Wt[s, m - 3]), a[s], b[s], n, is_max)
+                else:
+                    for k in range(n, m + 1):
+                        fold1(acc_w[q], acc_p[q], Ut[k], Wt[s, k], a[s], b[s], n, is_max)
+            m -= g
 
 
 rebuild = numba.njit(cache=True, nogil=True)(rebuild_merges)

@@ -36,7 +36,7 @@ EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
 SWEEP_KERNEL_T_MAX = 1536     # the plain column sweep while its tables fit in cache; beyond, blocked
-SWEEP_BLOCK = 8               # starts per block of the blocked sweep (rows read once per block)
+SWEEP_BLOCK = 16              # starts per block of the blocked sweep (rows read once per block)
 NUMPY_DP_T_MAX = 64           # up to here a small DP may run in numpy, batched over λ: no numba
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 
