@@ -35,7 +35,7 @@ REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hyb
 EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving the mixed band exactly
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
-SWEEP_KERNEL_T_MAX = 1536     # the plain column sweep while its tables fit in cache; beyond, blocked
+SWEEP_KERNEL_T_MAX = 1024     # the plain column sweep while its tables fit in cache; beyond, blocked
 SWEEP_BLOCK = 16              # starts per block of the blocked sweep (rows read once per block)
 NUMPY_DP_T_MAX = 64           # up to here a small DP may run in numpy, batched over λ: no numba
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
@@ -279,8 +279,8 @@ class OptimalPlan:
     w2: float         # r_T |value − P|
     regime: str       # boot | vanilla | hybrid | mixed
     exact: bool       # False only in the mixed band at large T (best known, not proven optimal)
-    lo: float         # min over all plans
-    hi: float         # max over all plans
+    lo: float         # min over all plans (NaN if not computed: ``optimal(..., bounds=False)``)
+    hi: float         # max over all plans (idem)
 
     @property
     def label(self) -> str:
