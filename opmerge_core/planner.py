@@ -124,10 +124,16 @@ def _numpy_sides(setting: Setting, lam: np.ndarray, with_plans: bool) -> dict[bo
 
 class _Sides:
     """Extremes per λ, computed on demand (the compiled path runs one O(T³) pass per side asked
-    for; at T <= NUMPY_DP_T_MAX both sides of every λ come from one batched numpy pass)."""
+    for; at T <= NUMPY_DP_T_MAX both sides of every λ come from one batched numpy pass).
 
-    def __init__(self, setting: Setting, lam: np.ndarray, with_plans: bool = True):
+    ``certified`` ({"boot": (plan, values), "vanilla": (plan, values)}) lets an extreme be read off
+    without any DP where it is proven (teacher init, ``_certificate``)."""
+
+    def __init__(self, setting: Setting, lam: np.ndarray, with_plans: bool = True,
+                 certified: dict[str, tuple[Plan, np.ndarray]] | None = None):
         self.setting, self.lam, self.with_plans = setting, lam, with_plans
+        self.certified = certified if setting.init == "teacher" and setting.T >= 2 else None
+        self.A = setting.A_star(lam) if self.certified else None
         self.cache: dict[tuple[bool, int], tuple[float, Plan | None]] = {}
         if _use_numpy(setting.T, lam.size):
             for is_max, values in _numpy_sides(setting, lam, with_plans).items():
@@ -135,9 +141,23 @@ class _Sides:
 
     def get(self, is_max: bool, j: int) -> tuple[float, Plan | None]:
         if (is_max, j) not in self.cache:
-            self.cache[(is_max, j)] = _side(self.setting, float(self.lam[j]), is_max,
-                                            self.with_plans)
+            self.cache[(is_max, j)] = self._certificate(is_max, j) or \
+                _side(self.setting, float(self.lam[j]), is_max, self.with_plans)
         return self.cache[(is_max, j)]
+
+    def _certificate(self, is_max: bool, j: int) -> tuple[float, Plan] | None:
+        """Teacher init, every teacher step A*_t <= 1: BOOT is the min-plan; every A*_t >= 1:
+        vanilla is the max-plan (THEORY §2 key identity; ``certified_extreme``)."""
+        if self.certified is None:
+            return None
+        A = self.A[:, j]
+        if not is_max and np.all(A <= 1.0):
+            plan, values = self.certified["boot"]
+        elif is_max and np.all(A >= 1.0):
+            plan, values = self.certified["vanilla"]
+        else:
+            return None
+        return float(values[j]), plan
 
     def lo(self, j: int) -> tuple[float, Plan | None]:
         return self.get(False, j)
@@ -148,6 +168,23 @@ class _Sides:
     def known(self, is_max: bool, j: int) -> float:
         """The extreme if it was computed, else NaN."""
         return self.cache[(is_max, j)][0] if (is_max, j) in self.cache else float("nan")
+
+
+def certified_extreme(setting: Setting, lam: float, is_max: bool) -> tuple[float, Plan] | None:
+    """An extreme over all plans proven without the DP, or None (THEORY §2 key identity).
+
+    Teacher init, f_s(x) = 1 − ρ_s + ρ_s x, a merge is first · f_s(rest). If every A*_t <= 1, every
+    node is <= 1 and >= the product of its leaves (f(x) >= x), and a node starting at T covering
+    A*_T and leaves q_i is >= A*_T ∏ f_T(q_i) (induction with f(xy) >= f(x) f(y) for x, y <= 1):
+    that is BOOT's value, so BOOT is the min-plan. If every A*_t >= 1, the inequalities flip
+    (f(x) <= x, f(xy) >= f(x) f(y) for x, y >= 1 gives node <= A*_T f_T(∏ q_i)): vanilla's value,
+    so vanilla is the max-plan. ``optimal`` uses this to skip those DPs (checked against the DP).
+    """
+    lam_a = check_lam(lam)
+    named = plans.named_plans(setting.T, setting.uniform_K)
+    sides = _Sides(setting, lam_a, certified={k: (named[k], named[k].evaluate(setting, lam_a))
+                                              for k in ("boot", "vanilla")})
+    return sides._certificate(is_max, 0)
 
 
 def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True) -> Extremes:
@@ -310,12 +347,13 @@ def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True,
 
 def _optimal(setting: Setting, lam: np.ndarray, exact_mixed: bool,
              bounds: bool) -> tuple[list[OptimalPlan], _Sides]:
-    sides = _Sides(setting, lam)
     target = setting.target(lam)
     r_T = setting.r_T(lam)
     named = plans.named_plans(setting.T, setting.uniform_K)
     boot_v = named["boot"].evaluate(setting, lam)
     vanilla_v = named["vanilla"].evaluate(setting, lam)
+    sides = _Sides(setting, lam, certified={"boot": (named["boot"], boot_v),
+                                            "vanilla": (named["vanilla"], vanilla_v)})
     out = []
     for j, lam_j in enumerate(lam):
         tgt = float(target[j])

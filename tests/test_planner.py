@@ -219,6 +219,31 @@ def test_dp_paths_agree_at_larger_T(monkeypatch):
         monkeypatch.undo()
 
 
+def test_certified_extremes_equal_dp_and_brute_force():
+    """Teacher init: all A*_t <= 1 → BOOT is the min-plan, all A*_t >= 1 → vanilla the max-plan,
+    without a DP (``planner.certified_extreme``), against the DP and brute force."""
+    rng = np.random.default_rng(6)
+    hits = {False: 0, True: 0}
+    for _ in range(40):
+        T = int(rng.integers(2, 40))
+        setting = Setting(T=T, S=float(np.exp(rng.uniform(-2, 2.5))), schedule=str(rng.choice(SCHEDULES)))
+        lam = float(np.exp(rng.uniform(np.log(0.05), np.log(20.0))))
+        ex = planner.extremes(setting, lam)
+        for is_max in (False, True):
+            cert = planner.certified_extreme(setting, lam, is_max)
+            if cert is None:
+                continue
+            hits[is_max] += 1
+            dp = ex.hi[0] if is_max else ex.lo[0]
+            assert cert[0] == pytest.approx(dp, rel=1e-12)
+            assert cert[1] == (plans.vanilla(T) if is_max else plans.boot(T))
+            if T <= 7:
+                values = _brute(setting, np.array([lam]))[:, 0]
+                assert cert[0] == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
+    assert hits[False] >= 5 and hits[True] >= 5
+    assert planner.certified_extreme(Setting(T=8, init="identity"), 0.5, False) is None
+
+
 def test_optimal_without_bounds_equals_full_dp():
     """bounds=False runs only the extremes the choice needs: same plan, value, regime, exactness."""
     settings = list(_random_settings(10, 4, 40))
