@@ -4,7 +4,8 @@
    recurrence (T <= 256; beyond, the loop is extrapolated as T³), and against the hardware limit:
    T³/6 (e, m, s) triples per extreme, each two fused steps (an FMA or a multiply, then a min/max),
    at ``TRIPLES_PER_CYCLE`` triples per cycle and core (see ``limit_note``).
-2. curves: ``sweep.compare`` on the dashboard's λ grid against one full DP (both extremes) per λ.
+2. curves: ``sweep.compare`` on the dashboard's λ grid against one full DP (both extremes) per λ
+   (the baselines run without the certificates: ``full_dps``).
 3. λ_B(T): the certified crossings of ``planner.lam_B`` against a bisection over full DPs.
 4. the shared plan on the CelebA latent spectrum (d = 128): the beam DP against the former
    heuristic (Pareto fronts cut to 8) at a T where that finishes, and the beam's gap at T = 64.
@@ -20,6 +21,7 @@ plan at T = 64 <= 5 s cold. The machine is shared: timings are the best of a few
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -63,6 +65,17 @@ def loop_dp(setting: Setting, lam: float) -> tuple[float, float]:
                 U[e][s] = sign * min(best_w, best_run)
         result.append(W[0][T])
     return result[0], result[1]
+
+
+@contextlib.contextmanager
+def full_dps():
+    """The former path for baselines: every extreme by its DP (no certificate)."""
+    saved = planner._Sides._certificate
+    planner._Sides._certificate = lambda self, is_max, j: None
+    try:
+        yield
+    finally:
+        planner._Sides._certificate = saved
 
 
 def best_of(fn, repeat: int) -> float:
@@ -115,7 +128,8 @@ def bench_curves(T: int) -> None:
     setting = Setting(T=T)
     lams = np.geomspace(0.05, 20, CURVE_LAMS[T])
     new = best_of(lambda: sweep.compare(setting, lams), 1)
-    old = best_of(lambda: [planner.optimal(setting, lam) for lam in lams], 1)
+    with full_dps():
+        old = best_of(lambda: [planner.optimal(setting, lam) for lam in lams], 1)
     print(f"\n2. curves T = {T}, {lams.size} λ: compare {new:.2f} s / one full DP per λ {old:.2f} s "
           f"= {old / new:.1f}x faster")
 
@@ -123,7 +137,8 @@ def bench_curves(T: int) -> None:
 def bisection_lam_B(setting: Setting, lo: float = 0.05, hi: float = 4.0, rtol: float = 1e-6) -> float:
     """The former λ_B: bisection on the regime, one full DP (both extremes) per step."""
     def boot(lam: float) -> bool:
-        return planner.optimal(setting, lam, exact_mixed=False)[0].regime == "boot"
+        with full_dps():
+            return planner.optimal(setting, lam, exact_mixed=False)[0].regime == "boot"
 
     while hi - lo > rtol * hi:
         mid = 0.5 * (lo + hi)
@@ -175,7 +190,8 @@ def bench_phase() -> None:
     t0 = time.perf_counter()
     for T in PHASE_TS:
         setting = Setting(T=T)
-        planner.optimal(setting, lams)
+        with full_dps():
+            planner.optimal(setting, lams)
         for p in plans.named_plans(T).values():
             p.evaluate(setting, lams)
         bisection_lam_B(setting, hi=max(2 * planner.lam_V(setting), 4.0))
