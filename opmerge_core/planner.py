@@ -146,11 +146,11 @@ class _Sides:
         return self.cache[(is_max, j)]
 
     def _certificate(self, is_max: bool, j: int) -> tuple[float, Plan] | None:
-        """Teacher init, every teacher step A*_t <= 1: BOOT is the min-plan; every A*_t >= 1:
-        vanilla is the max-plan (THEORY §2 key identity; ``certified_extreme``)."""
+        """Teacher init, every A*_t <= 1 for t < T: BOOT is the min-plan; every A*_t >= 1 for
+        t < T: vanilla is the max-plan (THEORY §2 key identity; ``certified_extreme``)."""
         if self.certified is None:
             return None
-        A = self.A[:, j]
+        A = self.A[:-1, j]                                  # A*_1 .. A*_{T−1}
         if not is_max and np.all(A <= 1.0):
             plan, values = self.certified["boot"]
         elif is_max and np.all(A >= 1.0):
@@ -173,12 +173,14 @@ class _Sides:
 def certified_extreme(setting: Setting, lam: float, is_max: bool) -> tuple[float, Plan] | None:
     """An extreme over all plans proven without the DP, or None (THEORY §2 key identity).
 
-    Teacher init, f_s(x) = 1 − ρ_s + ρ_s x, a merge is first · f_s(rest). If every A*_t <= 1, every
-    node is <= 1 and >= the product of its leaves (f(x) >= x), and a node starting at T covering
-    A*_T and leaves q_i is >= A*_T ∏ f_T(q_i) (induction with f(xy) >= f(x) f(y) for x, y <= 1):
-    that is BOOT's value, so BOOT is the min-plan. If every A*_t >= 1, the inequalities flip
-    (f(x) <= x, f(xy) >= f(x) f(y) for x, y >= 1 gives node <= A*_T f_T(∏ q_i)): vanilla's value,
-    so vanilla is the max-plan. ``optimal`` uses this to skip those DPs (checked against the DP).
+    Teacher init, f_s(x) = 1 − ρ_s + ρ_s x: a merge is first · f_s(rest), increasing in both.
+    Suppose every A*_t <= 1 for t < T (A*_T only needs >= 0). A node not starting at T is <= 1 and
+    >= the product of its leaves (f(x) >= x for x <= 1); a node starting at T (its first child
+    starts at T too, down to the leaf A*_T) with other leaves q_i is >= A*_T ∏ f_T(q_i), by induction
+    with f(xy) >= f(x) f(y) for x, y <= 1 (f(xy) − f(x) f(y) = ρ(1 − ρ)(1 − x)(1 − y)). That bound is
+    BOOT's value: BOOT is the min-plan. If every A*_t >= 1 for t < T every inequality flips and the
+    bound A*_T f_T(∏ q_i) is vanilla's value: vanilla is the max-plan. (Then BOOT >= P, resp.
+    vanilla <= P, since f(x) >= x, resp. <= x.) ``optimal`` skips those DPs; tested against the DP.
     """
     lam_a = check_lam(lam)
     named = plans.named_plans(setting.T, setting.uniform_K)
@@ -460,7 +462,7 @@ def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: flo
 def _first_crossing(setting: Setting, lo: float, hi: float, challenger: Plan | None) -> float | None:
     """Just below the first λ in (lo, hi) where BOOT falls below the target or ``challenger`` falls
     below BOOT, to about (hi − lo)/65²; None if neither happens on the grid (or already at lo)."""
-    boot = plans.boot(setting.T)
+    boot = plans.named_plans(setting.T)["boot"]
     rivals = [challenger] if challenger is not None and challenger != boot else []
     for _ in range(2):
         grid = np.linspace(lo, hi, 65)

@@ -69,6 +69,11 @@ class Plan:
         """Merges ordered so that every merge comes after its children (shortest first)."""
         return sorted(self.merges, key=lambda span: (span[1] - span[0], -span[1]))
 
+    @cached_property
+    def _post_order_children(self) -> tuple[tuple[Span, list[Span]], ...]:
+        """(merge, its children) in post-order, computed once per plan (evaluation reuses it)."""
+        return tuple((span, self.children(span)) for span in self.post_order())
+
     @property
     def n_merges(self) -> int:
         return len(self.merges)
@@ -119,8 +124,7 @@ def evaluate_spans(plan: Plan, setting: Setting, lam: np.ndarray) -> dict[Span, 
     alpha, sigma = setting.alpha, setting.sigma
     lam = np.asarray(lam, dtype=np.float64).reshape(-1)
     value: dict[Span, np.ndarray] = {(t - 1, t): A[t - 1] for t in range(1, plan.T + 1)}
-    for e, s in plan.post_order():
-        first, *others = plan.children((e, s))
+    for (e, s), (first, *others) in plan._post_order_children:
         rest = value[others[0]]
         for c in others[1:]:
             rest = rest * value[c]
@@ -189,7 +193,13 @@ def strategy(name: str, T: int, K: int = 4) -> Plan:
 
 
 def named_plans(T: int, K: int = 4) -> dict[str, Plan]:
-    return {name: strategy(name, T, K) for name in STRATEGIES}
+    return dict(_named_plans(T, K))
+
+
+@lru_cache(maxsize=64)
+def _named_plans(T: int, K: int) -> tuple[tuple[str, Plan], ...]:
+    """Built once per (T, K): plans are immutable and cache their structure (children, text)."""
+    return tuple((name, strategy(name, T, K)) for name in STRATEGIES)
 
 
 # ---- parsing ------------------------------------------------------------------------------------

@@ -241,6 +241,13 @@ def test_certified_extremes_equal_dp_and_brute_force():
                 values = _brute(setting, np.array([lam]))[:, 0]
                 assert cert[0] == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
     assert hits[False] >= 5 and hits[True] >= 5
+    for T, lam, is_max in [(6, 5.0, True), (7, 0.7, False), (7, 3.0, True)]:   # A*_T < 1 always (trig)
+        setting = Setting(T=T)
+        values = _brute(setting, np.array([lam]))[:, 0]
+        value, plan = planner.certified_extreme(setting, lam, is_max)
+        assert value == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
+        assert plan == (plans.vanilla(T) if is_max else plans.boot(T))
+    assert planner.certified_extreme(Setting(T=8), 1.5, False) is None          # between: the DP
     assert planner.certified_extreme(Setting(T=8, init="identity"), 0.5, False) is None
 
 
