@@ -9,19 +9,21 @@ Tables over intervals 0 <= e < s <= T (a segment maps z_s → z_e), for opt = mi
 with (a, b, c) from the init choice (``shrinkage.merge_coefficients``); for the default init
 ``teacher`` this is W[m, s] · ((1 − ρ_s) + ρ_s · U[e, m]). The merge map is increasing in both
 arguments for non-negative operators, so min- and max-DP give the exact extremes over ALL multiway
-plans. O(T³) time, O(T²) memory; the kernel is compiled with numba and keeps no argmin tables: plans
-are rebuilt by re-scanning the O(T) candidates of each node on the path (O(T²) in all).
+plans. O(T³) time, O(T²) memory, one extreme at a time; no argmin tables: plans are rebuilt by
+re-scanning the O(T) candidates of each node on the path (O(T²) in all). The kernels are compiled
+with numba (``dp_kernels``, loaded on first use); a small one-off DP runs in numpy instead
+(``dp_numpy``), which is faster than numba's start-up.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from opmerge_core import plans
+from opmerge_core import dp_numpy, plans
 from opmerge_core.plans import Plan
 from opmerge_core.setting import Setting
 from opmerge_core.shrinkage import merge_coefficients
@@ -33,148 +35,10 @@ REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hyb
 EXACT_SET_LIMIT = 2_000_000   # achievable values kept per interval when solving the mixed band exactly
 EXACT_MIXED_T_MAX = 10        # beyond this T the mixed band returns the better extreme, flagged
 _REL_TOL = 1e-12
-_BLOCK = 32                   # starts per cache block in the compiled kernel
-SWEEP_KERNEL_T_MAX = 1536     # the vectorised column sweep while its working set fits in cache
-
-
-# ---- compiled kernel ----------------------------------------------------------------------------
-@numba.njit(cache=True, fastmath=True)
-def _fill_tables(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, U_lo, Wt_hi, U_hi):  # pragma: no cover
-    """Fill min (lo) and max (hi) tables in place. Wt[s, m] = W[m, s] (rows contiguous in m).
-
-    Starts s are processed in blocks of _BLOCK so each row U[e, ·] is read from cache once per
-    block instead of once per s (the kernel is memory-bound for T >~ 1000).
-    """
-    T = A.shape[0]
-    for s0 in range(1, T + 1, _BLOCK):
-        s1 = min(s0 + _BLOCK, T + 1)                  # this block: starts s0 .. s1 − 1
-        for s in range(s0, s1):
-            Wt_lo[s, s - 1] = A[s - 1]
-            U_lo[s - 1, s] = A[s - 1]
-            Wt_hi[s, s - 1] = A[s - 1]
-            U_hi[s - 1, s] = A[s - 1]
-        for e in range(s1 - 3, -1, -1):
-            for s in range(max(s0, e + 2), s1):
-                a_s = a[s]
-                b_s = b[s]
-                w_lo = np.inf
-                p_lo = np.inf
-                w_hi = -np.inf
-                p_hi = -np.inf
-                for m in range(e + 1, s):
-                    x = Wt_lo[s, m]
-                    xy = x * U_lo[e, m]
-                    w_lo = min(w_lo, a_s * xy + b_s * x)
-                    p_lo = min(p_lo, xy)
-                    x = Wt_hi[s, m]
-                    xy = x * U_hi[e, m]
-                    w_hi = max(w_hi, a_s * xy + b_s * x)
-                    p_hi = max(p_hi, xy)
-                c = c1[s] + c2[s] * ((alpha[e] * alpha[s] * lam + sigma[e] * sigma[s])
-                                     / (alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]))
-                w_lo += c
-                w_hi += c
-                Wt_lo[s, e] = w_lo
-                Wt_hi[s, e] = w_hi
-                U_lo[e, s] = min(w_lo, p_lo)
-                U_hi[e, s] = max(w_hi, p_hi)
-
-
-@numba.njit(cache=True, fastmath=True, inline="always")
-def _fold_min(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
-    wa = w * a_s
-    wb = w * b_s
-    for e in range(m):
-        y = row[e]
-        acc_w[e] = min(acc_w[e], wa * y + wb)          # = w (a_s y + b_s)
-        acc_p[e] = min(acc_p[e], w * y)
-
-
-@numba.njit(cache=True, fastmath=True, inline="always")
-def _fold_max(acc_w, acc_p, row, w, a_s, b_s, m):  # pragma: no cover
-    wa = w * a_s
-    wb = w * b_s
-    for e in range(m):
-        y = row[e]
-        acc_w[e] = max(acc_w[e], wa * y + wb)          # = w (a_s y + b_s)
-        acc_p[e] = max(acc_p[e], w * y)
-
-
-@numba.njit(cache=True, fastmath=True)
-def _fill_tables_sweep(A, a, b, c1, c2, alpha, sigma, lam, Wt_lo, Ut_lo, Wt_hi, Ut_hi):  # pragma: no cover
-    """The same tables, with U stored transposed (Ut[m, e] = U[e, m]); faster while a column fits
-    in cache (T <~ 1500). For each start s, m runs down from s − 1: once W[m, s] is final it is the
-    first child of every segment [e, s] with e < m, and all those candidates are folded in at once
-    by an element-wise min/max over e (a loop without a carried dependency, so it vectorises)."""
-    T = A.shape[0]
-    acc_w_lo = np.empty(T + 1)
-    acc_p_lo = np.empty(T + 1)
-    acc_w_hi = np.empty(T + 1)
-    acc_p_hi = np.empty(T + 1)
-    for s in range(1, T + 1):
-        rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-        acc_w_lo[:s] = np.inf
-        acc_p_lo[:s] = np.inf
-        acc_w_hi[:s] = -np.inf
-        acc_p_hi[:s] = -np.inf
-        for m in range(s - 1, -1, -1):
-            if m == s - 1:                                   # the leaf: one teacher step
-                w_lo = w_hi = u_lo = u_hi = A[s - 1]
-            else:
-                c = c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
-                w_lo = acc_w_lo[m] + c
-                w_hi = acc_w_hi[m] + c
-                u_lo = min(w_lo, acc_p_lo[m])
-                u_hi = max(w_hi, acc_p_hi[m])
-            Wt_lo[s, m] = w_lo
-            Wt_hi[s, m] = w_hi
-            Ut_lo[s, m] = u_lo
-            Ut_hi[s, m] = u_hi
-            _fold_min(acc_w_lo, acc_p_lo, Ut_lo[m], w_lo, a[s], b[s], m)
-            _fold_max(acc_w_hi, acc_p_hi, Ut_hi[m], w_hi, a[s], b[s], m)
-
-
-@numba.njit(cache=True)
-def _rebuild(Wt, U, a, b, sign, transposed):  # pragma: no cover
-    """Merges (e, s) of the plan attaining W[0, T]; sign = +1 for min, −1 for max.
-    ``transposed``: U is stored as Ut[m, e] (the sweep kernel) instead of U[e, m]."""
-    T = Wt.shape[0] - 1
-    out = np.empty((max(T - 1, 0), 2), dtype=np.int64)
-    n = 0
-    # stack of (e, s, kind): kind 0 = node W[e, s], kind 1 = run U[e, s]
-    stack = np.empty((2 * T + 2, 3), dtype=np.int64)
-    top = 0
-    if T >= 2:
-        stack[0, 0], stack[0, 1], stack[0, 2] = 0, T, 0
-        top = 1
-    while top > 0:
-        top -= 1
-        e, s, kind = stack[top, 0], stack[top, 1], stack[top, 2]
-        if s - e == 1:
-            continue  # a leaf
-        best_m = -1
-        if kind == 1:  # a run: a single operator, or first operator W[m, s] then the run U[e, m]
-            best = sign * Wt[s, e]
-            for m in range(e + 1, s):
-                v = sign * Wt[s, m] * (U[m, e] if transposed else U[e, m])
-                if v < best:
-                    best, best_m = v, m
-            if best_m < 0:
-                stack[top, 0], stack[top, 1], stack[top, 2] = e, s, 0
-                top += 1
-                continue
-        else:
-            out[n, 0], out[n, 1] = e, s
-            n += 1
-            best = np.inf
-            for m in range(e + 1, s):
-                v = sign * Wt[s, m] * (a[s] * (U[m, e] if transposed else U[e, m]) + b[s])
-                if v < best:
-                    best, best_m = v, m
-        stack[top, 0], stack[top, 1], stack[top, 2] = best_m, s, 0
-        stack[top + 1, 0], stack[top + 1, 1], stack[top + 1, 2] = e, best_m, 1
-        top += 2
-    return out[:n]
+SWEEP_KERNEL_T_MAX = 1024     # the plain column sweep while its tables fit in cache; beyond, blocked
+SWEEP_BLOCK = 16              # starts per block of the blocked sweep (rows read once per block)
+NUMPY_DP_T_MAX = 64           # up to here a small DP may run in numpy, batched over λ: no numba
+NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 
 
 # ---- extremes -----------------------------------------------------------------------------------
@@ -193,49 +57,146 @@ _BUFFERS = threading.local()   # per-thread table buffers for small T (page-faul
 BUFFER_T_MAX = 512             # on every call costs about as much as the DP itself at T = 256)
 
 
+def _kernels():
+    """The compiled kernels (imports numba on first use: ~0.7 s, once per process)."""
+    from opmerge_core import dp_kernels
+    return dp_kernels
+
+
+def _use_numpy(T: int, n_lam: int) -> bool:
+    """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) while the compiled
+    kernels are not loaded yet; both give the same extremes (to rounding, ~1e-16)."""
+    return (T <= NUMPY_DP_T_MAX and n_lam * T**3 <= NUMPY_DP_WORK_MAX
+            and "opmerge_core.dp_kernels" not in sys.modules)
+
+
 def _tables(T: int) -> list[np.ndarray]:
-    """Four C-contiguous (T+1)×(T+1) tables; the kernels write every entry they later read."""
+    """Two C-contiguous (T+1)×(T+1) tables; the kernels write every entry they later read."""
     n = (T + 1) ** 2
     if T > BUFFER_T_MAX:
-        return [np.empty((T + 1, T + 1)) for _ in range(4)]
+        return [np.empty((T + 1, T + 1)) for _ in range(2)]
     flat = getattr(_BUFFERS, "flat", None)
     if flat is None:
-        flat = _BUFFERS.flat = [np.empty((BUFFER_T_MAX + 1) ** 2) for _ in range(4)]
+        flat = _BUFFERS.flat = [np.empty((BUFFER_T_MAX + 1) ** 2) for _ in range(2)]
     return [buf[:n].reshape(T + 1, T + 1) for buf in flat]
 
 
 def _coefficients(setting: Setting, lam: float) -> tuple[np.ndarray, ...]:
-    rho = setting.rho(np.array([lam]))[:, 0]
-    return tuple(np.ascontiguousarray(x, dtype=np.float64)
-                 for x in merge_coefficients(setting.init, rho))
+    return tuple(np.ascontiguousarray(x[:, 0]) for x in dp_numpy.coefficients(setting,
+                                                                                np.array([lam])))
+
+
+def _side(setting: Setting, lam: float, is_max: bool, with_plan: bool) -> tuple[float, Plan | None]:
+    """One extreme (min, or max if ``is_max``) of the compiled DP at one λ, and a plan attaining it."""
+    T = setting.T
+    if T == 1:
+        return float(setting.A_star(np.array([lam]))[0, 0]), plans.vanilla(1)
+    k = _kernels()
+    a, b, c1, c2 = _coefficients(setting, lam)
+    A = np.ascontiguousarray(setting.A_star(np.array([lam]))[:, 0])
+    Wt, Ut = _tables(T)
+    args = (A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam), is_max, Wt, Ut)
+    if T <= SWEEP_KERNEL_T_MAX:
+        k.fill_sweep(*args)
+    else:
+        k.fill_sweep_blocked(*args, SWEEP_BLOCK)
+    plan = None
+    if with_plan:  # c_{e,s} is constant over m, so the argmin ignores it
+        plan = _plan_from(T, k.rebuild(Wt, Ut, a, b, -1.0 if is_max else 1.0))
+    return float(Wt[T, 0]), plan
+
+
+def _numpy_sides(setting: Setting, lam: np.ndarray, with_plans: bool) -> dict[bool, list]:
+    """Both extremes for every λ by the numpy DP: {is_max: [(value, plan | None) per λ]}."""
+    T = setting.T
+    a, b = dp_numpy.coefficients(setting, lam)[:2]
+    out = {}
+    for is_max in (False, True):
+        Wt, Ut = dp_numpy.fill_tables(setting, lam, is_max)
+        sign = -1.0 if is_max else 1.0
+        out[is_max] = [(float(Wt[j, T, 0]),
+                        _plan_from(T, dp_numpy.rebuild_merges(Wt[j].tolist(), Ut[j].tolist(),
+                                                              a[:, j].tolist(), b[:, j].tolist(),
+                                                              sign)) if with_plans else None)
+                       for j in range(lam.size)]
+    return out
+
+
+class _Sides:
+    """Extremes per λ, computed on demand (the compiled path runs one O(T³) pass per side asked
+    for; at T <= NUMPY_DP_T_MAX both sides of every λ come from one batched numpy pass).
+
+    ``certified`` ({"boot": (plan, values), "vanilla": (plan, values)}) lets an extreme be read off
+    without any DP where it is proven (teacher init, ``_certificate``)."""
+
+    def __init__(self, setting: Setting, lam: np.ndarray, with_plans: bool = True,
+                 certified: dict[str, tuple[Plan, np.ndarray]] | None = None):
+        self.setting, self.lam, self.with_plans = setting, lam, with_plans
+        self.certified = certified if setting.init == "teacher" and setting.T >= 2 else None
+        self.A = setting.A_star(lam) if self.certified else None
+        self.cache: dict[tuple[bool, int], tuple[float, Plan | None]] = {}
+        if _use_numpy(setting.T, lam.size):
+            for is_max, values in _numpy_sides(setting, lam, with_plans).items():
+                self.cache.update({(is_max, j): v for j, v in enumerate(values)})
+
+    def get(self, is_max: bool, j: int) -> tuple[float, Plan | None]:
+        if (is_max, j) not in self.cache:
+            self.cache[(is_max, j)] = self._certificate(is_max, j) or \
+                _side(self.setting, float(self.lam[j]), is_max, self.with_plans)
+        return self.cache[(is_max, j)]
+
+    def _certificate(self, is_max: bool, j: int) -> tuple[float, Plan] | None:
+        """Teacher init, every A*_t <= 1 for t < T: BOOT is the min-plan; every A*_t >= 1 for
+        t < T: vanilla is the max-plan (THEORY §2 key identity; ``certified_extreme``)."""
+        if self.certified is None:
+            return None
+        A = self.A[:-1, j]                                  # A*_1 .. A*_{T−1}
+        if not is_max and np.all(A <= 1.0):
+            plan, values = self.certified["boot"]
+        elif is_max and np.all(A >= 1.0):
+            plan, values = self.certified["vanilla"]
+        else:
+            return None
+        return float(values[j]), plan
+
+    def lo(self, j: int) -> tuple[float, Plan | None]:
+        return self.get(False, j)
+
+    def hi(self, j: int) -> tuple[float, Plan | None]:
+        return self.get(True, j)
+
+    def known(self, is_max: bool, j: int) -> float:
+        """The extreme if it was computed, else NaN."""
+        return self.cache[(is_max, j)][0] if (is_max, j) in self.cache else float("nan")
+
+
+def certified_extreme(setting: Setting, lam: float, is_max: bool) -> tuple[float, Plan] | None:
+    """An extreme over all plans proven without the DP, or None (THEORY §2 key identity).
+
+    Teacher init, f_s(x) = 1 − ρ_s + ρ_s x: a merge is first · f_s(rest), increasing in both.
+    Suppose every A*_t <= 1 for t < T (A*_T only needs >= 0). A node not starting at T is <= 1 and
+    >= the product of its leaves (f(x) >= x for x <= 1); a node starting at T (its first child
+    starts at T too, down to the leaf A*_T) with other leaves q_i is >= A*_T ∏ f_T(q_i), by induction
+    with f(xy) >= f(x) f(y) for x, y <= 1 (f(xy) − f(x) f(y) = ρ(1 − ρ)(1 − x)(1 − y)). That bound is
+    BOOT's value: BOOT is the min-plan. If every A*_t >= 1 for t < T every inequality flips and the
+    bound A*_T f_T(∏ q_i) is vanilla's value: vanilla is the max-plan. (Then BOOT >= P, resp.
+    vanilla <= P, since f(x) >= x, resp. <= x.) ``optimal`` skips those DPs; tested against the DP.
+    """
+    lam_a = check_lam(lam)
+    named = plans.named_plans(setting.T, setting.uniform_K)
+    sides = _Sides(setting, lam_a, certified={k: (named[k], named[k].evaluate(setting, lam_a))
+                                              for k in ("boot", "vanilla")})
+    return sides._certificate(is_max, 0)
 
 
 def extremes(setting: Setting, lam: np.ndarray | float, with_plans: bool = True) -> Extremes:
-    """Exact min- and max-DP (THEORY §4) for each λ (one O(T³) pass each)."""
+    """Exact min- and max-DP (THEORY §4) for each λ (one O(T³) pass per side and λ)."""
     lam = check_lam(lam)
-    T = setting.T
-    A_all = setting.A_star(lam)                                   # (T, L)
-    tables = _tables(T)
-    lo, hi, lo_plans, hi_plans = [], [], [], []
-    for j, lam_j in enumerate(lam):
-        a, b, c1, c2 = _coefficients(setting, lam_j)
-        A = np.ascontiguousarray(A_all[:, j])
-        if T == 1:
-            lo.append(A[0])
-            hi.append(A[0])
-            lo_plans.append(plans.vanilla(1))
-            hi_plans.append(plans.vanilla(1))
-            continue
-        Wt_lo, U_lo, Wt_hi, U_hi = tables
-        transposed = T <= SWEEP_KERNEL_T_MAX
-        fill = _fill_tables_sweep if transposed else _fill_tables
-        fill(A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam_j), Wt_lo, U_lo, Wt_hi, U_hi)
-        lo.append(Wt_lo[T, 0])
-        hi.append(Wt_hi[T, 0])
-        if with_plans:  # c_{e,s} is constant over m, so the argmin ignores it
-            lo_plans.append(_plan_from(T, _rebuild(Wt_lo, U_lo, a, b, 1.0, transposed)))
-            hi_plans.append(_plan_from(T, _rebuild(Wt_hi, U_hi, a, b, -1.0, transposed)))
-    return Extremes(lam, np.array(lo), np.array(hi), lo_plans, hi_plans)
+    sides = _Sides(setting, lam, with_plans)
+    lo = [sides.lo(j) for j in range(lam.size)]
+    hi = [sides.hi(j) for j in range(lam.size)]
+    return Extremes(lam, np.array([v for v, _ in lo]), np.array([v for v, _ in hi]),
+                    [p for _, p in lo] if with_plans else [], [p for _, p in hi] if with_plans else [])
 
 
 def _plan_from(T: int, merges: np.ndarray) -> Plan:
@@ -296,13 +257,18 @@ def _singles(n: int) -> np.ndarray:
 
 def _backtrack(T: int, k: int, W: dict, U: dict) -> Plan:
     """Rebuild the plan of candidate k of W[(0, T)] from provenance rows (m, i, j)."""
+    return _walk(T, k, lambda kind, e, s, idx: (W if kind == "W" else U)[(e, s)][1][idx])
+
+
+def _walk(T: int, k: int, prov) -> Plan:
+    """The plan of candidate k of W[0, T]; ``prov(kind, e, s, idx)`` gives its (m, i, j) row."""
     merges: set[tuple[int, int]] = set()
     stack = [("W", 0, T, k)]
     while stack:
         kind, e, s, idx = stack.pop()
         if s - e == 1:
             continue
-        m, i, j = (int(v) for v in (W if kind == "W" else U)[(e, s)][1][idx])
+        m, i, j = (int(v) for v in prov(kind, e, s, idx))
         if kind == "U" and m < 0:
             stack.append(("W", e, s, i))
             continue
@@ -352,8 +318,8 @@ class OptimalPlan:
     w2: float         # r_T |value − P|
     regime: str       # boot | vanilla | hybrid | mixed
     exact: bool       # False only in the mixed band at large T (best known, not proven optimal)
-    lo: float         # min over all plans
-    hi: float         # max over all plans
+    lo: float         # min over all plans (NaN if not computed: ``optimal(..., bounds=False)``)
+    hi: float         # max over all plans (idem)
 
     @property
     def label(self) -> str:
@@ -364,54 +330,76 @@ def _close(x: float, y: float) -> bool:
     return abs(x - y) <= _REL_TOL * max(1.0, abs(x), abs(y))
 
 
-def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True) -> list[OptimalPlan]:
+def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True,
+            bounds: bool = True) -> list[OptimalPlan]:
     """The W2-optimal plan for each λ (THEORY §4 "Choosing the optimum").
 
     min ≥ target → the min-plan; max ≤ target → the max-plan; otherwise (the thin "mixed" band) the
     closest achievable value, exactly while the sets stay small (T <= EXACT_MIXED_T_MAX), else the
     closest of the two extreme plans and the named strategies, flagged ``exact=False``.
+
+    ``bounds=False`` computes only the extremes the choice needs (same plans, values and regimes;
+    ``lo``/``hi`` are NaN where not computed): every plan's value is ≥ min and BOOT is one plan, so
+    when BOOT's value is below the target the min-plan cannot be chosen and the max-DP decides alone;
+    otherwise the min-DP runs first and the max-DP only if min < target. Outside the mixed band this
+    halves the work of a curve.
     """
-    lam = check_lam(lam)
-    ex = extremes(setting, lam)
+    return _optimal(setting, check_lam(lam), exact_mixed, bounds)[0]
+
+
+def _optimal(setting: Setting, lam: np.ndarray, exact_mixed: bool,
+             bounds: bool) -> tuple[list[OptimalPlan], _Sides]:
     target = setting.target(lam)
     r_T = setting.r_T(lam)
     named = plans.named_plans(setting.T, setting.uniform_K)
     boot_v = named["boot"].evaluate(setting, lam)
     vanilla_v = named["vanilla"].evaluate(setting, lam)
+    sides = _Sides(setting, lam, certified={"boot": (named["boot"], boot_v),
+                                            "vanilla": (named["vanilla"], vanilla_v)})
     out = []
     for j, lam_j in enumerate(lam):
-        lo, hi, tgt = float(ex.lo[j]), float(ex.hi[j]), float(target[j])
-        exact, mixed = True, False
-        if lo >= tgt or _close(lo, tgt):
-            plan, value = ex.lo_plans[j], lo
-        elif hi <= tgt:
-            plan, value = ex.hi_plans[j], hi
-        else:
-            mixed = True
-            found = _closest_exact(setting, float(lam_j), tgt) if exact_mixed else None
-            if found is None:  # the closest of the two extremes and the named strategies
-                exact = False
-                candidates = [(ex.lo_plans[j], lo), (ex.hi_plans[j], hi),
-                              *((p, float(p.evaluate(setting, lam[j:j + 1])[0]))
-                                for p in named.values())]
-                plan, value = min(candidates, key=lambda pv: abs(pv[1] - tgt))
-            else:
-                plan, value = found
+        tgt = float(target[j])
+        if bounds:
+            sides.lo(j), sides.hi(j)
+        plan, value, exact, mixed = _choose(setting, sides, j, tgt, float(boot_v[j]), exact_mixed,
+                                            named)
         if mixed:
             regime = "mixed"
         elif named["boot"] == named["vanilla"]:    # T <= 2: one plan; name it by the side of P
             regime = "boot" if value >= tgt else "vanilla"
-        elif _close(value, boot_v[j]) and (value == lo or not _close(value, vanilla_v[j])):
+        elif _close(value, boot_v[j]) and (not _close(value, vanilla_v[j])
+                                           or value == sides.lo(j)[0]):
             regime = "boot"   # ties (e.g. ρ ≈ 1 saturation) are reported as the named plan
-            plan, value = plans.boot(setting.T), float(boot_v[j])
+            plan, value = named["boot"], float(boot_v[j])
         elif _close(value, vanilla_v[j]):
             regime = "vanilla"
-            plan, value = plans.vanilla(setting.T), float(vanilla_v[j])
+            plan, value = named["vanilla"], float(vanilla_v[j])
         else:
             regime = "hybrid"
         out.append(OptimalPlan(float(lam_j), plan, value, tgt, float(r_T[j] * abs(value - tgt)),
-                               regime, exact, lo, hi))
-    return out
+                               regime, exact, sides.known(False, j), sides.known(True, j)))
+    return out, sides
+
+
+def _choose(setting: Setting, sides: _Sides, j: int, tgt: float, boot_value: float,
+            exact_mixed: bool, named: dict[str, Plan]) -> tuple[Plan, float, bool, bool]:
+    """(plan, value, exact, mixed) for λ_j; asks ``sides`` only for the extremes it needs."""
+    if boot_value >= tgt or _close(boot_value, tgt):   # else min <= boot < target: min-plan impossible
+        lo, lo_plan = sides.lo(j)
+        if lo >= tgt or _close(lo, tgt):
+            return lo_plan, lo, True, False
+    hi, hi_plan = sides.hi(j)
+    if hi <= tgt:
+        return hi_plan, hi, True, False
+    lam_j = float(sides.lam[j])
+    found = _closest_exact(setting, lam_j, tgt) if exact_mixed else None
+    if found is not None:
+        return found[0], found[1], True, True
+    lo, lo_plan = sides.lo(j)   # the closest of the two extremes and the named strategies
+    candidates = [(lo_plan, lo), (hi_plan, hi),
+                  *((p, float(p.evaluate(setting, np.array([lam_j]))[0])) for p in named.values())]
+    plan, value = min(candidates, key=lambda pv: abs(pv[1] - tgt))
+    return plan, value, False, True
 
 
 # ---- thresholds (THEORY §5) ---------------------------------------------------------------------
@@ -421,25 +409,86 @@ def lam_V(setting: Setting) -> float:
     return float(s1**2 / (a1 * (1.0 - a1))) if 0 < a1 < 1 else float("inf")
 
 
-def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: float = 1e-6) -> float:
-    """The largest λ for which sequential BOOT is exactly optimal (bisection on the regime)."""
-    def is_boot(lam: float) -> bool:
-        return optimal(setting, lam, exact_mixed=False)[0].regime == "boot"
+def _probe(setting: Setting, lam: float) -> tuple[bool, Plan | None]:
+    """(is BOOT the optimal regime at λ, the min-plan if the min-DP ran)."""
+    best, sides = _optimal(setting, check_lam(lam), exact_mixed=False, bounds=False)
+    return best[0].regime == "boot", sides.cache.get((False, 0), (None, None))[1]
 
-    if not is_boot(lo):
+
+CROSSING_T_MIN = 384   # from here a DP costs more than the plan evaluations of a crossing search
+
+
+def lam_B(setting: Setting, lo: float = 0.05, hi: float | None = None, rtol: float = 1e-6) -> float:
+    """The largest λ for which sequential BOOT is exactly optimal: a switch point of the regime,
+    returned as the lower end λ of a bracket [λ, λ'] with λ' − λ <= rtol·λ', BOOT optimal at λ and
+    not at λ' (as a bisection on the regime would return; every probe is a full exact DP).
+
+    Each probe runs one extreme only (``optimal(..., bounds=False)``). For large T the probes are
+    placed by certificates rather than halving: BOOT stops being optimal where its value crosses
+    the target, or where another plan q (the min-plan the DP found on the non-BOOT side) overtakes
+    it. Those crossings are located without any DP (plans and P are O(T) to evaluate) and the DP
+    at the crossing either moves the upper end there (with a new challenger q) or, BOOT still
+    optimal, the lower end; the result is certified by the two DPs at its bracket either way.
+    """
+    if setting.T > 16:
+        _kernels()           # a threshold takes ~15-25 DPs: worth the compiled kernels' start-up
+    is_boot, _ = _probe(setting, lo)
+    if not is_boot:
         return float("nan")
-    hi = hi or max(2.0 * lam_V(setting) if np.isfinite(lam_V(setting)) else 10.0, 4.0)
-    if is_boot(hi):
+    v = lam_V(setting)
+    hi = hi or max(2.0 * v if np.isfinite(v) else 10.0, 4.0)
+    is_boot, challenger = _probe(setting, hi)
+    if is_boot:
         return float("inf")
+    crossings = setting.T >= CROSSING_T_MIN
+    below = None             # after the upper end moved by d, a probe 2d below it
     while hi - lo > rtol * hi:
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if is_boot(mid) else (lo, mid)
+        x = below if below is not None else _first_crossing(setting, lo, hi, challenger) \
+            if crossings else None
+        if x is None or not lo < x < hi:
+            x = 0.5 * (lo + hi)
+        x = min(max(x, lo + 0.5 * rtol * hi), hi - 0.5 * rtol * hi)   # progress of >= rtol/2
+        is_boot, q = _probe(setting, x)
+        below = None
+        if is_boot:
+            lo = x
+        else:
+            if crossings and x - 2 * (hi - x) > lo:
+                below = x - 2 * (hi - x)
+            hi, challenger = x, q
     return lo
 
 
+def _first_crossing(setting: Setting, lo: float, hi: float, challenger: Plan | None) -> float | None:
+    """Just below the first λ in (lo, hi) where BOOT falls below the target or ``challenger`` falls
+    below BOOT, to about (hi − lo)/65²; None if neither happens on the grid (or already at lo)."""
+    boot = plans.named_plans(setting.T)["boot"]
+    rivals = [challenger] if challenger is not None and challenger != boot else []
+    for _ in range(2):
+        grid = np.linspace(lo, hi, 65)
+        b = boot.evaluate(setting, grid)
+        ok = _at_least(b, setting.target(grid))
+        for q in rivals:
+            ok &= _at_least(q.evaluate(setting, grid), b)
+        if ok.all() or not ok[0]:
+            return None
+        k = int(np.argmin(ok))           # the first grid point where BOOT is beaten
+        lo, hi = float(grid[k - 1]), float(grid[k])
+    return lo
+
+
+def _at_least(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x >= y up to the tolerance the regime decisions use (``_close``)."""
+    return (x >= y) | (np.abs(x - y) <= _REL_TOL * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y))))
+
+
 # ---- one plan shared by several coordinates (THEORY §4, last bullet) ----------------------------
-PARETO_FRONT_MAX = 8    # vectors kept per interval; beyond, the best by a log-score are kept (flagged)
+PARETO_FRONT_MAX = 64   # vectors per interval in the exact Pareto DP; beyond, the beam DP (flagged)
+PARETO_WORK_MAX = 3e6   # candidate coordinates (Σ candidates · d) the exact Pareto DP may generate
 SHARED_T_MAX = 256
+BEAM_WIDTH = 6          # vectors kept per interval by the beam DP
+BEAM_ROUNDS = 3         # beam passes, each linearised at the best shared plan found so far
+BEAM_CELLS_MAX = 2e7    # bound on (T + 1)² · width · d per table (the width shrinks to fit)
 
 
 @dataclass(frozen=True)
@@ -447,67 +496,77 @@ class SharedPlan:
     plan: Plan
     values: np.ndarray    # (d,) one-step operator per coordinate
     w2: float             # √Σ_i r_T,i² (value_i − target_i)²
-    exact: bool           # False when a Pareto front had to be cut (heuristic)
+    exact: bool           # True when proven optimal (exact Pareto fronts, or w2 = lower_bound)
+    lower_bound: float = 0.0   # √Σ_i r_T,i² dist(target_i, [min_i, max_i])²: no plan does better
+    method: str = "pareto"     # "pareto" (exact fronts) or "beam" (bounded heuristic)
+
+    @property
+    def gap(self) -> float:
+        """w2 − lower_bound ≥ 0: how far from optimal the plan can be, at most."""
+        return max(self.w2 - self.lower_bound, 0.0)
 
 
-@numba.njit(cache=True)
-def _pareto_select(key, free, k_max):  # pragma: no cover
-    """Scan vectors in score order (``key`` rows; smaller is better in every non-free coordinate,
-    free coordinates must be equal to dominate) and keep the non-dominated ones, at most k_max.
-    Returns (kept row indices, truncated?). A dominator always scores lower, so one pass suffices."""
-    n, d = key.shape
-    keep = np.empty(k_max, dtype=np.int64)
-    nk = 0
-    for c in range(n):
-        dominated = False
-        for q in range(nk):
-            o = keep[q]
-            dom = True
-            for t in range(d):
-                if (key[o, t] != key[c, t]) if free[t] else (key[o, t] > key[c, t]):
-                    dom = False
-                    break
-            if dom:
-                dominated = True
-                break
-        if not dominated:
-            if nk == k_max:
-                return keep[:nk], True
-            keep[nk] = c
-            nk += 1
-    return keep[:nk], False
+class _FrontTooLarge(Exception):
+    pass
 
 
 def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRONT_MAX) -> SharedPlan:
-    """One plan for coordinates that must share it, minimising Σ_i r_T,i² (S_i − P_i)² (Pareto DP).
+    """One plan for coordinates that must share it, minimising Σ_i r_T,i² (S_i − P_i)².
 
-    Each interval keeps the vectors not dominated in every coordinate's good direction (smaller
-    when all plans overshoot its target, larger when all undershoot, equal when its target is inside
-    the achievable range). Exact when no front exceeds ``front_max``; otherwise the fronts are cut to
-    the best by a first-order score (the objective's gradient in log v_i at
-    each coordinate's own optimum) and the result is flagged ``exact=False`` (it is
-    still never worse than any named strategy or per-coordinate extreme plan, which are compared).
+    First the exact Pareto DP: each interval keeps the vectors not dominated in every coordinate's
+    good direction (smaller when all plans overshoot its target, larger when all undershoot, equal
+    when its target is inside the achievable range); exact when no front exceeds ``front_max``.
+    When one would, a beam DP takes over (``method="beam"``): per interval the BEAM_WIDTH vectors
+    with the best linear score (the objective's gradient, first at each coordinate's own optimum,
+    then at the best shared plan so far), the best of its root vectors, the named strategies and the
+    per-coordinate extreme plans. Either way ``lower_bound`` is the per-direction bound (each
+    coordinate at its own optimum, from the exact min/max DP) and ``exact`` is True only when
+    optimality is proven (exact fronts, or a beam plan that meets the bound).
     """
     lams = check_lam(lams)
-    T = check_T(setting.T, hi=SHARED_T_MAX, name="T (shared plan)")
+    check_T(setting.T, hi=SHARED_T_MAX, name="T (shared plan)")
     target, r_T = setting.target(lams), setting.r_T(lams)
     ex = extremes(setting, lams, with_plans=True)
+    dist = np.maximum(np.maximum(ex.lo - target, target - ex.hi), 0.0)
+    lower_bound = float(np.sqrt(np.sum((r_T * dist) ** 2)))
+    try:
+        plan, values = _pareto_shared(setting, lams, ex, front_max)
+        method = "pareto"
+    except _FrontTooLarge:
+        plan, values = _beam_shared(setting, lams, ex)
+        method = "beam"
+    w2 = float(np.sqrt(np.sum((r_T * (values - target)) ** 2)))
+    exact = method == "pareto" or w2 <= lower_bound * (1 + 1e-12) + 1e-300
+    return SharedPlan(plan, values, w2, exact, lower_bound, method)
+
+
+def _objective(setting: Setting, lams: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.sum((setting.r_T(lams) * (values - setting.target(lams))) ** 2, axis=-1)
+
+
+def _pareto_shared(setting: Setting, lams: np.ndarray, ex: Extremes, front_max: int,
+                   truncate: bool = False) -> tuple[Plan, np.ndarray]:
+    """The exact Pareto DP; raises _FrontTooLarge as soon as a front would exceed front_max or the
+    candidates PARETO_WORK_MAX (with ``truncate``, cuts fronts to the first front_max by score
+    instead, without a work bound: the former heuristic, kept as the benchmark's baseline)."""
+    T = setting.T
+    target = setting.target(lams)
     direction = np.where(ex.lo >= target, 1.0, np.where(ex.hi <= target, -1.0, 0.0))
     free = direction == 0
     sign = np.where(free, 1.0, direction)
-    # score weights: ∂ objective / ∂ log v_i at each coordinate's own optimum (2 r_T² (v − P) v)
+    # scan order: ∂ objective / ∂ log v_i at each coordinate's own optimum (a dominator scores lower)
     best_v = np.where(direction > 0, ex.lo, ex.hi)
-    weight = r_T**2 * np.abs(best_v - target) * best_v * direction
+    weight = setting.r_T(lams)**2 * np.abs(best_v - target) * best_v * direction
     A = setting.A_star(lams)                                   # (T, d)
     a, b, c1, c2 = merge_coefficients(setting.init, setting.rho(lams))   # (T + 1, d) each
     al, sg = setting.alpha, setting.sigma
-    exact = True
+    select = _kernels().pareto_select
 
     def prune(vecs: np.ndarray, prov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal exact
         order = np.argsort(np.log(np.maximum(vecs, 1e-300)) @ weight, kind="stable")
-        keep, cut = _pareto_select(np.ascontiguousarray(vecs[order] * sign), free, front_max)
-        exact &= not cut
+        keep, cut = select(np.ascontiguousarray(vecs[order] * sign), free, front_max)
+        if cut and not truncate:
+            raise _FrontTooLarge
         return vecs[order[keep]], prov[order[keep]]
 
     # fronts: (vectors (n, d), provenance (n, 3) = m, i, j); U with m = −1 is the single node W[i]
@@ -515,12 +574,16 @@ def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRON
     U: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for s in range(1, T + 1):
         W[(s - 1, s)] = U[(s - 1, s)] = (A[s - 1][None, :], np.array([[-1, 0, 0]]))
+    work = 0
     for length in range(2, T + 1):
         for e in range(0, T - length + 1):
             s = e + length
             c = c1[s] + c2[s] * (al[e] * al[s] * lams + sg[e] * sg[s]) / (al[s] ** 2 * lams
                                                                            + sg[s] ** 2)
             provs = [_pairs(m, len(W[(m, s)][0]), len(U[(e, m)][0])) for m in range(e + 1, s)]
+            work += sum(len(p) for p in provs) * lams.size
+            if work > PARETO_WORK_MAX and not truncate:
+                raise _FrontTooLarge
             x = np.concatenate([W[(m, s)][0][p[:, 1]] for m, p in zip(range(e + 1, s), provs)])
             y = np.concatenate([U[(e, m)][0][p[:, 2]] for m, p in zip(range(e + 1, s), provs)])
             prov = np.concatenate(provs)
@@ -528,16 +591,44 @@ def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRON
             single = W[(e, s)][0]
             U[(e, s)] = prune(np.concatenate([x * y, single]),
                               np.concatenate([prov, _singles(len(single))]))
-
     root = W[(0, T)][0]
-    objective = np.sum((r_T * (root - target)) ** 2, axis=1)
-    k = int(np.argmin(objective))
-    best = (float(objective[k]), _backtrack(T, k, W, U), root[k])
-    if not exact:  # a heuristic front: never return worse than a known candidate plan
-        pool = [*plans.named_plans(T, setting.uniform_K).values(), *ex.lo_plans, *ex.hi_plans]
-        for plan in dict.fromkeys(pool):
-            values = plan.evaluate(setting, lams)
-            obj = float(np.sum((r_T * (values - target)) ** 2))
-            if obj < best[0]:
-                best = (obj, plan, values)
-    return SharedPlan(best[1], best[2], float(np.sqrt(best[0])), exact)
+    k = int(np.argmin(_objective(setting, lams, root)))
+    return _backtrack(T, k, W, U), root[k]
+
+
+def _beam_shared(setting: Setting, lams: np.ndarray, ex: Extremes) -> tuple[Plan, np.ndarray]:
+    """The best of BEAM_ROUNDS beam DPs and the known candidate plans (see ``shared_plan``)."""
+    T, d = setting.T, lams.size
+    target, r2 = setting.target(lams), setting.r_T(lams) ** 2
+    width = int(max(1, min(BEAM_WIDTH, BEAM_CELLS_MAX // ((T + 1) ** 2 * d))))
+    pool = [*plans.named_plans(T, setting.uniform_K).values(), *ex.lo_plans, *ex.hi_plans]
+    best: tuple[float, Plan, np.ndarray] | None = None
+    for plan in dict.fromkeys(pool):
+        values = plan.evaluate(setting, lams)
+        obj = float(_objective(setting, lams, values))
+        if best is None or obj < best[0]:
+            best = (obj, plan, values)
+    coeffs = [np.ascontiguousarray(x) for x in merge_coefficients(setting.init, setting.rho(lams))]
+    A = np.ascontiguousarray(setting.A_star(lams))
+    reference = np.where(ex.lo >= target, ex.lo, np.where(ex.hi <= target, ex.hi, target))
+    for _ in range(BEAM_ROUNDS):
+        g = np.ascontiguousarray(r2 * (reference - target))
+        if not np.any(g):
+            break
+        Wv, Wn, Wprov, _, _, Uprov = _kernels().shared_beam(A, *coeffs, setting.alpha, setting.sigma,
+                                                            lams, g, width)
+        root = Wv[0, T, :Wn[0, T]]
+        objective = _objective(setting, lams, root)
+        k = int(np.argmin(objective))
+        if objective[k] < best[0]:
+            plan = _backtrack_arrays(T, k, Wprov, Uprov)
+            best = (float(objective[k]), plan, plan.evaluate(setting, lams))
+        elif np.array_equal(reference, best[2]):
+            break
+        reference = best[2]
+    return best[1], best[2]
+
+
+def _backtrack_arrays(T: int, k: int, Wprov: np.ndarray, Uprov: np.ndarray) -> Plan:
+    """``_backtrack`` for the beam's provenance arrays [e, s, k] = (m, i, j)."""
+    return _walk(T, k, lambda kind, e, s, idx: (Wprov if kind == "W" else Uprov)[e, s, idx])

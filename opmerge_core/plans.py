@@ -8,6 +8,7 @@ of 4095 merges). Text form: leaves are step numbers, brackets are merges, e.g. `
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import merge
+from opmerge_core.shrinkage import merge_coefficients
 from opmerge_core.validation import check_T
 
 Span = tuple[int, int]  # (e, s): maps z_s → z_e
@@ -43,19 +44,23 @@ class Plan:
 
     # ---- structure ------------------------------------------------------------------------------
     @cached_property
-    def _longest_from(self) -> dict[int, list[Span]]:
+    def _longest_from(self) -> dict[int, tuple[list[int], list[Span]]]:
+        """Per start s: (ends ascending, merges (e, s) in that order = longest first)."""
         by_start: dict[int, list[Span]] = {}
         for e, s in sorted(self.merges, key=lambda span: span[0]):
-            by_start.setdefault(s, []).append((e, s))  # ascending e = longest first
-        return by_start
+            by_start.setdefault(s, []).append((e, s))
+        return {s: ([e for e, _ in spans], spans) for s, spans in by_start.items()}
 
     def children(self, span: Span) -> list[Span]:
         """The children of a merge in application order (leaves are spans (t − 1, t))."""
         e, s = span
         out, pos = [], s
         while pos > e:
-            child = next((c for c in self._longest_from.get(pos, []) if c[0] >= e and c != span),
-                         (pos - 1, pos))
+            ends, spans = self._longest_from.get(pos, ((), ()))
+            k = bisect.bisect_left(ends, e)           # the longest merge from pos inside the span
+            if k < len(spans) and spans[k] == span:
+                k += 1
+            child = spans[k] if k < len(spans) else (pos - 1, pos)
             out.append(child)
             pos = child[0]
         return out
@@ -63,6 +68,11 @@ class Plan:
     def post_order(self) -> list[Span]:
         """Merges ordered so that every merge comes after its children (shortest first)."""
         return sorted(self.merges, key=lambda span: (span[1] - span[0], -span[1]))
+
+    @cached_property
+    def _post_order_children(self) -> tuple[tuple[Span, list[Span]], ...]:
+        """(merge, its children) in post-order, computed once per plan (evaluation reuses it)."""
+        return tuple((span, self.children(span)) for span in self.post_order())
 
     @property
     def n_merges(self) -> int:
@@ -107,20 +117,22 @@ class Plan:
 
 
 def evaluate_spans(plan: Plan, setting: Setting, lam: np.ndarray) -> dict[Span, np.ndarray]:
-    """Value of every node (leaves and merges) of a plan; post-order, each merge by THEORY §2."""
+    """Value of every node (leaves and merges) of a plan; post-order, each merge by THEORY §2
+    (``shrinkage.merge``, with its coefficients computed once for every start s)."""
     A = setting.A_star(lam)                      # (T, d)
-    rho = setting.rho(lam)                       # (T + 1, d)
+    a, b, c1, c2 = merge_coefficients(setting.init, setting.rho(lam))    # (T + 1, d) each
     alpha, sigma = setting.alpha, setting.sigma
     lam = np.asarray(lam, dtype=np.float64).reshape(-1)
     value: dict[Span, np.ndarray] = {(t - 1, t): A[t - 1] for t in range(1, plan.T + 1)}
-    for e, s in plan.post_order():
-        first, *others = plan.children((e, s))
-        rest = np.prod([value[c] for c in others], axis=0)
-        coarse = None
+    for (e, s), (first, *others) in plan._post_order_children:
+        rest = value[others[0]]
+        for c in others[1:]:
+            rest = rest * value[c]
+        v = c1[s] + value[first] * (a[s] * rest + b[s])
         if setting.init == "coarse":
-            coarse = (alpha[e] * alpha[s] * lam + sigma[e] * sigma[s]) / (alpha[s] ** 2 * lam
-                                                                          + sigma[s] ** 2)
-        value[(e, s)] = merge(value[first], rest, rho[s], setting.init, coarse)
+            v = v + c2[s] * ((alpha[e] * alpha[s] * lam + sigma[e] * sigma[s])
+                             / (alpha[s] ** 2 * lam + sigma[s] ** 2))
+        value[(e, s)] = v
     return value
 
 
@@ -181,7 +193,13 @@ def strategy(name: str, T: int, K: int = 4) -> Plan:
 
 
 def named_plans(T: int, K: int = 4) -> dict[str, Plan]:
-    return {name: strategy(name, T, K) for name in STRATEGIES}
+    return dict(_named_plans(T, K))
+
+
+@lru_cache(maxsize=64)
+def _named_plans(T: int, K: int) -> tuple[tuple[str, Plan], ...]:
+    """Built once per (T, K): plans are immutable and cache their structure (children, text)."""
+    return tuple((name, strategy(name, T, K)) for name in STRATEGIES)
 
 
 # ---- parsing ------------------------------------------------------------------------------------

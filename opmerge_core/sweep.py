@@ -13,9 +13,10 @@ SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
 
 
 def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
-    """One row per λ: the DP optimum and every named strategy's value, W2 and gap to the optimum."""
+    """One row per λ: the DP optimum and every named strategy's value, W2 and gap to the optimum
+    (only the extremes each choice needs are computed: ``planner.optimal(..., bounds=False)``)."""
     lam = check_lam(lam)
-    best = planner.optimal(setting, lam)
+    best = planner.optimal(setting, lam, bounds=False)
     rows = {
         "T": setting.T, "lam": lam, "regime": [b.regime for b in best],
         "exact": [b.exact for b in best], "plan": [b.plan.text for b in best],
@@ -45,7 +46,8 @@ def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str =
 
 def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str = "teacher",
                surrogate: str = "teacher") -> pd.DataFrame:
-    """λ_B(T) (largest λ with BOOT exactly optimal, by bisection) and λ_V (A*_1 = 1) for each T."""
+    """λ_B(T) (largest λ with BOOT exactly optimal, a certified switch point: ``planner.lam_B``) and
+    λ_V (A*_1 = 1) for each T."""
     rows = []
     for T in Ts:
         setting = Setting(check_T(T), S, schedule, init, surrogate)

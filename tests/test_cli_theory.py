@@ -91,7 +91,8 @@ def test_plan_shared(capsys):
     code, out, _ = run(capsys, "plan", "--T", "6", "--lam", "0.3,4", "--shared", "--json")
     obj = json.loads(out)
     assert code == 0 and len(obj["per_lambda"]) == 2
-    assert {"plan", "w2", "exact", "values", "strategies_w2"} <= obj["shared"].keys()
+    assert {"plan", "w2", "exact", "values", "strategies_w2", "lower_bound", "gap"} <= obj["shared"].keys()
+    assert 0 <= obj["shared"]["lower_bound"] <= obj["shared"]["w2"] + 1e-12
     assert obj["shared"]["w2"] <= min(obj["shared"]["strategies_w2"].values()) + 1e-12
 
 
@@ -108,3 +109,31 @@ def test_sweep_bad_or_unreachable_scheduler_is_one_line_and_exit_2(capsys, addre
     assert main(["sweep", "--lam", "0.5", "--T", "4", "--scheduler", address]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("opmerge sweep: error:") and "\n" not in err and "scheduler" in err
+
+
+def test_plan_imports_no_heavy_module():
+    """`opmerge plan` builds only the theory commands: no torch, pandas or streamlit; a small plan
+    does not even load numba (the numpy DP is faster than numba's start-up)."""
+    code = ("import sys, contextlib, io\n"
+            "from opmerge_core.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    rc = main(['plan', '--T', '16', '--lam', '0.5', '--json'])\n"
+            "print(rc, *sorted(m for m in ('torch', 'pandas', 'streamlit', 'numba') if m in sys.modules))\n"
+            "assert '\"regime\": \"boot\"' in out.getvalue()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0"]
+
+
+def test_every_command_is_registered_by_its_module():
+    """COMMANDS (which module to import for a command) matches what the modules register."""
+    import argparse
+
+    from opmerge_core import cli
+
+    for module in set(cli.COMMANDS.values()):
+        parser = cli.build_parser([module])
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert {c for c, m in cli.COMMANDS.items() if m == module} == set(sub.choices), module
+    every = cli.build_parser()
+    sub = next(a for a in every._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(cli.COMMANDS)

@@ -12,7 +12,7 @@ from opmerge_core.setting import Setting
 from opmerge_core.shrinkage import INITS
 
 LAMS = np.array([0.1, 0.35, 0.8, 1.0, 1.15, 1.4, 2.0, 3.1, 5.0])
-_ALL = {T: list(plans.enumerate_plans(T)) for T in range(2, 8)}
+_ALL = {T: list(plans.enumerate_plans(T)) for T in range(1, 8)}
 
 
 def _brute(setting: Setting, lams: np.ndarray) -> np.ndarray:
@@ -132,17 +132,45 @@ def test_shared_plan_exact_against_brute_force():
             assert np.allclose(shared.plan.evaluate(setting, lams), shared.values)
 
 
-def test_shared_plan_heuristic_is_flagged_and_beats_named_strategies():
+def test_shared_beam_against_exact_pareto():
+    """The beam DP (forced by front_max=0) against the exact Pareto DP where that is affordable: never
+    better than the optimum, never worse than the named strategies, lower bound below both."""
+    rng = np.random.default_rng(1)
+    ratios = []
+    for _ in range(12):
+        T = int(rng.integers(3, 8))
+        setting = Setting(T=T, S=float(rng.choice([0.5, 1.0, 3.0])), schedule=str(rng.choice(SCHEDULES)),
+                          init=str(rng.choice(INITS)))
+        lams = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=int(rng.integers(2, 6))))
+        exact = planner.shared_plan(setting, lams, front_max=100_000)
+        beam = planner.shared_plan(setting, lams, front_max=0)
+        assert exact.exact and exact.method == "pareto"
+        assert beam.method == "beam" and np.allclose(beam.plan.evaluate(setting, lams), beam.values)
+        assert beam.w2 >= exact.w2 * (1 - 1e-12) - 1e-15
+        assert beam.lower_bound == pytest.approx(exact.lower_bound, rel=1e-12)
+        assert exact.lower_bound <= exact.w2 * (1 + 1e-12) + 1e-15
+        assert beam.exact == (beam.w2 <= beam.lower_bound * (1 + 1e-12) + 1e-300)
+        for plan in plans.named_plans(T).values():
+            assert beam.w2 <= np.linalg.norm(setting.w2(plan.evaluate(setting, lams), lams)) + 1e-12
+        ratios.append(beam.w2 / max(exact.w2, 1e-300))
+    assert np.median(ratios) < 1 + 1e-9          # the beam usually finds the optimum itself
+
+
+def test_shared_plan_large_is_bounded_and_beats_named_strategies():
     setting = Setting(T=16)
     lams = np.geomspace(0.01, 20, 64)
     shared = planner.shared_plan(setting, lams)
-    assert not shared.exact
+    assert shared.method == "beam" and not shared.exact
+    assert 0 < shared.lower_bound < shared.w2 and shared.gap == shared.w2 - shared.lower_bound
+    per_direction = planner.optimal(setting, lams)     # the bound: every direction at its optimum
+    bound = np.sqrt(sum(b.w2**2 for b in per_direction if b.exact and b.regime != "mixed"))
+    assert shared.lower_bound == pytest.approx(bound, rel=1e-9)
     for plan in plans.named_plans(16).values():
         v = plan.evaluate(setting, lams)
         assert shared.w2 <= np.linalg.norm(setting.w2(v, lams)) + 1e-12
-    # one coordinate: the shared plan is the per-coordinate optimum
+    # one coordinate: the shared plan is the per-coordinate optimum, proven
     single = planner.shared_plan(setting, [0.5])
-    assert single.exact and single.plan == plans.boot(16)
+    assert single.exact and single.plan == plans.boot(16) and single.gap == 0
 
 
 def test_sweep_dataframe_and_bounds():
@@ -153,11 +181,111 @@ def test_sweep_dataframe_and_bounds():
         sweep.phase_sweep(np.geomspace(0.05, 20, 4000), list(range(2, 60)))
 
 
-def test_both_compiled_kernels_agree_with_brute_force(monkeypatch):
-    """Large T uses the cache-blocked kernel; force it at small T and compare."""
-    monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
-    for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity")]:
-        _check_extremes(Setting(T=7, S=1.3, schedule=schedule, init=init))
+@pytest.mark.parametrize("path", ["numpy", "sweep", "blocked"])
+def test_every_dp_path_agrees_with_brute_force(monkeypatch, path):
+    """numpy (small T, batched over λ), the compiled column sweep and the cache-blocked kernel."""
+    monkeypatch.setattr(planner, "_use_numpy", lambda T, n: path == "numpy")
+    if path == "blocked":                       # blocks of 3 starts: rows folded and in-block
+        monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
+        monkeypatch.setattr(planner, "SWEEP_BLOCK", 3)
+    for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity"),
+                           ("rf", "zero")]:
+        for T in (1, 2, 5, 7):
+            _check_extremes(Setting(T=T, S=1.3, schedule=schedule, init=init))
+
+
+def _random_settings(n: int, seed: int, T_max: int):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield (Setting(T=int(rng.integers(2, T_max + 1)), S=float(np.exp(rng.uniform(-2, 2.5))),
+                       schedule=str(rng.choice(SCHEDULES)), init=str(rng.choice(INITS)),
+                       surrogate=str(rng.choice(["teacher", "exact"]))),
+               np.exp(rng.uniform(np.log(0.05), np.log(20.0), size=4)))
+
+
+def test_dp_paths_agree_at_larger_T(monkeypatch):
+    for setting, lams in _random_settings(8, 3, 48):
+        ref = planner.extremes(setting, lams)
+        for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
+                                             (False, 0, 5)]:
+            monkeypatch.setattr(planner, "_use_numpy", lambda T, n, v=numpy_path: v)
+            monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", sweep_max)
+            monkeypatch.setattr(planner, "SWEEP_BLOCK", block)
+            ex = planner.extremes(setting, lams)
+            assert np.allclose(ex.lo, ref.lo, rtol=1e-12) and np.allclose(ex.hi, ref.hi, rtol=1e-12)
+            for j, lam in enumerate(lams):
+                assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
+                assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
+        monkeypatch.undo()
+
+
+def test_certified_extremes_equal_dp_and_brute_force():
+    """Teacher init: all A*_t <= 1 → BOOT is the min-plan, all A*_t >= 1 → vanilla the max-plan,
+    without a DP (``planner.certified_extreme``), against the DP and brute force."""
+    rng = np.random.default_rng(6)
+    hits = {False: 0, True: 0}
+    for _ in range(40):
+        T = int(rng.integers(2, 40))
+        setting = Setting(T=T, S=float(np.exp(rng.uniform(-2, 2.5))), schedule=str(rng.choice(SCHEDULES)))
+        lam = float(np.exp(rng.uniform(np.log(0.05), np.log(20.0))))
+        ex = planner.extremes(setting, lam)
+        for is_max in (False, True):
+            cert = planner.certified_extreme(setting, lam, is_max)
+            if cert is None:
+                continue
+            hits[is_max] += 1
+            dp = ex.hi[0] if is_max else ex.lo[0]
+            assert cert[0] == pytest.approx(dp, rel=1e-12)
+            assert cert[1] == (plans.vanilla(T) if is_max else plans.boot(T))
+            if T <= 7:
+                values = _brute(setting, np.array([lam]))[:, 0]
+                assert cert[0] == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
+    assert hits[False] >= 5 and hits[True] >= 5
+    for T, lam, is_max in [(6, 5.0, True), (7, 0.7, False), (7, 3.0, True)]:   # A*_T < 1 always (trig)
+        setting = Setting(T=T)
+        values = _brute(setting, np.array([lam]))[:, 0]
+        value, plan = planner.certified_extreme(setting, lam, is_max)
+        assert value == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
+        assert plan == (plans.vanilla(T) if is_max else plans.boot(T))
+    assert planner.certified_extreme(Setting(T=8), 1.5, False) is None          # between: the DP
+    assert planner.certified_extreme(Setting(T=8, init="identity"), 0.5, False) is None
+
+
+def test_optimal_without_bounds_equals_full_dp():
+    """bounds=False runs only the extremes the choice needs: same plan, value, regime, exactness."""
+    settings = list(_random_settings(10, 4, 40))
+    settings.append((Setting(T=96), np.array([0.5, 1.0, 1.02, 1.05, 1.5, 3.0])))
+    for setting, lams in settings:
+        lams = np.concatenate([lams, [1.0, 1 + 1.6 / setting.T]])
+        full = planner.optimal(setting, lams)
+        lazy = planner.optimal(setting, lams, bounds=False)
+        for f, z in zip(full, lazy):
+            assert (f.plan, f.regime, f.exact) == (z.plan, z.regime, z.exact)
+            assert f.value == pytest.approx(z.value, rel=1e-12) and f.w2 == pytest.approx(z.w2, abs=1e-12)
+            assert np.isnan(z.lo) or z.lo == pytest.approx(f.lo, rel=1e-12)
+            assert np.isnan(z.hi) or z.hi == pytest.approx(f.hi, rel=1e-12)
+
+
+def test_lam_B_is_a_certified_switch_point():
+    """λ_B without bisection: BOOT optimal at λ_B, not at λ_B (1 + rtol), by the full DP; and the
+    same switch as the bisection on the regime where that is monotone (trig)."""
+    cases = [(s, 1e-6) for s, _ in _random_settings(8, 5, 40)] + [(Setting(T=96), 1e-6),
+                                                                  (Setting(T=24, S=4.0), 1e-4)]
+    for setting, rtol in cases:
+        lam_B = planner.lam_B(setting, rtol=rtol)
+        if not np.isfinite(lam_B):
+            continue
+        assert planner.optimal(setting, lam_B, exact_mixed=False)[0].regime == "boot"
+        assert planner.optimal(setting, lam_B * (1 + rtol), exact_mixed=False)[0].regime != "boot"
+
+def test_lam_B_crossings_agree_with_bisection(monkeypatch):
+    """The crossing-placed probes (large T) and plain bisection find the same switch (trig)."""
+    for T in (12, 40):
+        setting = Setting(T=T)
+        bisected = planner.lam_B(setting)
+        monkeypatch.setattr(planner, "CROSSING_T_MIN", 0)
+        assert planner.lam_B(setting) == pytest.approx(bisected, rel=2e-6)
+        monkeypatch.undo()
 
 
 def test_single_plan_T_is_named_by_side_of_target():

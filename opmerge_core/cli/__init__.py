@@ -1,7 +1,10 @@
 """The `opmerge` command line: one subcommand per capability.
 
 Each submodule defines ``register(subparsers)`` which adds its subcommands and sets ``func`` on each
-parser. A ``ValueError`` (bad input) anywhere becomes one line on stderr and exit code 2.
+parser; registering imports nothing heavy (torch, pandas, streamlit are imported by the commands that
+use them). ``main`` registers only the module of the command being run (``COMMANDS``), so e.g.
+``opmerge plan`` never imports the training stack. A ``ValueError`` (bad input) anywhere becomes one
+line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import sys
 
 # Submodules that contribute subcommands (each has `register(subparsers)`).
 COMMAND_MODULES = ["theory", "train", "vae", "celeba", "sfd", "dashboard"]
+# Which module registers each command (a command not listed here makes `main` register them all).
+COMMANDS = {"plan": "theory", "eval": "theory", "sweep": "theory", "train": "train", "runs": "train",
+            "vae": "vae", "celeba": "celeba", "solve": "sfd", "sfd": "sfd", "dashboard": "dashboard"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -21,10 +27,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the subcommands of ``modules`` (default: all of COMMAND_MODULES)."""
     parser = OneLineParser(prog="opmerge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         try:
             module = importlib.import_module(f"opmerge_core.cli.{name}")
         except ModuleNotFoundError as exc:  # a capability not built yet
@@ -36,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    module = COMMANDS.get(argv[0]) if argv else None
+    parser = build_parser(None if module is None else [module])
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "pass_through", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

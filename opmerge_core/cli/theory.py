@@ -1,4 +1,8 @@
-"""`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line."""
+"""`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line.
+
+Start-up matters here (a speaker types these live): nothing imports torch or streamlit, pandas is
+imported by ``sweep`` only (it writes a table), and small plans never load numba (``planner``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import os
 
 import numpy as np
 
-from opmerge_core import planner, plans, sweep
+from opmerge_core import planner, plans
 from opmerge_core.schedules import SCHEDULES
 from opmerge_core.setting import SURROGATES, Setting
 from opmerge_core.shrinkage import INITS
@@ -73,13 +77,16 @@ def run_plan(args: argparse.Namespace) -> int:
         shared = planner.shared_plan(setting, lams)
         named_w2 = {name: float(np.linalg.norm(setting.w2(v, lams))) for name, (_, v) in named.items()}
         block = {"plan": shared.plan.text, "w2": shared.w2, "exact": shared.exact,
+                 "method": shared.method, "lower_bound": shared.lower_bound, "gap": shared.gap,
                  "values": shared.values.tolist(), "strategies_w2": named_w2}
         if args.json:
             print(json.dumps({"per_lambda": objects, "shared": block}, indent=2))
             return 0
-        lines.append(f"shared plan for all {len(lams)} λ values "
-                     f"({'exact' if shared.exact else 'heuristic Pareto fronts: not proven optimal'}):")
+        proof = "exact" if shared.exact else f"{shared.method} DP: not proven optimal"
+        lines.append(f"shared plan for all {len(lams)} λ values ({proof}):")
         lines.append(f"  plan   {shared.plan.text}")
+        lines.append(f"  lower bound (every direction at its own optimum) {shared.lower_bound:.6g}, "
+                     f"gap at most {shared.gap:.3g}")
         lines.append(f"  W2 over coordinates {shared.w2:.6g}; named strategies: "
                      + ", ".join(f"{k} {v:.6g}" for k, v in named_w2.items()))
     _emit(objects, args.json, len(lams) > 1, "\n".join(lines))
@@ -100,6 +107,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    from opmerge_core import sweep  # pandas
+
     lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
