@@ -108,7 +108,7 @@ def bench_kernel(Ts: tuple[int, ...], mhz: float) -> None:
     for T in Ts:
         setting = Setting(T=T)
         planner._side(setting, 0.5, False, False)                     # load/compile outside timing
-        fast = best_of(lambda s=setting: planner.extremes(s, 0.5), 3 if T <= 1024 else 1)
+        fast = best_of(lambda s=setting: planner.extremes(s, 0.5), 9 if T <= 256 else 3 if T <= 1024 else 1)
         if T <= 256:
             lo, hi = loop_dp(setting, 0.5)
             ex = planner.extremes(setting, 0.5)

@@ -302,3 +302,16 @@ def test_all_plan_values_equals_enumeration():
         slow = np.sort([p.evaluate(setting, [1.3])[0] for p in plans.enumerate_plans(T)])
         assert fast.size == plans.little_schroeder(T) and np.allclose(fast, slow, rtol=1e-12)
     assert planner.all_plan_values(Setting(T=10), 0.5).size == plans.little_schroeder(10)
+
+
+def test_threads_get_the_same_extremes():
+    """Pages call the planner from threads: per-thread buffers, nogil kernels, same results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    setting = Setting(T=200)
+    lams = [0.3, 1.01, 1.2, 1.7, 2.5, 6.0]
+    serial = [planner.extremes(setting, lam) for lam in lams]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda lam: planner.extremes(setting, lam), lams))
+    for a, b in zip(serial, threaded):
+        assert (a.lo, a.hi) == (b.lo, b.hi) and a.lo_plans == b.lo_plans and a.hi_plans == b.hi_plans

@@ -78,6 +78,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if not comparison.dp_exact:
         print("note: some per-direction DP plans are in the mixed band (best known, not proven optimal)")
     if not comparison.shared_exact:
-        print("note: the shared plan's Pareto fronts were pruned heuristically (not proven optimal)")
+        print("note: the shared plan comes from the beam DP (not proven optimal; `opmerge plan --shared` "
+              "reports its gap to the per-direction lower bound)")
     print(f"face grid -> {out} ({seconds:.1f} s)")
     return 0
