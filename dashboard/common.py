@@ -588,8 +588,14 @@ def _pending(job_id: str, label: str) -> None:
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Once per server process: start the compute backend in the background, so the cluster is up
-    by the time the first heavy request arrives."""
-    thread = threading.Thread(target=compute.default_backend, name="opmerge-warm-up", daemon=True)
+    by the time the first heavy request arrives, and load the compiled DP kernels (the in-process
+    DPs of every rerun use them)."""
+    def start() -> None:
+        planner.load_kernels()
+        heavy_core.optimal(Setting(T=IN_PROCESS_T_MAX, S=1.0), 1.3)     # JIT-load the kernels
+        compute.default_backend()
+
+    thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
     thread.start()
     return thread
 

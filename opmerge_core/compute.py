@@ -169,6 +169,9 @@ class _NiceWorkers(WorkerPlugin):
     def setup(self, worker) -> None:
         with contextlib.suppress(OSError):
             os.nice(10)
+        from opmerge_core import planner
+
+        planner.load_kernels()      # every DP of a worker in the compiled kernels (planner.py)
 
 
 # ---- the server side ------------------------------------------------------------------------------

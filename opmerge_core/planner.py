@@ -63,6 +63,13 @@ def _kernels():
     return dp_kernels
 
 
+def load_kernels() -> None:
+    """Import the compiled kernels now: from then on every DP of this process runs in them, so its
+    results (equal to the numpy DP's to ~1e-16) do not depend on which job came first. Servers,
+    cluster workers and sweeps call this; one-off CLI commands do not (numba's start-up)."""
+    _kernels()
+
+
 def _use_numpy(T: int, n_lam: int) -> bool:
     """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) while the compiled
     kernels are not loaded yet; both give the same extremes (to rounding, ~1e-16)."""

@@ -16,6 +16,7 @@ def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
     """One row per λ: the DP optimum and every named strategy's value, W2 and gap to the optimum
     (only the extremes each choice needs are computed: ``planner.optimal(..., bounds=False)``)."""
     lam = check_lam(lam)
+    planner.load_kernels()        # the same arithmetic in every process: a cluster sweep = a local one
     best = planner.optimal(setting, lam, bounds=False)
     rows = {
         "T": setting.T, "lam": lam, "regime": [b.regime for b in best],
@@ -59,24 +60,20 @@ def sweep_on_cluster(client, lams: np.ndarray, Ts: list[int], S: float = 1.0, sc
                      init: str = "teacher", surrogate: str = "teacher",
                      uniform_K: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
-    ``distributed.Client``): the grid is cut into tasks of about equal work (one DP costs ∝ T³),
-    and the result is row for row the local one."""
+    ``distributed.Client``), one task per T, the largest (one DP costs ∝ T³) first. Each task is the
+    local run's own batch over λ, so the result is bit for bit the local one."""
     lams = check_lam(lams)
     Ts = [check_T(T) for T in Ts]
     if not Ts:
         raise ValueError("give at least one T")
     if lams.size * len(Ts) > SWEEP_POINTS_MAX:
         raise ValueError(f"sweep has {lams.size * len(Ts)} points; at most {SWEEP_POINTS_MAX}")
-    n_tasks = 4 * max(1, sum(client.nthreads().values()))
-    per_task = sum(lams.size * T**3 for T in Ts) / n_tasks
-    settings, chunks = [], []
-    for T in Ts:
-        size = max(1, int(per_task // T**3))
-        for start in range(0, lams.size, size):
-            settings.append(Setting(T, S, schedule, init, surrogate, uniform_K))
-            chunks.append(lams[start:start + size])
-    parts = client.map(compare, settings, chunks, pure=False)
-    limits = client.map(thresholds, [[T] for T in Ts], S=S, schedule=schedule, init=init,
+    order = sorted(range(len(Ts)), key=lambda i: -Ts[i])
+    parts = client.map(compare, [Setting(Ts[i], S, schedule, init, surrogate, uniform_K) for i in order],
+                       [lams] * len(Ts), pure=False)
+    limits = client.map(thresholds, [[Ts[i]] for i in order], S=S, schedule=schedule, init=init,
                         surrogate=surrogate, pure=False)
-    return (pd.concat(client.gather(parts), ignore_index=True),
-            pd.concat(client.gather(limits), ignore_index=True))
+    back = np.argsort(order)
+    frames, rows = client.gather(parts), client.gather(limits)
+    return (pd.concat([frames[j] for j in back], ignore_index=True),
+            pd.concat([rows[j] for j in back], ignore_index=True))
