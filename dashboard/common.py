@@ -313,8 +313,8 @@ def model_choices_text(p: Params) -> str:
 
 
 def curve_lams(T: int) -> np.ndarray:
-    """λ grid for the strategy curves: 61 log points (31 above T = 256, 21 above 512: each DP costs T³)."""
-    return np.geomspace(LAM_MIN, LAM_MAX, 61 if T <= 256 else 31 if T <= 512 else 21)
+    """λ grid for the strategy curves: 61 log points (only those in (1, λ_V) need a DP)."""
+    return np.geomspace(LAM_MIN, LAM_MAX, 61)
 
 
 PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
