@@ -23,11 +23,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard import common
+from opmerge_dashboard import common
 from opmerge_core import compute
 from opmerge_core import heavy as heavy_core
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "opmerge_dashboard" / "app.py")
 
 
 def timed_run(at: AppTest) -> float:

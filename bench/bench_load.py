@@ -51,7 +51,7 @@ from streamlit.logger import set_log_level  # noqa: E402
 
 set_log_level("ERROR")       # importing the dashboard outside a server warns "No runtime found"
 
-from dashboard.common import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
+from opmerge_dashboard.common import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
 
 T_CHOICES = (16, 32, 64, 128)
 HEAVY_PAGES = (("", 1024), ("celeba", 64), ("spectrum", 256))   # (url path, T)
@@ -270,12 +270,12 @@ async def profile(server: stclient.DashboardServer, args: argparse.Namespace) ->
         print(f"py-spy wrote no profile: {err.decode()[-500:]}")
 
 
-PROJECT_FRAME = re.compile(r"dashboard/|opmerge_core/|^<module> \(\w+\.py")   # incl. page scripts
+PROJECT_FRAME = re.compile(r"opmerge_dashboard/|opmerge_core/|^<module> \(\w+\.py")   # incl. page scripts
 
 
 def print_profile(folded: Path, top: int = 15) -> None:
     """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self, inclusive, and
-    inclusive among the project's own frames (dashboard/, opmerge_core/, page scripts)."""
+    inclusive among the project's own frames (opmerge_dashboard/, opmerge_core/, page scripts)."""
     self_n, incl_n, total = Counter(), Counter(), 0
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

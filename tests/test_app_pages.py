@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import common
+from opmerge_dashboard import common
 
-APP = "../dashboard/app.py"  # relative to this file
+APP = "../opmerge_dashboard/app.py"  # relative to this file
 PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
 
 

@@ -30,7 +30,7 @@ def run_options(argv: list[str]) -> dict:
 
 def test_production_defaults():
     argv = streamlit_command(parse("--port", "8600"))
-    assert argv[0] == sys.executable and argv[4].endswith("dashboard/app.py")
+    assert argv[0] == sys.executable and argv[4].endswith("opmerge_dashboard/app.py")
     opts = run_options(argv)
     assert opts["server_fileWatcherType"] == "none"
     assert opts["server_runOnSave"] is False

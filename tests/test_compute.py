@@ -190,11 +190,11 @@ def test_an_existing_cluster_runs_runs_and_cached_results(scheduler_address, tmp
 def test_a_heavy_page_shows_a_placeholder_then_its_result(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import common
+    from opmerge_dashboard import common
 
     monkeypatch.setattr(common, "WAIT_S", 0.0)
     S = round(float(np.random.default_rng().uniform(2, 19)), 1)   # a setting nobody computed yet
-    at = AppTest.from_file("../dashboard/app.py", default_timeout=60)
+    at = AppTest.from_file("../opmerge_dashboard/app.py", default_timeout=60)
     at.query_params.update({"T": "300", "S": f"{S:g}"})
     at.run()
     assert not at.exception, at.exception
@@ -219,7 +219,7 @@ def test_workers_spawned_by_a_streamlit_server_do_not_run_the_app(tmp_path, monk
     from pathlib import Path
 
     fake = types.ModuleType("__main__")
-    fake.__file__ = str(Path(__file__).parents[1] / "dashboard" / "app.py")
+    fake.__file__ = str(Path(__file__).parents[1] / "opmerge_dashboard" / "app.py")
     monkeypatch.setitem(sys.modules, "__main__", fake)
     b = compute.Backend(n_workers=1, store=RunStore(tmp_path / "runs.sqlite"),
                         cache=compute.ResultCache(tmp_path / "cache"))

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from opmerge_core import latents as lt
 from opmerge_core import vae
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 PAGE = "app_pages/celeba.py"
 LAM = np.geomspace(0.05, 20.0, 10)
 

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard import controls, faces, presentation
+from opmerge_dashboard import controls, faces, presentation
 from opmerge_core import reference
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 
 # The dashboard's import package: the only place the CLI names it (pyproject.toml's wheel `packages`
 # names it once more).
-APP_PACKAGE = "dashboard"
+APP_PACKAGE = "opmerge_dashboard"
 
 # (option, production value, --dev value); a value of None means "leave Streamlit's default".
 SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (

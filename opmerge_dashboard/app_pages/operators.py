@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures
+from opmerge_dashboard import common, figures
 from opmerge_core import operators
 
 p = common.params()

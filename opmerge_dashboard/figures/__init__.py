@@ -4,7 +4,7 @@ One module per area: ``theory`` (phase transition, operators, plans, spectrum, p
 other areas add ``train``, ``celeba``, ``sfd``, ``mixtures`` and re-export here.
 """
 
-from dashboard.figures.theory import (
+from opmerge_dashboard.figures.theory import (
     REGIME_COLORS,
     STRATEGY_COLORS,
     add_lam_line,

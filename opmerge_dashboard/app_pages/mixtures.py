@@ -13,8 +13,8 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
-from dashboard.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
+from opmerge_dashboard import common
+from opmerge_dashboard.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
 from opmerge_core import mixtures, sfd_lab, solvers
 
 BUDGETS = (1024, 2048, 4096, 8192, 16384)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image
 
-from dashboard import presentation
+from opmerge_dashboard import presentation
 
 SCALES = (1, 2, 3, 4)          # 64, 128, 192, 256 px tiles
 

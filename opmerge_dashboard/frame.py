@@ -1,13 +1,13 @@
 """The dashboard's frame: page config, presentation mode, the router and the shared controls.
 
-``dashboard/app.py`` (the Streamlit entry point) calls ``run()`` on every script run.
+``opmerge_dashboard/app.py`` (the Streamlit entry point) calls ``run()`` on every script run.
 """
 
 from pathlib import Path
 
 import streamlit as st
 
-from dashboard import common, controls, presentation
+from opmerge_dashboard import common, controls, presentation
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 # (file, title, material icon, url path); optional pages appear when their file exists.

@@ -1,7 +1,7 @@
 """opmerge dashboard: router and shared frame (presets, Reset, the bound teaching parameters).
 
-Run with ``opmerge dashboard`` or ``streamlit run dashboard/app.py``. Pages live in
-``dashboard/app_pages/``; the optional pages of other areas (train, celeba, sfd, mixtures) appear
+Run with ``opmerge dashboard`` or ``streamlit run opmerge_dashboard/app.py``. Pages live in
+``opmerge_dashboard/app_pages/``; the optional pages of other areas (train, celeba, sfd, mixtures) appear
 as soon as their file exists there. ``?present=1`` switches to presentation mode.
 """
 
@@ -9,6 +9,6 @@ as soon as their file exists there. ``?present=1`` switches to presentation mode
 # A worker process that multiprocessing spawns later (the compute backend's Dask workers) re-imports
 # that file as __mp_main__: it must not draw the app there.
 if __name__ == "__main__":
-    from dashboard import frame
+    from opmerge_dashboard import frame
 
     frame.run()

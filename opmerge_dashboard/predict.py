@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import common
+from opmerge_dashboard import common
 from opmerge_core import planner, plans
 
 CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",

@@ -16,9 +16,9 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, reference_view
-from dashboard import faces as face_view
-from dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
+from opmerge_dashboard import common, reference_view
+from opmerge_dashboard import faces as face_view
+from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
 
 BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)

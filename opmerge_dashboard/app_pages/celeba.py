@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, reference_view
-from dashboard import faces as face_view
-from dashboard.figures.celeba import latent_spectrum, w2_split_bars
+from opmerge_dashboard import common, reference_view
+from opmerge_dashboard import faces as face_view
+from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_core import celeba, latents
 from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
 from opmerge_core.setting import Setting

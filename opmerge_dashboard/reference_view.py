@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import common
+from opmerge_dashboard import common
 from opmerge_core import reference
 
 FD_PREFIX = "latent_fd"
@@ -70,7 +70,7 @@ def sfd_run(folder: str, teacher: str) -> None:
                "them). " + runs[0]["command"])
     curve = runs[0]["metrics"].get("loss_curve")
     if isinstance(curve, list) and len(curve) >= 2:
-        from dashboard.figures.sfd import loss_curve
+        from opmerge_dashboard.figures.sfd import loss_curve
         common.figure(loss_curve([float(v) for v in curve]), "sfd_reference_loss",
                       key="fig_sfd_reference_loss")
 

@@ -24,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import figures, presentation
+from opmerge_dashboard import figures, presentation
 from opmerge_core import compute, planner, plans, sweep
 from opmerge_core import heavy as heavy_core
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import common, presentation
+from opmerge_dashboard import common, presentation
 
 THEORY = common.SHARED_WIDGETS
 # url path of a page -> the shared parameters that act on it (order: common.SHARED_WIDGETS)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import common
+from opmerge_dashboard import common
 from opmerge_core.schedules import SCHEDULE_LABELS
 from opmerge_core.setting import SURROGATE_LABELS
 from opmerge_core.shrinkage import INIT_LABELS

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import common, figures, predict
+from opmerge_dashboard import common, figures, predict
 
 p = common.params()
 st.title("The phase transition of operator merging")
