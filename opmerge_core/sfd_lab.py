@@ -4,10 +4,13 @@ the run in the run store (runstore.py). Used by ``opmerge sfd train``, bench/ben
 dashboard's SFD page.
 
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
-solver with the teacher at the same NFE), ``latent_fd_teacher`` (the teacher with DPM-Solver++(3M) at
-:data:`TEACHER_REF_NFE` steps: the quality the student tries to reach), each a Fréchet distance between
-Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID); for 2-D mixtures also sliced W2 against
-exact samples. SFD-v is evaluated at every NFE it serves.
+solver with the teacher at the same NFE; ``nfe_solver`` is the NFE it really used), ``latent_fd_teacher``
+(the teacher with DPM-Solver++(3M) at :data:`TEACHER_REF_NFE` steps: the quality the student tries to
+reach), each a Fréchet distance between Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID)
+against the held-out latents (never trained on), the mean over :data:`EVAL_SEEDS` with its sd in
+``*_sd``, and ``latent_fd_floor`` (± ``latent_fd_floor_sd``): what exact samples score, the level below
+which differences are estimator noise. For 2-D mixtures also sliced W2 against exact samples. SFD-v is
+evaluated at every NFE it serves.
 """
 
 from __future__ import annotations
@@ -28,45 +31,72 @@ TEACHER_REF_NFE = 32
 N_EVAL = 4000                # evaluation samples (FD of 128-D fits needs n >> d)
 N_EVAL_MAX = 100_000
 EVAL_SEED = 1234             # the evaluation noise differs from any training noise (training seeds < 2^31)
+EVAL_SEEDS = (EVAL_SEED, EVAL_SEED + 1, EVAL_SEED + 2)   # every latent FD: mean ± sd over these
 KEEP_SAMPLES = 64            # student / solver samples kept as a run artifact (for decoded faces)
 
 
 def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillConfig,
-             n_eval: int = N_EVAL, device: str | torch.device = "cpu") -> tuple[dict, dict]:
-    """Metrics and kept samples for a trained student (see the module docstring)."""
+             n_eval: int = N_EVAL, device: str | torch.device = "cpu",
+             seeds: tuple[int, ...] = EVAL_SEEDS) -> tuple[dict, dict]:
+    """Metrics and kept samples for a trained student (see the module docstring): every latent FD is the
+    mean over the evaluation ``seeds`` (its sd in ``*_sd``), next to its floor (``latent_fd_floor``:
+    what exact samples score, ``sfd.fd_floor``). Each same-NFE baseline records the NFE it really used."""
     n_eval = check_T(n_eval, lo=16, hi=N_EVAL_MAX, name="evaluation samples")
-    x = sfd.noise(n_eval, teacher.model.dim, EVAL_SEED, device, cfg.t_max)
     ref = (teacher.ref_mean, teacher.ref_cov)
-    exact = teacher.mixture.sample(n_eval, EVAL_SEED) if teacher.mixture is not None else None
     kw = dict(t_min=cfg.t_min, t_max=cfg.t_max)
-
-    def score(samples: torch.Tensor, prefix: str, out: dict) -> None:
-        out[prefix] = sfd.latent_fd(samples, *ref)
-        if exact is not None:
-            out[prefix.replace("latent_fd", "sliced_w2")] = mixtures.sliced_w2(samples.cpu().numpy(), exact)
-
-    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval}
+    lof = cfg.lower_order_final
     nfes = sfd.SFDV_NFE if cfg.algorithm == "sfd-v" else (cfg.nfe,)
-    by_nfe, kept = {}, {}
-    for nfe in nfes:
-        row: dict = {}
-        student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
-                                       conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
-        solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, **kw)
-        score(student_x, "latent_fd", row)
-        score(solver_x, "latent_fd_solver", row)
-        by_nfe[nfe] = row
-        if nfe == cfg.nfe:
-            kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
-                    "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
-    metrics.update(by_nfe[cfg.nfe])
+    scores: dict[str, list[float]] = {}
+    kept: dict[str, np.ndarray] = {}
+
+    def score(samples: torch.Tensor, key: str, exact: np.ndarray | None) -> None:
+        scores.setdefault(key, []).append(sfd.latent_fd(samples, *ref))
+        if exact is not None:
+            w2_key = key.replace("latent_fd", "sliced_w2")
+            scores.setdefault(w2_key, []).append(mixtures.sliced_w2(samples.cpu().numpy(), exact))
+
+    for k, seed in enumerate(seeds):
+        x = sfd.noise(n_eval, teacher.model.dim, seed, device, cfg.t_max)
+        exact = teacher.mixture.sample(n_eval, seed) if teacher.mixture is not None else None
+        for nfe in nfes:
+            student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
+                                           conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
+            solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, lower_order_final=lof,
+                                         **kw)
+            score(student_x, f"{nfe}:latent_fd", exact)
+            score(solver_x, f"{nfe}:latent_fd_solver", exact)
+            if k == 0 and nfe == cfg.nfe:
+                kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
+                        "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
+        teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", lower_order_final=lof,
+                                      **kw)
+        score(teacher_x, "latent_fd_teacher", exact)
+        if k == 0:
+            kept["teacher"] = teacher_x[:KEEP_SAMPLES].cpu().numpy()
+    summary = _mean_sd(scores)
+    by_nfe = {nfe: {key.split(":", 1)[1]: v for key, v in summary.items() if key.startswith(f"{nfe}:")}
+              for nfe in nfes}
+    for nfe, row in by_nfe.items():
+        row["nfe_student"] = nfe
+        row["nfe_solver"] = sfd.solver_nfe(nfe, cfg.solver, cfg.afs, **kw)
+    floor, floor_sd = sfd.fd_floor(*ref, n_eval, teacher.ref_n, seeds)
+    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval, "eval_seeds": list(seeds),
+                     **by_nfe[cfg.nfe], "latent_fd_floor": floor, "latent_fd_floor_sd": floor_sd,
+                     "fd_reference": teacher.meta.get("reference", "exact mixture moments"),
+                     "fd_reference_n": teacher.ref_n,
+                     **{k: v for k, v in summary.items() if ":" not in k},
+                     "teacher_nfe": TEACHER_REF_NFE, "lower_order_final": lof}
     if cfg.algorithm == "sfd-v":
         metrics["by_nfe"] = {str(k): v for k, v in by_nfe.items()}
-    teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", **kw)
-    score(teacher_x, "latent_fd_teacher", metrics)
-    metrics["teacher_nfe"] = TEACHER_REF_NFE
-    kept["teacher"] = teacher_x[:KEEP_SAMPLES].cpu().numpy()
     return metrics, kept
+
+
+def _mean_sd(scores: dict[str, list[float]]) -> dict[str, float]:
+    """key -> mean and key_sd -> sd over the evaluation seeds (``latent_fd:3`` style keys kept)."""
+    out: dict[str, float] = {}
+    for key, values in scores.items():
+        out[key], out[f"{key}_sd"] = sfd.mean_sd(values)
+    return out
 
 
 def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", assets: str | None = None,
