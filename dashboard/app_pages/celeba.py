@@ -36,9 +36,14 @@ def comparison(key: tuple, folder: str) -> celeba.Comparison:
 
 
 @st.cache_data(max_entries=32, show_spinner="Decoding faces …")
-def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float) -> bytes:
+def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float, run_id: int | None = None,
+                  _trained: dict | None = None) -> bytes:
+    """The face grid; with a finished trainer run (``run_id``, its operators ``_trained``) each strategy's
+    trained students sit below its theory row, from the same z_T."""
     model, stats = load(folder)
     comp = comparison(key, folder)
+    if _trained:
+        comp.trained = {m: np.asarray(v, dtype=np.float64) for m, v in _trained.items()}
     faces = celeba.decode_faces(model, celeba.sample_latents(stats, comp, n, seed))
     buf = io.BytesIO()
     celeba.face_grid(faces, gain).save(buf, format="PNG")
@@ -70,7 +75,7 @@ def start_training(key: tuple, folder: str) -> None:
             job.report(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
 
         celeba.train_strategies(comp, steps=TRAIN_STEPS, progress=progress, cancel=job.cancel_event)
-        return comp.trained_w2
+        return {"w2": comp.trained_w2, "operators": {m: v.tolist() for m, v in comp.trained.items()}}
 
     params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
               "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
@@ -101,11 +106,18 @@ def training_monitor(key: tuple, folder: str) -> None:
         seconds = (job.finished or 0) - (job.started or 0)
         st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
         theory = comparison(key, folder).w2
-        rows = [{"method": celeba.METHOD_LABELS[m], **{f"{k} (trained)": v for k, v in w.items()},
-                 "W2 (theory)": theory[m]["w2"]} for m, w in job.result.items()]
+        rows = [{"method": celeba.METHOD_LABELS[m], "W2 (theory)": theory[m]["w2"],
+                 **{f"{k} (trained)": v for k, v in w.items()}} for m, w in job.result["w2"].items()]
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
         common.csv_download(table, "celeba_w2_trained")
+
+
+def trained_run(key: tuple):
+    """The finished trainer run of this session for these settings, or None."""
+    job = common.runner().get(st.session_state.get("celeba_job", -1))
+    ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == key
+    return job if ok and isinstance(job.result, dict) and "operators" in job.result else None
 
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -146,7 +158,11 @@ st.subheader("Faces: teacher, exact flow map, every strategy — and their diffe
 st.caption("Each column is one z_T ~ N(0, diag(r_T²)) in the eigenbasis, mapped by each method's "
            "one-step operator, rotated back (U), mean added, decoded. Lower rows: method − teacher, "
            "×gain, grey = equal.")
-png = face_grid_png(p.key, folder, n, seed, gain)
+done = trained_run(p.key)
+if done is not None:
+    st.caption(f"With trainer run {done.id}: below each strategy's theory row, its **trained** students "
+               "(the operators SGD actually reached), from the same z_T.")
+png = face_grid_png(p.key, folder, n, seed, gain, *((done.id, done.result["operators"]) if done else ()))
 st.image(png, width="content", output_format="PNG")
 st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
                    key="png_celeba_grid", on_click="ignore", icon="⬇️")
