@@ -57,7 +57,7 @@ def chart(at: AppTest, key: str) -> dict:
     import json
 
     for el in at.get("plotly_chart"):
-        if el.proto.id and key in el.proto.id or getattr(el, "key", None) == key:
+        if (el.proto.id and key in el.proto.id) or getattr(el, "key", None) == key:
             return json.loads(el.proto.spec)
     pytest.fail(f"no plotly chart {key!r}")
 

@@ -217,7 +217,7 @@ def test_split_latents_is_fixed_and_disjoint():
 
     z = np.arange(200.0).reshape(100, 2)
     train, held = sfd_assets.split_latents(z, 30)
-    again, held2 = sfd_assets.split_latents(z, 30)
+    _, held2 = sfd_assets.split_latents(z, 30)
     assert train.shape == (70, 2) and held.shape == (30, 2) and np.array_equal(held, held2)
     assert not set(train[:, 0]) & set(held[:, 0]) and set(train[:, 0]) | set(held[:, 0]) == set(z[:, 0])
     with pytest.raises(ValueError, match="held-out"):
