@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -222,46 +222,100 @@ def _thin(values: list[float], keep: int = 200) -> list[float]:
 
 # ----------------------------------------------------------------- 2-D demo (the Mixtures page)
 
-def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
-                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
-                 n_samples: int = 3000) -> dict:
-    """Everything the Mixtures page draws, for one 2-D mixture: trajectories (teacher on its fine grid,
-    plain solver, SFD and Algorithm 1 students on theirs), final samples of each plus exact data, and
-    sliced W2 / FD of each against exact samples. Trains two tiny students (about a second each)."""
+MIXTURE_PAGE_BUDGET = 32_768    # trajectories per student on the Mixtures page (see MixtureSpec)
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """One Mixtures-page experiment (picklable: plain fields only). Two students (SFD and Algorithm 1)
+    are distilled from the exact mixture teacher with ``budget`` trajectories each."""
+
+    preset: str = "ring8"
+    nfe: int = 2
+    solver: str = "dpmpp3m"
+    M: int = 3
+    afs: bool = False
+    budget: int = MIXTURE_PAGE_BUDGET
+    lr: float = 3e-3
+    seed: int = 0
+    n_paths: int = 12
+    n_samples: int = 3000
+    lower_order_final: str = "sfd"
+
+    def configs(self) -> dict[str, sfd.DistillConfig]:
+        """The validated distillation config of each student (bad values → ValueError)."""
+        check_T(self.n_paths, lo=1, hi=200, name="trajectories shown")
+        check_T(self.n_samples, lo=100, hi=20_000, name="samples")
+        mixtures.preset(self.preset)
+        return {alg: sfd.DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
+                                       afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
+                                       lower_order_final=self.lower_order_final).validate()
+                for alg in ("sfd", "alg1")}
+
+
+def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], None] | None = None,
+                       cancel=None) -> dict:
+    """Everything the Mixtures page draws, for one 2-D mixture (the job-runner protocol
+    ``fn(spec, progress=None, cancel=None)``): trajectories (teacher on its fine grid, plain solver, SFD
+    and Algorithm 1 students on theirs), final samples of each plus exact data, and per method the sliced
+    W2 and FD against exact samples and the mode coverage (``mixtures.mode_coverage``).
+
+    ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
+    "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
+    :class:`~opmerge_core.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
+    configs = spec.configs()
     with sfd.torch_threads(1):
-        return _mixture_demo(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples)
+        return _mixture_demo(spec, configs, progress, cancel)
 
 
-def _mixture_demo(preset: str, nfe: int, solver: str, M: int, afs: bool, budget: int, lr: float, seed: int,
-                  n_paths: int, n_samples: int) -> dict:
-    n_paths = check_T(n_paths, lo=1, hi=200, name="trajectories shown")
-    n_samples = check_T(n_samples, lo=100, hi=20_000, name="samples")
-    teacher = sfd.load_teacher("mixture-2d", preset=preset)
-    students = {}
-    for alg in ("sfd", "alg1"):
-        cfg = sfd.DistillConfig(nfe=nfe, algorithm=alg, solver=solver, M=M, afs=afs, budget=budget, lr=lr,
-                                seed=seed).validate()
-        students[alg] = sfd.distill(teacher.model, cfg, device="cpu")
-    x = sfd.noise(n_samples, 2, seed + EVAL_SEED)
-    fine = sfd.solvers.teacher_grid(cfg.n, M)
-    t_fn = sfd.conditioned(teacher.model, None)
+def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], progress, cancel) -> dict:
+    from opmerge_core.trainer import TrainingCancelled
+
+    teacher = sfd.load_teacher("mixture-2d", preset=spec.preset)
+    total = sum(c.iterations * c.batch for c in configs.values())
+    students, offset = {}, 0
+    for alg, cfg in configs.items():
+        def report(done: int, _total: int, loss: float, alg=alg, offset=offset) -> None:
+            if progress is not None:
+                progress(offset + done, total, {"student": alg, "loss": loss})
+
+        students[alg] = sfd.distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
+        if students[alg].cancelled:
+            raise TrainingCancelled("cancelled")
+        offset += cfg.iterations * cfg.batch
+    cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
+    x = sfd.noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
+    fine = sfd.solvers.teacher_grid(cfg.n, spec.M)
     with torch.no_grad():
-        _, t_traj = sfd.solvers.solve(t_fn, x, fine, solver, return_trajectory=True)
-        s_final, s_traj = sfd.sample_solver(teacher.model, x, nfe, solver, afs, return_trajectory=True)
-    s_steps = s_traj.shape[0]
+        _, t_traj = sfd.solvers.solve(sfd.conditioned(teacher.model, None), x, fine, spec.solver,
+                                      return_trajectory=True, lower_order_final=lof)
+        s_final, s_traj = sfd.sample_solver(teacher.model, x, spec.nfe, spec.solver, spec.afs,
+                                            return_trajectory=True, lower_order_final=lof)
     paths = {"teacher": (fine, t_traj[:, :n_paths].numpy()),
-             "solver": (sfd.solvers.time_grid(s_steps), s_traj[:, :n_paths].numpy())}
-    finals = {"data": teacher.mixture.sample(n_samples, seed + 1), "teacher": t_traj[-1].numpy(),
+             "solver": (sfd.solver_grid(spec.nfe, spec.solver, spec.afs), s_traj[:, :n_paths].numpy())}
+    finals = {"data": teacher.mixture.sample(spec.n_samples, spec.seed + 1), "teacher": t_traj[-1].numpy(),
               "solver": s_final.numpy()}
     grid = sfd.solvers.time_grid(cfg.n)
     for alg, result in students.items():
-        final, traj = sfd.sample_student(result.student, x, cfg.n, afs, return_trajectory=True)
+        final, traj = sfd.sample_student(result.student, x, cfg.n, spec.afs, return_trajectory=True)
         paths[alg] = (grid, traj[:, :n_paths].numpy())
         finals[alg] = final.numpy()
-    exact = teacher.mixture.sample(n_samples, seed + 2)
-    metrics = [{"method": k, "sliced_w2": mixtures.sliced_w2(v, exact),
-                "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov),
-                "finetune_seconds": students[k].seconds if k in students else 0.0}
-               for k, v in finals.items()]
+    exact = teacher.mixture.sample(spec.n_samples, spec.seed + 2)
+    nfes = {"teacher": len(fine) - 1, "solver": sfd.solver_nfe(spec.nfe, spec.solver, spec.afs),
+            "sfd": spec.nfe, "alg1": spec.nfe}
+    metrics = []
+    for k, v in finals.items():
+        near, hit = mixtures.mode_coverage(teacher.mixture, v)
+        metrics.append({"method": k, "nfe": nfes.get(k), "sliced_w2": mixtures.sliced_w2(v, exact),
+                        "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov), "near_modes": near,
+                        "modes_hit": hit,
+                        "finetune_seconds": students[k].seconds if k in students else 0.0})
     return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,
-            "label": teacher.label}
+            "label": teacher.label, "K": teacher.mixture.K, "spec": asdict(spec)}
+
+
+def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
+                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
+                 n_samples: int = 3000) -> dict:
+    """:func:`train_mixture_demo` with keyword arguments (no progress, no cancel)."""
+    return train_mixture_demo(MixtureSpec(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples))
