@@ -49,7 +49,8 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
     assert dict(zip(table["method"], table["nfe"], strict=True))["solver"] == 1
     assert len(at.get("plotly_chart")) == 3
     assert any("share of samples near one of the 2 modes" in m.value for m in at.markdown)
-    assert any("opmerge sfd train --teacher mixture-2d --preset two-blobs --nfe 1" in c.value for c in at.code)
+    cli = "opmerge sfd train --teacher mixture-2d --preset two-blobs --nfe 1"
+    assert any(cli in c.value for c in at.code)
     from dashboard import common
 
     kinds = [r["kind"] for r in common.runner().store.list(limit=10)]
