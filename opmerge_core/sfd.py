@@ -175,7 +175,9 @@ class GMMDenoiser(nn.Module):
         cov = gmm.covariance()
         self.sigma_data = float(np.sqrt(np.trace(cov) / gmm.dim))
         self.register_buffer("data_mean", torch.as_tensor(gmm.mean(), dtype=torch.float32))
-        self.residual = Backbone(gmm.dim, width, blocks, zero_out=True)
+        with torch.random.fork_rng(devices=[]):   # the same hidden init whatever ran before: reproducible
+            torch.manual_seed(0)
+            self.residual = Backbone(gmm.dim, width, blocks, zero_out=True)
 
     def config(self) -> dict:
         return {"kind": "gmm", "dim": self.dim, "K": self.K, "width": self.width, "blocks": self.n_blocks}
