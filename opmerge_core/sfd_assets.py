@@ -53,7 +53,7 @@ def split_latents(z: np.ndarray, n_held_out: int = N_HELD_OUT,
 
 def build(latents: str | Path, assets: str | Path | None = None, *, steps: int = 3000, batch: int = 512,
           width: int = 256, blocks: int = 3, gmm_k: int = 32, gmm_iters: int = 100, seed: int = 0,
-          n_held_out: int = N_HELD_OUT, device: str = "auto", log=print) -> dict:
+          n_held_out: int = N_HELD_OUT, n_fd: int = N_FD, device: str = "auto", log=print) -> dict:
     """Split the latents once (:func:`split_latents`), train the MLP teacher and fit the GMM on the
     training split only, write both to the assets folder with the held-out split's mean and covariance
     as the latent FD reference, and report their quality against it (mean ± sd over :data:`FD_SEEDS`),
@@ -77,7 +77,7 @@ def build(latents: str | Path, assets: str | Path | None = None, *, steps: int =
     gmm = mixtures.fit_gmm(train, K=gmm_k, iters=gmm_iters, seed=seed)
     gmm_seconds = time.perf_counter() - t1
     mixtures.save_gmm(gmm, str(folder / sfd.GMM_FILE))
-    quality = quality_figures(net, gmm, train, held)
+    quality = quality_figures(net, gmm, train, held, n_fd)
     return {"teacher": str(folder / sfd.TEACHER_FILE), "teacher_bytes": size,
             "teacher_seconds": round(teacher_seconds, 1), "sigma_data": net.sigma_data,
             "gmm": str(folder / sfd.GMM_FILE), "gmm_K": gmm.K, "gmm_seconds": round(gmm_seconds, 1),

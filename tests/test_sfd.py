@@ -234,3 +234,20 @@ def test_same_nfe_baseline_reports_the_nfe_it_used(blobs, solver, nfe, afs, used
     grid = sfd.solver_grid(nfe, solver, afs)
     solvers.solve(counter, sfd.noise(4, 2), grid, solver, afs=afs)
     assert counter.nfe == sfd.solver_nfe(nfe, solver, afs) == used
+
+
+def test_teacher_build_trains_on_the_split_and_refers_to_the_held_out(tmp_path):
+    from opmerge_core import sfd_assets
+
+    z = np.random.default_rng(0).standard_normal((400, 3)) * [1.0, 0.5, 2.0]
+    np.save(tmp_path / "z.npy", z)
+    out = sfd_assets.build(tmp_path / "z.npy", tmp_path, steps=20, batch=64, width=16, blocks=1, gmm_k=2,
+                           gmm_iters=5, n_held_out=100, n_fd=200, device="cpu", log=lambda m: None)
+    assert (out["n_train"], out["n_held_out"], out["split_seed"]) == (300, 100, 0)
+    teacher = sfd.load_teacher("latent-mlp", assets=str(tmp_path))
+    _, held = sfd_assets.split_latents(z, 100)
+    np.testing.assert_allclose(teacher.ref_mean, held.mean(0))            # the reference is held out
+    assert teacher.ref_n == 100 and teacher.meta["reference"] == "held-out split"
+    assert sfd.load_teacher("latent-gmm", assets=str(tmp_path)).ref_n == 100
+    for key in ("teacher_32nfe", "gmm", "floor_real", "floor"):
+        assert out[f"latent_fd_{key}"] > 0 and out[f"latent_fd_{key}_sd"] >= 0
