@@ -175,7 +175,8 @@ def runs_table(store, teacher: str | None = None, limit: int = 500) -> list[dict
                 "solver_name": p.get("solver"), "M": p.get("M"), "budget": p.get("budget")}
         rows.append({**base, "method": p.get("algorithm"), "seconds": m.get("finetune_seconds", 0.0),
                      "latent_fd": m["latent_fd"]})
-        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"]})
+        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"],
+                     "nfe": m.get("nfe_solver", p.get("nfe"))})      # the NFE the baseline really used
     return rows
 
 
