@@ -129,7 +129,10 @@ try:
     if out is None:
         job = job_for(spec)
         if job.status == "done" and job.result is not None:
-            out = finished()[dataclasses.astuple(spec)] = job.result
+            results = finished()
+            while len(results) >= 32:                 # bounded: drop the oldest
+                results.pop(next(iter(results)))
+            out = results[dataclasses.astuple(spec)] = job.result
         else:
             monitor(job.id)
 except ValueError as exc:
