@@ -13,8 +13,9 @@ Theory error per method (THEORY §4): per direction ``setting.w2`` = r_T |value 
 quadrature over all directions (``w2``), over λ_i < 1 (``w2_low``) and over λ_i ≥ 1 (``w2_high``).
 
 Samples: y_T = r_T ⊙ ε with ε ~ N(0, I) (fixed seed), y_0 = value ⊙ y_T, z_0 = U y_0 + μ, decoded.
-The face grid has one row per method and, below, each method's difference from the teacher,
-amplified (``gain``) around mid-grey.
+After :func:`train_strategies` every strategy also has its trained operator (the students), sampled
+from the same z_T. The face grid has one row per method, each strategy's trained row right below its
+theory row, and, below, each row's difference from the teacher, amplified (``gain``) around mid-grey.
 """
 
 from __future__ import annotations
@@ -144,27 +145,34 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     return comparison
 
 
-def train_job(comparison: Comparison, steps: int = 200, *, progress=None, cancel=None) -> Comparison:
-    """``train_strategies`` as a compute-backend job (compute.py): ``progress(done, total, info)``
-    over all stages; returns the trained comparison."""
+def train_job(comparison: Comparison, steps: int = 200, *, progress=None, cancel=None) -> dict:
+    """``train_strategies`` as a compute-backend job (compute.py), ``progress(done, total, info)`` over
+    all stages: the trained W2 per method, the trained operators and the theory W2 (plain data)."""
     def report(stage: int, n_stages: int, done: int, total: int) -> None:
         progress(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
 
-    return train_strategies(comparison, steps, progress=None if progress is None else report,
-                            cancel=cancel)
+    trained = train_strategies(comparison, steps, progress=None if progress is None else report,
+                               cancel=cancel)
+    return {"w2": trained.trained_w2, "theory": trained.w2,
+            "operators": {m: v.tolist() for m, v in trained.trained.items()}}
+
+
+TRAINED = " trained"     # suffix of a trained operator's key in samples and faces ("vanilla trained")
 
 
 def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 8,
                    seed: int = 0) -> dict[str, np.ndarray]:
-    """Method -> latents (n_samples, d): y_T = r_T ε (fixed seed), y_0 = value y_T, z = U y_0 + μ."""
+    """Method -> latents (n_samples, d): y_T = r_T ε (fixed seed), y_0 = value y_T, z = U y_0 + μ.
+    Trained operators (``comparison.trained``) are sampled from the same y_T, as ``method + TRAINED``."""
     n_samples = check_T(n_samples, hi=MAX_SAMPLES, name="samples")
     lam = comparison.lam
     if lam.shape != stats.eigvals.shape:
         raise ValueError(f"comparison has {lam.size} directions, statistics have {stats.d}")
     eps = np.random.default_rng(seed).standard_normal((n_samples, stats.d))
     y_T = eps * comparison.setting.r_T(lam)
-    return {m: stats.from_eigen(y_T * comparison.values[m]) for m in METHODS
-            if np.isfinite(comparison.values[m]).all()}
+    operators = {m: comparison.values[m] for m in METHODS}
+    operators.update({m + TRAINED: comparison.trained[m] for m in METHODS if m in comparison.trained})
+    return {m: stats.from_eigen(y_T * v) for m, v in operators.items() if np.isfinite(v).all()}
 
 
 def decode_faces(model, latents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -183,12 +191,24 @@ def difference(face: np.ndarray, teacher: np.ndarray, gain: float = 5.0) -> np.n
     return np.clip(np.round(diff), 0, 255).astype(np.uint8)
 
 
+def row_keys(faces: dict) -> list[str]:
+    """The grid's row order: every method, its trained operator (if any) right below it."""
+    return [k for m in METHODS for k in (m, m + TRAINED) if k in faces]
+
+
+def row_label(key: str) -> str:
+    method = key.removesuffix(TRAINED)
+    return METHOD_LABELS[method] + (" (trained)" if key != method else "")
+
+
 def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int = 150) -> Image.Image:
-    """One row per method, then one difference-from-teacher row (×gain) per non-teacher method."""
+    """One row per method (each trained operator below its theory row), then one
+    difference-from-teacher row (×gain) per non-teacher row."""
     gain = check_positive(gain, "gain", hi=MAX_GAIN)
-    rows: list[tuple[str, np.ndarray]] = [(METHOD_LABELS[m], faces[m]) for m in METHODS if m in faces]
-    rows += [(f"{METHOD_LABELS[m]} - teacher x{gain:g}", difference(faces[m], faces["teacher"], gain))
-             for m in METHODS if m in faces and m != "teacher"]
+    keys = row_keys(faces)
+    rows: list[tuple[str, np.ndarray]] = [(row_label(k), faces[k]) for k in keys]
+    rows += [(f"{row_label(k)} - teacher x{gain:g}", difference(faces[k], faces["teacher"], gain))
+             for k in keys if k != "teacher"]
     n, h, w = faces["teacher"].shape[:3]
     label_w = label_width
     grid = Image.new("RGB", (label_w + n * w, len(rows) * h), (255, 255, 255))
@@ -201,8 +221,9 @@ def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int 
 
 
 def run(setting: Setting, model, stats: LatentStats, n_samples: int = 8, seed: int = 0,
-        gain: float = 5.0) -> tuple[Comparison, dict[str, np.ndarray], Image.Image]:
-    """Theory, decoded faces and the grid for one setting."""
-    comparison = compare(setting, stats.eigvals)
+        gain: float = 5.0, comparison: Comparison | None = None
+        ) -> tuple[Comparison, dict[str, np.ndarray], Image.Image]:
+    """Theory (or the given, possibly trained, ``comparison``), decoded faces and the grid."""
+    comparison = comparison if comparison is not None else compare(setting, stats.eigvals)
     faces = decode_faces(model, sample_latents(stats, comparison, n_samples, seed))
     return comparison, faces, face_grid(faces, gain)

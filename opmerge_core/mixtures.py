@@ -223,6 +223,18 @@ def load_gmm(path: str) -> GaussianMixture:
 
 # -------------------------------------------------------------------------------------- sliced W2
 
+def mode_coverage(g: GaussianMixture, samples: np.ndarray, radius: float = 3.0,
+                  min_share: float = 0.02) -> tuple[float, int]:
+    """(fraction of samples within ``radius`` standard deviations (diagonal Mahalanobis) of some
+    component mean, number of components that hold at least ``min_share``/K of the samples that way):
+    how many of the mixture's modes a sampler recovers, and how much of its mass lands on one."""
+    x = np.asarray(samples, dtype=np.float64)
+    d = np.sqrt((((x[:, None, :] - g.means[None]) ** 2) / g.variances[None]).sum(-1))    # (n, K)
+    near = d.min(1) < radius
+    counts = np.bincount(d.argmin(1)[near], minlength=g.K)
+    return float(near.mean()), int((counts > min_share * len(x) / g.K).sum())
+
+
 def sliced_w2(a: np.ndarray, b: np.ndarray, n_slices: int = 256, seed: int = 0) -> float:
     """Sliced Wasserstein-2 distance between two sample sets (n, d) and (m, d): the root mean square,
     over ``n_slices`` random unit directions, of the 1-D W2 between the projections (quantiles matched

@@ -175,7 +175,9 @@ class GMMDenoiser(nn.Module):
         cov = gmm.covariance()
         self.sigma_data = float(np.sqrt(np.trace(cov) / gmm.dim))
         self.register_buffer("data_mean", torch.as_tensor(gmm.mean(), dtype=torch.float32))
-        self.residual = Backbone(gmm.dim, width, blocks, zero_out=True)
+        with torch.random.fork_rng(devices=[]):   # the same hidden init whatever ran before: reproducible
+            torch.manual_seed(0)
+            self.residual = Backbone(gmm.dim, width, blocks, zero_out=True)
 
     def config(self) -> dict:
         return {"kind": "gmm", "dim": self.dim, "K": self.K, "width": self.width, "blocks": self.n_blocks}
@@ -270,10 +272,12 @@ class DistillConfig:
     seed: int = 0
     t_min: float = solvers.T_MIN
     t_max: float = solvers.T_MAX
+    lower_order_final: str = "sfd"   # DPM-Solver++ final-step orders (solvers.dpmpp_orders): SFD's rule
 
     def validate(self) -> DistillConfig:
         check_choice(self.algorithm, ALGORITHMS, "algorithm")
         check_choice(self.solver, solvers.SOLVERS, "solver")
+        check_choice(self.lower_order_final, solvers.LOWER_ORDER_FINAL, "lower-order-final rule")
         allowed = SFDV_NFE if self.algorithm == "sfd-v" else range(NFE_MIN, NFE_MAX + 1)
         lo, hi = min(allowed), max(allowed)
         check_T(self.nfe, lo=lo, hi=hi, name=f"NFE for {self.algorithm}{' with AFS' if self.afs else ''}")
@@ -316,11 +320,14 @@ def check_steps(n: int, M: int, fine_grid: np.ndarray) -> None:
 
 @torch.no_grad()
 def teacher_states(teacher: Denoiser, x: torch.Tensor, n: int, M: int, solver: str,
-                   t_min: float = solvers.T_MIN, t_max: float = solvers.T_MAX) -> torch.Tensor:
-    """The teacher's trajectory on the fine grid, kept at the student times: (n, B, d), [0] = x."""
+                   t_min: float = solvers.T_MIN, t_max: float = solvers.T_MAX,
+                   lower_order_final: str = "sfd") -> torch.Tensor:
+    """The teacher's trajectory on the fine grid, kept at the student times: (n, B, d), [0] = x.
+    ``lower_order_final``: DPM-Solver++'s final-step order rule (default SFD's, SFD.md "Teacher solvers")."""
     fine = solvers.teacher_grid(n, M, t_min, t_max)
     check_steps(n, M, fine)
-    _, traj = solvers.solve(teacher, x, fine, solver, return_trajectory=True)
+    _, traj = solvers.solve(teacher, x, fine, solver, return_trajectory=True,
+                            lower_order_final=lower_order_final)
     return traj[:: M + 1]
 
 
@@ -386,7 +393,8 @@ def distill(teacher: nn.Module, cfg: DistillConfig, student: nn.Module | None = 
                 group["lr"] = cfg.lr * 0.1
         n = ns[int(torch.randint(len(ns), (1,), generator=gen))]
         noise = torch.randn(cfg.batch, _dim(teacher), generator=gen).to(dev)
-        states = teacher_states(teacher_fn, cfg.t_max * noise, n, cfg.M, cfg.solver, cfg.t_min, cfg.t_max)
+        states = teacher_states(teacher_fn, cfg.t_max * noise, n, cfg.M, cfg.solver, cfg.t_min, cfg.t_max,
+                                cfg.lower_order_final)
         losses, _ = sfd_iteration(student, states, grids[n], cfg.algorithm, cfg.afs, opt,
                                   n if cfg.algorithm == "sfd-v" else None)
         result.losses.append(float(np.mean(losses)) if losses else 0.0)
@@ -417,7 +425,9 @@ REGENERATE = "opmerge sfd teacher --latents LATENTS.npy --assets assets (see ass
 
 @dataclass
 class Teacher:
-    """A frozen teacher with the reference Gaussian fit of its data (for the latent FD)."""
+    """A frozen teacher with the reference Gaussian fit of its data (for the latent FD). For the latent
+    teachers the reference is the held-out split (never trained on), fitted from ``ref_n`` latents; for
+    the mixtures it is the exact mixture's mean and covariance (``ref_n = None``: no estimation noise)."""
 
     name: str
     model: nn.Module
@@ -425,6 +435,8 @@ class Teacher:
     ref_cov: np.ndarray
     label: str
     mixture: GaussianMixture | None = None     # exact samples for the sliced W2 (mixtures only)
+    ref_n: int | None = None                   # latents behind ref_mean/ref_cov (None: exact moments)
+    meta: dict = field(default_factory=dict)   # how the teacher was made (split seed and sizes, ...)
 
 
 def save_teacher(net: MLPDenoiser, path: str, data: np.ndarray, meta: dict | None = None) -> int:
@@ -438,6 +450,12 @@ def save_teacher(net: MLPDenoiser, path: str, data: np.ndarray, meta: dict | Non
 
 
 def load_mlp_teacher(path: str) -> tuple[MLPDenoiser, np.ndarray, np.ndarray]:
+    """The teacher network and its FD reference (mean, covariance); see :func:`load_teacher_file`."""
+    net, mu, cov, _ = load_teacher_file(path)
+    return net, mu, cov
+
+
+def load_teacher_file(path: str) -> tuple[MLPDenoiser, np.ndarray, np.ndarray, dict]:
     if not Path(path).is_file():
         raise ValueError(f"missing teacher weights {path}; regenerate them with: {REGENERATE}")
     try:
@@ -448,7 +466,8 @@ def load_mlp_teacher(path: str) -> tuple[MLPDenoiser, np.ndarray, np.ndarray]:
     except Exception as exc:  # corrupt file, wrong keys or shapes
         raise ValueError(f"teacher weights {path} are unreadable ({type(exc).__name__}); "
                          f"regenerate them with: {REGENERATE}") from None
-    return net.eval(), obj["ref_mean"].double().numpy(), obj["ref_cov"].double().numpy()
+    meta = {k: v for k, v in dict(obj.get("meta") or {}).items() if isinstance(v, (int, float, str))}
+    return net.eval(), obj["ref_mean"].double().numpy(), obj["ref_cov"].double().numpy(), meta
 
 
 def load_teacher(name: str, assets: str | None = None, preset: str = "ring8") -> Teacher:
@@ -461,8 +480,8 @@ def load_teacher(name: str, assets: str | None = None, preset: str = "ring8") ->
                        f"{TEACHER_LABELS[name]} ({mixtures.PRESET_LABELS[preset]})", g)
     folder = assets_dir(assets)
     if name == "latent-mlp":
-        net, mu, cov = load_mlp_teacher(str(folder / TEACHER_FILE))
-        return Teacher(name, net, mu, cov, TEACHER_LABELS[name])
+        net, mu, cov, meta = load_teacher_file(str(folder / TEACHER_FILE))
+        return Teacher(name, net, mu, cov, TEACHER_LABELS[name], ref_n=_ref_n(meta), meta=meta)
     path = folder / GMM_FILE
     if not path.is_file():
         raise ValueError(f"missing teacher file {path}; regenerate it with: {REGENERATE}")
@@ -471,7 +490,16 @@ def load_teacher(name: str, assets: str | None = None, preset: str = "ring8") ->
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"teacher file {path} is unreadable ({type(exc).__name__}); "
                          f"regenerate it with: {REGENERATE}") from None
-    return Teacher(name, GMMDenoiser(g), g.mean(), g.covariance(), TEACHER_LABELS[name], g)
+    try:                       # the FD reference is the MLP teacher's held-out split, if it is there
+        _, mu, cov, meta = load_teacher_file(str(folder / TEACHER_FILE))
+    except ValueError:         # else the mixture's own moments
+        mu, cov, meta = g.mean(), g.covariance(), {"reference": "moments of the fitted GMM"}
+    return Teacher(name, GMMDenoiser(g), mu, cov, TEACHER_LABELS[name], g, ref_n=_ref_n(meta), meta=meta)
+
+
+def _ref_n(meta: dict) -> int | None:
+    n = meta.get("n_held_out", meta.get("n_latents"))
+    return int(n) if n else None
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -494,16 +522,29 @@ def sample_student(student: nn.Module, x: torch.Tensor, n: int, afs: bool, condi
                          return_trajectory=return_trajectory)
 
 
+def solver_grid(nfe: int, solver: str = "dpmpp3m", afs: bool = False, t_min: float = solvers.T_MIN,
+                t_max: float = solvers.T_MAX) -> np.ndarray:
+    """The grid of the plain solver at a requested NFE: NFE + 1 (+1 with AFS) timestamps; Heun uses two
+    calls per step, so ⌈(NFE + AFS)/2⌉ + 1 timestamps — at an odd NFE it really uses one more call
+    (:func:`solver_nfe` gives the count really used)."""
+    steps = math.ceil((nfe + int(afs)) / 2) if solver == "heun" else nfe + int(afs)
+    return solvers.time_grid(steps + 1, t_min, t_max)
+
+
+def solver_nfe(nfe: int, solver: str = "dpmpp3m", afs: bool = False, t_min: float = solvers.T_MIN,
+               t_max: float = solvers.T_MAX) -> int:
+    """The NFE :func:`sample_solver` really uses when asked for ``nfe`` (Heun: even counts only)."""
+    return solvers.nfe(solver, solver_grid(nfe, solver, afs, t_min, t_max), afs)
+
+
 @torch.no_grad()
 def sample_solver(teacher: nn.Module, x: torch.Tensor, nfe: int, solver: str = "dpmpp3m", afs: bool = False,
                   t_min: float = solvers.T_MIN, t_max: float = solvers.T_MAX,
-                  return_trajectory: bool = False):
-    """A plain solver with the teacher at a given NFE (grid of NFE + 1 (+1 with AFS) timestamps;
-    Heun uses two calls per step, so its grid has ⌈NFE/2⌉ + 1 timestamps)."""
-    steps = math.ceil((nfe + int(afs)) / 2) if solver == "heun" else nfe + int(afs)
-    grid = solvers.time_grid(steps + 1, t_min, t_max)
+                  return_trajectory: bool = False, lower_order_final: str = "sfd"):
+    """A plain solver with the teacher at (about) a given NFE on :func:`solver_grid`."""
+    grid = solver_grid(nfe, solver, afs, t_min, t_max)
     return solvers.solve(conditioned(teacher, None), x, grid, solver, afs=afs,
-                         return_trajectory=return_trajectory)
+                         return_trajectory=return_trajectory, lower_order_final=lower_order_final)
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -538,3 +579,32 @@ def latent_fd(samples: np.ndarray | torch.Tensor, ref_mean: np.ndarray, ref_cov:
     """Latent FD of generated samples against the reference Gaussian fit (see :data:`FD_LABEL`)."""
     mu, cov = gaussian_fit(samples)
     return frechet_distance(mu, cov, ref_mean, ref_cov)
+
+
+def fd_floor(ref_mean: np.ndarray, ref_cov: np.ndarray, n_samples: int, ref_n: int | None,
+             seeds: tuple[int, ...] = (0, 1, 2)) -> tuple[float, float]:
+    """The latent FD a perfect generator scores (mean, sd over ``seeds``): the FD between the Gaussian
+    fits of ``n_samples`` exact samples of ``N(ref_mean, ref_cov)`` and of ``ref_n`` other exact samples
+    (the reference's own estimation noise; ``ref_n = None``: against the exact moments). A latent FD
+    within a few sd of this floor cannot be told apart from the data."""
+    n_samples = check_T(n_samples, lo=2, hi=1_000_000, name="number of samples")
+    d = ref_mean.shape[0]
+    w, v = np.linalg.eigh((ref_cov + ref_cov.T) / 2)
+    root = v * np.sqrt(np.clip(w, 0, None))
+
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        return ref_mean + rng.standard_normal((n, d)) @ root.T
+
+    scores = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        mu, cov = gaussian_fit(draw(rng, n_samples))
+        ref = (ref_mean, ref_cov) if ref_n is None else gaussian_fit(draw(rng, int(ref_n)))
+        scores.append(frechet_distance(mu, cov, *ref))
+    return mean_sd(scores)
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    a = np.asarray(list(values), dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0

@@ -35,35 +35,72 @@ def load_latents(path: str | Path) -> np.ndarray:
     return z
 
 
+SPLIT_SEED = 0          # the one fixed split of the latents (recorded in the teacher meta, assets/README)
+N_HELD_OUT = 4000       # held-out latents: the latent FD reference, never trained on
+FD_SEEDS = (0, 1, 2)    # evaluation seeds of the quality figures (mean ± sd)
+N_FD = 4000             # samples per latent FD
+
+
+def split_latents(z: np.ndarray, n_held_out: int = N_HELD_OUT,
+                  seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held_out): a fixed random permutation of the rows (``default_rng(seed)``), the last
+    ``n_held_out`` rows of it held out (SFD.md "The project's scaled-down SFD": an honest latent FD)."""
+    if not 2 <= n_held_out <= len(z) - 2:
+        raise ValueError(f"held-out size must be in [2, {len(z) - 2}], got {n_held_out}")
+    order = np.random.default_rng(seed).permutation(len(z))
+    return z[order[:-n_held_out]], z[order[-n_held_out:]]
+
+
 def build(latents: str | Path, assets: str | Path | None = None, *, steps: int = 3000, batch: int = 512,
           width: int = 256, blocks: int = 3, gmm_k: int = 32, gmm_iters: int = 100, seed: int = 0,
-          device: str = "auto", log=print) -> dict:
-    """Train the MLP teacher, fit the GMM, write both to the assets folder, and report their quality
-    (latent FD of the teacher at 32 NFE and of GMM samples against the latents' Gaussian fit)."""
+          n_held_out: int = N_HELD_OUT, n_fd: int = N_FD, device: str = "auto", log=print) -> dict:
+    """Split the latents once (:func:`split_latents`), train the MLP teacher and fit the GMM on the
+    training split only, write both to the assets folder with the held-out split's mean and covariance
+    as the latent FD reference, and report their quality against it (mean ± sd over :data:`FD_SEEDS`),
+    with the floors: exact Gaussian samples (``sfd.fd_floor``) and real training latents."""
     z = load_latents(latents)
+    train, held = split_latents(z, n_held_out)
     folder = assets_dir(assets)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cfg = sfd.TeacherTraining(steps=steps, batch=batch, width=width, blocks=blocks, seed=seed)
     every = max(1, steps // 20)
-    net = sfd.train_teacher(z, cfg, device=device,
+    net = sfd.train_teacher(train, cfg, device=device,
                             progress=lambda i, n, loss: log(f"teacher step {i}/{n} loss {loss:.4f}")
                             if i % every == 0 else None)
     teacher_seconds = time.perf_counter() - t0
     net = net.cpu()
-    size = sfd.save_teacher(net, str(folder / sfd.TEACHER_FILE), z,
-                            meta={"steps": steps, "batch": batch, "n_latents": len(z), "seed": seed})
+    meta = {"steps": steps, "batch": batch, "n_latents": len(z), "seed": seed, "split_seed": SPLIT_SEED,
+            "n_train": len(train), "n_held_out": len(held), "reference": "held-out split"}
+    size = sfd.save_teacher(net, str(folder / sfd.TEACHER_FILE), held, meta=meta)
     t1 = time.perf_counter()
-    gmm = mixtures.fit_gmm(z, K=gmm_k, iters=gmm_iters, seed=seed)
+    gmm = mixtures.fit_gmm(train, K=gmm_k, iters=gmm_iters, seed=seed)
     gmm_seconds = time.perf_counter() - t1
     mixtures.save_gmm(gmm, str(folder / sfd.GMM_FILE))
-    mu, cov = sfd.gaussian_fit(z)
-    x = sfd.noise(4000, z.shape[1], seed=1234)
-    with torch.no_grad():
-        teacher_fd = sfd.latent_fd(sfd.sample_solver(net, x, 32, "dpmpp3m"), mu, cov)
+    quality = quality_figures(net, gmm, train, held, n_fd)
     return {"teacher": str(folder / sfd.TEACHER_FILE), "teacher_bytes": size,
             "teacher_seconds": round(teacher_seconds, 1), "sigma_data": net.sigma_data,
-            "teacher_latent_fd_32nfe": teacher_fd, "gmm": str(folder / sfd.GMM_FILE), "gmm_K": gmm.K,
-            "gmm_seconds": round(gmm_seconds, 1),
-            "gmm_latent_fd": sfd.latent_fd(gmm.sample(4000, 1), mu, cov), "n_latents": len(z),
-            "dim": int(z.shape[1])}
+            "gmm": str(folder / sfd.GMM_FILE), "gmm_K": gmm.K, "gmm_seconds": round(gmm_seconds, 1),
+            **meta, "dim": int(z.shape[1]), **quality}
+
+
+def quality_figures(net: torch.nn.Module, gmm: mixtures.GaussianMixture, train: np.ndarray,
+                    held: np.ndarray, n: int = N_FD) -> dict:
+    """Latent FD against the held-out fit, mean and sd over :data:`FD_SEEDS`, of: the teacher with
+    DPM-Solver++(3M) at 32 NFE, GMM samples, ``n`` real training latents (the empirical floor) and ``n``
+    exact Gaussian samples (``sfd.fd_floor``)."""
+    mu, cov = sfd.gaussian_fit(held)
+    scores: dict[str, list[float]] = {"teacher_32nfe": [], "gmm": [], "floor_real": []}
+    for s in FD_SEEDS:
+        x = sfd.noise(n, train.shape[1], seed=1234 + s)
+        with torch.no_grad():
+            scores["teacher_32nfe"].append(sfd.latent_fd(sfd.sample_solver(net, x, 32, "dpmpp3m"), mu, cov))
+        scores["gmm"].append(sfd.latent_fd(gmm.sample(n, 1 + s), mu, cov))
+        rows = np.random.default_rng(s).choice(len(train), size=min(n, len(train)), replace=False)
+        scores["floor_real"].append(sfd.latent_fd(train[rows], mu, cov))
+    out = {}
+    for key, values in scores.items():
+        out[f"latent_fd_{key}"], out[f"latent_fd_{key}_sd"] = sfd.mean_sd(values)
+    out["latent_fd_floor"], out["latent_fd_floor_sd"] = sfd.fd_floor(mu, cov, n, len(held), FD_SEEDS)
+    out["fd_samples"] = n
+    return out

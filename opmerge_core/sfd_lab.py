@@ -4,10 +4,13 @@ the run in the run store (runstore.py). Used by ``opmerge sfd train``, bench/ben
 dashboard's SFD page.
 
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
-solver with the teacher at the same NFE), ``latent_fd_teacher`` (the teacher with DPM-Solver++(3M) at
-:data:`TEACHER_REF_NFE` steps: the quality the student tries to reach), each a Fréchet distance between
-Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID); for 2-D mixtures also sliced W2 against
-exact samples. SFD-v is evaluated at every NFE it serves.
+solver with the teacher at the same NFE; ``nfe_solver`` is the NFE it really used), ``latent_fd_teacher``
+(the teacher with DPM-Solver++(3M) at :data:`TEACHER_REF_NFE` steps: the quality the student tries to
+reach), each a Fréchet distance between Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID)
+against the held-out latents (never trained on), the mean over :data:`EVAL_SEEDS` with its sd in
+``*_sd``, and ``latent_fd_floor`` (± ``latent_fd_floor_sd``): what exact samples score, the level below
+which differences are estimator noise. For 2-D mixtures also sliced W2 against exact samples. SFD-v is
+evaluated at every NFE it serves.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,45 +32,72 @@ TEACHER_REF_NFE = 32
 N_EVAL = 4000                # evaluation samples (FD of 128-D fits needs n >> d)
 N_EVAL_MAX = 100_000
 EVAL_SEED = 1234             # the evaluation noise differs from any training noise (training seeds < 2^31)
+EVAL_SEEDS = (EVAL_SEED, EVAL_SEED + 1, EVAL_SEED + 2)   # every latent FD: mean ± sd over these
 KEEP_SAMPLES = 64            # student / solver samples kept as a run artifact (for decoded faces)
 
 
 def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillConfig,
-             n_eval: int = N_EVAL, device: str | torch.device = "cpu") -> tuple[dict, dict]:
-    """Metrics and kept samples for a trained student (see the module docstring)."""
+             n_eval: int = N_EVAL, device: str | torch.device = "cpu",
+             seeds: tuple[int, ...] = EVAL_SEEDS) -> tuple[dict, dict]:
+    """Metrics and kept samples for a trained student (see the module docstring): every latent FD is the
+    mean over the evaluation ``seeds`` (its sd in ``*_sd``), next to its floor (``latent_fd_floor``:
+    what exact samples score, ``sfd.fd_floor``). Each same-NFE baseline records the NFE it really used."""
     n_eval = check_T(n_eval, lo=16, hi=N_EVAL_MAX, name="evaluation samples")
-    x = sfd.noise(n_eval, teacher.model.dim, EVAL_SEED, device, cfg.t_max)
     ref = (teacher.ref_mean, teacher.ref_cov)
-    exact = teacher.mixture.sample(n_eval, EVAL_SEED) if teacher.mixture is not None else None
     kw = dict(t_min=cfg.t_min, t_max=cfg.t_max)
-
-    def score(samples: torch.Tensor, prefix: str, out: dict) -> None:
-        out[prefix] = sfd.latent_fd(samples, *ref)
-        if exact is not None:
-            out[prefix.replace("latent_fd", "sliced_w2")] = mixtures.sliced_w2(samples.cpu().numpy(), exact)
-
-    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval}
+    lof = cfg.lower_order_final
     nfes = sfd.SFDV_NFE if cfg.algorithm == "sfd-v" else (cfg.nfe,)
-    by_nfe, kept = {}, {}
-    for nfe in nfes:
-        row: dict = {}
-        student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
-                                       conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
-        solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, **kw)
-        score(student_x, "latent_fd", row)
-        score(solver_x, "latent_fd_solver", row)
-        by_nfe[nfe] = row
-        if nfe == cfg.nfe:
-            kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
-                    "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
-    metrics.update(by_nfe[cfg.nfe])
+    scores: dict[str, list[float]] = {}
+    kept: dict[str, np.ndarray] = {}
+
+    def score(samples: torch.Tensor, key: str, exact: np.ndarray | None) -> None:
+        scores.setdefault(key, []).append(sfd.latent_fd(samples, *ref))
+        if exact is not None:
+            w2_key = key.replace("latent_fd", "sliced_w2")
+            scores.setdefault(w2_key, []).append(mixtures.sliced_w2(samples.cpu().numpy(), exact))
+
+    for k, seed in enumerate(seeds):
+        x = sfd.noise(n_eval, teacher.model.dim, seed, device, cfg.t_max)
+        exact = teacher.mixture.sample(n_eval, seed) if teacher.mixture is not None else None
+        for nfe in nfes:
+            student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
+                                           conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
+            solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, lower_order_final=lof,
+                                         **kw)
+            score(student_x, f"{nfe}:latent_fd", exact)
+            score(solver_x, f"{nfe}:latent_fd_solver", exact)
+            if k == 0 and nfe == cfg.nfe:
+                kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
+                        "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
+        teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", lower_order_final=lof,
+                                      **kw)
+        score(teacher_x, "latent_fd_teacher", exact)
+        if k == 0:
+            kept["teacher"] = teacher_x[:KEEP_SAMPLES].cpu().numpy()
+    summary = _mean_sd(scores)
+    by_nfe = {nfe: {key.split(":", 1)[1]: v for key, v in summary.items() if key.startswith(f"{nfe}:")}
+              for nfe in nfes}
+    for nfe, row in by_nfe.items():
+        row["nfe_student"] = nfe
+        row["nfe_solver"] = sfd.solver_nfe(nfe, cfg.solver, cfg.afs, **kw)
+    floor, floor_sd = sfd.fd_floor(*ref, n_eval, teacher.ref_n, seeds)
+    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval, "eval_seeds": list(seeds),
+                     **by_nfe[cfg.nfe], "latent_fd_floor": floor, "latent_fd_floor_sd": floor_sd,
+                     "fd_reference": teacher.meta.get("reference", "exact mixture moments"),
+                     "fd_reference_n": teacher.ref_n,
+                     **{k: v for k, v in summary.items() if ":" not in k},
+                     "teacher_nfe": TEACHER_REF_NFE, "lower_order_final": lof}
     if cfg.algorithm == "sfd-v":
         metrics["by_nfe"] = {str(k): v for k, v in by_nfe.items()}
-    teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", **kw)
-    score(teacher_x, "latent_fd_teacher", metrics)
-    metrics["teacher_nfe"] = TEACHER_REF_NFE
-    kept["teacher"] = teacher_x[:KEEP_SAMPLES].cpu().numpy()
     return metrics, kept
+
+
+def _mean_sd(scores: dict[str, list[float]]) -> dict[str, float]:
+    """key -> mean and key_sd -> sd over the evaluation seeds (``latent_fd:3`` style keys kept)."""
+    out: dict[str, float] = {}
+    for key, values in scores.items():
+        out[key], out[f"{key}_sd"] = sfd.mean_sd(values)
+    return out
 
 
 def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", assets: str | None = None,
@@ -168,7 +198,8 @@ def runs_table(store, teacher: str | None = None, limit: int = 500) -> list[dict
                 "solver_name": p.get("solver"), "M": p.get("M"), "budget": p.get("budget")}
         rows.append({**base, "method": p.get("algorithm"), "seconds": m.get("finetune_seconds", 0.0),
                      "latent_fd": m["latent_fd"]})
-        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"]})
+        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"],
+                     "nfe": m.get("nfe_solver", p.get("nfe"))})      # the NFE the baseline really used
     return rows
 
 
@@ -215,46 +246,100 @@ def _thin(values: list[float], keep: int = 200) -> list[float]:
 
 # ----------------------------------------------------------------- 2-D demo (the Mixtures page)
 
-def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
-                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
-                 n_samples: int = 3000) -> dict:
-    """Everything the Mixtures page draws, for one 2-D mixture: trajectories (teacher on its fine grid,
-    plain solver, SFD and Algorithm 1 students on theirs), final samples of each plus exact data, and
-    sliced W2 / FD of each against exact samples. Trains two tiny students (about a second each)."""
+MIXTURE_PAGE_BUDGET = 32_768    # trajectories per student on the Mixtures page (see MixtureSpec)
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """One Mixtures-page experiment (picklable: plain fields only). Two students (SFD and Algorithm 1)
+    are distilled from the exact mixture teacher with ``budget`` trajectories each."""
+
+    preset: str = "ring8"
+    nfe: int = 2
+    solver: str = "dpmpp3m"
+    M: int = 3
+    afs: bool = False
+    budget: int = MIXTURE_PAGE_BUDGET
+    lr: float = 3e-3
+    seed: int = 0
+    n_paths: int = 12
+    n_samples: int = 3000
+    lower_order_final: str = "sfd"
+
+    def configs(self) -> dict[str, sfd.DistillConfig]:
+        """The validated distillation config of each student (bad values → ValueError)."""
+        check_T(self.n_paths, lo=1, hi=200, name="trajectories shown")
+        check_T(self.n_samples, lo=100, hi=20_000, name="samples")
+        mixtures.preset(self.preset)
+        return {alg: sfd.DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
+                                       afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
+                                       lower_order_final=self.lower_order_final).validate()
+                for alg in ("sfd", "alg1")}
+
+
+def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], None] | None = None,
+                       cancel=None) -> dict:
+    """Everything the Mixtures page draws, for one 2-D mixture (the job-runner protocol
+    ``fn(spec, progress=None, cancel=None)``): trajectories (teacher on its fine grid, plain solver, SFD
+    and Algorithm 1 students on theirs), final samples of each plus exact data, and per method the sliced
+    W2 and FD against exact samples and the mode coverage (``mixtures.mode_coverage``).
+
+    ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
+    "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
+    :class:`~opmerge_core.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
+    configs = spec.configs()
     with sfd.torch_threads(1):
-        return _mixture_demo(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples)
+        return _mixture_demo(spec, configs, progress, cancel)
 
 
-def _mixture_demo(preset: str, nfe: int, solver: str, M: int, afs: bool, budget: int, lr: float, seed: int,
-                  n_paths: int, n_samples: int) -> dict:
-    n_paths = check_T(n_paths, lo=1, hi=200, name="trajectories shown")
-    n_samples = check_T(n_samples, lo=100, hi=20_000, name="samples")
-    teacher = sfd.load_teacher("mixture-2d", preset=preset)
-    students = {}
-    for alg in ("sfd", "alg1"):
-        cfg = sfd.DistillConfig(nfe=nfe, algorithm=alg, solver=solver, M=M, afs=afs, budget=budget, lr=lr,
-                                seed=seed).validate()
-        students[alg] = sfd.distill(teacher.model, cfg, device="cpu")
-    x = sfd.noise(n_samples, 2, seed + EVAL_SEED)
-    fine = sfd.solvers.teacher_grid(cfg.n, M)
-    t_fn = sfd.conditioned(teacher.model, None)
+def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], progress, cancel) -> dict:
+    from opmerge_core.trainer import TrainingCancelled
+
+    teacher = sfd.load_teacher("mixture-2d", preset=spec.preset)
+    total = sum(c.iterations * c.batch for c in configs.values())
+    students, offset = {}, 0
+    for alg, cfg in configs.items():
+        def report(done: int, _total: int, loss: float, alg=alg, offset=offset) -> None:
+            if progress is not None:
+                progress(offset + done, total, {"student": alg, "loss": loss})
+
+        students[alg] = sfd.distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
+        if students[alg].cancelled:
+            raise TrainingCancelled("cancelled")
+        offset += cfg.iterations * cfg.batch
+    cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
+    x = sfd.noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
+    fine = sfd.solvers.teacher_grid(cfg.n, spec.M)
     with torch.no_grad():
-        _, t_traj = sfd.solvers.solve(t_fn, x, fine, solver, return_trajectory=True)
-        s_final, s_traj = sfd.sample_solver(teacher.model, x, nfe, solver, afs, return_trajectory=True)
-    s_steps = s_traj.shape[0]
+        _, t_traj = sfd.solvers.solve(sfd.conditioned(teacher.model, None), x, fine, spec.solver,
+                                      return_trajectory=True, lower_order_final=lof)
+        s_final, s_traj = sfd.sample_solver(teacher.model, x, spec.nfe, spec.solver, spec.afs,
+                                            return_trajectory=True, lower_order_final=lof)
     paths = {"teacher": (fine, t_traj[:, :n_paths].numpy()),
-             "solver": (sfd.solvers.time_grid(s_steps), s_traj[:, :n_paths].numpy())}
-    finals = {"data": teacher.mixture.sample(n_samples, seed + 1), "teacher": t_traj[-1].numpy(),
+             "solver": (sfd.solver_grid(spec.nfe, spec.solver, spec.afs), s_traj[:, :n_paths].numpy())}
+    finals = {"data": teacher.mixture.sample(spec.n_samples, spec.seed + 1), "teacher": t_traj[-1].numpy(),
               "solver": s_final.numpy()}
     grid = sfd.solvers.time_grid(cfg.n)
     for alg, result in students.items():
-        final, traj = sfd.sample_student(result.student, x, cfg.n, afs, return_trajectory=True)
+        final, traj = sfd.sample_student(result.student, x, cfg.n, spec.afs, return_trajectory=True)
         paths[alg] = (grid, traj[:, :n_paths].numpy())
         finals[alg] = final.numpy()
-    exact = teacher.mixture.sample(n_samples, seed + 2)
-    metrics = [{"method": k, "sliced_w2": mixtures.sliced_w2(v, exact),
-                "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov),
-                "finetune_seconds": students[k].seconds if k in students else 0.0}
-               for k, v in finals.items()]
+    exact = teacher.mixture.sample(spec.n_samples, spec.seed + 2)
+    nfes = {"teacher": len(fine) - 1, "solver": sfd.solver_nfe(spec.nfe, spec.solver, spec.afs),
+            "sfd": spec.nfe, "alg1": spec.nfe}
+    metrics = []
+    for k, v in finals.items():
+        near, hit = mixtures.mode_coverage(teacher.mixture, v)
+        metrics.append({"method": k, "nfe": nfes.get(k), "sliced_w2": mixtures.sliced_w2(v, exact),
+                        "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov), "near_modes": near,
+                        "modes_hit": hit,
+                        "finetune_seconds": students[k].seconds if k in students else 0.0})
     return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,
-            "label": teacher.label}
+            "label": teacher.label, "K": teacher.mixture.K, "spec": asdict(spec)}
+
+
+def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
+                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
+                 n_samples: int = 3000) -> dict:
+    """:func:`train_mixture_demo` with keyword arguments (no progress, no cancel)."""
+    return train_mixture_demo(MixtureSpec(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples))

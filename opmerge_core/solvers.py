@@ -15,7 +15,8 @@ evaluations with :class:`CountingDenoiser`; :func:`nfe` gives the count without 
 
 Solvers (SFD.md): ``euler`` (= DDIM), ``heun`` (EDM 2nd order, no correction into ``s = 0``),
 ``dpmpp1`` / ``dpmpp2`` / ``dpmpp3m`` (DPM-Solver++ multistep, data prediction, ``λ(t) = −ln t``,
-lower order on the first steps and, as in DPM-Solver, on the last ones when there are < 10 steps).
+lower order on the first steps and on the last ones: by default as SFD's official sampler does, for every
+step count; DPM-Solver's rule, only when there are < 10 steps, is an option, see :func:`dpmpp_orders`).
 AFS (analytical first step) replaces the first network call at ``t_0`` by ``d = x / √(1 + t_0²)``.
 
 For Gaussian data ``N(0, λ)`` the exact denoiser is ``λ/(λ + t²) x`` and every solver is a linear map per
@@ -42,6 +43,12 @@ SOLVER_LABELS = {
     "dpmpp3m": "DPM-Solver++(3M)",
 }
 DPMPP_ORDER = {"dpmpp1": 1, "dpmpp2": 2, "dpmpp3m": 3}
+LOWER_ORDER_FINAL = ("sfd", "dpm-solver", "none")   # final-step order rules of DPM-Solver++ (dpmpp_orders)
+LOWER_ORDER_LABELS = {
+    "sfd": "SFD's sampler: lower the order on the final steps for every step count",
+    "dpm-solver": "DPM-Solver: lower the order on the final steps only when there are < 10 steps",
+    "none": "never lower the order on the final steps",
+}
 
 T_MIN = 0.006      # SFD raises EDM's 0.002 (one of the paper's "small but vital factors")
 T_MAX = 80.0
@@ -165,21 +172,45 @@ def _stack(states: list[Array]) -> Array:
 
 # ------------------------------------------------------------------------------------------ solve
 
+def dpmpp_orders(max_order: int, n_timestamps: int, lower_order_final: str = "sfd") -> list[int]:
+    """The order of each DPM-Solver++ multistep update on a grid of ``n_timestamps`` (SFD.md "Teacher
+    solvers"). Step i (0-based) of N timestamps: always ``min(max_order, i + 1)`` on the first steps;
+
+    - ``"sfd"`` (SFD's official ``dpm_pp_sampler``, the default): ``i + 1`` if ``i + 1 < max_order``, else
+      ``min(max_order, N − (i + 1))`` — the last steps drop to 2nd and 1st order for every step count;
+    - ``"dpm-solver"`` (DPM-Solver's rule): additionally ``≤ N − 1 − i`` but only when there are < 10 steps;
+    - ``"none"``: never lowered at the end.
+    """
+    rule = check_choice(lower_order_final, LOWER_ORDER_FINAL, "lower-order-final rule")
+    steps = n_timestamps - 1
+    orders = []
+    for i in range(steps):
+        order = min(max_order, i + 1)
+        if rule == "sfd" and i + 1 >= max_order:
+            order = min(max_order, n_timestamps - (i + 1))
+        elif rule == "dpm-solver" and steps < 10:
+            order = min(order, steps - i)
+        orders.append(order)
+    return orders
+
+
 def solve(denoiser: Denoiser, x: Array, grid: Sequence[float] | np.ndarray, solver: str = "dpmpp3m",
           afs: bool = False, return_trajectory: bool = False,
-          callback: Callable[[dict], None] | None = None, *, lower_order_final: bool = True,
+          callback: Callable[[dict], None] | None = None, *, lower_order_final: str = "sfd",
           thresholding: bool = False) -> Array | tuple[Array, Array]:
     """Integrate the probability-flow ODE from ``x`` at ``grid[0]`` down to ``grid[-1]``.
 
     ``solver``: one of :data:`SOLVERS`. ``afs``: analytical first step (no network call at ``grid[0]``).
     ``return_trajectory``: also return the states at every grid time, stacked (``traj[0] = x``).
     ``callback``: called after every step with ``{"i", "t", "s", "x", "denoised"}``.
-    ``lower_order_final``: DPM-Solver++ uses lower orders on the final steps when there are < 10 steps.
+    ``lower_order_final``: the final-step order rule of DPM-Solver++, one of :data:`LOWER_ORDER_FINAL`
+    (default ``"sfd"``, SFD's official sampler; see :func:`dpmpp_orders`).
     ``thresholding``: dynamic thresholding of the denoiser output (DPM-Solver++ only).
     """
     solver = check_choice(solver, SOLVERS, "solver")
     g = check_grid(grid)
     steps = g.size - 1
+    orders = dpmpp_orders(DPMPP_ORDER.get(solver, 1), g.size, lower_order_final)
 
     def denoise(x: Array, i: int, t: float) -> Array:
         x0 = afs_denoised(x, t) if (afs and i == 0) else denoiser(x, t)
@@ -201,10 +232,7 @@ def solve(denoiser: Denoiser, x: Array, grid: Sequence[float] | np.ndarray, solv
                 d_next = (x_euler - denoiser(x_euler, s)) / s
                 x = x + (s - t) * (0.5 * d + 0.5 * d_next)
         else:
-            order = min(DPMPP_ORDER[solver], i + 1)
-            if lower_order_final and steps < 10:
-                order = min(order, steps - i)
-            x = _dpmpp_step(x, denoised, history, g, i, order)
+            x = _dpmpp_step(x, denoised, history, g, i, orders[i])
             history = [denoised, *history][:2]
         trajectory.append(x)
         if callback is not None:

@@ -24,12 +24,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from opmerge_dashboard import figures, presentation
 from opmerge_core import compute, planner, plans, sweep
 from opmerge_core import heavy as heavy_core
 from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
 from opmerge_core.shrinkage import INIT_LABELS, INITS
+from opmerge_dashboard import figures, presentation
 
 # ---- the parameters -----------------------------------------------------------------------------
 # λ lives on a log-spaced grid of round numbers, refined around the transition (λ ≈ 1 … 2), so the

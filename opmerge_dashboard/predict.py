@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from opmerge_dashboard import common
 from opmerge_core import planner, plans
+from opmerge_dashboard import common
 
 CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",
            "vanilla": "Vanilla — one student for all T steps at once",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common
 from opmerge_core import reference
+from opmerge_dashboard import common
 
 FD_PREFIX = "latent_fd"
 

@@ -67,6 +67,8 @@ def test_trainer_runs_in_the_job_runner(assets, monkeypatch):
     trained = at.dataframe[1].value
     assert len(trained) == 7 and (trained["w2 (trained)"] > 0).all()
     assert np.allclose(trained["w2 (trained)"], trained["W2 (theory)"], rtol=0.1)
+    assert any("trained** students" in c.value for c in at.caption)     # the grid shows the students
+    assert len(at.get("image")) == 1
 
 
 def test_missing_assets_and_bad_url_keep_the_app_alive(tmp_path, assets, monkeypatch):

@@ -22,13 +22,43 @@ def at(monkeypatch, tmp_path) -> AppTest:
     return app
 
 
-def wait_for(at: AppTest, pred, tries: int = 240) -> None:
+def wait_for(at: AppTest, pred, tries: int = 240, what: str = "the condition") -> None:
+    """Rerun the page until ``pred(at)`` holds; fail (never fall through) after ``tries`` reruns."""
     for _ in range(tries):
         if pred(at):
             return
         time.sleep(0.25)
         at.run()
         assert not at.exception, at.exception
+    pytest.fail(f"timed out after {tries} reruns waiting for {what}")
+
+
+def runner_job(at: AppTest, key: str):
+    """The page's job (its id is in the session state) as the shared runner records it."""
+    from opmerge_dashboard import common
+
+    return common.runner().get(at.session_state[key])
+
+
+def values(arr) -> list:
+    """A plotly data array: a list, or the typed-array form {"dtype", "bdata" (base64)}."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).tolist()
+    return list(arr)
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly figure spec of the chart with this element key."""
+    import json
+
+    for el in at.get("plotly_chart"):
+        if (el.proto.id and key in el.proto.id) or getattr(el, "key", None) == key:
+            return json.loads(el.proto.spec)
+    pytest.fail(f"no plotly chart {key!r}")
 
 
 def small(at: AppTest) -> AppTest:
@@ -57,7 +87,7 @@ def test_start_a_tiny_job_and_show_results(at):
     small(at)
     at.text_input(key="tr_plan").set_value("[[4 3] [2 1]]").run()
     at.button(key="tr_start").click().run()
-    wait_for(at, lambda a: any(h.value.startswith("Results of run") for h in a.header))
+    wait_for(at, lambda a: any(h.value.startswith("Results of run") for h in a.header), what="results")
     assert any("Training (run" in s.value and "done" in s.value for s in at.success)
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["S_eff = 2ηn"]) == pytest.approx(2 * 0.005 * 20)
@@ -74,8 +104,18 @@ def test_budget_sweep_plot(at):
     small(at)
     at.multiselect(key="tr_strategies").set_value(["boot"]).run()
     at.button(key="tr_sweep").click().run()
-    wait_for(at, lambda a: any(h.value == "Shrinkage vs training budget" for h in a.header))
-    assert len(at.get("plotly_chart")) >= 1
+    wait_for(at, lambda a: any(h.value == "Shrinkage vs training budget" for h in a.header), what="sweep")
+    job = runner_job(at, "tr_sweep_job")
+    assert job.status == "done"
+    rows = job.result["rows"]                 # one trained run per budget factor, all for boot
+    assert len({r["steps"] for r in rows}) >= 3 and {r["strategy"] for r in rows} == {"boot"}
+    for r in rows:                            # each marker sits on the closed form at S = 2 lr steps
+        assert r["empirical"] == pytest.approx(r["theory"], abs=0.05)
+    spec = chart(at, "fig_train_budget")
+    names = [t.get("name") for t in spec["data"]]
+    assert "boot theory" in names and "boot trained" in names
+    markers = next(t for t in spec["data"] if t.get("name") == "boot trained")
+    assert len(values(markers["x"])) == len({r["steps"] for r in rows})
 
 
 def test_cancel_a_running_job(at):
@@ -84,4 +124,7 @@ def test_cancel_a_running_job(at):
     at.button(key="tr_start").click().run()
     wait_for(at, lambda a: any(b.key and b.key.startswith("tr_cancel_") for b in a.button))
     next(b for b in at.button if b.key and b.key.startswith("tr_cancel_")).click().run()
-    wait_for(at, lambda a: any("was cancelled" in i.value for i in a.info))
+    wait_for(at, lambda a: any("was cancelled" in i.value for i in a.info), what="the cancelled notice")
+    job = runner_job(at, "tr_job")
+    assert job.status == "cancelled"
+    assert job.progress < 1.0                 # stopped before the 5000 steps finished

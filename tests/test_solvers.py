@@ -114,14 +114,42 @@ def test_dpmpp_local_order(order):
 
 def test_dpmpp3m_overshoots_at_12_steps():
     """SFD.md: DPM-Solver++(3M) overshoots the exact map by up to ~20% at 12 steps."""
-    over = [factor("dpmpp3m", lam, 13) / exact(lam) for lam in np.geomspace(1e-4, 100, 60)]
-    assert 1.15 < max(over) < 1.3          # 1.231 at λ ≈ 0.0068
+    for rule, top in [("sfd", 1.169), ("dpm-solver", 1.231)]:   # max over λ of factor / exact
+        over = [factor("dpmpp3m", lam, 13, lower_order_final=rule) / exact(lam)
+                for lam in np.geomspace(1e-4, 100, 60)]
+        assert max(over) == pytest.approx(top, abs=2e-3), rule
+
+
+def test_sfd_final_order_rule_by_hand_on_13_timestamps(monkeypatch):
+    """SFD's dpm_pp_sampler at N = 13 timestamps (12 steps), step i: order i + 1 while i + 1 < 3, else
+    min(3, 13 − (i + 1)): i = 0 → 1, i = 1 → 2, i = 2..9 → 3, i = 10 → min(3, 2) = 2, i = 11 → 1.
+    DPM-Solver's rule lowers nothing at 12 (≥ 10) steps; both agree on the warm-up."""
+    by_hand = {"sfd": [1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 2, 1], "dpm-solver": [1, 2] + [3] * 10}
+    seen: list[int] = []
+    step = S._dpmpp_step
+    monkeypatch.setattr(S, "_dpmpp_step", lambda x, m0, h, g, i, order: seen.append(order) or step(
+        x, m0, h, g, i, order))
+    for rule, want in by_hand.items():
+        assert S.dpmpp_orders(3, 13, rule) == want
+        seen.clear()
+        factor("dpmpp3m", 0.25, 13, lower_order_final=rule)
+        assert seen == want, rule
+    assert S.dpmpp_orders(3, 4, "sfd") == S.dpmpp_orders(3, 4, "dpm-solver") == [1, 2, 1]
+    assert S.dpmpp_orders(2, 13, "sfd")[-2:] == [2, 1] and S.dpmpp_orders(3, 13, "none") == [1, 2] + [3] * 10
+    # the consequence at λ = 0.25: SFD's teacher overshoots the exact map by 16.6%, DPM-Solver's by 5.4%
+    assert factor("dpmpp3m", 0.25, 13) / exact(0.25) == pytest.approx(1.16573, abs=1e-4)
+    assert factor("dpmpp3m", 0.25, 13, lower_order_final="dpm-solver") / exact(0.25) == pytest.approx(
+        1.05427, abs=1e-4)
+    with pytest.raises(ValueError, match="lower-order-final"):
+        S.dpmpp_orders(3, 13, "always")
 
 
 def test_lower_order_final_changes_short_runs_only():
     for n, changed in [(4, True), (11, False)]:
-        a, b = factor("dpmpp3m", 0.5, n), factor("dpmpp3m", 0.5, n, lower_order_final=False)
+        a = factor("dpmpp3m", 0.5, n, lower_order_final="dpm-solver")
+        b = factor("dpmpp3m", 0.5, n, lower_order_final="none")
         assert (a != b) == changed
+    assert factor("dpmpp3m", 0.5, 11) != factor("dpmpp3m", 0.5, 11, lower_order_final="none")
 
 
 def test_dynamic_thresholding_numpy_and_torch_agree():
@@ -187,11 +215,19 @@ def test_cli_solve_json(capsys):
     code = main(["solve", "--solver", "dpmpp3m", "--lam", "1", "--num-steps", "4", "--afs", "--json"])
     obj = json.loads(capsys.readouterr().out)
     assert code == 0 and obj["nfe"] == 2
+    ratios = {}
+    for rule in ("sfd", "dpm-solver"):
+        code = main(["solve", "--lam", "0.25", "--num-steps", "13", "--lower-order-final", rule, "--json"])
+        obj = json.loads(capsys.readouterr().out)
+        assert code == 0 and obj["lower_order_final"] == rule
+        ratios[rule] = obj["ratio"]
+    assert ratios["sfd"] == pytest.approx(1.16573, abs=1e-4)
+    assert ratios["dpm-solver"] == pytest.approx(1.05427, abs=1e-4)
 
 
 @pytest.mark.parametrize("argv", [
     ["--num-steps", "1"], ["--num-steps", "100000"], ["--solver", "rk4"], ["--lam", "0"],
-    ["--lam", "-1"], ["--t-min", "80"], ["--t-min", "5", "--t-max", "1"],
+    ["--lam", "-1"], ["--t-min", "80"], ["--t-min", "5", "--t-max", "1"], ["--lower-order-final", "x"],
 ])
 def test_cli_solve_bad_input(capsys, argv):
     code = main(["solve", *argv])

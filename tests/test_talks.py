@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from opmerge_dashboard import controls, faces, presentation
 from opmerge_core import reference
+from opmerge_dashboard import controls, faces, presentation
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

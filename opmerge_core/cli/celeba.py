@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with vae_celeba64_fp16.pt and celeba_latent_stats.npz "
                         "(default $OPMERGE_ASSETS or the repository's assets/)")
     c.add_argument("--train", action="store_true",
-                   help="also train every strategy with the trainer (SGD, lr = S/(2 steps)); slow: ~1 min")
+                   help="also train every strategy with the trainer (SGD, lr = S/(2 steps)); slow: ~1 min; "
+                        "the grid then shows each strategy's trained students below its theory row")
     c.add_argument("--train-steps", default="200", help="SGD steps per merge with --train (default 200)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda (VAE decoding and --train)")
     c.add_argument("--out", required=True, help="PNG file for the face grid")
@@ -52,15 +53,17 @@ def run_compare(args: argparse.Namespace) -> int:
     device = str(pick_device(args.device))
     t0 = time.perf_counter()
     model, stats = load_assets(args.assets, device=device)
-    comparison, _, grid = celeba.run(setting, model, stats, n, seed, gain)
-    grid.save(out)
+    comparison = celeba.compare(setting, stats.eigvals)
     if args.train:
         celeba.train_strategies(comparison, steps=train_steps, seed=seed, device=device)
+    _, _, grid = celeba.run(setting, model, stats, n, seed, gain, comparison=comparison)
+    grid.save(out)
     seconds = time.perf_counter() - t0
     if args.json:
         obj = {m: dict(comparison.w2[m]) for m in celeba.STRATEGY_KEYS}
         for m, w in comparison.trained_w2.items():
             obj[m]["trained"] = w
+            obj[m]["w2_trained"] = w["w2"]
         obj.update({"frac_below_1": comparison.frac_below_1, "grid": str(out)})
         print(json.dumps(obj, indent=2))
         return 0

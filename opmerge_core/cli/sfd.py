@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-steps", default="6",
                    help=f"number of timestamps n of the ρ = 7 grid, 2..{solvers.N_MAX} (default 6)")
     p.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
+    _add_lower_order_final(p)
     p.add_argument("--t-min", default=str(solvers.T_MIN), help="last grid time (default 0.006)")
     p.add_argument("--t-max", default=str(solvers.T_MAX), help="first grid time (default 80)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -35,10 +36,11 @@ def run_solve(args: argparse.Namespace) -> int:
     t_max, t_min = float(grid[0]), float(grid[-1])
     counter = solvers.CountingDenoiser(solvers.gaussian_denoiser(lam))
     eps = np.ones(1)
-    x = solvers.solve(counter, t_max * eps, grid, solver, afs=args.afs)
+    lof = check_choice(args.lower_order_final, solvers.LOWER_ORDER_FINAL, "--lower-order-final rule")
+    x = solvers.solve(counter, t_max * eps, grid, solver, afs=args.afs, lower_order_final=lof)
     exact_map = float(solvers.gaussian_exact_factor(lam, t_max, t_min))
     out = {"solver": solver, "lam": lam, "num_steps": n, "afs": bool(args.afs), "t_max": t_max,
-           "t_min": t_min, "grid": grid.tolist(), "nfe": counter.nfe,
+           "t_min": t_min, "grid": grid.tolist(), "nfe": counter.nfe, "lower_order_final": lof,
            "factor": float(x[0] / eps[0]),          # final state / ε
            "exact": t_max * exact_map,              # the exact flow's final state / ε
            "exact_map": exact_map,                  # √((λ + t_min²)/(λ + t_max²)), the map t_max → t_min
@@ -51,6 +53,12 @@ def run_solve(args: argparse.Namespace) -> int:
         print(f"  factor (final / ε) = {out['factor']:.6g}   exact = {out['exact']:.6g}   "
               f"ratio = {out['ratio']:.6f}")
     return 0
+
+
+def _add_lower_order_final(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lower-order-final", default="sfd", metavar="{sfd,dpm-solver,none}",
+                   help="DPM-Solver++ final-step orders: sfd (SFD's official sampler, lowered for every "
+                        "step count; default), dpm-solver (lowered only below 10 steps) or none")
 
 
 def _one_lam(text: str) -> float:
@@ -78,6 +86,7 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--solver", default="dpmpp3m", help="teacher solver (and the plain-solver baseline)")
     t.add_argument("--M", default="3", help="intermediate teacher steps per student step (K = M+1)")
     t.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
+    _add_lower_order_final(t)
     t.add_argument("--lr", default=str(sfd.SFD_LR), help="Adam learning rate (×0.1 at half budget)")
     t.add_argument("--batch", default=str(sfd.SFD_BATCH), help="trajectories per iteration")
     t.add_argument("--seed", default="0")
@@ -97,6 +106,8 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--width", default="256")
     m.add_argument("--blocks", default="3")
     m.add_argument("--gmm-k", default="32", help="components of the diagonal GMM fit (default 32)")
+    m.add_argument("--held-out", default="4000",
+                   help="latents held out by the fixed split (seed 0): FD reference (default 4000)")
     m.add_argument("--device", default="auto")
     m.add_argument("--threads", default="1", help="torch CPU threads")
     m.add_argument("--json", action="store_true")
@@ -115,6 +126,7 @@ def run_sfd_train(args: argparse.Namespace) -> int:
                             solver=args.solver, M=check_T(args.M, lo=-1, hi=10**6, name="--M"),
                             afs=args.afs, budget=check_T(budget, lo=0, hi=10**9, name="--budget"),
                             batch=check_T(args.batch, name="--batch"),
+                            lower_order_final=args.lower_order_final,
                             lr=float(_number(args.lr, "--lr")), seed=check_T(args.seed, lo=0, hi=2**31 - 1,
                                                                               name="--seed")).validate()
     store = None
@@ -144,13 +156,19 @@ def run_sfd_train(args: argparse.Namespace) -> int:
         print(f"  fine-tuning {out['finetune_seconds']:.1f} s, {out['trajectories']} trajectories"
               f"{' (cancelled)' if out['cancelled'] else ''}; run id {out['run_id']}")
         print(f"  {sfd.FD_LABEL}:")
-        print(f"    student {out['latent_fd']:.4f}   plain {cfg.solver} at NFE {cfg.nfe}: "
-              f"{out['latent_fd_solver']:.4f}   teacher at {out['teacher_nfe']} NFE: "
-              f"{out['latent_fd_teacher']:.4f}")
+        print(f"  (mean ± sd over {len(out['eval_seeds'])} evaluation seeds, {out['n_eval']} samples each, "
+              f"against {out['fd_reference']}; floor = what exact samples score)")
+        print(f"    student {_pm(out, 'latent_fd')}   plain {cfg.solver} at NFE {out['nfe_solver']}: "
+              f"{_pm(out, 'latent_fd_solver')}   teacher at {out['teacher_nfe']} NFE: "
+              f"{_pm(out, 'latent_fd_teacher')}   floor {_pm(out, 'latent_fd_floor')}")
         if "sliced_w2" in out:
             print(f"  sliced W2: student {out['sliced_w2']:.4f}   plain {out['sliced_w2_solver']:.4f}   "
                   f"teacher {out['sliced_w2_teacher']:.4f}")
     return 0
+
+
+def _pm(out: dict, key: str) -> str:
+    return f"{out[key]:.4f} ± {out[key + '_sd']:.4f}"
 
 
 def _threads(text: str) -> None:
@@ -173,6 +191,8 @@ def run_sfd_teacher(args: argparse.Namespace) -> int:
                            batch=check_T(args.batch, hi=4096, name="--batch"),
                            width=check_T(args.width, lo=4, hi=2048, name="--width"),
                            blocks=check_T(args.blocks, hi=16, name="--blocks"),
-                           gmm_k=check_T(args.gmm_k, hi=512, name="--gmm-k"), device=args.device)
+                           gmm_k=check_T(args.gmm_k, hi=512, name="--gmm-k"),
+                           n_held_out=check_T(args.held_out, lo=2, hi=10**6, name="--held-out"),
+                           device=args.device)
     print(json.dumps(out, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from opmerge_dashboard import common
 from opmerge_core.schedules import SCHEDULE_LABELS
 from opmerge_core.setting import SURROGATE_LABELS
 from opmerge_core.shrinkage import INIT_LABELS
+from opmerge_dashboard import common
 
 p = common.params()
 st.title("About this lab")

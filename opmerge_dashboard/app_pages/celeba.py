@@ -7,6 +7,7 @@ thread (never in the script thread); this page only caches, draws and exports.
 
 from __future__ import annotations
 
+import copy
 import io
 import shlex
 
@@ -14,12 +15,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common, reference_view
-from opmerge_dashboard import faces as face_view
-from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_core import celeba, latents
 from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
 from opmerge_core.setting import Setting
+from opmerge_dashboard import common, reference_view
+from opmerge_dashboard import faces as face_view
+from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
 
 TRAIN_STEPS = 200
 
@@ -40,9 +41,14 @@ def comparison(key: tuple, folder: str) -> celeba.Comparison | None:
 
 @st.cache_data(max_entries=32, show_spinner="Decoding faces …")
 def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float,
-                  columns: tuple[int, ...] | None, scale: int, _comp: celeba.Comparison) -> bytes:
+                  columns: tuple[int, ...] | None, scale: int, run_id: int | None,
+                  _comp: celeba.Comparison, _trained: dict | None = None) -> bytes:
+    """The face grid; with a finished trainer run (``run_id``, its operators ``_trained``) each strategy's
+    trained students sit below its theory row, from the same z_T."""
     model, stats = load(folder)
-    comp = _comp
+    comp = copy.copy(_comp)                      # the shared cached comparison stays untouched
+    if _trained:
+        comp.trained = {m: np.asarray(v, dtype=np.float64) for m, v in _trained.items()}
     faces = celeba.decode_faces(model, celeba.sample_latents(stats, comp, n, seed))
     if columns:                                  # the same z_T columns in every row
         faces = {m: f[list(columns)] for m, f in faces.items()}
@@ -101,12 +107,19 @@ def training_monitor(key: tuple, folder: str) -> None:
     else:
         seconds = (job.finished or 0) - (job.started or 0)
         st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
-        theory = job.result.w2
-        rows = [{"method": celeba.METHOD_LABELS[m], **{f"{k} (trained)": v for k, v in w.items()},
-                 "W2 (theory)": theory[m]["w2"]} for m, w in job.result.trained_w2.items()]
+        theory = job.result["theory"]
+        rows = [{"method": celeba.METHOD_LABELS[m], "W2 (theory)": theory[m]["w2"],
+                 **{f"{k} (trained)": v for k, v in w.items()}} for m, w in job.result["w2"].items()]
         table = pd.DataFrame(rows)
         st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
         common.csv_download(table, "celeba_w2_trained")
+
+
+def trained_run(key: tuple):
+    """The finished trainer run of this session for these settings, or None."""
+    job = common.runner().get(st.session_state.get("celeba_job", -1))
+    ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == key
+    return job if ok and isinstance(job.result, dict) and "operators" in job.result else None
 
 
 # ---- the page -----------------------------------------------------------------------------------
@@ -152,7 +165,12 @@ st.subheader("Faces: teacher, exact flow map, every strategy — and their diffe
 st.caption("Each column is one z_T ~ N(0, diag(r_T²)) in the eigenbasis, mapped by each method's "
            "one-step operator, rotated back (U), mean added, decoded. Lower rows: method − teacher, "
            "×gain, grey = equal.")
-png = face_grid_png(p.key, folder, n, seed, gain, columns, scale, comp)
+done = trained_run(p.key)
+if done is not None:
+    st.caption(f"With trainer run {done.id}: below each strategy's theory row, its **trained** students "
+               "(the operators SGD actually reached), from the same z_T.")
+png = face_grid_png(p.key, folder, n, seed, gain, columns, scale, done.id if done else None, comp,
+                    done.result["operators"] if done else None)
 st.image(png, width="content", output_format="PNG")
 st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
                    key="png_celeba_grid", on_click="ignore", icon="⬇️")

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common, figures
 from opmerge_core import plans
+from opmerge_dashboard import common, figures
 
 p = common.params()
 st.title("Paper experiments, live")

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common, figures
 from opmerge_core import operators
+from opmerge_dashboard import common, figures
 
 p = common.params()
 setting = p.setting

@@ -5,8 +5,8 @@ import re
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common, figures
 from opmerge_core import plans
+from opmerge_dashboard import common, figures
 
 p = common.params()
 st.title("Plan playground")

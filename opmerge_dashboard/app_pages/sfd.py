@@ -16,10 +16,10 @@ import shlex
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
 from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
-from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
 
 BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
@@ -55,6 +55,12 @@ def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> No
     st.session_state["sfd_job"] = job.id
 
 
+def pm(out: dict, key: str) -> str:
+    """'mean ± sd' of a metric (runs recorded before the sd existed: the mean alone)."""
+    sd = out.get(f"{key}_sd")
+    return f"{out[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+
+
 @st.fragment(run_every=0.5)
 def monitor() -> None:
     run_id = st.session_state.get("sfd_job")
@@ -78,14 +84,22 @@ def monitor() -> None:
         out = job.result["metrics"]
         st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
                    f"{out['trajectories']:,} trajectories.")
-        c1, c2, c3 = st.columns(3)
-        c1.metric("student latent FD", f"{out['latent_fd']:.4g}",
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("student latent FD", pm(out, "latent_fd"),
                   delta=f"{out['latent_fd'] - out['latent_fd_solver']:+.3g} vs solver", delta_color="inverse")
-        c2.metric(f"plain solver, NFE {job.params['nfe']}", f"{out['latent_fd_solver']:.4g}")
-        c3.metric(f"teacher, {out['teacher_nfe']} NFE", f"{out['latent_fd_teacher']:.4g}")
+        c2.metric(f"plain solver, NFE {out.get('nfe_solver', job.params['nfe'])}",
+                  pm(out, "latent_fd_solver"))
+        c3.metric(f"teacher, {out['teacher_nfe']} NFE", pm(out, "latent_fd_teacher"))
+        c4.metric("floor (exact samples)", pm(out, "latent_fd_floor"),
+                  help="What a perfect generator scores with this many samples against this reference: "
+                       "differences well inside the floor's spread are estimator noise.")
+        st.caption(f"Mean ± sd over {len(out.get('eval_seeds', [0]))} evaluation seeds of {out['n_eval']:,} "
+                   f"samples, against {out.get('fd_reference', 'the reference')}.")
         if out.get("by_nfe"):
             table = pd.DataFrame([{"NFE": int(k), "student latent FD": v["latent_fd"],
-                                   "plain solver latent FD": v["latent_fd_solver"]}
+                                   "student sd": v.get("latent_fd_sd"),
+                                   "plain solver latent FD": v["latent_fd_solver"],
+                                   "plain solver NFE used": v.get("nfe_solver")}
                                   for k, v in out["by_nfe"].items()])
             st.caption("SFD-v: one student, every NFE it serves")
             st.dataframe(table, hide_index=True, width="stretch")

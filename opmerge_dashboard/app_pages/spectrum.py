@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_dashboard import common, figures
 from opmerge_core import planner, plans
 from opmerge_core.setting import total_w2
+from opmerge_dashboard import common, figures
 
 p = common.params()
 st.title("A whole spectrum, one plan")

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import compute, plans, train_spec, trainer
 from opmerge_dashboard import common
 from opmerge_dashboard.figures import train as figs
-from opmerge_core import compute, plans, train_spec, trainer
 
 T_OPTIONS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)

@@ -51,8 +51,11 @@ def trajectories(paths: Mapping[str, tuple[np.ndarray, np.ndarray]], n_show: int
     return _layout(fig, title, height=520, xaxis_title="z₁", yaxis_title="z₂")
 
 
-def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int = 60) -> go.Figure:
-    """Side-by-side 2-D histograms of final samples (same bins and colour scale)."""
+def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int = 60,
+              reference: str = "data") -> go.Figure:
+    """Side-by-side 2-D histograms of final samples (same bins and colour scale). The scale tops at the
+    ``reference`` panel's peak (if present; denser cells elsewhere saturate), so every panel reads on
+    the data's scale instead of the one that happens to be most concentrated."""
     names = list(samples)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[METHOD_LABELS.get(n, n) for n in names],
                         horizontal_spacing=0.02)
@@ -60,7 +63,8 @@ def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int 
     centres = (edges[:-1] + edges[1:]) / 2
     hists = [np.histogram2d(s[:, 0], s[:, 1], bins=[edges, edges], density=True)[0].T
              for s in samples.values()]
-    top = max(float(h.max()) for h in hists) or 1.0
+    ref = [h for n, h in zip(names, hists, strict=True) if n == reference]
+    top = float((ref[0] if ref else max(hists, key=np.max)).max()) or 1.0
     for i, h in enumerate(hists):
         fig.add_trace(go.Heatmap(x=centres, y=centres, z=h, zmin=0, zmax=top, colorscale="Viridis",
                                  showscale=i == len(hists) - 1, colorbar=dict(title="density")),
