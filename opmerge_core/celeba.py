@@ -201,7 +201,7 @@ def row_label(key: str) -> str:
     return METHOD_LABELS[method] + (" (trained)" if key != method else "")
 
 
-def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int = 150) -> Image.Image:
+def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int = 210) -> Image.Image:
     """One row per method (each trained operator below its theory row), then one
     difference-from-teacher row (×gain) per non-teacher row."""
     gain = check_positive(gain, "gain", hi=MAX_GAIN)
