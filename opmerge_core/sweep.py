@@ -32,15 +32,21 @@ def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
-                init: str = "teacher", surrogate: str = "teacher", uniform_K: int = 4) -> pd.DataFrame:
-    """The λ × T phase diagram as a long DataFrame (one row per (T, λ))."""
+def _check_grid(lams: np.ndarray, Ts: list[int]) -> tuple[np.ndarray, list[int]]:
+    """A valid λ grid and list of T, bounded to SWEEP_POINTS_MAX points."""
     lams = check_lam(lams)
     Ts = [check_T(T) for T in Ts]
     if not Ts:
         raise ValueError("give at least one T")
     if lams.size * len(Ts) > SWEEP_POINTS_MAX:
         raise ValueError(f"sweep has {lams.size * len(Ts)} points; at most {SWEEP_POINTS_MAX}")
+    return lams, Ts
+
+
+def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
+                init: str = "teacher", surrogate: str = "teacher", uniform_K: int = 4) -> pd.DataFrame:
+    """The λ × T phase diagram as a long DataFrame (one row per (T, λ))."""
+    lams, Ts = _check_grid(lams, Ts)
     frames = [compare(Setting(T, S, schedule, init, surrogate, uniform_K), lams) for T in Ts]
     return pd.concat(frames, ignore_index=True)
 
@@ -62,12 +68,7 @@ def sweep_on_cluster(client, lams: np.ndarray, Ts: list[int], S: float = 1.0, sc
     """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
     ``distributed.Client``), one task per T, the largest (one DP costs ∝ T³) first. Each task is the
     local run's own batch over λ, so the result is bit for bit the local one."""
-    lams = check_lam(lams)
-    Ts = [check_T(T) for T in Ts]
-    if not Ts:
-        raise ValueError("give at least one T")
-    if lams.size * len(Ts) > SWEEP_POINTS_MAX:
-        raise ValueError(f"sweep has {lams.size * len(Ts)} points; at most {SWEEP_POINTS_MAX}")
+    lams, Ts = _check_grid(lams, Ts)
     order = sorted(range(len(Ts)), key=lambda i: -Ts[i])
     parts = client.map(compare, [Setting(Ts[i], S, schedule, init, surrogate, uniform_K) for i in order],
                        [lams] * len(Ts), pure=False)
