@@ -175,6 +175,7 @@ else:
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
     samples = sfd_lab.latest_samples(common.runner().store, teacher, nfe, afs)
+    from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")
     try:
@@ -188,8 +189,9 @@ if teacher.startswith("latent") and available[teacher] is None:
             buf = io.BytesIO()
             face_view.enlarge(sfd_lab.face_rows(faces, labels), scale).save(buf, format="PNG")
             st.image(buf.getvalue(), output_format="PNG", width="content")
-            st.caption("Same starting noise in every row; each student row is the newest finished run of "
-                       "that algorithm with this teacher, NFE and AFS setting.")
+            source = ("the shipped reference run (train a student to see yours)." if from_reference else
+                      "the newest finished run of that algorithm with this teacher, NFE and AFS setting.")
+            st.caption(f"Same starting noise in every row; each student row is {source}")
         else:
             st.caption("Train a student with these settings to see its faces next to the teacher's.")
 
