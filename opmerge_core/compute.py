@@ -286,9 +286,13 @@ class Backend:
             import dask
 
             with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+                # Everything on loopback, HTTP endpoints included (Dask would bind them to all
+                # interfaces, the scheduler's on :8787): a classroom network sees only Streamlit.
                 self.cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            silence_logs=logging.CRITICAL, host="127.0.0.1",
+                                            processes=True, host="127.0.0.1",
+                                            dashboard_address="127.0.0.1:0",
+                                            worker_dashboard_address="127.0.0.1:0",
+                                            silence_logs=logging.CRITICAL,
                                             env={"DASK_LOGGING__DISTRIBUTED": "error"})
             self.client = Client(self.cluster, set_as_default=False)
             self.client.register_plugin(_NiceWorkers())

@@ -47,7 +47,7 @@ def scheduler_address():
     procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], **quiet)]
     procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                   "--no-dashboard"], **quiet))
+                                   "--host", "127.0.0.1", "--no-dashboard"], **quiet))
     try:
         client = None
         for _ in range(120):

@@ -227,3 +227,17 @@ def test_workers_spawned_by_a_streamlit_server_do_not_run_the_app(tmp_path, monk
         assert list(b.client.run(page_drawn_in_worker).values()) == [False]
     finally:
         b.shutdown()
+
+
+def test_the_embedded_cluster_listens_on_loopback_only(backend):
+    """A classroom network must reach Streamlit only: no scheduler, worker or HTTP port outside."""
+    import psutil
+
+    me = psutil.Process()
+    started = [p for p in me.children() if "dask" in p.cmdline()[1:3]]    # `dask scheduler`, `dask worker`
+    theirs = {q.pid for p in started for q in [p, *p.children(recursive=True)]}
+    ours = [me, *(p for p in me.children(recursive=True) if p.pid not in theirs)]
+    listening = [c.laddr for p in ours for c in p.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN]
+    outside = [addr for addr in listening if addr.ip != "127.0.0.1"]
+    assert listening and not outside, outside
