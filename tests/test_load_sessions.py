@@ -4,6 +4,7 @@ timings live in bench/bench_load.py)."""
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,13 @@ import stclient
 
 SESSIONS = [(0.5, 16), (2.5, 32), (0.1, 16), (8.0, 32), (1.2, 16)]     # (λ, T) per student
 MOVES = ["1", "0.3", "5"]                                                # λ values, formatted
+
+
+def run_async(coro):
+    """``asyncio.run`` in a thread of its own: the browser tests' sync Playwright keeps an event loop
+    running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def caption(session: stclient.Session) -> str:
@@ -49,7 +57,7 @@ def server():
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_five_concurrent_sessions_finish_without_error(server):
-    results = asyncio.run(classroom(server.url))
+    results = run_async(classroom(server.url))
     assert len(results) == len(SESSIONS)
     for runs in results:
         assert len(runs) == 2 + len(MOVES)
@@ -68,11 +76,11 @@ def test_a_run_that_does_not_finish_in_time_is_reported_not_raised(server):
             await session.close()
         return session.first
 
-    run = asyncio.run(impatient())
+    run = run_async(impatient())
     assert run.status == "TIMEOUT" and not run.ok
     assert "no script_finished" in run.errors[-1]
 
 
 def test_client_refuses_other_hosts():
     with pytest.raises(ValueError, match="loopback"):
-        asyncio.run(stclient.connect("http://example.org:8501"))
+        run_async(stclient.connect("http://example.org:8501"))
