@@ -171,7 +171,7 @@ class _NiceWorkers(WorkerPlugin):
             os.nice(10)
         from opmerge_core import planner
 
-        planner.load_kernels()      # every DP of a worker in the compiled kernels (planner.py)
+        planner.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now
 
 
 # ---- the server side ------------------------------------------------------------------------------

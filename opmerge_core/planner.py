@@ -63,11 +63,14 @@ def _kernels():
     return dp_kernels
 
 
-def load_kernels() -> None:
+def load_kernels(warm: bool = False) -> None:
     """Import the compiled kernels now: from then on every DP of this process runs in them, so its
     results (equal to the numpy DP's to ~1e-16) do not depend on which job came first. Servers,
-    cluster workers and sweeps call this; one-off CLI commands do not (numba's start-up)."""
+    cluster workers and sweeps call this; one-off CLI commands do not (numba's start-up).
+    ``warm``: also run one small DP, so the compiled code is loaded before the first real request."""
     _kernels()
+    if warm:
+        optimal(Setting(T=NUMPY_DP_T_MAX + 1, S=1.0), np.array([0.5, 1.3, 3.0]))
 
 
 def _use_numpy(T: int, n_lam: int) -> bool:

@@ -11,6 +11,7 @@ and turns it into widgets, downloads and CLI commands.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
@@ -329,6 +330,24 @@ def _optimal_here(key: tuple, lam: float) -> planner.OptimalPlan:
     return heavy_core.optimal(Setting(*key), lam)
 
 
+def prefetch(*calls: tuple) -> None:
+    """Submit heavy ``(fn, *args)`` calls to the backend without waiting, so a page's heavy results
+    compute side by side on the workers while the page waits for the first of them."""
+    with contextlib.suppress(ValueError):          # an unreachable scheduler: ``heavy`` says so
+        for fn, *args in calls:
+            backend().cached(fn, *args)
+
+
+def home_calls(key: tuple, lam: float) -> list[tuple]:
+    """The heavy calls of the home page for a setting (see ``prefetch``)."""
+    S, schedule, init, surrogate = key[1:5]
+    calls = [(heavy_core.thresholds, Setting(*key)), (sweep.compare, Setting(*key), curve_lams(key[0])),
+             (heavy_core.phase, tuple(PHASE_LAMS.tolist()), PHASE_TS, S, schedule, init, surrogate)]
+    if key[0] > IN_PROCESS_T_MAX:
+        calls.insert(0, (heavy_core.optimal, Setting(*key), float(lam)))
+    return calls
+
+
 def optimal(key: tuple, lam: float) -> planner.OptimalPlan | None:
     """The DP-optimal plan (None while a large-T DP computes on the backend)."""
     if key[0] <= IN_PROCESS_T_MAX:
@@ -591,8 +610,7 @@ def warm_up() -> threading.Thread:
     by the time the first heavy request arrives, and load the compiled DP kernels (the in-process
     DPs of every rerun use them)."""
     def start() -> None:
-        planner.load_kernels()
-        heavy_core.optimal(Setting(T=IN_PROCESS_T_MAX, S=1.0), 1.3)     # JIT-load the kernels
+        planner.load_kernels(warm=True)
         compute.default_backend()
 
     thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)

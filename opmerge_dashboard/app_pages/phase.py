@@ -7,6 +7,7 @@ from opmerge_dashboard import common, figures, predict
 
 p = common.params()
 st.title("The phase transition of operator merging")
+common.prefetch(*common.home_calls(p.key, p.lam))     # every heavy result of the page, side by side
 best = common.optimal(p.key, p.lam)
 thresholds = common.thresholds(p.key)
 lam_B, lam_V = thresholds if thresholds is not None else (float("nan"), float("nan"))
