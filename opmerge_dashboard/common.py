@@ -607,20 +607,17 @@ def _pending(job_id: str, label: str) -> None:
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Once per server process: start the compute backend in the background, so the cluster is up
-    by the time the first heavy request arrives, and load the compiled DP kernels (the in-process
-    DPs of every rerun use them)."""
+    by the time the first heavy request arrives, load the compiled DP kernels (the in-process DPs of
+    every rerun use them) and import torch (the CelebA and SFD pages decode faces with the VAE), so no
+    student's rerun waits behind those imports."""
     def start() -> None:
         planner.load_kernels(warm=True)
         compute.default_backend()
+        import opmerge_core.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
 
     thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-def runner() -> compute.Backend:
-    """The backend under its job-runner name (trainings queue there with every other job)."""
-    return backend()
 
 
 def session_owner() -> str:
@@ -631,4 +628,4 @@ def session_owner() -> str:
 @st.fragment(run_every=30)
 def keep_jobs_alive() -> None:
     """Renew this session's job lease from every page (closing the tab stops the renewals)."""
-    runner().touch(session_owner())
+    backend().touch(session_owner())

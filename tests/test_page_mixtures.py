@@ -53,7 +53,7 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
     assert any(cli in c.value for c in at.code)
     from opmerge_dashboard import common
 
-    kinds = [r["kind"] for r in common.runner().store.list(limit=10)]
+    kinds = [r["kind"] for r in common.backend().store.list(limit=10)]
     assert kinds.count("mixture_sfd") == 2                             # the default one and ours
 
 

@@ -37,7 +37,7 @@ def runner_job(at: AppTest, key: str):
     """The page's job (its id is in the session state) as the shared runner records it."""
     from opmerge_dashboard import common
 
-    return common.runner().get(at.session_state[key])
+    return common.backend().get(at.session_state[key])
 
 
 def values(arr) -> list:

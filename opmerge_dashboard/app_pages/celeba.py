@@ -80,7 +80,7 @@ def start_training(key: tuple, folder: str) -> None:
         return
     params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
               "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
-    job = common.runner().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
+    job = common.backend().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
                                  owner=common.session_owner(), lease=True)
     st.session_state["celeba_job"] = job.id
     st.session_state["celeba_job_key"] = key
@@ -88,14 +88,14 @@ def start_training(key: tuple, folder: str) -> None:
 
 @st.fragment(run_every=0.5)
 def training_monitor(key: tuple, folder: str) -> None:
-    job = common.runner().get(st.session_state.get("celeba_job", -1))
+    job = common.backend().get(st.session_state.get("celeba_job", -1))
     if job is None or st.session_state.get("celeba_job_key") != key:
         st.caption("No trainer run for these settings yet: press **Train every strategy**.")
         return
-    common.runner().touch(common.session_owner())
+    common.backend().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Trainer run {job.id} is queued: position {job.queue_position} "
-                f"({common.runner().n_workers} run at a time).")
+                f"({common.backend().n_workers} run at a time).")
     elif job.status == "running":
         st.progress(min(job.progress, 1.0), text=f"Training every strategy (run {job.id}) … "
                     f"{100 * job.progress:.0f}%")
@@ -117,7 +117,7 @@ def training_monitor(key: tuple, folder: str) -> None:
 
 def trained_run(key: tuple):
     """The finished trainer run of this session for these settings, or None."""
-    job = common.runner().get(st.session_state.get("celeba_job", -1))
+    job = common.backend().get(st.session_state.get("celeba_job", -1))
     ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == key
     return job if ok and isinstance(job.result, dict) and "operators" in job.result else None
 

@@ -34,12 +34,12 @@ def job_for(spec: sfd_lab.MixtureSpec) -> compute.Job | None:
     """This session's job for ``spec``: submitted if there is none; a job for other settings is
     cancelled (its result would be stale)."""
     key = dataclasses.astuple(spec)
-    job = common.runner().get(st.session_state.get("mix_job", -1))
+    job = common.backend().get(st.session_state.get("mix_job", -1))
     if job is not None and st.session_state.get("mix_job_key") == key:
         return job
     if job is not None and job.status in ("queued", "running"):
         job.cancel()
-    job = common.runner().submit(KIND, sfd_lab.train_mixture_demo, spec, params=dataclasses.asdict(spec),
+    job = common.backend().submit(KIND, sfd_lab.train_mixture_demo, spec, params=dataclasses.asdict(spec),
                                  owner=common.session_owner(), lease=True)
     st.session_state["mix_job"], st.session_state["mix_job_key"] = job.id, key
     return job
@@ -47,10 +47,10 @@ def job_for(spec: sfd_lab.MixtureSpec) -> compute.Job | None:
 
 @st.fragment(run_every=0.5)
 def monitor(job_id: int) -> None:
-    job = common.runner().get(job_id)
+    job = common.backend().get(job_id)
     if job is None:
         return
-    common.runner().touch(common.session_owner())
+    common.backend().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Students queued (run {job.id}, position {job.queue_position}).")
     elif job.status == "running":

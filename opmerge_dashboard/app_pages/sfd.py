@@ -49,7 +49,7 @@ def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
 def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> None:
     params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
               "budget": cfg.budget}
-    job = common.runner().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
+    job = common.backend().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
                                  params=params, owner=common.session_owner(), lease=True,
                                  finalize=sfd_lab.record)
     st.session_state["sfd_job"] = job.id
@@ -64,11 +64,11 @@ def pm(out: dict, key: str) -> str:
 @st.fragment(run_every=0.5)
 def monitor() -> None:
     run_id = st.session_state.get("sfd_job")
-    job = common.runner().get(run_id) if run_id is not None else None
+    job = common.backend().get(run_id) if run_id is not None else None
     if job is None:
         st.caption("No run started in this session yet: press **Train student**.")
         return
-    common.runner().touch(common.session_owner())
+    common.backend().touch(common.session_owner())
     if job.status == "queued":
         st.info(f"Run {job.id} is queued (position {job.queue_position}); runs start in order.")
     elif job.status == "running":
@@ -161,8 +161,8 @@ if st.session_state.get("sfd_job") is None:      # no run of yours yet: the ship
     reference_view.sfd_run(folder, teacher)
 
 st.subheader("Quality vs fine-tuning time")
-common.runner().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
-rows = pd.DataFrame(sfd_lab.runs_table(common.runner().store, teacher))
+common.backend().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
+rows = pd.DataFrame(sfd_lab.runs_table(common.backend().store, teacher))
 if rows.empty:
     rows = reference_view.sfd_quality_rows(folder, teacher)
 if rows.empty:
@@ -174,7 +174,7 @@ else:
 
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
-    samples = sfd_lab.latest_samples(common.runner().store, teacher, nfe, afs)
+    samples = sfd_lab.latest_samples(common.backend().store, teacher, nfe, afs)
     from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")

@@ -47,7 +47,7 @@ def cli_command(spec: train_spec.TrainSpec) -> str:
 
 
 def submit(spec: train_spec.TrainSpec) -> None:
-    job = common.runner().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
+    job = common.backend().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
                                  owner=common.session_owner(), lease=True, finalize=train_spec.record)
     st.session_state["tr_job"] = job.id
 
@@ -55,7 +55,7 @@ def submit(spec: train_spec.TrainSpec) -> None:
 def submit_sweep(spec: train_spec.TrainSpec) -> None:
     steps = sorted({max(1, round(f * spec.steps)) for f in SWEEP_FACTORS})
     params = {**spec.as_dict(), "sweep_steps": steps}
-    job = common.runner().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
+    job = common.backend().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
                                  params=params, owner=common.session_owner(), lease=True)
     st.session_state["tr_sweep_job"] = job.id
 
@@ -63,7 +63,7 @@ def submit_sweep(spec: train_spec.TrainSpec) -> None:
 def _status(job: compute.Job, what: str) -> None:
     if job.status == "queued":
         st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in "
-                f"order, {common.runner().n_workers} at a time.")
+                f"order, {common.backend().n_workers} at a time.")
     elif job.status == "running":
         info = job.info
         wave = f" · wave {info['wave']}/{info['waves']}" if "wave" in info else ""
@@ -87,11 +87,11 @@ def monitor() -> None:
     """Polls this session's jobs; a finished job triggers one full rerun to draw its results."""
     shown = False
     for key, what in (("tr_job", "Training"), ("tr_sweep_job", "Budget sweep")):
-        job = common.runner().get(st.session_state.get(key, -1))
+        job = common.backend().get(st.session_state.get(key, -1))
         if job is None:
             continue
         shown = True
-        common.runner().touch(common.session_owner())
+        common.backend().touch(common.session_owner())
         _status(job, what)
         if job.done and st.session_state.get(f"{key}_drawn") != job.id:
             st.session_state[f"{key}_drawn"] = job.id
@@ -181,7 +181,7 @@ c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem 
 monitor()
 
 # ---- results of this session's last training ----------------------------------------------------
-job = common.runner().get(st.session_state.get("tr_job", -1))
+job = common.backend().get(st.session_state.get("tr_job", -1))
 if job is not None and job.status == "done" and job.result is not None:
     result: trainer.TrainResult = job.result
     st.header(f"Results of run {job.id}")
@@ -235,7 +235,7 @@ elif job is not None and job.status == "done":
     st.caption("The result of this run is no longer in memory; see the runs table below.")
 
 # ---- shrinkage vs training budget --------------------------------------------------------------
-sweep_job = common.runner().get(st.session_state.get("tr_sweep_job", -1))
+sweep_job = common.backend().get(st.session_state.get("tr_sweep_job", -1))
 if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is not None:
     st.header("Shrinkage vs training budget")
     sweep_spec: train_spec.TrainSpec = sweep_job.result["spec"]
@@ -258,8 +258,8 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")
-common.runner().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
-rows = common.runner().store.list(kind=train_spec.KIND, limit=200)
+common.backend().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
+rows = common.backend().store.list(kind=train_spec.KIND, limit=200)
 if not rows:
     st.caption("No training runs in the run store yet.")
 else:
