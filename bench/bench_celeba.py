@@ -13,9 +13,10 @@ import time
 
 import torch
 
-from opmerge_core import celeba, planner
-from opmerge_core.latents import load_assets
-from opmerge_core.setting import Setting
+from opmerge_core.latent import celeba
+from opmerge_core.latent.latents import load_assets
+from opmerge_core.theory import planner
+from opmerge_core.theory.setting import Setting
 
 
 def timed(stages: dict[str, float], name: str, fn):

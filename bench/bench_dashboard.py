@@ -24,8 +24,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from opmerge_core import compute
-from opmerge_core import heavy as heavy_core
+from opmerge_core.infra import compute
+from opmerge_core.theory import heavy as heavy_core
 from opmerge_dashboard import common
 
 APP = str(Path(__file__).resolve().parents[1] / "opmerge_dashboard" / "app.py")

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core import planner, plans, sweep
-from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import merge_coefficients
+from opmerge_core.theory import planner, plans, sweep
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shrinkage import merge_coefficients
 
 TRIPLES_PER_CYCLE = 4.0   # per core: 2 FMA/mul + 2 min/max pipes × 4 doubles (256-bit; Zen 4 splits zmm)
 CURVE_LAMS = {256: 61, 512: 31, 1024: 21}            # the dashboard's strategy-curve grids

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from opmerge_core import sfd, sfd_lab
+from opmerge_core.sfd import distill as sfd
+from opmerge_core.sfd import lab as sfd_lab
 
 
 def main() -> None:

@@ -25,11 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from opmerge_core import compute, planner, plans, sweep
-from opmerge_core import heavy as heavy_core
-from opmerge_core.schedules import SCHEDULE_LABELS, SCHEDULES
-from opmerge_core.setting import SURROGATE_LABELS, SURROGATES, Setting
-from opmerge_core.shrinkage import INIT_LABELS, INITS
+from opmerge_core.infra import compute
+from opmerge_core.theory import heavy as heavy_core
+from opmerge_core.theory import planner, plans, sweep
+from opmerge_core.theory.schedules import SCHEDULE_LABELS, SCHEDULES
+from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Setting
+from opmerge_core.theory.shrinkage import INIT_LABELS, INITS
 from opmerge_dashboard import figures, presentation
 
 # ---- the parameters -----------------------------------------------------------------------------
@@ -500,7 +501,7 @@ def parse_spectrum(name: str, data: bytes) -> np.ndarray:
     .npy (numeric, ≤ 2-D, ``allow_pickle=False``). Raises ValueError with a one-line reason."""
     import io
 
-    from opmerge_core.validation import check_lam
+    from opmerge_core.infra.validation import check_lam
 
     if len(data) > SPECTRUM_BYTES_MAX:
         raise ValueError(f"file is {len(data):,} bytes; at most {SPECTRUM_BYTES_MAX:,} are accepted")
@@ -613,7 +614,7 @@ def warm_up() -> threading.Thread:
     def start() -> None:
         planner.load_kernels(warm=True)
         compute.default_backend()
-        import opmerge_core.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
+        import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
 
     thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
     thread.start()

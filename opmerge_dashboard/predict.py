@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from opmerge_core import planner, plans
+from opmerge_core.theory import planner, plans
 from opmerge_dashboard import common
 
 CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",

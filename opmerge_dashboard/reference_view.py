@@ -1,4 +1,4 @@
-"""The shipped reference runs (``opmerge_core.reference``) on the SFD page and in the CelebA trainer
+"""The shipped reference runs (``opmerge_core.sfd.reference``) on the SFD page and in the CelebA trainer
 check, shown until the user has a run of their own — so a talk starts with a picture, not a wait.
 
 Always labelled as the reference run, with the command that regenerates it. Metrics are shown as the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import reference
+from opmerge_core.sfd import reference
 from opmerge_dashboard import common
 
 FD_PREFIX = "latent_fd"

@@ -21,7 +21,7 @@ def pytest_configure(config) -> None:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Stop the process-wide compute backend while pytest still owns stdout/stderr."""
-    compute = sys.modules.get("opmerge_core.compute")
+    compute = sys.modules.get("opmerge_core.infra.compute")
     if compute is not None and compute._DEFAULT is not None:
         compute._DEFAULT.shutdown()
 
@@ -35,7 +35,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def scheduler_address():
     """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
-    from opmerge_core import compute
+    from opmerge_core.infra import compute
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"

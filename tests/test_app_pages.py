@@ -140,8 +140,8 @@ def test_playground_plan_from_url_sets_T_and_evaluates() -> None:
     at = run_page("playground", plan="[[4 3] 2 1]", lam="0.5")
     assert at.slider(key="T").value == 4
     assert not at.warning
-    from opmerge_core import plans
-    from opmerge_core.setting import Setting
+    from opmerge_core.theory import plans
+    from opmerge_core.theory.setting import Setting
     want = plans.parse("[[4 3] 2 1]").evaluate(Setting(4), [0.5])[0]
     assert metric(at, "Your plan's one-step value") == f"{want:.5f}"
     assert "histogram" in chart_types(at)                  # all 11 plans for T = 4

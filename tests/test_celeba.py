@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core import celeba, plans, vae
-from opmerge_core import latents as lt
 from opmerge_core.cli import main as cli_main
-from opmerge_core.setting import Setting
+from opmerge_core.latent import celeba, vae
+from opmerge_core.latent import latents as lt
+from opmerge_core.theory import plans
+from opmerge_core.theory.setting import Setting
 
 LAM = np.geomspace(0.05, 20.0, 12)
 

@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from opmerge_core import compute, sweep
-from opmerge_core.runstore import RunStore
-from opmerge_core.setting import Setting
+from opmerge_core.infra import compute
+from opmerge_core.infra.runstore import RunStore
+from opmerge_core.theory import sweep
+from opmerge_core.theory.setting import Setting
 
 
 def sleepy(n: int, *, progress=None, cancel=None) -> int:

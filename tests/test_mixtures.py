@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core import mixtures as MX
-from opmerge_core import solvers
+from opmerge_core.sfd import mixtures as MX
+from opmerge_core.sfd import solvers
 
 
 def test_one_component_is_the_gaussian_denoiser():

@@ -10,8 +10,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from opmerge_core import latents as lt
-from opmerge_core import vae
+from opmerge_core.latent import latents as lt
+from opmerge_core.latent import vae
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 PAGE = "app_pages/celeba.py"

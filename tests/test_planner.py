@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from opmerge_core import planner, plans, sweep
-from opmerge_core.schedules import SCHEDULES
-from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import INITS
+from opmerge_core.theory import planner, plans, sweep
+from opmerge_core.theory.schedules import SCHEDULES
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shrinkage import INITS
 
 LAMS = np.array([0.1, 0.35, 0.8, 1.0, 1.15, 1.4, 2.0, 3.1, 5.0])
 _ALL = {T: list(plans.enumerate_plans(T)) for T in range(1, 8)}
@@ -319,7 +319,7 @@ def test_threads_get_the_same_extremes():
 
 def test_per_direction_regimes_and_w2_equal_the_dp_of_each_direction():
     """heavy.per_direction skips the DP outside (λ_B, λ_V) (THEORY §5): it must agree with it."""
-    from opmerge_core import heavy
+    from opmerge_core.theory import heavy
 
     rng = np.random.default_rng(7)
     for T, S, schedule in ((12, 1.0, "trig"), (24, 3.0, "cosine"), (40, 0.5, "edm")):

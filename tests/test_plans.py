@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opmerge_core import plans
-from opmerge_core.setting import Setting
+from opmerge_core.theory import plans
+from opmerge_core.theory.setting import Setting
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 5, 8, 13, 64])

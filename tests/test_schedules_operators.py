@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from opmerge_core import operators, plans
-from opmerge_core.schedules import SCHEDULES, edm_sigmas, schedule
-from opmerge_core.setting import Setting
+from opmerge_core.theory import operators, plans
+from opmerge_core.theory.schedules import SCHEDULES, edm_sigmas, schedule
+from opmerge_core.theory.setting import Setting
 
 LAMS = np.array([0.05, 0.3, 1.0, 2.5, 17.0])
 
@@ -93,7 +93,7 @@ REFERENCE = {  # THEORY §5, T = 8, trig VP, S = 1
 
 @pytest.mark.parametrize("lam", sorted(REFERENCE))
 def test_reference_table(lam):
-    from opmerge_core import planner
+    from opmerge_core.theory import planner
 
     st = Setting(T=8)
     P, van, boot, temp, prog, dp, regime = REFERENCE[lam]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core import mixtures as MX
-from opmerge_core import sfd, solvers
+from opmerge_core.sfd import distill as sfd
+from opmerge_core.sfd import mixtures as MX
+from opmerge_core.sfd import solvers
 
 torch.set_num_threads(1)
 
@@ -176,7 +177,7 @@ def test_cli_sfd_train_json_and_run_store(capsys, tmp_path, monkeypatch):
     import json
 
     from opmerge_core.cli import main
-    from opmerge_core.runstore import RunStore
+    from opmerge_core.infra.runstore import RunStore
 
     monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))
     code = main(["sfd", "train", "--teacher", "mixture-2d", "--preset", "two-blobs", "--nfe", "2",
@@ -191,7 +192,7 @@ def test_cli_sfd_train_json_and_run_store(capsys, tmp_path, monkeypatch):
     row = RunStore(tmp_path / "runs.sqlite").get(out["run_id"])
     assert row["status"] == "done" and row["params"]["teacher"] == "mixture-2d"
     assert row["metrics"]["latent_fd"] == out["latent_fd"]
-    from opmerge_core import sfd_lab
+    from opmerge_core.sfd import lab as sfd_lab
 
     table = sfd_lab.runs_table(RunStore(tmp_path / "runs.sqlite"))
     assert [(r["method"], r["nfe"]) for r in table] == [("sfd", 2), ("solver", out["nfe_solver"])]
@@ -219,7 +220,7 @@ def test_fd_floor_matches_the_sampling_noise_of_a_gaussian_fit():
 
 
 def test_split_latents_is_fixed_and_disjoint():
-    from opmerge_core import sfd_assets
+    from opmerge_core.sfd import assets as sfd_assets
 
     z = np.arange(200.0).reshape(100, 2)
     train, held = sfd_assets.split_latents(z, 30)
@@ -241,7 +242,7 @@ def test_same_nfe_baseline_reports_the_nfe_it_used(blobs, solver, nfe, afs, used
 
 
 def test_teacher_build_trains_on_the_split_and_refers_to_the_held_out(tmp_path):
-    from opmerge_core import sfd_assets
+    from opmerge_core.sfd import assets as sfd_assets
 
     z = np.random.default_rng(0).standard_normal((400, 3)) * [1.0, 0.5, 2.0]
     np.save(tmp_path / "z.npy", z)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core import solvers as S
 from opmerge_core.cli import main
+from opmerge_core.sfd import solvers as S
 
 
 def factor(solver, lam, n, afs=False, **kw):

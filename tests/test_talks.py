@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from opmerge_core import reference
+from opmerge_core.sfd import reference
 from opmerge_dashboard import controls, faces, presentation
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
@@ -55,7 +55,7 @@ def test_every_page_has_a_control_set() -> None:
 
 
 def test_source_tree_uses_the_repository_assets(monkeypatch) -> None:
-    from opmerge_core import latents
+    from opmerge_core.latent import latents
     monkeypatch.delenv("OPMERGE_ASSETS", raising=False)
     assert latents.assets_dir() == ASSETS                                # editable / source checkout
     monkeypatch.setenv("OPMERGE_ASSETS", "/elsewhere")

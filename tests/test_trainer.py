@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core import operators, plans, trainer
-from opmerge_core.setting import Setting
-from opmerge_core.trainer import TrainConfig
+from opmerge_core.theory import operators, plans
+from opmerge_core.theory.setting import Setting
+from opmerge_core.training import trainer
+from opmerge_core.training.trainer import TrainConfig
 
 torch.set_num_threads(1)
 # λ < 1, λ ≈ 1, between 1 and 2, > 2; many coordinates each so Monte-Carlo checks have power.
@@ -59,7 +60,7 @@ def test_sgd_fails_the_check_with_a_wrong_budget():
     """The test above has power: with S = ηn (κ = 1) the learned operators are far outside it."""
     result = trainer.train(Setting(T=4), LAMS, plans.boot(4), SMALL)
     rec = result.records[max(result.records)]
-    from opmerge_core.shrinkage import rho, trained
+    from opmerge_core.theory.shrinkage import rho, trained
     wrong = trained(rec.target, rec.A0, rho(SMALL.S_eff / 2, rec.input_var))
     assert np.median(np.abs(rec.learned - wrong) / rec.mc_std) > 20
 
@@ -226,7 +227,7 @@ def test_reference_table_and_theory_function():
 
 
 def test_budget_sweep_follows_the_closed_form():
-    from opmerge_core import train_spec
+    from opmerge_core.training import train_spec
     spec = train_spec.TrainSpec(T=6, lam=[0.5, 3.0], strategies=["boot", "vanilla"], lr=0.005,
                                 batch=128, steps=10)
     rows = train_spec.budget_sweep(spec, [20, 100, 300])

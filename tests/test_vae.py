@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from opmerge_core import images as im
-from opmerge_core import latents as lt
-from opmerge_core import vae
 from opmerge_core.cli import main as cli_main
+from opmerge_core.latent import images as im
+from opmerge_core.latent import latents as lt
+from opmerge_core.latent import vae
 
 FIXTURE = Path(__file__).parent / "fixtures" / "olivetti_faces_uint8.npz"
 TINY = {"channels": (4, 8, 8, 16, 16), "latent_dim": 8}

@@ -60,7 +60,7 @@ def test_wheel_contents(wheel) -> None:
 def test_installed_package_finds_its_assets(installed, tmp_path) -> None:
     proc = run(installed, f"""
         import json, {check_wheel.APP_PACKAGE}, opmerge_core
-        from opmerge_core.latents import assets_dir
+        from opmerge_core.latent.latents import assets_dir
         print(json.dumps([opmerge_core.__file__, {check_wheel.APP_PACKAGE}.__file__, str(assets_dir())]))
     """, tmp_path)
     assert proc.returncode == 0, proc.stderr

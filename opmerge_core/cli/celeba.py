@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from opmerge_core.cli.theory import add_model_args
-from opmerge_core.setting import Setting
+from opmerge_core.theory.setting import Setting
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from opmerge_core import celeba
-    from opmerge_core.latents import load_assets
-    from opmerge_core.vae import pick_device
-    from opmerge_core.validation import check_positive, check_T
+    from opmerge_core.infra.validation import check_positive, check_T
+    from opmerge_core.latent import celeba
+    from opmerge_core.latent.latents import load_assets
+    from opmerge_core.latent.vae import pick_device
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":

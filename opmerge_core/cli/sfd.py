@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from opmerge_core import solvers
-from opmerge_core.validation import check_choice, check_lam, check_T
+from opmerge_core.infra.validation import check_choice, check_lam, check_T
+from opmerge_core.sfd import solvers
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,8 +70,8 @@ def _one_lam(text: str) -> float:
 
 
 def _register_sfd(sub: argparse._SubParsersAction) -> None:
-    from opmerge_core import sfd
-    from opmerge_core.mixtures import PRESETS
+    from opmerge_core.sfd import distill as sfd
+    from opmerge_core.sfd.mixtures import PRESETS
 
     p = sub.add_parser("sfd", help="Simple and Fast Distillation: train a few-step student (SFD.md)")
     sfd_sub = p.add_subparsers(dest="sfd_command", required=True, parser_class=type(p))
@@ -117,7 +117,8 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sfd_train(args: argparse.Namespace) -> int:
-    from opmerge_core import sfd, sfd_lab
+    from opmerge_core.sfd import distill as sfd
+    from opmerge_core.sfd import lab as sfd_lab
 
     check_choice(args.teacher, sfd.TEACHERS, "teacher")
     _threads(args.threads)
@@ -131,7 +132,7 @@ def run_sfd_train(args: argparse.Namespace) -> int:
                                                                               name="--seed")).validate()
     store = None
     if not args.no_store:
-        from opmerge_core.runstore import RunStore
+        from opmerge_core.infra.runstore import RunStore
         store = RunStore()
     shown = [-1]
 
@@ -184,7 +185,7 @@ def _number(text: str, name: str) -> float:
 
 
 def run_sfd_teacher(args: argparse.Namespace) -> int:
-    from opmerge_core import sfd_assets
+    from opmerge_core.sfd import assets as sfd_assets
 
     _threads(args.threads)
     out = sfd_assets.build(args.latents, args.assets, steps=check_T(args.steps, hi=10**6, name="--steps"),

@@ -12,11 +12,11 @@ import os
 
 import numpy as np
 
-from opmerge_core import planner, plans
-from opmerge_core.schedules import SCHEDULES
-from opmerge_core.setting import SURROGATES, Setting
-from opmerge_core.shrinkage import INITS
-from opmerge_core.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
+from opmerge_core.infra.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
+from opmerge_core.theory import planner, plans
+from opmerge_core.theory.schedules import SCHEDULES
+from opmerge_core.theory.setting import SURROGATES, Setting
+from opmerge_core.theory.shrinkage import INITS
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -107,13 +107,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from opmerge_core import sweep  # pandas
+    from opmerge_core.theory import sweep  # pandas
 
     lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
     if args.scheduler:
-        from opmerge_core import compute
+        from opmerge_core.infra import compute
 
         with compute.connect(args.scheduler) as client:
             df, th = sweep.sweep_on_cluster(client, lams, Ts, uniform_K=int(args.K), **common)

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from opmerge_core import plans, train_spec
-from opmerge_core.runstore import RunStore
-from opmerge_core.schedules import SCHEDULES
-from opmerge_core.setting import SURROGATES
-from opmerge_core.shrinkage import INITS
-from opmerge_core.trainer import DEVICES, INPUTS, OPTIMIZERS, STUDENTS
-from opmerge_core.validation import check_T, parse_float_list
+from opmerge_core.infra.runstore import RunStore
+from opmerge_core.infra.validation import check_T, parse_float_list
+from opmerge_core.theory import plans
+from opmerge_core.theory.schedules import SCHEDULES
+from opmerge_core.theory.setting import SURROGATES
+from opmerge_core.theory.shrinkage import INITS
+from opmerge_core.training import train_spec
+from opmerge_core.training.trainer import DEVICES, INPUTS, OPTIMIZERS, STUDENTS
 
 DEFAULT_STRATEGIES = "boot,vanilla,dp"
 
@@ -89,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_on_cluster(address: str, store: RunStore, spec: train_spec.TrainSpec, progress):
     """The same run on an existing Dask cluster (compute.py): recorded here, trained on a worker."""
-    from opmerge_core import compute
+    from opmerge_core.infra import compute
 
     backend = compute.Backend(address, store=store)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from opmerge_core.images import MAX_IMAGES, load_images
-from opmerge_core.validation import check_positive, check_T
+from opmerge_core.infra.validation import check_positive, check_T
+from opmerge_core.latent.images import MAX_IMAGES, load_images
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from opmerge_core.vae import TrainConfig, train  # torch import only when needed
+    from opmerge_core.latent.vae import TrainConfig, train  # torch import only when needed
 
     max_images = None if args.max_images is None else check_T(args.max_images, hi=MAX_IMAGES,
                                                               name="max-images")

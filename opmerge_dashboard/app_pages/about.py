@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from opmerge_core.schedules import SCHEDULE_LABELS
-from opmerge_core.setting import SURROGATE_LABELS
-from opmerge_core.shrinkage import INIT_LABELS
+from opmerge_core.theory.schedules import SCHEDULE_LABELS
+from opmerge_core.theory.setting import SURROGATE_LABELS
+from opmerge_core.theory.shrinkage import INIT_LABELS
 from opmerge_dashboard import common
 
 p = common.params()

@@ -1,8 +1,7 @@
-"""CelebA latents (issue 5): merge strategies per eigen-direction of real VAE latents, decoded to faces.
+"""CelebA latents: merge strategies per eigen-direction of real VAE latents, decoded to faces (THEORY §6).
 
-T, S, schedule, init and surrogate come from the shared, URL-bound sidebar controls. Everything is
-computed by ``opmerge_core.celeba`` (theory) and, on request, ``opmerge_core.trainer`` in a background
-thread (never in the script thread); this page only caches, draws and exports.
+T, S, schedule, init and surrogate come from the shared, URL-bound sidebar controls. The comparison
+(``opmerge_core.latent.celeba``) and the trainer run on the compute backend; this page draws and exports.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import celeba, latents
-from opmerge_core.planner import REGIME_LABELS, SHARED_T_MAX
-from opmerge_core.setting import Setting
+from opmerge_core.latent import celeba, latents
+from opmerge_core.theory.planner import REGIME_LABELS, SHARED_T_MAX
+from opmerge_core.theory.setting import Setting
 from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars

@@ -2,8 +2,8 @@
 
 Trajectories of the teacher (solid) and of the students (dashed, markers at their timestamps),
 the final densities side by side, and how the error of merging m teacher steps into one operator
-grows with m. All numbers come from ``opmerge_core.sfd_lab.train_mixture_demo`` and
-``opmerge_core.mixtures.merge_errors``; this page only submits, caches and draws. The students train
+grows with m. All numbers come from ``opmerge_core.sfd.lab.train_mixture_demo`` and
+``opmerge_core.sfd.mixtures.merge_errors``; this page only submits, caches and draws. The students train
 in the shared job runner (never in the script thread) with a real budget; finished results are shared
 by all sessions (same settings → no retraining).
 """
@@ -16,7 +16,9 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import compute, mixtures, sfd_lab, solvers
+from opmerge_core.infra import compute
+from opmerge_core.sfd import lab as sfd_lab
+from opmerge_core.sfd import mixtures, solvers
 from opmerge_dashboard import common
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
 

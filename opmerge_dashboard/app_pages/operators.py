@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import operators
+from opmerge_core.theory import operators
 from opmerge_dashboard import common, figures
 
 p = common.params()

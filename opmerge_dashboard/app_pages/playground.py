@@ -5,7 +5,7 @@ import re
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import plans
+from opmerge_core.theory import plans
 from opmerge_dashboard import common, figures
 
 p = common.params()

@@ -1,10 +1,10 @@
 """SFD (issue 6; SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
 SFD-v, against the plain solver at the same NFE.
 
-Training runs on the compute backend (``opmerge_core.compute``), never in the script thread, leased
+Training runs on the compute backend (``opmerge_core.infra.compute``), never in the script thread, leased
 to this browser session (closing the tab cancels it); every run is recorded in the run store, from
 which the "quality vs fine-tuning seconds" plot (the paper's teaser on our latents) and the decoded
-faces side by side are built. All computation is in ``opmerge_core.sfd_lab``; this page only
+faces side by side are built. All computation is in ``opmerge_core.sfd.lab``; this page only
 submits, polls, caches and draws.
 """
 
@@ -16,7 +16,10 @@ import shlex
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import latents, mixtures, sfd, sfd_lab, solvers
+from opmerge_core.latent import latents
+from opmerge_core.sfd import distill as sfd
+from opmerge_core.sfd import lab as sfd_lab
+from opmerge_core.sfd import mixtures, solvers
 from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import planner, plans
-from opmerge_core.setting import total_w2
+from opmerge_core.theory import planner, plans
+from opmerge_core.theory.setting import total_w2
 from opmerge_dashboard import common, figures
 
 p = common.params()

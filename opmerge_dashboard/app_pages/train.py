@@ -1,6 +1,6 @@
 """Train (issue 4): real students for merge plans, trained live, next to the theory (THEORY §2, §6).
 
-Training runs on the compute backend (``opmerge_core.compute``: a Dask cluster), never in the script
+Training runs on the compute backend (``opmerge_core.infra.compute``: a Dask cluster), never in the script
 thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits it,
 polls the job from a fragment and draws. Jobs are leased to this browser session: when the tab is
 closed the polling stops and the backend cancels them (``compute.LEASE_S``).
@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core import compute, plans, train_spec, trainer
+from opmerge_core.infra import compute
+from opmerge_core.theory import plans
+from opmerge_core.training import train_spec, trainer
 from opmerge_dashboard import common
 from opmerge_dashboard.figures import train as figs
 

@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from opmerge_core.planner import REGIME_LABELS, REGIMES
-from opmerge_core.plans import STRATEGY_LABELS, Plan
+from opmerge_core.theory.planner import REGIME_LABELS, REGIMES
+from opmerge_core.theory.plans import STRATEGY_LABELS, Plan
 
 REGIME_COLORS = {"boot": "#0072B2", "hybrid": "#CC79A7", "mixed": "#999999", "vanilla": "#D55E00"}
 STRATEGY_COLORS = {"vanilla": "#D55E00", "boot": "#0072B2", "temporal": "#009E73",

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opmerge_core import dp_numpy, plans
-from opmerge_core.plans import Plan
-from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import merge_coefficients
-from opmerge_core.validation import check_lam, check_T
+from opmerge_core.infra.validation import check_lam, check_T
+from opmerge_core.theory import dp_numpy, plans
+from opmerge_core.theory.plans import Plan
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shrinkage import merge_coefficients
 
 REGIMES = ("boot", "vanilla", "hybrid", "mixed")
 REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hybrid",
@@ -59,7 +59,7 @@ BUFFER_T_MAX = 512             # on every call costs about as much as the DP its
 
 def _kernels():
     """The compiled kernels (imports numba on first use: ~0.7 s, once per process)."""
-    from opmerge_core import dp_kernels
+    from opmerge_core.theory import dp_kernels
     return dp_kernels
 
 
@@ -77,7 +77,7 @@ def _use_numpy(T: int, n_lam: int) -> bool:
     """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) while the compiled
     kernels are not loaded yet; both give the same extremes (to rounding, ~1e-16)."""
     return (T <= NUMPY_DP_T_MAX and n_lam * T**3 <= NUMPY_DP_WORK_MAX
-            and "opmerge_core.dp_kernels" not in sys.modules)
+            and "opmerge_core.theory.dp_kernels" not in sys.modules)
 
 
 def _tables(T: int) -> list[np.ndarray]:

@@ -40,7 +40,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from opmerge_core.runstore import Heartbeat, RunStore, default_path, opmerge_home
+from opmerge_core.infra.runstore import Heartbeat, RunStore, default_path, opmerge_home
 
 LEASE_S = 120.0            # seconds without a touch before a leased session's jobs are cancelled
 PROGRESS_EVERY = 0.25      # seconds between progress events sent by a worker
@@ -101,7 +101,7 @@ def code_version() -> str:
     global _CODE_VERSION
     if _CODE_VERSION is None:
         h = hashlib.sha256()
-        for path in sorted(Path(__file__).parent.rglob("*.py")):
+        for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
             h.update(path.name.encode())
             h.update(path.read_bytes())
         _CODE_VERSION = h.hexdigest()[:16]
@@ -169,7 +169,7 @@ class _NiceWorkers(WorkerPlugin):
     def setup(self, worker) -> None:
         with contextlib.suppress(OSError):
             os.nice(10)
-        from opmerge_core import planner
+        from opmerge_core.theory import planner
 
         planner.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now
 

@@ -16,9 +16,9 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import merge_coefficients
-from opmerge_core.validation import check_T
+from opmerge_core.infra.validation import check_T
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shrinkage import merge_coefficients
 
 Span = tuple[int, int]  # (e, s): maps z_s → z_e
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from opmerge_core.setting import Setting
-from opmerge_core.shrinkage import merge_coefficients
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shrinkage import merge_coefficients
 
 BIG = 1e300   # finite sentinel (see dp_kernels)
 

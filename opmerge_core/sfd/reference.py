@@ -1,7 +1,7 @@
 """Reference runs shipped in ``assets/`` so that the SFD page and the CelebA trainer check never open
 empty (SFD.md "Algorithm 2"; THEORY.md §2, §6 for the trainer check).
 
-Built by one command, ``python -m opmerge_core.reference --assets assets``, which runs the ordinary
+Built by one command, ``python -m opmerge_core.sfd.reference --assets assets``, which runs the ordinary
 CLI (``opmerge sfd train … --json`` in a throw-away run store, ``opmerge celeba compare --train
 --json``) and keeps its JSON output verbatim plus a few evaluation latents (no images, no pickles):
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core.latents import assets_dir
+from opmerge_core.latent.latents import assets_dir
 
 SFD_FILE = "reference_sfd.json"
 SFD_SAMPLES_FILE = "reference_sfd_samples.npz"
@@ -38,7 +38,7 @@ CELEBA_FILE = "reference_celeba.json"
 MAX_BYTES = 2_000_000          # per reference file
 KEEP = 8                       # latents kept per method (one row of faces)
 LABEL = "Reference run (shipped with opmerge, not yours)"
-BUILD_COMMAND = "python -m opmerge_core.reference --assets assets"
+BUILD_COMMAND = "python -m opmerge_core.sfd.reference --assets assets"
 
 # The page defaults: latent MLP teacher, NFE 3, DPM-Solver++(3M), M = 3, no AFS, default budget.
 SFD_ARGS = ("--teacher", "latent-mlp", "--nfe", "3", "--solver", "dpmpp3m", "--M", "3")
@@ -175,7 +175,7 @@ def _keep(a: np.ndarray) -> np.ndarray:
 
 def build(assets: str | Path | None = None, log=print) -> list[Path]:
     """Run the reference commands and write the three reference files into the assets folder."""
-    from opmerge_core.runstore import RunStore
+    from opmerge_core.infra.runstore import RunStore
 
     folder = assets_dir(assets)
     written = []
@@ -216,7 +216,7 @@ def build(assets: str | Path | None = None, log=print) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opmerge_core.reference",
+    parser = argparse.ArgumentParser(prog="python -m opmerge_core.sfd.reference",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--assets", default=None, help="assets folder (default $OPMERGE_ASSETS or assets/)")
     args = parser.parse_args(argv)

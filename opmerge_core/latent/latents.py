@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core.vae import VAE, load_vae, to_tensor, to_uint8
+from opmerge_core.latent.vae import VAE, load_vae, to_tensor, to_uint8
 
 VAE_FILE = "vae_celeba64_fp16.pt"
 STATS_FILE = "celeba_latent_stats.npz"
 REGENERATE = ("opmerge vae train --images ../shared/data/celeba64/celeba_test_crops_64_q95.zip "
               "--max-minutes 65 --out /work/scratch/vae_celeba, then "
-              "python -m opmerge_core.latents --images ../shared/data/celeba64/celeba_test_crops_64_q95.zip "
+              "python -m opmerge_core.latent.latents "
+              "--images ../shared/data/celeba64/celeba_test_crops_64_q95.zip "
               "--vae /work/scratch/vae_celeba/vae_fp16.pt --assets assets")
 MAX_ENCODE = 250_000     # images encoded at once (bounded like images.MAX_IMAGES)
 
@@ -40,9 +41,9 @@ def assets_dir(override: str | Path | None = None) -> Path:
     env = os.environ.get("OPMERGE_ASSETS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    packaged = here / "assets"
-    return packaged if packaged.is_dir() else here.parent / "assets"
+    package = Path(__file__).resolve().parents[1]     # opmerge_core/
+    packaged = package / "assets"
+    return packaged if packaged.is_dir() else package.parent / "assets"
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def build_assets(images: np.ndarray, vae_path: str | Path, assets: str | Path,
                  latents_out: str | Path | None = None) -> dict:
     """Encode ``images`` with the VAE at ``vae_path``; write its fp16 weights and the statistics to
     ``assets``; optionally the per-image latents (never into the repository) to ``latents_out``."""
-    from opmerge_core.vae import save_fp16
+    from opmerge_core.latent.vae import save_fp16
 
     folder = Path(assets)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,11 +162,12 @@ def build_assets(images: np.ndarray, vae_path: str | Path, assets: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m opmerge_core.latents --images PATH --vae WEIGHTS --assets DIR [--latents-out F]``."""
+    """``python -m opmerge_core.latent.latents --images PATH --vae WEIGHTS --assets DIR [--latents-out F]``.
+    """
     import argparse
     import json
 
-    from opmerge_core.images import load_images
+    from opmerge_core.latent.images import load_images
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--images", required=True)
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.recon_png:
         from PIL import Image
 
-        from opmerge_core.vae import split_indices
+        from opmerge_core.latent.vae import split_indices
 
         held = data.images[split_indices(len(data.images))[1][:16]]
         model = load_vae(Path(args.assets) / VAE_FILE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opmerge_core.validation import check_choice, check_T
+from opmerge_core.infra.validation import check_choice, check_T
 
 SCHEDULES = ("trig", "cosine", "linear", "edm", "rf")
 SCHEDULE_LABELS = {

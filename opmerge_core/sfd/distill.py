@@ -2,7 +2,7 @@
 Algorithm 1, SFD-v (one student for several step counts), and the latent FD metric.
 
 Everything is torch and device-agnostic. A denoiser is any callable ``D(x, t) -> x0_hat`` on a batch
-``x`` (B, d) and a time (a float, as the solvers of :mod:`opmerge_core.solvers` pass it). The networks
+``x`` (B, d) and a time (a float, as the solvers of :mod:`opmerge_core.sfd.solvers` pass it). The networks
 here also take an optional step count ``n`` (SFD-v conditioning): ``net(x, t, n=None)``.
 
 Teachers
@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core import mixtures, solvers
-from opmerge_core.latents import assets_dir
-from opmerge_core.mixtures import GaussianMixture
-from opmerge_core.vae import pick_device
-from opmerge_core.validation import check_choice, check_positive, check_T
+from opmerge_core.infra.validation import check_choice, check_positive, check_T
+from opmerge_core.latent.latents import assets_dir
+from opmerge_core.latent.vae import pick_device
+from opmerge_core.sfd import mixtures, solvers
+from opmerge_core.sfd.mixtures import GaussianMixture
 
 ALGORITHMS = ("sfd", "alg1", "sfd-v")
 ALGORITHM_LABELS = {

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core import planner, plans
-from opmerge_core.plans import Plan
-from opmerge_core.runstore import Heartbeat, RunStore
-from opmerge_core.setting import Setting
-from opmerge_core.trainer import (
+from opmerge_core.infra.runstore import Heartbeat, RunStore
+from opmerge_core.infra.validation import S_MAX, check_choice, check_lam, check_T
+from opmerge_core.theory import planner, plans
+from opmerge_core.theory.plans import Plan
+from opmerge_core.theory.setting import Setting
+from opmerge_core.training.trainer import (
     T_MAX_TRAIN,
     ProgressFn,
     TrainConfig,
@@ -30,7 +31,6 @@ from opmerge_core.trainer import (
     theory,
     train,
 )
-from opmerge_core.validation import S_MAX, check_choice, check_lam, check_T
 
 STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
 CUSTOM = "custom"

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from opmerge_core import planner, plans
-from opmerge_core.latents import LatentStats
-from opmerge_core.setting import Setting
-from opmerge_core.validation import check_lam, check_positive, check_T
+from opmerge_core.infra.validation import check_lam, check_positive, check_T
+from opmerge_core.latent.latents import LatentStats
+from opmerge_core.theory import planner, plans
+from opmerge_core.theory.setting import Setting
 
 STRATEGY_KEYS = (*plans.STRATEGIES, "dp", "dp_shared")      # the methods with a trained student
 METHODS = ("teacher", "exact", *STRATEGY_KEYS)
@@ -95,7 +95,7 @@ def compare(setting: Setting, lam: np.ndarray, shared: bool = True) -> Compariso
 
 def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, device: str = "auto",
                      progress=None, cancel=None) -> Comparison:
-    """Train every strategy with ``opmerge_core.trainer`` (THEORY §2, §6) on the latent spectrum.
+    """Train every strategy with ``opmerge_core.training.trainer`` (THEORY §2, §6) on the latent spectrum.
 
     The SGD budget matches the setting: lr = S / (2 steps), so S_eff = 2 · lr · steps = S. The five
     strategies and the shared plan train in one batched run over all directions; for the per-direction
@@ -106,9 +106,10 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     ``progress(stage, n_stages, done, total)`` is called as each run advances.
     """
     try:
-        from opmerge_core import trainer
+        from opmerge_core.training import trainer
     except ImportError:
-        raise ValueError("trainer evaluation is not available (opmerge_core.trainer is missing)") from None
+        raise ValueError("trainer evaluation is not available "
+                         "(opmerge_core.training.trainer is missing)") from None
     setting, lam = comparison.setting, comparison.lam
     if setting.S <= 0:
         raise ValueError("training needs a shrinkage budget S > 0 (lr = S / (2 steps))")
@@ -177,7 +178,7 @@ def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 
 
 def decode_faces(model, latents: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Method -> uint8 faces (n, 64, 64, 3) decoded by the VAE."""
-    from opmerge_core.latents import decode
+    from opmerge_core.latent.latents import decode
 
     names = list(latents)
     faces = decode(model, np.concatenate([latents[m] for m in names]))

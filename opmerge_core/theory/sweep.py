@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from opmerge_core import planner, plans
-from opmerge_core.setting import Setting
-from opmerge_core.validation import check_lam, check_T
+from opmerge_core.infra.validation import check_lam, check_T
+from opmerge_core.theory import planner, plans
+from opmerge_core.theory.setting import Setting
 
 SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core import mixtures, sfd
-from opmerge_core.latents import assets_dir
+from opmerge_core.latent.latents import assets_dir
+from opmerge_core.sfd import distill as sfd
+from opmerge_core.sfd import mixtures
 
 N_LATENTS_MAX = 1_000_000
 

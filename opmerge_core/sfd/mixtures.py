@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from opmerge_core.validation import check_choice, check_T
+from opmerge_core.infra.validation import check_choice, check_T
 
 K_MAX = 512                 # largest number of components
 D_MAX = 4096                # largest dimension
@@ -266,7 +266,7 @@ def merge_errors(g: GaussianMixture, T: int = 16, ms: tuple[int, ...] = (1, 2, 4
     - ``jump``: the RMS error of the untrained one-step Euler jump s → e (a student at initialisation).
 
     Errors are measured in VP scale (divided by √(1 + t_e²)) and averaged over the blocks."""
-    from opmerge_core import solvers
+    from opmerge_core.sfd import solvers
     T = check_T(T, lo=1, hi=256, name="T (teacher steps)")
     n = check_T(n, lo=16, hi=100_000, name="number of samples")
     grid = solvers.time_grid(T + 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from opmerge_core.dp_numpy import BIG, rebuild_merges
+from opmerge_core.theory.dp_numpy import BIG, rebuild_merges
 
 _JIT = dict(cache=True, nogil=True, fastmath=True)
 GROUP = 4            # finished rows folded per pass by the blocked sweep

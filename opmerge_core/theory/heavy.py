@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from opmerge_core import planner, sweep
-from opmerge_core.setting import Setting
+from opmerge_core.theory import planner, sweep
+from opmerge_core.theory.setting import Setting
 
 
 def optimal(setting: Setting, lam: float) -> planner.OptimalPlan:

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core import mixtures, sfd
-from opmerge_core.validation import check_T
+from opmerge_core.infra.validation import check_T
+from opmerge_core.sfd import distill as sfd
+from opmerge_core.sfd import mixtures
 
 RUN_KIND = "sfd"
 TEACHER_REF_NFE = 32
@@ -286,14 +287,14 @@ def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], N
 
     ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
     "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
-    :class:`~opmerge_core.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
+    :class:`~opmerge_core.training.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
     configs = spec.configs()
     with sfd.torch_threads(1):
         return _mixture_demo(spec, configs, progress, cancel)
 
 
 def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], progress, cancel) -> dict:
-    from opmerge_core.trainer import TrainingCancelled
+    from opmerge_core.training.trainer import TrainingCancelled
 
     teacher = sfd.load_teacher("mixture-2d", preset=spec.preset)
     total = sum(c.iterations * c.batch for c in configs.values())

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from opmerge_core.validation import check_choice, check_positive, check_T
+from opmerge_core.infra.validation import check_choice, check_positive, check_T
 
 SOLVERS = ("euler", "heun", "dpmpp1", "dpmpp2", "dpmpp3m")
 SOLVER_LABELS = {

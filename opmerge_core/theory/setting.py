@@ -11,9 +11,9 @@ from functools import cached_property
 
 import numpy as np
 
-from opmerge_core import operators, shrinkage
-from opmerge_core.schedules import SCHEDULES, schedule
-from opmerge_core.validation import check_choice, check_lam, check_S, check_T
+from opmerge_core.infra.validation import check_choice, check_lam, check_S, check_T
+from opmerge_core.theory import operators, shrinkage
+from opmerge_core.theory.schedules import SCHEDULES, schedule
 
 SURROGATES = ("teacher", "exact")
 SURROGATE_LABELS = {"teacher": "teacher composite P (default)", "exact": "exact flow map r_0/r_T"}

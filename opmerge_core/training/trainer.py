@@ -50,10 +50,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from opmerge_core import operators, shrinkage
-from opmerge_core.plans import Plan, Span
-from opmerge_core.setting import Setting, total_w2
-from opmerge_core.validation import check_choice, check_lam, check_positive, check_T
+from opmerge_core.infra.validation import check_choice, check_lam, check_positive, check_T
+from opmerge_core.theory import operators, shrinkage
+from opmerge_core.theory.plans import Plan, Span
+from opmerge_core.theory.setting import Setting, total_w2
 
 T_MAX_TRAIN = 1024
 D_MAX_TRAIN = 4096

@@ -1,0 +1,1 @@
+"""Infrastructure: the compute backend (Dask), the run store (SQLite) and input validation."""

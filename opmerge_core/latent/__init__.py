@@ -1,0 +1,1 @@
+"""CelebA in latent space (THEORY.md §6): the VAE, latent statistics, face images and the comparison."""
