@@ -93,7 +93,7 @@ def test_cuda_requested_without_gpu(capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     code, _, err = run(capsys, "train", "--T", "4", "--lam", "1", "--device", "cuda")
-    assert code == 2 and err.strip().endswith("CUDA requested but not available")
+    assert code == 2 and err.strip().endswith("no CUDA GPU is available; use --device cpu")
 
 
 def test_failed_run_is_recorded(capsys):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from opmerge_core.infra.device import pick_device
 from opmerge_core.theory import operators, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.training import trainer
@@ -205,9 +206,9 @@ def test_bounds_and_device():
     with pytest.raises(ValueError, match="plan 'boot' is for T = 3"):
         trainer.train(Setting(T=4), [1.0], {"boot": plans.boot(3)})
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA requested but not available"):
-            trainer.resolve_device("cuda")
-    assert trainer.resolve_device("cpu").type == "cpu"
+        with pytest.raises(ValueError, match="no CUDA GPU is available"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"
 
 
 def test_reference_table_and_theory_function():

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from opmerge_core.cli import main as cli_main
+from opmerge_core.infra.device import pick_device
 from opmerge_core.latent import images as im
 from opmerge_core.latent import latents as lt
 from opmerge_core.latent import vae
@@ -117,12 +118,12 @@ def test_msssim_at_64_and_kl_closed_form():
 
 
 def test_pick_device():
-    assert vae.pick_device("cpu").type == "cpu"
+    assert pick_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="unknown device"):
-        vae.pick_device("tpu")
+        pick_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
-            vae.pick_device("cuda")
+            pick_device("cuda")
 
 
 # ---- training, checkpoints, resume --------------------------------------------------------------

@@ -34,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from opmerge_core.infra.validation import check_positive, check_T
+    from opmerge_core.infra.device import pick_device
+    from opmerge_core.infra.validation import check_int, check_positive
     from opmerge_core.latent import celeba
     from opmerge_core.latent.latents import load_assets
-    from opmerge_core.latent.vae import pick_device
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
@@ -46,10 +46,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"folder {out.parent} of --out does not exist")
     setting = Setting(T=args.T, S=args.S, schedule=args.schedule, init=args.init,
                       surrogate=args.surrogate, uniform_K=args.K)
-    n = check_T(args.samples, hi=celeba.MAX_SAMPLES, name="samples")
-    seed = check_T(args.seed, lo=0, hi=2**31 - 1, name="seed")
+    n = check_int(args.samples, "samples", hi=celeba.MAX_SAMPLES)
+    seed = check_int(args.seed, "seed", lo=0, hi=2**31 - 1)
     gain = check_positive(args.gain, "gain", hi=celeba.MAX_GAIN)
-    train_steps = check_T(args.train_steps, hi=100_000, name="train-steps")
+    train_steps = check_int(args.train_steps, "train-steps", hi=100_000)
     device = str(pick_device(args.device))
     t0 = time.perf_counter()
     model, stats = load_assets(args.assets, device=device)

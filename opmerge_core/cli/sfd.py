@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_lam, check_T
+from opmerge_core.infra.validation import check_choice, check_int, check_lam
 from opmerge_core.sfd import solvers
 
 
@@ -31,7 +31,7 @@ def run_solve(args: argparse.Namespace) -> int:
     """x = t_max ε → last grid time; every solver is linear here, so one coordinate ε = 1 suffices."""
     solver = check_choice(args.solver, solvers.SOLVERS, "solver")
     lam = _one_lam(args.lam)
-    n = check_T(args.num_steps, lo=2, hi=solvers.N_MAX, name="--num-steps")
+    n = check_int(args.num_steps, "--num-steps", lo=2, hi=solvers.N_MAX)
     grid = solvers.time_grid(n, args.t_min, args.t_max)
     t_max, t_min = float(grid[0]), float(grid[-1])
     counter = solvers.CountingDenoiser(solvers.gaussian_denoiser(lam))
@@ -123,13 +123,13 @@ def run_sfd_train(args: argparse.Namespace) -> int:
     check_choice(args.teacher, sfd.TEACHERS, "teacher")
     _threads(args.threads)
     budget = args.budget or (sfd.MIXTURE_BUDGET if args.teacher == "mixture-2d" else sfd.DEFAULT_BUDGET)
-    cfg = sfd.DistillConfig(nfe=check_T(args.nfe, lo=0, hi=99, name="--nfe"), algorithm=args.algorithm,
-                            solver=args.solver, M=check_T(args.M, lo=-1, hi=10**6, name="--M"),
-                            afs=args.afs, budget=check_T(budget, lo=0, hi=10**9, name="--budget"),
-                            batch=check_T(args.batch, name="--batch"),
+    cfg = sfd.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
+                            solver=args.solver, M=check_int(args.M, "--M", lo=-1, hi=10**6),
+                            afs=args.afs, budget=check_int(budget, "--budget", lo=0, hi=10**9),
+                            batch=check_int(args.batch, "--batch", hi=sfd.BATCH_MAX),
                             lower_order_final=args.lower_order_final,
-                            lr=float(_number(args.lr, "--lr")), seed=check_T(args.seed, lo=0, hi=2**31 - 1,
-                                                                              name="--seed")).validate()
+                            lr=float(_number(args.lr, "--lr")),
+                            seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1)).validate()
     store = None
     if not args.no_store:
         from opmerge_core.infra.runstore import RunStore
@@ -144,7 +144,7 @@ def run_sfd_train(args: argparse.Namespace) -> int:
 
     try:
         out = sfd_lab.run(args.teacher, cfg, preset=args.preset, assets=args.assets, device=args.device,
-                          n_eval=check_T(args.n_eval, lo=16, hi=sfd_lab.N_EVAL_MAX, name="--n-eval"),
+                          n_eval=check_int(args.n_eval, "--n-eval", lo=16, hi=sfd_lab.N_EVAL_MAX),
                           store=store, progress=progress, threads=None)
     finally:
         if store is not None:
@@ -174,7 +174,7 @@ def _pm(out: dict, key: str) -> str:
 
 def _threads(text: str) -> None:
     import torch
-    torch.set_num_threads(check_T(text, lo=1, hi=256, name="--threads"))
+    torch.set_num_threads(check_int(text, "--threads", hi=256))
 
 
 def _number(text: str, name: str) -> float:
@@ -188,12 +188,12 @@ def run_sfd_teacher(args: argparse.Namespace) -> int:
     from opmerge_core.sfd import assets as sfd_assets
 
     _threads(args.threads)
-    out = sfd_assets.build(args.latents, args.assets, steps=check_T(args.steps, hi=10**6, name="--steps"),
-                           batch=check_T(args.batch, hi=4096, name="--batch"),
-                           width=check_T(args.width, lo=4, hi=2048, name="--width"),
-                           blocks=check_T(args.blocks, hi=16, name="--blocks"),
-                           gmm_k=check_T(args.gmm_k, hi=512, name="--gmm-k"),
-                           n_held_out=check_T(args.held_out, lo=2, hi=10**6, name="--held-out"),
+    out = sfd_assets.build(args.latents, args.assets, steps=check_int(args.steps, "--steps", hi=10**6),
+                           batch=check_int(args.batch, "--batch", hi=4096),
+                           width=check_int(args.width, "--width", lo=4, hi=2048),
+                           blocks=check_int(args.blocks, "--blocks", hi=16),
+                           gmm_k=check_int(args.gmm_k, "--gmm-k", hi=512),
+                           n_held_out=check_int(args.held_out, "--held-out", lo=2, hi=10**6),
                            device=args.device)
     print(json.dumps(out, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0

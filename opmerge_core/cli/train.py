@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from opmerge_core.infra.device import DEVICES
 from opmerge_core.infra.runstore import RunStore
-from opmerge_core.infra.validation import check_T, parse_float_list
+from opmerge_core.infra.validation import check_int, check_T, parse_float_list
 from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES
 from opmerge_core.theory.shrinkage import INITS
 from opmerge_core.training import train_spec
-from opmerge_core.training.trainer import DEVICES, INPUTS, OPTIMIZERS, STUDENTS
+from opmerge_core.training.trainer import INPUTS, OPTIMIZERS, STUDENTS
 
 DEFAULT_STRATEGIES = "boot,vanilla,dp"
 
@@ -48,7 +49,7 @@ def run_train(args: argparse.Namespace) -> int:
     spec = spec_from(args)
     # Per-step tensors are small (batch × d): extra intra-op threads mostly spin, and on a shared
     # machine they make things slower (bench/bench_trainer.py), so one thread unless asked.
-    torch.set_num_threads(check_T(args.threads, hi=256, name="threads"))
+    torch.set_num_threads(check_int(args.threads, "threads", hi=256))
     store = RunStore()
     with tqdm(total=1, desc="training", unit="merge-step", file=sys.stderr, disable=None,
               leave=False, dynamic_ncols=True) as bar:
@@ -126,7 +127,7 @@ def _get(store: RunStore, text: str) -> dict:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = RunStore().list(kind=args.kind, limit=check_T(args.limit, hi=10_000, name="limit"))
+    rows = RunStore().list(kind=args.kind, limit=check_int(args.limit, "limit", hi=10_000))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from opmerge_core.infra.validation import check_positive, check_T
+from opmerge_core.infra.validation import check_int, check_positive
 from opmerge_core.latent.images import MAX_IMAGES, load_images
 
 
@@ -33,15 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from opmerge_core.latent.vae import TrainConfig, train  # torch import only when needed
 
-    max_images = None if args.max_images is None else check_T(args.max_images, hi=MAX_IMAGES,
-                                                              name="max-images")
-    cfg = TrainConfig(out=args.out, epochs=check_T(args.epochs, hi=10_000, name="epochs"),
+    max_images = None if args.max_images is None else check_int(args.max_images, "max-images", hi=MAX_IMAGES)
+    cfg = TrainConfig(out=args.out, epochs=check_int(args.epochs, "epochs", hi=10_000),
                       max_minutes=check_positive(args.max_minutes, "max-minutes", hi=24 * 60),
-                      batch_size=check_T(args.batch_size, hi=4096, name="batch-size"),
+                      batch_size=check_int(args.batch_size, "batch-size", hi=4096),
                       lr=check_positive(args.lr, "lr", hi=1.0),
                       beta=check_positive(args.beta, "beta", hi=100.0, allow_zero=True),
-                      seed=check_T(args.seed, lo=0, hi=2**31 - 1, name="seed"), device=args.device,
-                      threads=check_T(args.threads, hi=256, name="threads"),
+                      seed=check_int(args.seed, "seed", lo=0, hi=2**31 - 1), device=args.device,
+                      threads=check_int(args.threads, "threads", hi=256),
                       ckpt_minutes=check_positive(args.ckpt_minutes, "ckpt-minutes", hi=24 * 60),
                       progress=not args.no_progress)
     data = load_images(args.images, max_images=max_images)

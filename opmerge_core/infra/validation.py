@@ -17,21 +17,26 @@ S_MAX = 1e4           # largest shrinkage budget accepted
 D_MAX = 4096          # largest number of coordinates (eigen-directions) at once
 
 
-def check_T(T: object, *, lo: int = 1, hi: int = T_MAX, name: str = "T") -> int:
-    """An integer number of steps in [lo, hi]."""
-    if isinstance(T, bool):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {T!r}")
+def check_int(value: object, name: str, *, lo: int = 1, hi: int) -> int:
+    """An integer in [lo, hi] (ints, integral floats and their strings; never bools)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     try:
-        if isinstance(T, str):
-            T = T.strip()
-        value = int(T)  # type: ignore[arg-type]
-        if isinstance(T, float | np.floating) and value != T:
+        if isinstance(value, str):
+            value = value.strip()
+        number = int(value)  # type: ignore[arg-type]
+        if isinstance(value, float | np.floating) and number != value:
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {T!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
-    return value
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {number}")
+    return number
+
+
+def check_T(T: object, *, hi: int = T_MAX) -> int:
+    """The number of teacher steps T in [1, hi] (THEORY §1)."""
+    return check_int(T, "T", hi=hi)
 
 
 def check_positive(x: object, name: str, *, hi: float = math.inf, allow_zero: bool = False) -> float:
@@ -93,7 +98,7 @@ def parse_int_list(text: str, name: str) -> list[int]:
     parts = [p for p in str(text).split(",") if p.strip()]
     if not parts:
         raise ValueError(f"{name} must be an integer or a comma list of integers, got {text!r}")
-    return [check_T(p, name=name) for p in parts]
+    return [check_int(p, name, hi=T_MAX) for p in parts]
 
 
 def parse_lam_grid(text: str) -> np.ndarray:
@@ -106,7 +111,7 @@ def parse_lam_grid(text: str) -> np.ndarray:
     lo, hi = check_lam([parts[0], parts[1]]) if _is_num(parts[:2]) else (None, None)
     if lo is None:
         raise ValueError(f"lam grid bounds must be numbers, got {text!r}")
-    n = check_T(parts[2], lo=2, hi=D_MAX, name="number of grid points")
+    n = check_int(parts[2], "number of grid points", lo=2, hi=D_MAX)
     if hi <= lo:
         raise ValueError(f"lam grid needs a < b, got {text!r}")
     log = len(parts) == 4 and parts[3] == "log"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from opmerge_core.infra.validation import check_lam, check_positive, check_T
+from opmerge_core.infra.validation import check_int, check_lam, check_positive
 from opmerge_core.latent.latents import LatentStats
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
@@ -113,7 +113,7 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     setting, lam = comparison.setting, comparison.lam
     if setting.S <= 0:
         raise ValueError("training needs a shrinkage budget S > 0 (lr = S / (2 steps))")
-    steps = check_T(steps, hi=trainer.STEPS_MAX, name="steps")
+    steps = check_int(steps, "steps", hi=trainer.STEPS_MAX)
     config = trainer.TrainConfig(steps=steps, lr=setting.S / (2.0 * steps), seed=seed, device=device)
     by_text = {p.text: name for name, p in comparison.strategy_plans.items()}
     extra: dict[str, list[int]] = {}
@@ -165,7 +165,7 @@ def sample_latents(stats: LatentStats, comparison: Comparison, n_samples: int = 
                    seed: int = 0) -> dict[str, np.ndarray]:
     """Method -> latents (n_samples, d): y_T = r_T ε (fixed seed), y_0 = value y_T, z = U y_0 + μ.
     Trained operators (``comparison.trained``) are sampled from the same y_T, as ``method + TRAINED``."""
-    n_samples = check_T(n_samples, hi=MAX_SAMPLES, name="samples")
+    n_samples = check_int(n_samples, "samples", hi=MAX_SAMPLES)
     lam = comparison.lam
     if lam.shape != stats.eigvals.shape:
         raise ValueError(f"comparison has {lam.size} directions, statistics have {stats.d}")

@@ -36,6 +36,8 @@ from pytorch_msssim import ms_ssim
 from torch import nn
 from tqdm import tqdm
 
+from opmerge_core.infra.device import pick_device
+
 CHANNELS = (32, 64, 128, 256, 512)
 LATENT_DIM = 128
 MSSSIM_WIN = 3                       # window of pytorch_msssim at 64×64 (see module docstring)
@@ -44,17 +46,6 @@ SPLIT_SEED = 0
 MAX_EPOCHS = 10_000
 MAX_MINUTES = 24 * 60
 MAX_BATCH = 4096
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda if available else cpu; 'cuda' without a GPU is a ValueError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; choose one of: auto, cpu, cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core.infra.validation import check_choice, check_positive, check_T
+from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.validation import check_choice, check_int, check_positive
 from opmerge_core.latent.latents import assets_dir
-from opmerge_core.latent.vae import pick_device
 from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.mixtures import GaussianMixture
 
@@ -68,7 +68,7 @@ def torch_threads(n: int | None = 1):
     machine can be more than ten times slower."""
     old = torch.get_num_threads()
     if n is not None:
-        torch.set_num_threads(check_T(n, lo=1, hi=256, name="threads"))
+        torch.set_num_threads(check_int(n, "threads", hi=256))
     try:
         yield
     finally:
@@ -115,9 +115,9 @@ class Backbone(nn.Module):
 
     def __init__(self, dim: int, width: int = 256, blocks: int = 3, freqs: int = 8, zero_out: bool = False):
         super().__init__()
-        check_T(dim, lo=1, hi=4096, name="dim")
-        check_T(width, lo=4, hi=WIDTH_MAX, name="width")
-        check_T(blocks, lo=1, hi=BLOCKS_MAX, name="blocks")
+        check_int(dim, "dim", hi=4096)
+        check_int(width, "width", lo=4, hi=WIDTH_MAX)
+        check_int(blocks, "blocks", hi=BLOCKS_MAX)
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(freqs, dtype=torch.float32))
         self.time_mlp = nn.Sequential(nn.Linear(2 * freqs, width), nn.SiLU(), nn.Linear(width, width))
         self.inp = nn.Linear(dim, width)
@@ -226,8 +226,8 @@ def train_teacher(data: np.ndarray, cfg: TeacherTraining | None = None, device: 
     x = np.asarray(data, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] < 2 or not np.isfinite(x).all():
         raise ValueError(f"teacher data must be a finite (n, d) array with n >= 2, got shape {x.shape}")
-    steps = check_T(cfg.steps, lo=1, hi=10**6, name="teacher steps")
-    batch = check_T(cfg.batch, lo=1, hi=BATCH_MAX, name="batch")
+    steps = check_int(cfg.steps, "teacher steps", hi=10**6)
+    batch = check_int(cfg.batch, "batch", hi=BATCH_MAX)
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     mean = x.mean(0)
@@ -280,10 +280,10 @@ class DistillConfig:
         check_choice(self.lower_order_final, solvers.LOWER_ORDER_FINAL, "lower-order-final rule")
         allowed = SFDV_NFE if self.algorithm == "sfd-v" else range(NFE_MIN, NFE_MAX + 1)
         lo, hi = min(allowed), max(allowed)
-        check_T(self.nfe, lo=lo, hi=hi, name=f"NFE for {self.algorithm}{' with AFS' if self.afs else ''}")
-        check_T(self.M, lo=0, hi=solvers.M_MAX, name="M (intermediate teacher steps)")
-        check_T(self.budget, lo=1, hi=BUDGET_MAX, name="budget (trajectories)")
-        check_T(self.batch, lo=1, hi=BATCH_MAX, name="batch")
+        check_int(self.nfe, f"NFE for {self.algorithm}{' with AFS' if self.afs else ''}", lo=lo, hi=hi)
+        check_int(self.M, "M (intermediate teacher steps)", lo=0, hi=solvers.M_MAX)
+        check_int(self.budget, "budget (trajectories)", hi=BUDGET_MAX)
+        check_int(self.batch, "batch", hi=BATCH_MAX)
         check_positive(self.lr, "lr", hi=1.0)
         solvers.check_times(self.t_min, self.t_max)
         return self
@@ -507,7 +507,7 @@ def _ref_n(meta: dict) -> int | None:
 def noise(n_samples: int, dim: int, seed: int = 0, device: str | torch.device = "cpu",
           t_max: float = solvers.T_MAX) -> torch.Tensor:
     """``t_max · N(0, I)`` starting points, reproducible across devices (drawn on the CPU)."""
-    n_samples = check_T(n_samples, lo=1, hi=1_000_000, name="number of samples")
+    n_samples = check_int(n_samples, "number of samples", hi=1_000_000)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     return (t_max * torch.randn(n_samples, dim, generator=gen)).to(device)
 
@@ -587,7 +587,7 @@ def fd_floor(ref_mean: np.ndarray, ref_cov: np.ndarray, n_samples: int, ref_n: i
     fits of ``n_samples`` exact samples of ``N(ref_mean, ref_cov)`` and of ``ref_n`` other exact samples
     (the reference's own estimation noise; ``ref_n = None``: against the exact moments). A latent FD
     within a few sd of this floor cannot be told apart from the data."""
-    n_samples = check_T(n_samples, lo=2, hi=1_000_000, name="number of samples")
+    n_samples = check_int(n_samples, "number of samples", lo=2, hi=1_000_000)
     d = ref_mean.shape[0]
     w, v = np.linalg.eigh((ref_cov + ref_cov.T) / 2)
     root = v * np.sqrt(np.clip(w, 0, None))

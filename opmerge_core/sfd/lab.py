@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core.infra.validation import check_T
+from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.validation import check_int
 from opmerge_core.sfd import distill as sfd
 from opmerge_core.sfd import mixtures
 
@@ -43,7 +44,7 @@ def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillCon
     """Metrics and kept samples for a trained student (see the module docstring): every latent FD is the
     mean over the evaluation ``seeds`` (its sd in ``*_sd``), next to its floor (``latent_fd_floor``:
     what exact samples score, ``sfd.fd_floor``). Each same-NFE baseline records the NFE it really used."""
-    n_eval = check_T(n_eval, lo=16, hi=N_EVAL_MAX, name="evaluation samples")
+    n_eval = check_int(n_eval, "evaluation samples", lo=16, hi=N_EVAL_MAX)
     ref = (teacher.ref_mean, teacher.ref_cov)
     kw = dict(t_min=cfg.t_min, t_max=cfg.t_max)
     lof = cfg.lower_order_final
@@ -149,7 +150,7 @@ def compute(teacher_name: str, cfg: sfd.DistillConfig, preset: str = "ring8", as
     teacher = sfd.load_teacher(teacher_name, assets, preset)
     report = None if progress is None else (lambda d, t, loss: progress(d, t, {"loss": loss}))
     result = sfd.distill(teacher.model, cfg, device=device, progress=report, cancel=cancel)
-    metrics, kept = evaluate(teacher, result.student, cfg, n_eval, sfd.pick_device(device))
+    metrics, kept = evaluate(teacher, result.student, cfg, n_eval, pick_device(device))
     metrics.update({"finetune_seconds": result.seconds, "trajectories": result.trajectories,
                     "final_loss": result.losses[-1] if result.losses else None,
                     "cancelled": result.cancelled, "teacher_label": teacher.label,
@@ -269,8 +270,8 @@ class MixtureSpec:
 
     def configs(self) -> dict[str, sfd.DistillConfig]:
         """The validated distillation config of each student (bad values → ValueError)."""
-        check_T(self.n_paths, lo=1, hi=200, name="trajectories shown")
-        check_T(self.n_samples, lo=100, hi=20_000, name="samples")
+        check_int(self.n_paths, "trajectories shown", hi=200)
+        check_int(self.n_samples, "samples", lo=100, hi=20_000)
         mixtures.preset(self.preset)
         return {alg: sfd.DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
                                        afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,

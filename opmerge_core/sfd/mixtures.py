@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_T
+from opmerge_core.infra.validation import check_choice, check_int
 
 K_MAX = 512                 # largest number of components
 D_MAX = 4096                # largest dimension
@@ -79,7 +79,7 @@ class GaussianMixture:
 
     def sample(self, n: int, rng: np.random.Generator | int | None = 0, t: float = 0.0) -> np.ndarray:
         """Exact samples of ``x_t = x0 + t ε`` (``t = 0``: the data), n in [1, 10^7]."""
-        n = check_T(n, lo=1, hi=10**7, name="number of samples")
+        n = check_int(n, "number of samples", hi=10**7)
         rng = np.random.default_rng(rng)
         k = rng.choice(self.K, size=n, p=self.weights)
         std = np.sqrt(self.variances[k] + t * t)
@@ -181,8 +181,8 @@ def fit_gmm(data: np.ndarray, K: int = 16, iters: int = 100, seed: int = 0, tol:
         raise ValueError(f"data must be (n, d) with 2 <= n <= {N_FIT_MAX}, d <= {D_MAX}; got {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("data must be finite")
-    K = check_T(K, lo=1, hi=min(K_MAX, x.shape[0]), name="K (components)")
-    iters = check_T(iters, lo=1, hi=EM_ITERS_MAX, name="EM iterations")
+    K = check_int(K, "K (components)", hi=min(K_MAX, x.shape[0]))
+    iters = check_int(iters, "EM iterations", hi=EM_ITERS_MAX)
     rng = np.random.default_rng(seed)
     floor = var_floor * x.var(axis=0) + 1e-12
     g = GaussianMixture(np.ones(K), x[rng.choice(len(x), K, replace=False)],
@@ -242,7 +242,7 @@ def sliced_w2(a: np.ndarray, b: np.ndarray, n_slices: int = 256, seed: int = 0) 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
         raise ValueError(f"sliced W2 needs two (n, d) sample sets with the same d, got {a.shape}, {b.shape}")
-    n_slices = check_T(n_slices, lo=1, hi=SLICES_MAX, name="number of slices")
+    n_slices = check_int(n_slices, "number of slices", hi=SLICES_MAX)
     dirs = np.random.default_rng(seed).standard_normal((a.shape[1], n_slices))
     dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
     pa, pb = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
@@ -267,14 +267,14 @@ def merge_errors(g: GaussianMixture, T: int = 16, ms: tuple[int, ...] = (1, 2, 4
 
     Errors are measured in VP scale (divided by √(1 + t_e²)) and averaged over the blocks."""
     from opmerge_core.sfd import solvers
-    T = check_T(T, lo=1, hi=256, name="T (teacher steps)")
-    n = check_T(n, lo=16, hi=100_000, name="number of samples")
+    T = check_int(T, "T (teacher steps)", hi=256)
+    n = check_int(n, "number of samples", lo=16, hi=100_000)
     grid = solvers.time_grid(T + 1)
     x = grid[0] * np.random.default_rng(seed).standard_normal((n, g.dim))
     _, traj = solvers.solve(g.denoise, x, grid, "euler", return_trajectory=True)
     rows = []
     for m in ms:
-        m = check_T(m, lo=1, hi=T, name="merged steps m")
+        m = check_int(m, "merged steps m", hi=T)
         if T % m:
             raise ValueError(f"merged steps m = {m} must divide T = {T}")
         affine, jump = [], []

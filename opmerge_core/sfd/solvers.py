@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_positive, check_T
+from opmerge_core.infra.validation import check_choice, check_int, check_positive
 
 SOLVERS = ("euler", "heun", "dpmpp1", "dpmpp2", "dpmpp3m")
 SOLVER_LABELS = {
@@ -67,7 +67,7 @@ Denoiser = Callable[[Array, float], Array]
 def time_grid(n: int, t_min: float = T_MIN, t_max: float = T_MAX, rho: float = RHO) -> np.ndarray:
     """The ρ-polynomial grid of ``n`` timestamps from ``t_max`` down to ``t_min`` (SFD.md "schedule"):
     ``t_i = (t_max^{1/ρ} + i/(n−1) (t_min^{1/ρ} − t_max^{1/ρ}))^ρ``, i = 0..n−1 (n in [2, N_MAX])."""
-    n = check_T(n, lo=2, hi=N_MAX, name="number of timestamps n")
+    n = check_int(n, "number of timestamps n", lo=2, hi=N_MAX)
     t_min, t_max = check_times(t_min, t_max)
     rho = check_positive(rho, "rho", hi=100.0)
     frac = np.arange(n) / (n - 1)   # integer / integer: correctly rounded, so i/(n−1) == i(M+1)/((M+1)(n−1))
@@ -80,8 +80,8 @@ def teacher_grid(n: int, M: int = 3, t_min: float = T_MIN, t_max: float = T_MAX,
                  rho: float = RHO) -> np.ndarray:
     """The teacher's fine grid: ``K = M + 1`` steps per student step, ``(M+1)(n−1)+1`` timestamps of the
     same formula, so that ``teacher_grid(n, M)[i (M+1)] == time_grid(n)[i]`` exactly (SFD.md)."""
-    n = check_T(n, lo=2, hi=N_MAX, name="number of timestamps n")
-    M = check_T(M, lo=0, hi=M_MAX, name="M (intermediate teacher steps)")
+    n = check_int(n, "number of timestamps n", lo=2, hi=N_MAX)
+    M = check_int(M, "M (intermediate teacher steps)", lo=0, hi=M_MAX)
     K = M + 1
     if K * (n - 1) + 1 > N_MAX:
         raise ValueError(f"teacher grid of (M+1)(n-1)+1 = {K * (n - 1) + 1} timestamps exceeds {N_MAX}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam, check_T
+from opmerge_core.infra.validation import check_int, check_lam
 from opmerge_core.theory import dp_numpy, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
@@ -300,7 +300,7 @@ ALL_VALUES_T_MAX = 10   # 103,049 plans at T = 10
 def all_plan_values(setting: Setting, lam: float) -> np.ndarray:
     """The one-step value of every plan (with multiplicity; count = little Schröder number), by
     products of per-interval value sets — no plan objects, so T <= 10 takes milliseconds."""
-    T = check_T(setting.T, hi=ALL_VALUES_T_MAX, name="T (all plans)")
+    T = check_int(setting.T, "T (all plans)", hi=ALL_VALUES_T_MAX)
     lam = float(check_lam(lam)[0])
     a, b, c1, c2 = _coefficients(setting, lam)
     A = setting.A_star(np.array([lam]))[:, 0]
@@ -534,7 +534,7 @@ def shared_plan(setting: Setting, lams: np.ndarray, front_max: int = PARETO_FRON
     optimality is proven (exact fronts, or a beam plan that meets the bound).
     """
     lams = check_lam(lams)
-    check_T(setting.T, hi=SHARED_T_MAX, name="T (shared plan)")
+    check_int(setting.T, "T (shared plan)", hi=SHARED_T_MAX)
     target, r_T = setting.target(lams), setting.r_T(lams)
     ex = extremes(setting, lams, with_plans=True)
     dist = np.maximum(np.maximum(ex.lo - target, target - ex.hi), 0.0)

@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_T
+from opmerge_core.infra.validation import T_MAX, check_int, check_T
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shrinkage import merge_coefficients
 
@@ -172,7 +172,7 @@ def progressive(T: int) -> Plan:
 
 def uniform(T: int, K: int = 4) -> Plan:
     """Blocks of K consecutive steps from the noise end merged first, then one root merge (SFD)."""
-    K = check_T(K, name="K (uniform block size)")
+    K = check_int(K, "K (uniform block size)", hi=T_MAX)
     merges = {(0, T)} if T >= 2 else set()
     for s in range(T, 0, -K):
         e = max(s - K, 0)

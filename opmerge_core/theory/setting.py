@@ -11,7 +11,7 @@ from functools import cached_property
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_lam, check_S, check_T
+from opmerge_core.infra.validation import T_MAX, check_choice, check_int, check_lam, check_S, check_T
 from opmerge_core.theory import operators, shrinkage
 from opmerge_core.theory.schedules import SCHEDULES, schedule
 
@@ -35,7 +35,7 @@ class Setting:
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_choice(self.init, shrinkage.INITS, "init")
         check_choice(self.surrogate, SURROGATES, "surrogate")
-        object.__setattr__(self, "uniform_K", check_T(self.uniform_K, name="K (uniform block size)"))
+        object.__setattr__(self, "uniform_K", check_int(self.uniform_K, "K (uniform block size)", hi=T_MAX))
 
     def as_dict(self) -> dict:
         d = asdict(self)

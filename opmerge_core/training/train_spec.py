@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from opmerge_core.infra.runstore import Heartbeat, RunStore
-from opmerge_core.infra.validation import S_MAX, check_choice, check_lam, check_T
+from opmerge_core.infra.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
@@ -62,7 +62,7 @@ class TrainSpec(TrainConfig):
             raise ValueError("choose at least one strategy or type a plan")
         object.__setattr__(self, "strategies", names)
         object.__setattr__(self, "T", check_T(self.T, hi=T_MAX_TRAIN))
-        object.__setattr__(self, "K", check_T(self.K, name="K (uniform block size)"))
+        object.__setattr__(self, "K", check_int(self.K, "K (uniform block size)", hi=T_MAX))
         self.setting()                          # and the model choices
 
     def config(self) -> TrainConfig:

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from opmerge_core.infra.validation import check_choice, check_lam, check_positive, check_T
+from opmerge_core.infra.device import DEVICES, pick_device
+from opmerge_core.infra.validation import check_choice, check_int, check_lam, check_positive, check_T
 from opmerge_core.theory import operators, shrinkage
 from opmerge_core.theory.plans import Plan, Span
 from opmerge_core.theory.setting import Setting, total_w2
@@ -70,7 +71,6 @@ EVAL_SAMPLES = 4096           # samples per coordinate for the MLP's least-squar
 OPTIMIZERS = ("sgd", "adam")
 INPUTS = ("forward", "boot")
 STUDENTS = ("linear", "mlp")
-DEVICES = ("auto", "cpu", "cuda")
 
 ProgressFn = Callable[[int, int, dict], None]
 
@@ -107,7 +107,7 @@ class TrainConfig:
         check_choice(self.inputs, INPUTS, "inputs")
         check_choice(self.student, STUDENTS, "student")
         check_choice(self.device, DEVICES, "device")
-        object.__setattr__(self, "seed", check_T(self.seed, lo=0, hi=2**31 - 1, name="seed"))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", lo=0, hi=2**31 - 1))
 
     @property
     def S_eff(self) -> float:
@@ -126,17 +126,7 @@ def _check_count(value: object, name: str, hi: int) -> int:
         raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
     if math.isfinite(number) and number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return check_T(value, lo=1, hi=hi, name=name)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → cuda if available else cpu; ``cuda`` without a GPU → ValueError."""
-    check_choice(device, DEVICES, "device")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA requested but not available")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return check_int(value, name, hi=hi)
 
 
 def sgd_moments(A0: np.ndarray, target: np.ndarray, var: np.ndarray, lr: float, steps: int,
@@ -383,7 +373,7 @@ def train(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan] |
     if config.batch * d * width > SAMPLE_ELEMENTS_MAX:
         raise ValueError(f"batch × d{' × hidden' if mlp else ''} = {config.batch * d * width} "
                          f"exceeds {SAMPLE_ELEMENTS_MAX}; lower the batch size")
-    device = resolve_device(config.device)
+    device = pick_device(config.device)
     t0 = time.perf_counter()
 
     graph = _build_graph(plans, T, config.inputs)
