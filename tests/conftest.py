@@ -26,10 +26,16 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         compute._DEFAULT.shutdown()
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function returning a free TCP port on 127.0.0.1 (for servers the tests start)."""
+    return _free_port
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +43,7 @@ def scheduler_address():
     """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
     from opmerge_core.infra import compute
 
-    port = free_port()
+    port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "dask"]
     # the cluster runs this file's tasks: it has the code, like a real cluster has opmerge installed

@@ -2,7 +2,6 @@
 environment, pass-through flags), checked against `streamlit run`'s own option parser, and one real
 start of the app."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -76,14 +75,8 @@ def test_bad_dask_flags_are_one_line_errors(argv, capsys):
     assert err.count("\n") == 1 and "error" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_dashboard_command_serves_the_app():
-    port = _free_port()
+def test_dashboard_command_serves_the_app(free_port):
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "opmerge_core", "dashboard", "--port", str(port),
                              "--address", "127.0.0.1", "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -8,7 +8,6 @@ missing browser (or pytest-playwright) fails the run instead of silently skippin
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -57,15 +56,9 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1500, "height": 1000}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def app_url():
-    port = _free_port()
+def app_url(free_port):
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless=true",
          f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false",
