@@ -1,4 +1,4 @@
-"""Benchmark: the CelebA latent lab at its defaults (issue 5: default settings in <= 30 s on this CPU).
+"""Benchmark: the CelebA latent lab at its defaults (target: default settings in <= 30 s on this CPU).
 
 Prints the time of each stage of ``opmerge celeba compare`` for T in {32, 64} on the shipped assets
 (or $OPMERGE_ASSETS): the per-direction DP, the shared Pareto DP, sampling + decoding, and the grid;

@@ -1,4 +1,4 @@
-"""Benchmark (issue 6): NFE-3 SFD on the CelebA latents with the default budget vs the plain
+"""Benchmark: NFE-3 SFD on the CelebA latents with the default budget vs the plain
 DPM-Solver++(3M) at NFE 3. Prints fine-tuning seconds and latent FD (not image FID) of both.
 
     .venv/bin/python bench/bench_sfd.py [--teacher latent-mlp] [--budget N] [--algorithms sfd,alg1]

@@ -1,6 +1,6 @@
 """Benchmark: the batched trainer (THEORY §6) on this CPU.
 
-Target (issue 4): sequential BOOT at T = 64 on d = 128 coordinates — 63 merges, 200 SGD steps each,
+Target: sequential BOOT at T = 64 on d = 128 coordinates — 63 merges, 200 SGD steps each,
 batch 256 — in ≤ 5 s. Prints that time (best of 3) with 1 thread and with torch's default threads,
 then how the time scales with T (merges ∝ T, waves ∝ T for BOOT) and with d (work per step ∝ d),
 and all five named strategies + the DP plan trained together.
