@@ -134,11 +134,6 @@ class GMMDenoiser(nn.Module):
     def config(self) -> dict:
         return {"kind": "gmm", "dim": self.dim, "K": self.K, "width": self.width, "blocks": self.n_blocks}
 
-    def mixture(self) -> GaussianMixture:
-        return GaussianMixture(torch.softmax(self.log_weights, 0).detach().cpu().double().numpy(),
-                               self.means.detach().cpu().double().numpy(),
-                               self.log_vars.detach().exp().cpu().double().numpy())
-
     def forward(self, x: torch.Tensor, t: float | torch.Tensor, n: int | None = None) -> torch.Tensor:
         sigma, sd = _sigma_column(t, x), self.sigma_data
         var = self.log_vars.exp()                                      # (K, d)
