@@ -1,7 +1,8 @@
-"""Sampling with the SFD lab's networks (SFD.md "Parameterisation", "AFS"): the starting noise, the
-student's Euler sampler on its n-timestamp grid, and the plain solver with the teacher at (about) the
-same NFE — the baseline every student is compared with. Every sampler goes through
-:func:`opmerge_core.sfd.solvers.solve` with a :class:`~opmerge_core.sfd.solvers.Denoiser`."""
+"""Sampling with the SFD lab's networks (SFD.md "Parameterisation and schedule", "Analytical first
+step (AFS)"): the starting noise, the student's Euler sampler on its n-timestamp grid, and the plain
+solver with the teacher at (about) the same NFE — the baseline every student is compared with. Every
+sampler goes through :func:`opmerge_core.sfd.solvers.solve` with a
+:class:`~opmerge_core.sfd.solvers.Denoiser`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ODE solvers for diffusion sampling in the EDM / VE form (SFD.md "Parameterisation", "Teacher solvers").
+"""ODE solvers for diffusion sampling in the EDM / VE form (SFD.md "Parameterisation and schedule",
+"Teacher solvers").
 
 Data are noised as ``x_t = x0 + t ε``; a denoiser ``D(x, t) ≈ E[x0 | x_t = x]`` gives the probability-flow
 ODE direction ``d(x, t) = (x − D(x, t)) / t`` (``dx/dt = d``). Sampling starts from ``t_max · N(0, I)`` and
@@ -64,7 +65,7 @@ Array = Any          # numpy.ndarray or torch.Tensor
 
 class Denoiser(Protocol):
     """``D(x, t) ≈ E[x0 | x_t = x]`` for a batch ``x`` (B, d), numpy or torch, at the time ``t`` (a
-    Python float): the one signature every solver calls (SFD.md "Parameterisation")."""
+    Python float): the one signature every solver calls (SFD.md "Parameterisation and schedule")."""
 
     def __call__(self, x: Array, t: float) -> Array: ...
 
@@ -73,8 +74,9 @@ class Denoiser(Protocol):
 
 def time_grid(n: int, t_min: float = DEFAULT_T_MIN, t_max: float = DEFAULT_T_MAX,
               rho: float = RHO) -> np.ndarray:
-    """The ρ-polynomial grid of ``n`` timestamps from ``t_max`` down to ``t_min`` (SFD.md "schedule"):
-    ``t_i = (t_max^{1/ρ} + i/(n−1) (t_min^{1/ρ} − t_max^{1/ρ}))^ρ``, i = 0..n−1 (n in [2, N_MAX])."""
+    """The ρ-polynomial grid of ``n`` timestamps from ``t_max`` down to ``t_min`` (SFD.md
+    "Parameterisation and schedule"): ``t_i = (t_max^{1/ρ} + i/(n−1) (t_min^{1/ρ} − t_max^{1/ρ}))^ρ``,
+    i = 0..n−1 (n in [2, N_MAX])."""
     n = check_int(n, "number of timestamps n", lo=2, hi=N_MAX)
     t_min, t_max = check_times(t_min, t_max)
     rho = check_positive(rho, "rho", hi=100.0)
@@ -142,9 +144,10 @@ def nfe(solver: str, grid: Sequence[float] | np.ndarray, afs: bool = False) -> i
 
 
 def afs_denoised(x: Array, t: float) -> Array:
-    """Analytical first step (SFD.md "AFS"): ``d = x / √(1 + t²)``, i.e. the implied denoiser output
-    ``x − t d``, no network call. For unit-variance data it differs from the exact direction
-    ``t x / (1 + t²)`` by the factor ``√(1 + t²)/t = 1 + O(1/t²)`` (1 + 7.8e-5 at t = 80)."""
+    """Analytical first step (SFD.md "Analytical first step (AFS)"): ``d = x / √(1 + t²)``, i.e. the
+    implied denoiser output ``x − t d``, no network call. For unit-variance data it differs from the
+    exact direction ``t x / (1 + t²)`` by the factor ``√(1 + t²)/t = 1 + O(1/t²)`` (1 + 7.8e-5 at
+    t = 80)."""
     return x - (t / math.sqrt(1.0 + t * t)) * x
 
 
