@@ -19,7 +19,7 @@ def factor(solver, lam, n, afs=False, **kw):
 
 
 def exact(lam):
-    return float(S.gaussian_exact_factor(lam, S.T_MAX, S.T_MIN))
+    return float(S.gaussian_exact_factor(lam, S.DEFAULT_T_MAX, S.DEFAULT_T_MIN))
 
 
 # ------------------------------------------------------------------------------------------ grids

@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"number of timestamps n of the ρ = 7 grid, 2..{solvers.N_MAX} (default 6)")
     p.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
     _add_lower_order_final(p)
-    p.add_argument("--t-min", default=str(solvers.T_MIN), help="last grid time (default 0.006)")
-    p.add_argument("--t-max", default=str(solvers.T_MAX), help="first grid time (default 80)")
+    p.add_argument("--t-min", default=str(solvers.DEFAULT_T_MIN), help="last grid time (default 0.006)")
+    p.add_argument("--t-max", default=str(solvers.DEFAULT_T_MAX), help="first grid time (default 80)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_solve)
     _register_sfd(sub)
@@ -70,25 +70,25 @@ def _one_lam(text: str) -> float:
 
 
 def _register_sfd(sub: argparse._SubParsersAction) -> None:
-    from opmerge_core.sfd import distill as sfd
+    from opmerge_core.sfd import distill, teachers
     from opmerge_core.sfd.mixtures import PRESETS
 
     p = sub.add_parser("sfd", help="Simple and Fast Distillation: train a few-step student (SFD.md)")
     sfd_sub = p.add_subparsers(dest="sfd_command", required=True, parser_class=type(p))
     t = sfd_sub.add_parser("train", help="distil a student and compare it with the plain solver")
-    t.add_argument("--teacher", default="latent-mlp", help=f"one of {', '.join(sfd.TEACHERS)}")
+    t.add_argument("--teacher", default="latent-mlp", help=f"one of {', '.join(teachers.TEACHERS)}")
     t.add_argument("--preset", default="ring8", help=f"2-D mixture for mixture-2d: {', '.join(PRESETS)}")
     t.add_argument("--nfe", default="3", help="student NFE, 1..5 (SFD-v: 2..5, the NFE reported)")
-    t.add_argument("--algorithm", default="sfd", help=f"one of {', '.join(sfd.ALGORITHMS)}")
+    t.add_argument("--algorithm", default="sfd", help=f"one of {', '.join(distill.ALGORITHMS)}")
     t.add_argument("--budget", default=None,
-                   help=f"trajectories (default {sfd.DEFAULT_BUDGET} for latents, "
-                        f"{sfd.MIXTURE_BUDGET} for 2-D)")
+                   help=f"trajectories (default {distill.DEFAULT_BUDGET} for latents, "
+                        f"{distill.MIXTURE_BUDGET} for 2-D)")
     t.add_argument("--solver", default="dpmpp3m", help="teacher solver (and the plain-solver baseline)")
     t.add_argument("--M", default="3", help="intermediate teacher steps per student step (K = M+1)")
     t.add_argument("--afs", action="store_true", help="analytical first step (saves one NFE)")
     _add_lower_order_final(t)
-    t.add_argument("--lr", default=str(sfd.SFD_LR), help="Adam learning rate (×0.1 at half budget)")
-    t.add_argument("--batch", default=str(sfd.SFD_BATCH), help="trajectories per iteration")
+    t.add_argument("--lr", default=str(distill.SFD_LR), help="Adam learning rate (×0.1 at half budget)")
+    t.add_argument("--batch", default=str(distill.SFD_BATCH), help="trajectories per iteration")
     t.add_argument("--seed", default="0")
     t.add_argument("--n-eval", default="4000", help="evaluation samples (16..100000)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -117,19 +117,20 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sfd_train(args: argparse.Namespace) -> int:
-    from opmerge_core.sfd import distill as sfd
+    from opmerge_core.sfd import distill, metrics, networks, teachers
     from opmerge_core.sfd import lab as sfd_lab
 
-    check_choice(args.teacher, sfd.TEACHERS, "teacher")
+    check_choice(args.teacher, teachers.TEACHERS, "teacher")
     _threads(args.threads)
-    budget = args.budget or (sfd.MIXTURE_BUDGET if args.teacher == "mixture-2d" else sfd.DEFAULT_BUDGET)
-    cfg = sfd.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
-                            solver=args.solver, M=check_int(args.M, "--M", lo=-1, hi=10**6),
-                            afs=args.afs, budget=check_int(budget, "--budget", lo=0, hi=10**9),
-                            batch=check_int(args.batch, "--batch", hi=sfd.BATCH_MAX),
-                            lower_order_final=args.lower_order_final,
-                            lr=float(_number(args.lr, "--lr")),
-                            seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1)).validate()
+    budget = args.budget or (distill.MIXTURE_BUDGET if args.teacher == "mixture-2d"
+                             else distill.DEFAULT_BUDGET)
+    cfg = distill.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
+                                solver=args.solver, M=check_int(args.M, "--M", lo=-1, hi=10**6),
+                                afs=args.afs, budget=check_int(budget, "--budget", lo=0, hi=10**9),
+                                batch=check_int(args.batch, "--batch", hi=networks.BATCH_MAX),
+                                lower_order_final=args.lower_order_final,
+                                lr=float(_number(args.lr, "--lr")),
+                                seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1))
     store = None
     if not args.no_store:
         from opmerge_core.infra.runstore import RunStore
@@ -152,11 +153,11 @@ def run_sfd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{sfd.ALGORITHM_LABELS[cfg.algorithm]}; teacher {args.teacher}, NFE {cfg.nfe}, "
+        print(f"{distill.ALGORITHM_LABELS[cfg.algorithm]}; teacher {args.teacher}, NFE {cfg.nfe}, "
               f"{cfg.solver} teacher on M = {cfg.M}, AFS {'on' if cfg.afs else 'off'}")
-        print(f"  fine-tuning {out['finetune_seconds']:.1f} s, {out['trajectories']} trajectories"
-              f"{' (cancelled)' if out['cancelled'] else ''}; run id {out['run_id']}")
-        print(f"  {sfd.FD_LABEL}:")
+        print(f"  fine-tuning {out['finetune_seconds']:.1f} s, {out['trajectories']} trajectories; "
+              f"run id {out['run_id']}")
+        print(f"  {metrics.FD_LABEL}:")
         print(f"  (mean ± sd over {len(out['eval_seeds'])} evaluation seeds, {out['n_eval']} samples each, "
               f"against {out['fd_reference']}; floor = what exact samples score)")
         print(f"    student {_pm(out, 'latent_fd')}   plain {cfg.solver} at NFE {out['nfe_solver']}: "

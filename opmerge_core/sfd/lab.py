@@ -6,7 +6,7 @@ dashboard's SFD page.
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
 solver with the teacher at the same NFE; ``nfe_solver`` is the NFE it really used), ``latent_fd_teacher``
 (the teacher with DPM-Solver++(3M) at :data:`TEACHER_REF_NFE` steps: the quality the student tries to
-reach), each a Fréchet distance between Gaussian fits in latent space (``sfd.FD_LABEL``: not image FID)
+reach), each a Fréchet distance between Gaussian fits in latent space (``FD_LABEL``: not image FID)
 against the held-out latents (never trained on), the mean over :data:`EVAL_SEEDS` with its sd in
 ``*_sd``, and ``latent_fd_floor`` (± ``latent_fd_floor_sd``): what exact samples score, the level below
 which differences are estimator noise. For 2-D mixtures also sliced W2 against exact samples. SFD-v is
@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.device import pick_device, torch_threads
+from opmerge_core.infra.progress import Cancelled
 from opmerge_core.infra.validation import check_int
-from opmerge_core.sfd import distill as sfd
-from opmerge_core.sfd import mixtures
+from opmerge_core.sfd import mixtures, solvers
+from opmerge_core.sfd.distill import SFDV_NFE, DistillConfig, distill
+from opmerge_core.sfd.metrics import FD_LABEL, fd_floor, latent_fd, mean_sd
+from opmerge_core.sfd.networks import conditioned
+from opmerge_core.sfd.sampling import noise, sample_solver, sample_student, solver_grid, solver_nfe
+from opmerge_core.sfd.teachers import TEACHERS, Teacher, load_teacher
 
 RUN_KIND = "sfd"
 TEACHER_REF_NFE = 32
@@ -38,40 +43,40 @@ EVAL_SEEDS = (EVAL_SEED, EVAL_SEED + 1, EVAL_SEED + 2)   # every latent FD: mean
 KEEP_SAMPLES = 64            # student / solver samples kept as a run artifact (for decoded faces)
 
 
-def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillConfig,
+def evaluate(teacher: Teacher, student: torch.nn.Module, cfg: DistillConfig,
              n_eval: int = N_EVAL, device: str | torch.device = "cpu",
              seeds: tuple[int, ...] = EVAL_SEEDS) -> tuple[dict, dict]:
     """Metrics and kept samples for a trained student (see the module docstring): every latent FD is the
     mean over the evaluation ``seeds`` (its sd in ``*_sd``), next to its floor (``latent_fd_floor``:
-    what exact samples score, ``sfd.fd_floor``). Each same-NFE baseline records the NFE it really used."""
+    what exact samples score, ``fd_floor``). Each same-NFE baseline records the NFE it really used."""
     n_eval = check_int(n_eval, "evaluation samples", lo=16, hi=N_EVAL_MAX)
     ref = (teacher.ref_mean, teacher.ref_cov)
     kw = dict(t_min=cfg.t_min, t_max=cfg.t_max)
     lof = cfg.lower_order_final
-    nfes = sfd.SFDV_NFE if cfg.algorithm == "sfd-v" else (cfg.nfe,)
+    nfes = SFDV_NFE if cfg.algorithm == "sfd-v" else (cfg.nfe,)
     scores: dict[str, list[float]] = {}
     kept: dict[str, np.ndarray] = {}
 
     def score(samples: torch.Tensor, key: str, exact: np.ndarray | None) -> None:
-        scores.setdefault(key, []).append(sfd.latent_fd(samples, *ref))
+        scores.setdefault(key, []).append(latent_fd(samples, *ref))
         if exact is not None:
             w2_key = key.replace("latent_fd", "sliced_w2")
             scores.setdefault(w2_key, []).append(mixtures.sliced_w2(samples.cpu().numpy(), exact))
 
     for k, seed in enumerate(seeds):
-        x = sfd.noise(n_eval, teacher.model.dim, seed, device, cfg.t_max)
+        x = noise(n_eval, teacher.model.dim, seed, device, cfg.t_max)
         exact = teacher.mixture.sample(n_eval, seed) if teacher.mixture is not None else None
         for nfe in nfes:
-            student_x = sfd.sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
+            student_x = sample_student(student, x, cfg.steps_for(nfe), cfg.afs,
                                            conditioned_on_n=cfg.algorithm == "sfd-v", **kw)
-            solver_x = sfd.sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, lower_order_final=lof,
+            solver_x = sample_solver(teacher.model, x, nfe, cfg.solver, cfg.afs, lower_order_final=lof,
                                          **kw)
             score(student_x, f"{nfe}:latent_fd", exact)
             score(solver_x, f"{nfe}:latent_fd_solver", exact)
             if k == 0 and nfe == cfg.nfe:
                 kept = {"student": student_x[:KEEP_SAMPLES].cpu().numpy(),
                         "solver": solver_x[:KEEP_SAMPLES].cpu().numpy()}
-        teacher_x = sfd.sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", lower_order_final=lof,
+        teacher_x = sample_solver(teacher.model, x, TEACHER_REF_NFE, "dpmpp3m", lower_order_final=lof,
                                       **kw)
         score(teacher_x, "latent_fd_teacher", exact)
         if k == 0:
@@ -81,9 +86,9 @@ def evaluate(teacher: sfd.Teacher, student: torch.nn.Module, cfg: sfd.DistillCon
               for nfe in nfes}
     for nfe, row in by_nfe.items():
         row["nfe_student"] = nfe
-        row["nfe_solver"] = sfd.solver_nfe(nfe, cfg.solver, cfg.afs, **kw)
-    floor, floor_sd = sfd.fd_floor(*ref, n_eval, teacher.ref_n, seeds)
-    metrics: dict = {"fd_label": sfd.FD_LABEL, "n_eval": n_eval, "eval_seeds": list(seeds),
+        row["nfe_solver"] = solver_nfe(nfe, cfg.solver, cfg.afs, **kw)
+    floor, floor_sd = fd_floor(*ref, n_eval, teacher.ref_n, seeds)
+    metrics: dict = {"fd_label": FD_LABEL, "n_eval": n_eval, "eval_seeds": list(seeds),
                      **by_nfe[cfg.nfe], "latent_fd_floor": floor, "latent_fd_floor_sd": floor_sd,
                      "fd_reference": teacher.meta.get("reference", "exact mixture moments"),
                      "fd_reference_n": teacher.ref_n,
@@ -98,11 +103,11 @@ def _mean_sd(scores: dict[str, list[float]]) -> dict[str, float]:
     """key -> mean and key_sd -> sd over the evaluation seeds (``latent_fd:3`` style keys kept)."""
     out: dict[str, float] = {}
     for key, values in scores.items():
-        out[key], out[f"{key}_sd"] = sfd.mean_sd(values)
+        out[key], out[f"{key}_sd"] = mean_sd(values)
     return out
 
 
-def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", assets: str | None = None,
+def run(teacher_name: str, cfg: DistillConfig, *, preset: str = "ring8", assets: str | None = None,
         device: str = "auto", n_eval: int = N_EVAL, store=None,
         progress: Callable[[int, int, float], None] | None = None,
         cancel: threading.Event | None = None, run_id: int | None = None, threads: int | None = 1) -> dict:
@@ -110,7 +115,7 @@ def run(teacher_name: str, cfg: sfd.DistillConfig, *, preset: str = "ring8", ass
     unless ``run_id`` is given, progress updated, finished as done/cancelled/failed, the student
     weights and a few samples saved in its run directory). Returns the metrics with ``run_id``.
     ``threads``: torch CPU threads for the run (restored afterwards; None leaves them alone)."""
-    with sfd.torch_threads(threads):
+    with torch_threads(threads):
         return _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id)
 
 
@@ -132,40 +137,41 @@ def _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, can
 
     try:
         out = compute(teacher_name, cfg, preset, assets, device, n_eval, progress=report, cancel=cancel)
+    except Cancelled:
+        if store is not None:
+            store.finish(run_id, "cancelled")
+        raise
     except Exception as exc:
         if store is not None:
             store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
     if store is not None:
         recorded = record(out, store.run_dir(run_id))
-        store.finish(run_id, "cancelled" if out["metrics"]["cancelled"] else "done", **recorded)
+        store.finish(run_id, "done", **recorded)
     return {**out["metrics"], "run_id": run_id}
 
 
-def compute(teacher_name: str, cfg: sfd.DistillConfig, preset: str = "ring8", assets: str | None = None,
+def compute(teacher_name: str, cfg: DistillConfig, preset: str = "ring8", assets: str | None = None,
             device: str = "auto", n_eval: int = N_EVAL, *, progress=None, cancel=None) -> dict:
     """Distil and evaluate without touching a run store (a compute-backend job, compute.py):
     ``progress(done, total, {"loss": …})``; returns metrics, kept samples and the student's weights."""
-    cfg.validate()
-    teacher = sfd.load_teacher(teacher_name, assets, preset)
-    report = None if progress is None else (lambda d, t, loss: progress(d, t, {"loss": loss}))
-    result = sfd.distill(teacher.model, cfg, device=device, progress=report, cancel=cancel)
+    teacher = load_teacher(teacher_name, assets, preset)
+    result = distill(teacher.model, cfg, device=device, progress=progress, cancel=cancel)
     metrics, kept = evaluate(teacher, result.student, cfg, n_eval, pick_device(device))
     metrics.update({"finetune_seconds": result.seconds, "trajectories": result.trajectories,
                     "final_loss": result.losses[-1] if result.losses else None,
-                    "cancelled": result.cancelled, "teacher_label": teacher.label,
+                    "teacher_label": teacher.label,
                     "loss_curve": _thin(result.losses)})
     student = {"state_dict": {k: v.cpu() for k, v in result.student.state_dict().items()},
                "config": result.student.config()}
     return {"metrics": metrics, "kept": kept, "student": student}
 
 
-def job(teacher_name: str, cfg: sfd.DistillConfig, preset: str, assets: str | None, *, progress=None,
-        cancel=None) -> dict | None:
-    """``compute`` as a dashboard job on one torch thread; None when it was cancelled."""
-    with sfd.torch_threads(1):
-        out = compute(teacher_name, cfg, preset, assets, "auto", progress=progress, cancel=cancel)
-    return None if out["metrics"]["cancelled"] else out
+def job(teacher_name: str, cfg: DistillConfig, preset: str, assets: str | None, *, progress=None,
+        cancel=None) -> dict:
+    """``compute`` as a dashboard job on one torch thread (a set ``cancel`` raises ``Cancelled``)."""
+    with torch_threads(1):
+        return compute(teacher_name, cfg, preset, assets, "auto", progress=progress, cancel=cancel)
 
 
 def record(out: dict, folder: Path) -> dict:
@@ -179,9 +185,9 @@ def record(out: dict, folder: Path) -> dict:
 def available_teachers(assets: str | None = None) -> dict[str, str | None]:
     """Each teacher name → None if it can be loaded, else the one-line reason (e.g. missing weights)."""
     out: dict[str, str | None] = {}
-    for name in sfd.TEACHERS:
+    for name in TEACHERS:
         try:
-            sfd.load_teacher(name, assets)
+            load_teacher(name, assets)
             out[name] = None
         except ValueError as exc:
             out[name] = str(exc)
@@ -268,14 +274,14 @@ class MixtureSpec:
     n_samples: int = 3000
     lower_order_final: str = "sfd"
 
-    def configs(self) -> dict[str, sfd.DistillConfig]:
+    def configs(self) -> dict[str, DistillConfig]:
         """The validated distillation config of each student (bad values → ValueError)."""
         check_int(self.n_paths, "trajectories shown", hi=200)
         check_int(self.n_samples, "samples", lo=100, hi=20_000)
         mixtures.preset(self.preset)
-        return {alg: sfd.DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
+        return {alg: DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
                                        afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
-                                       lower_order_final=self.lower_order_final).validate()
+                                       lower_order_final=self.lower_order_final)
                 for alg in ("sfd", "alg1")}
 
 
@@ -288,52 +294,48 @@ def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], N
 
     ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
     "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
-    :class:`~opmerge_core.training.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
+    :class:`~opmerge_core.infra.progress.Cancelled` is raised. Runs on one torch thread."""
     configs = spec.configs()
-    with sfd.torch_threads(1):
+    with torch_threads(1):
         return _mixture_demo(spec, configs, progress, cancel)
 
 
-def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], progress, cancel) -> dict:
-    from opmerge_core.training.trainer import TrainingCancelled
-
-    teacher = sfd.load_teacher("mixture-2d", preset=spec.preset)
+def _mixture_demo(spec: MixtureSpec, configs: dict[str, DistillConfig], progress, cancel) -> dict:
+    teacher = load_teacher("mixture-2d", preset=spec.preset)
     total = sum(c.iterations * c.batch for c in configs.values())
     students, offset = {}, 0
     for alg, cfg in configs.items():
-        def report(done: int, _total: int, loss: float, alg=alg, offset=offset) -> None:
+        def report(done: int, _total: int, info: dict, alg=alg, offset=offset) -> None:
             if progress is not None:
-                progress(offset + done, total, {"student": alg, "loss": loss})
+                progress(offset + done, total, {"student": alg, **info})
 
-        students[alg] = sfd.distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
-        if students[alg].cancelled:
-            raise TrainingCancelled("cancelled")
+        students[alg] = distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
         offset += cfg.iterations * cfg.batch
     cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
-    x = sfd.noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
-    fine = sfd.solvers.teacher_grid(cfg.n, spec.M)
+    x = noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
+    fine = solvers.teacher_grid(cfg.n, spec.M)
     with torch.no_grad():
-        _, t_traj = sfd.solvers.solve(sfd.conditioned(teacher.model, None), x, fine, spec.solver,
+        _, t_traj = solvers.solve(conditioned(teacher.model, None), x, fine, spec.solver,
                                       return_trajectory=True, lower_order_final=lof)
-        s_final, s_traj = sfd.sample_solver(teacher.model, x, spec.nfe, spec.solver, spec.afs,
+        s_final, s_traj = sample_solver(teacher.model, x, spec.nfe, spec.solver, spec.afs,
                                             return_trajectory=True, lower_order_final=lof)
     paths = {"teacher": (fine, t_traj[:, :n_paths].numpy()),
-             "solver": (sfd.solver_grid(spec.nfe, spec.solver, spec.afs), s_traj[:, :n_paths].numpy())}
+             "solver": (solver_grid(spec.nfe, spec.solver, spec.afs), s_traj[:, :n_paths].numpy())}
     finals = {"data": teacher.mixture.sample(spec.n_samples, spec.seed + 1), "teacher": t_traj[-1].numpy(),
               "solver": s_final.numpy()}
-    grid = sfd.solvers.time_grid(cfg.n)
+    grid = solvers.time_grid(cfg.n)
     for alg, result in students.items():
-        final, traj = sfd.sample_student(result.student, x, cfg.n, spec.afs, return_trajectory=True)
+        final, traj = sample_student(result.student, x, cfg.n, spec.afs, return_trajectory=True)
         paths[alg] = (grid, traj[:, :n_paths].numpy())
         finals[alg] = final.numpy()
     exact = teacher.mixture.sample(spec.n_samples, spec.seed + 2)
-    nfes = {"teacher": len(fine) - 1, "solver": sfd.solver_nfe(spec.nfe, spec.solver, spec.afs),
+    nfes = {"teacher": len(fine) - 1, "solver": solver_nfe(spec.nfe, spec.solver, spec.afs),
             "sfd": spec.nfe, "alg1": spec.nfe}
     metrics = []
     for k, v in finals.items():
         near, hit = mixtures.mode_coverage(teacher.mixture, v)
         metrics.append({"method": k, "nfe": nfes.get(k), "sliced_w2": mixtures.sliced_w2(v, exact),
-                        "fd": sfd.latent_fd(v, teacher.ref_mean, teacher.ref_cov), "near_modes": near,
+                        "fd": latent_fd(v, teacher.ref_mean, teacher.ref_cov), "near_modes": near,
                         "modes_hit": hit,
                         "finetune_seconds": students[k].seconds if k in students else 0.0})
     return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,

@@ -2,7 +2,8 @@
 
 THEORY §7 ("beyond the paper"): with mixture data the teacher is nonlinear, so every merge of teacher
 steps incurs an approximation error that grows with the number of merged steps. The mixture's denoiser
-is still available in closed form, which makes it an exact teacher for SFD (SFD.md "scaled-down SFD").
+is still available in closed form, which makes it an exact teacher for SFD (SFD.md "The project's
+scaled-down SFD").
 
 Model: ``x0 ~ Σ_k π_k N(μ_k, diag(v_k))`` (isotropic components are the case ``v_k = const``). In the
 EDM/VE form ``x_t = x0 + t ε`` the noised data are ``Σ_k π_k N(μ_k, diag(v_k + t²))`` and
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 
 from opmerge_core.infra.validation import check_choice, check_int
+from opmerge_core.sfd import solvers
+from opmerge_core.sfd.solvers import Array
 
 K_MAX = 512                 # largest number of components
 D_MAX = 4096                # largest dimension
@@ -29,8 +32,6 @@ N_FIT_MAX = 1_000_000       # largest data set the EM fit accepts
 EM_ITERS_MAX = 1000         # largest number of EM iterations
 SLICES_MAX = 10_000         # largest number of random projections for sliced W2
 CHUNK = 4096                # rows per block in the denoiser / EM (bounds memory to CHUNK·K·d floats)
-
-Array = Any
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,13 @@ class GaussianMixture:
         return self.means[k] + std * rng.standard_normal((n, self.dim))
 
     def denoise(self, x: Array, t: float) -> Array:
-        """The exact denoiser ``E[x0 | x_t = x]`` for a batch ``x`` (B, d), numpy or torch."""
+        """The exact denoiser ``E[x0 | x_t = x]`` for a batch ``x`` (B, d), numpy or torch (a
+        :class:`~opmerge_core.sfd.solvers.Denoiser`)."""
         if type(x).__module__.startswith("torch"):
             return _denoise_torch(self, x, float(t))
         x = np.asarray(x, dtype=np.float64)
         return np.concatenate([_denoise_block(self, x[i:i + CHUNK], float(t))
                                for i in range(0, len(x), CHUNK)]) if len(x) else x.copy()
-
-    __call__ = denoise
 
     def log_density(self, x: np.ndarray, t: float = 0.0) -> np.ndarray:
         """log p_t(x) of the noised mixture (for density plots)."""
@@ -119,7 +119,7 @@ def _denoise_block(g: GaussianMixture, x: np.ndarray, t: float) -> np.ndarray:
     return np.einsum("bk,bkd->bd", r, cond)
 
 
-def _denoise_torch(g: GaussianMixture, x: Any, t: float) -> Any:
+def _denoise_torch(g: GaussianMixture, x: Array, t: float) -> Array:
     import torch
     kw = dict(dtype=x.dtype, device=x.device)
     mu, var = torch.as_tensor(g.means, **kw), torch.as_tensor(g.variances, **kw)
@@ -212,16 +212,18 @@ def _e_step(g: GaussianMixture, x: np.ndarray) -> tuple[np.ndarray, float]:
     return resp, total / len(x)
 
 
-def save_gmm(g: GaussianMixture, path: str) -> None:
+def save_gmm(g: GaussianMixture, path: str | Path) -> None:
+    """The mixture as an ``.npz`` of ``weights``, ``means``, ``variances`` (no pickles)."""
     np.savez(path, weights=g.weights, means=g.means, variances=g.variances)
 
 
-def load_gmm(path: str) -> GaussianMixture:
+def load_gmm(path: str | Path) -> GaussianMixture:
+    """A mixture written by :func:`save_gmm` (``allow_pickle=False``; bad arrays → ValueError)."""
     with np.load(path, allow_pickle=False) as f:
         return GaussianMixture(f["weights"], f["means"], f["variances"])
 
 
-# -------------------------------------------------------------------------------------- sliced W2
+# ------------------------------------------------------------- sample quality: modes, sliced W2
 
 def mode_coverage(g: GaussianMixture, samples: np.ndarray, radius: float = 3.0,
                   min_share: float = 0.02) -> tuple[float, int]:
@@ -266,7 +268,6 @@ def merge_errors(g: GaussianMixture, T: int = 16, ms: tuple[int, ...] = (1, 2, 4
     - ``jump``: the RMS error of the untrained one-step Euler jump s → e (a student at initialisation).
 
     Errors are measured in VP scale (divided by √(1 + t_e²)) and averaged over the blocks."""
-    from opmerge_core.sfd import solvers
     T = check_int(T, "T (teacher steps)", hi=256)
     n = check_int(n, "number of samples", lo=16, hi=100_000)
     grid = solvers.time_grid(T + 1)

@@ -1,5 +1,5 @@
 """Reference runs shipped in ``assets/`` so that the SFD page and the CelebA trainer check never open
-empty (SFD.md "Algorithm 2"; THEORY.md §2, §6 for the trainer check).
+empty (SFD.md "Training", "An honest latent FD"; THEORY.md §2, §6 for the trainer check).
 
 Built by one command, ``python -m opmerge_core.sfd.reference --assets assets``, which runs the ordinary
 CLI (``opmerge sfd train … --json`` in a throw-away run store, ``opmerge celeba compare --train
@@ -8,7 +8,8 @@ CLI (``opmerge sfd train … --json`` in a throw-away run store, ``opmerge celeb
 * ``reference_sfd.json``: ``{"label", "command", "runs": [{"command", "params", "metrics"}]}``
 * ``reference_sfd_samples.npz``: ``teacher``, ``solver`` and one array per algorithm, (n, d) float32
   latents from the same evaluation noise (decoded to faces by the page)
-* ``reference_celeba.json``: ``{"label", "command", "setting", "result"}`` with ``result`` the CLI's JSON
+* ``reference_celeba.json``: ``{"label", "command", "setting", "cli", "result"}``, ``result`` the JSON
+  output of the ``cli`` command
 
 Loading is tolerant by design: metrics are kept as they are (keys added by later versions of the CLI
 are shown, missing ones are simply absent), files are size-bounded, JSON is parsed as data only and the
@@ -25,6 +26,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +131,7 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 def sfd_rows(ref: SFDReference, teacher: str | None = None) -> list[dict]:
     """The reference runs as rows of the "quality vs fine-tuning seconds" plot (the shape of
-    ``sfd_lab.runs_table``): one row per run plus its plain-solver baseline at 0 s."""
+    :func:`opmerge_core.sfd.lab.runs_table`): one row per run plus its plain-solver baseline at 0 s."""
     rows = []
     for i, r in enumerate(ref.runs):
         p, m = r.get("params", {}), r["metrics"]
@@ -161,7 +163,7 @@ def celeba_rows(ref: CelebAReference, labels: dict[str, str]) -> list[dict]:
 
 
 # ---- building (runs the ordinary CLI) -----------------------------------------------------------
-def _cli(args: list[str], env: dict) -> dict:
+def _cli(args: list[str], env: dict[str, str]) -> dict:
     cmd = [sys.executable, "-m", "opmerge_core", *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -173,12 +175,12 @@ def _keep(a: np.ndarray) -> np.ndarray:
     return np.asarray(a[:KEEP], dtype=np.float32)
 
 
-def build(assets: str | Path | None = None, log=print) -> list[Path]:
+def build(assets: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Run the reference commands and write the three reference files into the assets folder."""
     from opmerge_core.infra.runstore import RunStore
 
     folder = assets_dir(assets)
-    written = []
+    written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="opmerge_ref_") as home:
         env = {**os.environ, "OPMERGE_HOME": home}
         if assets:

@@ -1,4 +1,5 @@
-"""ODE solvers for diffusion sampling in the EDM / VE form (SFD.md "Parameterisation", "Teacher solvers").
+"""ODE solvers for diffusion sampling in the EDM / VE form (SFD.md "Parameterisation and schedule",
+"Teacher solvers").
 
 Data are noised as ``x_t = x0 + t ε``; a denoiser ``D(x, t) ≈ E[x0 | x_t = x]`` gives the probability-flow
 ODE direction ``d(x, t) = (x − D(x, t)) / t`` (``dx/dt = d``). Sampling starts from ``t_max · N(0, I)`` and
@@ -9,9 +10,10 @@ All solvers share one signature, k-diffusion style::
     x = solve(denoiser, x, grid, solver="dpmpp3m", afs=False)
     x, traj = solve(denoiser, x, grid, return_trajectory=True)   # traj[i] = state at grid[i]
 
-The denoiser is any callable ``denoiser(x, t) -> x0_hat`` taking an array (numpy or torch) and a Python
-float; the solvers use only arithmetic, so numpy arrays and torch tensors both work. Count network
-evaluations with :class:`CountingDenoiser`; :func:`nfe` gives the count without running anything.
+The denoiser is a :class:`Denoiser`: any callable ``denoiser(x, t) -> x0_hat`` taking an array (numpy or
+torch) and a Python float; the solvers use only arithmetic, so numpy arrays and torch tensors both work.
+Count network evaluations with :class:`CountingDenoiser`; :func:`nfe` gives the count without running
+anything. The default grid ends are :data:`DEFAULT_T_MAX` and :data:`DEFAULT_T_MIN` (times, SFD.md).
 
 Solvers (SFD.md): ``euler`` (= DDIM), ``heun`` (EDM 2nd order, no correction into ``s = 0``),
 ``dpmpp1`` / ``dpmpp2`` / ``dpmpp3m`` (DPM-Solver++ multistep, data prediction, ``λ(t) = −ln t``,
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,8 +52,8 @@ LOWER_ORDER_LABELS = {
     "none": "never lower the order on the final steps",
 }
 
-T_MIN = 0.006      # SFD raises EDM's 0.002 (one of the paper's "small but vital factors")
-T_MAX = 80.0
+DEFAULT_T_MIN = 0.006   # default last grid time t_min (SFD raises EDM's 0.002: a "small but vital factor")
+DEFAULT_T_MAX = 80.0    # default first grid time t_max (the noise level sampling starts from)
 RHO = 7.0
 N_MAX = 4097       # largest number of timestamps in a grid
 M_MAX = 64         # largest number of intermediate teacher steps per student step
@@ -59,14 +61,22 @@ THRESHOLD_QUANTILE = 0.995   # dynamic thresholding (Imagen; DPM-Solver's port):
 THRESHOLD_FLOOR = 1.0        # ... never clip below this value
 
 Array = Any          # numpy.ndarray or torch.Tensor
-Denoiser = Callable[[Array, float], Array]
+
+
+class Denoiser(Protocol):
+    """``D(x, t) ≈ E[x0 | x_t = x]`` for a batch ``x`` (B, d), numpy or torch, at the time ``t`` (a
+    Python float): the one signature every solver calls (SFD.md "Parameterisation and schedule")."""
+
+    def __call__(self, x: Array, t: float) -> Array: ...
 
 
 # --------------------------------------------------------------------------------------------- grids
 
-def time_grid(n: int, t_min: float = T_MIN, t_max: float = T_MAX, rho: float = RHO) -> np.ndarray:
-    """The ρ-polynomial grid of ``n`` timestamps from ``t_max`` down to ``t_min`` (SFD.md "schedule"):
-    ``t_i = (t_max^{1/ρ} + i/(n−1) (t_min^{1/ρ} − t_max^{1/ρ}))^ρ``, i = 0..n−1 (n in [2, N_MAX])."""
+def time_grid(n: int, t_min: float = DEFAULT_T_MIN, t_max: float = DEFAULT_T_MAX,
+              rho: float = RHO) -> np.ndarray:
+    """The ρ-polynomial grid of ``n`` timestamps from ``t_max`` down to ``t_min`` (SFD.md
+    "Parameterisation and schedule"): ``t_i = (t_max^{1/ρ} + i/(n−1) (t_min^{1/ρ} − t_max^{1/ρ}))^ρ``,
+    i = 0..n−1 (n in [2, N_MAX])."""
     n = check_int(n, "number of timestamps n", lo=2, hi=N_MAX)
     t_min, t_max = check_times(t_min, t_max)
     rho = check_positive(rho, "rho", hi=100.0)
@@ -76,7 +86,7 @@ def time_grid(n: int, t_min: float = T_MIN, t_max: float = T_MAX, rho: float = R
     return grid
 
 
-def teacher_grid(n: int, M: int = 3, t_min: float = T_MIN, t_max: float = T_MAX,
+def teacher_grid(n: int, M: int = 3, t_min: float = DEFAULT_T_MIN, t_max: float = DEFAULT_T_MAX,
                  rho: float = RHO) -> np.ndarray:
     """The teacher's fine grid: ``K = M + 1`` steps per student step, ``(M+1)(n−1)+1`` timestamps of the
     same formula, so that ``teacher_grid(n, M)[i (M+1)] == time_grid(n)[i]`` exactly (SFD.md)."""
@@ -134,9 +144,10 @@ def nfe(solver: str, grid: Sequence[float] | np.ndarray, afs: bool = False) -> i
 
 
 def afs_denoised(x: Array, t: float) -> Array:
-    """Analytical first step (SFD.md "AFS"): ``d = x / √(1 + t²)``, i.e. the implied denoiser output
-    ``x − t d``, no network call. For unit-variance data it differs from the exact direction
-    ``t x / (1 + t²)`` by the factor ``√(1 + t²)/t = 1 + O(1/t²)`` (1 + 7.8e-5 at t = 80)."""
+    """Analytical first step (SFD.md "Analytical first step (AFS)"): ``d = x / √(1 + t²)``, i.e. the
+    implied denoiser output ``x − t d``, no network call. For unit-variance data it differs from the
+    exact direction ``t x / (1 + t²)`` by the factor ``√(1 + t²)/t = 1 + O(1/t²)`` (1 + 7.8e-5 at
+    t = 80)."""
     return x - (t / math.sqrt(1.0 + t * t)) * x
 
 

@@ -17,9 +17,21 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.latent import latents
-from opmerge_core.sfd import distill as sfd
 from opmerge_core.sfd import lab as sfd_lab
 from opmerge_core.sfd import mixtures, solvers
+from opmerge_core.sfd.distill import (
+    ALGORITHM_LABELS,
+    ALGORITHMS,
+    DEFAULT_BUDGET,
+    MIXTURE_BUDGET,
+    NFE_MAX,
+    NFE_MIN,
+    SFD_LR,
+    SFDV_NFE,
+    DistillConfig,
+)
+from opmerge_core.sfd.metrics import FD_LABEL
+from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
 from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
@@ -40,7 +52,7 @@ def vae(folder: str):
 
 
 
-def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
+def cli_command(teacher: str, preset: str, cfg: DistillConfig) -> str:
     args = ["opmerge", "sfd", "train", "--teacher", teacher]
     if teacher == "mixture-2d":
         args += ["--preset", preset]
@@ -49,7 +61,7 @@ def cli_command(teacher: str, preset: str, cfg: sfd.DistillConfig) -> str:
     return " ".join(shlex.quote(a) for a in [*args, "--json"])
 
 
-def submit(teacher: str, preset: str, cfg: sfd.DistillConfig, folder: str) -> None:
+def submit(teacher: str, preset: str, cfg: DistillConfig, folder: str) -> None:
     params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
               "budget": cfg.budget}
     job = common.backend().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
@@ -108,7 +120,7 @@ def monitor() -> None:
             st.dataframe(table, hide_index=True, width="stretch")
         if out.get("loss_curve"):
             common.figure(loss_curve(out["loss_curve"]), "sfd_loss", key="fig_sfd_loss")
-        st.caption(sfd.FD_LABEL)
+        st.caption(FD_LABEL)
 
 
 st.title("SFD: Simple and Fast Distillation")
@@ -119,20 +131,20 @@ st.caption("A student copied from the teacher learns to follow the teacher's tra
 
 folder = str(latents.assets_dir())
 available = teachers(folder)
-names = list(sfd.TEACHERS)
+names = list(TEACHERS)
 default = next((n for n in names if available[n] is None), "mixture-2d")
 c1, c2 = st.columns([2, 1])
 teacher = c1.selectbox("teacher", names, index=names.index(default), key="sfd_teacher",
-                       format_func=lambda k: sfd.TEACHER_LABELS[k])
+                       format_func=lambda k: TEACHER_LABELS[k])
 preset = c2.selectbox("2-D mixture", list(mixtures.PRESETS), key="sfd_preset",
                       format_func=lambda k: mixtures.PRESET_LABELS[k], disabled=teacher != "mixture-2d")
 if available[teacher] is not None:
     st.warning(f"Teacher `{teacher}` is not available: {available[teacher]}")
 
 c1, c2, c3 = st.columns(3)
-algorithm = c1.selectbox("algorithm", sfd.ALGORITHMS, key="sfd_algorithm",
-                         format_func=lambda k: sfd.ALGORITHM_LABELS[k])
-nfe = int(c2.slider("student NFE", sfd.NFE_MIN, sfd.NFE_MAX, 3, key="sfd_nfe",
+algorithm = c1.selectbox("algorithm", ALGORITHMS, key="sfd_algorithm",
+                         format_func=lambda k: ALGORITHM_LABELS[k])
+nfe = int(c2.slider("student NFE", NFE_MIN, NFE_MAX, 3, key="sfd_nfe",
                     help="SFD-v serves NFE 2–5 with one model; this is the NFE reported."))
 solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS,
                       index=solvers.SOLVERS.index("dpmpp3m"), key="sfd_solver",
@@ -142,22 +154,20 @@ M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, 3, key="sfd_
 afs = c5.toggle("analytical first step (AFS)", value=False, key="sfd_afs",
                 help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.")
 budget = int(c6.select_slider("budget (trajectories)", BUDGETS,
-                              value=sfd.MIXTURE_BUDGET if teacher == "mixture-2d" else sfd.DEFAULT_BUDGET,
+                              value=MIXTURE_BUDGET if teacher == "mixture-2d" else DEFAULT_BUDGET,
                               key="sfd_budget"))
-lr = 1e-3 if teacher == "mixture-2d" else sfd.SFD_LR
-cfg = sfd.DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
-valid = True
+lr = 1e-3 if teacher == "mixture-2d" else SFD_LR
 try:
-    cfg.validate()
+    cfg = DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
     st.caption(f"Student grid: {cfg.n} timestamps {solvers.time_grid(cfg.n).round(4).tolist()}; teacher "
                f"grid: {(M + 1) * (cfg.n - 1) + 1} timestamps. "
-               + ("SFD-v trains n ∈ {" + ", ".join(str(cfg.steps_for(k)) for k in sfd.SFDV_NFE)
+               + ("SFD-v trains n ∈ {" + ", ".join(str(cfg.steps_for(k)) for k in SFDV_NFE)
                   + "} and is evaluated at every NFE 2–5." if algorithm == "sfd-v" else ""))
 except ValueError as exc:
     st.warning(str(exc))
-    valid = False
+    cfg = None
 st.button("Train student", key="sfd_train", type="primary",
-          disabled=available[teacher] is not None or not valid,
+          disabled=available[teacher] is not None or cfg is None,
           on_click=submit, args=(teacher, preset, cfg, folder))
 monitor()
 if st.session_state.get("sfd_job") is None:      # no run of yours yet: the shipped reference run
@@ -171,7 +181,7 @@ if rows.empty:
 if rows.empty:
     st.caption("No finished runs for this teacher in the run store yet.")
 else:
-    common.figure(quality_vs_seconds(rows, sfd.FD_LABEL), "sfd_quality_vs_seconds", rows)
+    common.figure(quality_vs_seconds(rows, FD_LABEL), "sfd_quality_vs_seconds", rows)
     st.caption("One point per stored run (plain solvers at 0 s). The paper's teaser plots FID against "
                "GPU hours; here: latent FD (not image FID) against CPU seconds.")
 
@@ -198,4 +208,5 @@ if teacher.startswith("latent") and available[teacher] is None:
         else:
             st.caption("Train a student with these settings to see its faces next to the teacher's.")
 
-common.show_cli(cli_command(teacher, preset, cfg))
+if cfg is not None:
+    common.show_cli(cli_command(teacher, preset, cfg))
