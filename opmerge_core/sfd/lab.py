@@ -288,14 +288,14 @@ def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], N
 
     ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
     "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
-    :class:`~opmerge_core.training.trainer.TrainingCancelled` is raised. Runs on one torch thread."""
+    :class:`~opmerge_core.infra.progress.Cancelled` is raised. Runs on one torch thread."""
     configs = spec.configs()
     with sfd.torch_threads(1):
         return _mixture_demo(spec, configs, progress, cancel)
 
 
 def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], progress, cancel) -> dict:
-    from opmerge_core.training.trainer import TrainingCancelled
+    from opmerge_core.infra.progress import Cancelled
 
     teacher = sfd.load_teacher("mixture-2d", preset=spec.preset)
     total = sum(c.iterations * c.batch for c in configs.values())
@@ -307,7 +307,7 @@ def _mixture_demo(spec: MixtureSpec, configs: dict[str, sfd.DistillConfig], prog
 
         students[alg] = sfd.distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
         if students[alg].cancelled:
-            raise TrainingCancelled("cancelled")
+            raise Cancelled("cancelled")
         offset += cfg.iterations * cfg.batch
     cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
     x = sfd.noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
