@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from opmerge_core.training.graph import Node
+from opmerge_core.training.graph import MergeGraph
 
 EVAL_SAMPLES = 4096           # samples per coordinate for the MLP's least-squares slope
 
@@ -94,13 +94,14 @@ class MergeChunk:
     Inputs are ``base_sd · ε`` with ``base_sd`` = r_s (forward) or r_T (boot), pushed to z_s through
     the ``push`` chain (boot); the target is the ``kids`` chain, the children in application order."""
 
-    def __init__(self, bank: StudentBank, nodes: Sequence[Node], ids: Sequence[int], r2: np.ndarray,
-                 boot: bool, identity: int, device: torch.device):
-        self.ids, self.nodes = list(ids), list(nodes)
-        sd = np.sqrt(np.stack([r2[-1] if boot else r2[n.span[1]] for n in nodes]))
+    def __init__(self, bank: StudentBank, graph: MergeGraph, ids: Sequence[int], r2: np.ndarray,
+                 boot: bool, device: torch.device):
+        self.ids, self.nodes = list(ids), [graph.node(i) for i in ids]
+        sd = np.sqrt(np.stack([r2[-1] if boot else r2[n.span[1]] for n in self.nodes]))
         self.base_sd = torch.as_tensor(sd, dtype=torch.float32, device=device)   # (M, d)
-        self.push = NodeChain(bank, [n.chain for n in nodes], identity, device) if boot else None
-        self.kids = NodeChain(bank, [n.children for n in nodes], identity, device)
+        chains = [n.chain for n in self.nodes]
+        self.push = NodeChain(bank, chains, graph.identity, device) if boot else None
+        self.kids = NodeChain(bank, [n.children for n in self.nodes], graph.identity, device)
 
     @property
     def height(self) -> int:

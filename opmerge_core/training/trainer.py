@@ -184,6 +184,7 @@ class _Run:
     device: torch.device
     bank: StudentBank
     theory: np.ndarray              # (n_nodes, d) every node by the closed form at S_eff
+    r2: np.ndarray                  # (T + 1, d) forward input variances r_t²
     waves: list[list[int]]          # merge ids by height (graph.waves)
     progress: Progress | None
     cancel: CancelFlag | None
@@ -202,7 +203,8 @@ class _Run:
         bank.a[:graph.T] = torch.as_tensor(setting.A_star(lam), dtype=torch.float32, device=device)
         bank.a[graph.identity] = 1.0
         theory = fill_theory(graph, setting, lam, config.S_eff)
-        return cls(setting, lam, config, graph, device, bank, theory, graph.waves(), progress, cancel)
+        return cls(setting, lam, config, graph, device, bank, theory, setting.r2(lam), graph.waves(),
+                   progress, cancel)
 
     @property
     def mlp(self) -> bool:
@@ -251,9 +253,7 @@ class _Moments:
 
 def _train_chunk(run: _Run, ids: list[int]) -> None:
     """Train the merges ``ids`` (all of one height) together; store them in the bank and records."""
-    boot = run.config.inputs == "boot"
-    chunk = MergeChunk(run.bank, [run.graph.node(i) for i in ids], ids, run.setting.r2(run.lam), boot,
-                       run.graph.identity, run.device)
+    chunk = MergeChunk(run.bank, run.graph, ids, run.r2, run.config.inputs == "boot", run.device)
     init = _initial_params(run, chunk)
     moments = _moments(run, chunk, init)
     final, loss_steps, loss = _optimise(run, chunk, init, moments.var)
