@@ -6,6 +6,7 @@ a few seconds: train → encode → spectrum → decode end to end.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -209,6 +210,15 @@ def test_bad_checkpoints_and_configs(tmp_path, faces):
         vae.train(faces, tiny_config(tmp_path / "b", batch_size=0))
     with pytest.raises(ValueError, match="uint8"):
         vae.train(faces.astype(np.float32), tiny_config(tmp_path / "c"))
+    for bad, match in [({"threads": 0}, "threads"), ({"heldout_fraction": 0.5}, "heldout_fraction"),
+                       ({"channels": ()}, "channels"), ({"device": "tpu"}, "unknown device"),
+                       ({"max_minutes": float("nan")}, "max_minutes must be finite")]:
+        with pytest.raises(ValueError, match=match):
+            tiny_config(tmp_path, **bad)
+    config = tiny_config(tmp_path, epochs="3", lr="1e-2")            # CLI strings are converted
+    assert (config.epochs, config.lr) == (3, 0.01)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 4  # type: ignore[misc]
 
 
 # ---- latents: encode → spectrum → decode --------------------------------------------------------
