@@ -257,6 +257,7 @@ def train(images: np.ndarray, config: VAEConfig, *, progress: Progress | None = 
     run = _Run(config, model, torch.optim.Adam(model.parameters(), lr=config.lr), x_train, device,
                out / "last.pt", progress, cancel)
     run.resume()
+    run.started = run.saved = time.perf_counter()         # the budget counts training time only
     while run.state["epoch"] < config.epochs and not run.out_of_time:
         _train_epoch(run, x_held)
     return _finish(run, x_held, out)
@@ -276,9 +277,9 @@ class _Run:
     cancel: CancelFlag | None
     state: dict = field(default_factory=lambda: {"epoch": 0, "batch": 0, "elapsed": 0.0,
                                                  "history": [], "epoch_seconds": []})
-    started: float = field(default_factory=time.perf_counter)
+    started: float = 0.0             # perf_counter when this run's training started
     elapsed0: float = 0.0            # seconds trained before this run
-    saved: float = field(default_factory=time.perf_counter)
+    saved: float = 0.0               # perf_counter of the last checkpoint
 
     @property
     def batch_size(self) -> int:
