@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.progress import Cancelled
 from opmerge_core.theory import operators, plans
 from opmerge_core.theory.setting import Setting
-from opmerge_core.training import trainer
+from opmerge_core.training import closed_form, trainer
 from opmerge_core.training.trainer import TrainConfig
 
 torch.set_num_threads(1)
@@ -30,7 +31,7 @@ def test_sgd_moments_match_simulation():
     for _ in range(n):
         m = v * rng.chisquare(B, size=runs) / B
         A = A - lr * 2.0 * m * (A - tgt)
-    mean, std = trainer.sgd_moments(np.array([A0]), np.array([tgt]), np.array([v]), lr, n, B)
+    mean, std = closed_form.sgd_moments(np.array([A0]), np.array([tgt]), np.array([v]), lr, n, B)
     assert abs(A.mean() - mean[0]) < 5 * std[0] / np.sqrt(runs)
     assert abs(A.std() / std[0] - 1) < 0.05
 
@@ -165,7 +166,7 @@ def test_progress_and_cancel():
         if len(calls) == 3:
             cancel.set()
 
-    with pytest.raises(trainer.TrainingCancelled):
+    with pytest.raises(Cancelled):
         trainer.train(Setting(T=8), LAMS[:4], plans.boot(8), TrainConfig(steps=100, batch=8),
                       progress=progress, cancel=cancel)
     assert len(calls) == 3 and calls[0][1] == 7 * 100
@@ -222,7 +223,7 @@ def test_reference_table_and_theory_function():
         assert abs(p.empirical[0] - p.theory[0]) < 0.01
     boot_inputs = trainer.train(Setting(T=5), LAMS[::24], _named(5),
                                 TrainConfig(steps=10, lr=0.01, batch=8, inputs="boot"))
-    th = trainer.theory(Setting(T=5), LAMS[::24], _named(5), 0.2, inputs="boot")
+    th = closed_form.theory(Setting(T=5), LAMS[::24], _named(5), 0.2, inputs="boot")
     for name, value in th.items():
         np.testing.assert_allclose(value, boot_inputs.plans[name].theory, rtol=1e-12)
 

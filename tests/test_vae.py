@@ -6,7 +6,9 @@ a few seconds: train → encode → spectrum → decode end to end.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from PIL import Image
 
 from opmerge_core.cli import main as cli_main
 from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.progress import Cancelled
 from opmerge_core.latent import images as im
 from opmerge_core.latent import latents as lt
 from opmerge_core.latent import vae
@@ -26,9 +29,9 @@ TINY = {"channels": (4, 8, 8, 16, 16), "latent_dim": 8}
 TRAINED_EPOCHS = 8      # enough for the tiny VAE to clear the untrained level on the fixture (~5 s)
 
 
-def tiny_config(out: Path, **kw) -> vae.TrainConfig:
-    base = {"out": str(out), "epochs": 1, "max_minutes": 5.0, "batch_size": 16, "progress": False, **TINY}
-    return vae.TrainConfig(**{**base, **kw})
+def tiny_config(out: Path, **kw) -> vae.VAEConfig:
+    base = {"out": str(out), "epochs": 1, "max_minutes": 5.0, "batch_size": 16, **TINY}
+    return vae.VAEConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def faces() -> np.ndarray:
 def trained(tmp_path_factory, faces) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("vae")
     torch.manual_seed(0)
-    report = vae.train(faces, tiny_config(out, epochs=TRAINED_EPOCHS, lr=1e-2), log=lambda m: None)
+    report = vae.train(faces, tiny_config(out, epochs=TRAINED_EPOCHS, lr=1e-2))
     return out, report
 
 
@@ -151,20 +154,45 @@ def test_train_writes_checkpoint_export_and_report(trained, faces):
 
 
 def test_resume_continues_from_checkpoint(tmp_path, faces):
-    logs: list[str] = []
-    vae.train(faces, tiny_config(tmp_path, epochs=1), log=logs.append)
+    events: list[dict] = []
+    vae.train(faces, tiny_config(tmp_path, epochs=1), progress=lambda done, total, info: events.append(info))
     first = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
-    report = vae.train(faces, tiny_config(tmp_path, epochs=2), log=logs.append)
-    assert any(m.startswith("resumed from") and "epoch 1" in m for m in logs)
+    report = vae.train(faces, tiny_config(tmp_path, epochs=2),
+                       progress=lambda done, total, info: events.append(info))
+    assert any(i["event"] == "resumed" and i["epoch"] == 1 for i in events)
     assert report["epochs_completed"] == 2 and len(report["history"]) == 2
     second = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
     assert not torch.equal(first["fc_mu.weight"], second["fc_mu.weight"])
     # a run interrupted by the time budget mid-epoch resumes at the saved batch
     mid = tmp_path / "mid"
-    r1 = vae.train(faces, tiny_config(mid, max_minutes=1e-9), log=logs.append)
+    r1 = vae.train(faces, tiny_config(mid, max_minutes=1e-9))
     assert r1["epochs_completed"] == 0 and r1["batches_into_epoch"] == 1
-    r2 = vae.train(faces, tiny_config(mid, max_minutes=5.0), log=logs.append)
+    r2 = vae.train(faces, tiny_config(mid, max_minutes=5.0))
     assert r2["epochs_completed"] == 1 and r2["batches_into_epoch"] == 0
+
+
+def test_progress_counts_batches_and_cancel_keeps_a_checkpoint(tmp_path, faces):
+    seen: list[tuple[int, int, dict]] = []
+
+    class AfterThreeBatches:                     # any object with is_set() cancels
+        def is_set(self) -> bool:
+            return sum(info["event"] == "batch" for _, _, info in seen) >= 3
+
+    with pytest.raises(Cancelled):
+        vae.train(faces, tiny_config(tmp_path, epochs=2), progress=lambda *call: seen.append(call),
+                  cancel=AfterThreeBatches())
+    n_batches = (len(faces) - round(0.05 * len(faces))) // 16
+    assert [done for done, _, _ in seen] == [1, 2, 3] and {t for _, t, _ in seen} == {2 * n_batches}
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["state"]["batch"] == 3
+    assert not (tmp_path / "vae_fp16.pt").exists()                     # no result from a cancelled run
+    seen.clear()
+    report = vae.train(faces, tiny_config(tmp_path, epochs=2), progress=lambda *call: seen.append(call))
+    events = [info["event"] for _, _, info in seen]
+    assert events[0] == "resumed" and seen[0][2]["batch"] == 3 and seen[0][0] == 3
+    assert events.count("batch") == 2 * n_batches - 3 and events.count("epoch") == 2
+    assert events[-1] == "done" and seen[-1][2]["heldout_msssim"] == report["heldout_msssim"]
+    dones = [done for done, _, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == seen[-1][1] == 2 * n_batches
 
 
 def test_bad_checkpoints_and_configs(tmp_path, faces):
@@ -182,6 +210,15 @@ def test_bad_checkpoints_and_configs(tmp_path, faces):
         vae.train(faces, tiny_config(tmp_path / "b", batch_size=0))
     with pytest.raises(ValueError, match="uint8"):
         vae.train(faces.astype(np.float32), tiny_config(tmp_path / "c"))
+    for bad, match in [({"threads": 0}, "threads"), ({"heldout_fraction": 0.5}, "heldout_fraction"),
+                       ({"channels": ()}, "channels"), ({"device": "tpu"}, "unknown device"),
+                       ({"max_minutes": float("nan")}, "max_minutes must be finite")]:
+        with pytest.raises(ValueError, match=match):
+            tiny_config(tmp_path, **bad)
+    config = tiny_config(tmp_path, epochs="3", lr="1e-2")            # CLI strings are converted
+    assert (config.epochs, config.lr) == (3, 0.01)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 4  # type: ignore[misc]
 
 
 # ---- latents: encode → spectrum → decode --------------------------------------------------------
@@ -239,3 +276,11 @@ def test_cli_vae_train_errors_and_tiny_run(tmp_path, capsys):
     assert "max-images" in capsys.readouterr().err
     args = ["vae", "train", "--images", str(FIXTURE), "--out", str(tmp_path / "o")]
     assert cli_main([*args, "--device", "tpu"]) == 2
+    assert cli_main([*args, "--batch-size", "0"]) == 2
+    assert "batch_size must be an integer in [1, 4096]" in capsys.readouterr().err
+    # the default model, 20 images, a budget of a few batches: progress lines, the report, JSON last
+    assert cli_main([*args, "--max-images", "20", "--batch-size", "8", "--max-minutes", "1e-6",
+                     "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("loaded 20 images") and lines[1].startswith("held-out reconstruction")
+    assert json.loads(lines[-1])["epochs_completed"] == 0 and (tmp_path / "o" / "vae_fp16.pt").is_file()

@@ -1,12 +1,23 @@
-"""`opmerge vae train`: train the MSSIM-VAE of issue 5 on a folder / zip of face images."""
+"""`opmerge vae train`: train the MSSIM-VAE (``latent.vae``) on a folder / zip of face images."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from opmerge_core.infra.validation import check_int, check_positive
+from tqdm import tqdm
+
+from opmerge_core.infra.validation import check_int
 from opmerge_core.latent.images import MAX_IMAGES, load_images
+
+MESSAGES = {   # one stdout line per event of vae.train's progress other than "batch"
+    "resumed": "resumed from {checkpoint}: epoch {epoch}, batch {batch}, {minutes:.1f} min trained",
+    "epoch": "epoch {epoch}: held-out MS-SSIM {heldout_msssim:.4f}, PSNR {heldout_psnr:.2f} dB, "
+             "{seconds:.0f} s, {minutes:.1f} min total",
+    "done": "held-out reconstruction: MS-SSIM {heldout_msssim:.4f}, PSNR {heldout_psnr:.2f} dB; "
+            "{minutes:.1f} min; fp16 weights {fp16_mb:.1f} MB -> {fp16}",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,23 +42,50 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from opmerge_core.latent.vae import TrainConfig, train  # torch import only when needed
+    from opmerge_core.latent.vae import VAEConfig, train  # torch import only when needed
 
     max_images = None if args.max_images is None else check_int(args.max_images, "max-images", hi=MAX_IMAGES)
-    cfg = TrainConfig(out=args.out, epochs=check_int(args.epochs, "epochs", hi=10_000),
-                      max_minutes=check_positive(args.max_minutes, "max-minutes", hi=24 * 60),
-                      batch_size=check_int(args.batch_size, "batch-size", hi=4096),
-                      lr=check_positive(args.lr, "lr", hi=1.0),
-                      beta=check_positive(args.beta, "beta", hi=100.0, allow_zero=True),
-                      seed=check_int(args.seed, "seed", lo=0, hi=2**31 - 1), device=args.device,
-                      threads=check_int(args.threads, "threads", hi=256),
-                      ckpt_minutes=check_positive(args.ckpt_minutes, "ckpt-minutes", hi=24 * 60),
-                      progress=not args.no_progress)
+    config = VAEConfig(out=args.out, epochs=args.epochs, max_minutes=args.max_minutes,
+                       batch_size=args.batch_size, lr=args.lr, beta=args.beta, seed=args.seed,
+                       device=args.device, threads=args.threads, ckpt_minutes=args.ckpt_minutes)
     data = load_images(args.images, max_images=max_images)
     print(f"loaded {len(data.images)} images from {args.images} ({data.skipped} unreadable files skipped)",
           flush=True)
-    report = train(data.images, cfg, log=lambda m: print(m, flush=True))
+    bar = EpochBars(enabled=not args.no_progress)
+    try:
+        report = train(data.images, config, progress=bar)
+    finally:
+        bar.close()
     report["images"] = {"path": str(args.images), "n": len(data.images), "skipped": int(data.skipped)}
     print(json.dumps({k: report[k] for k in ("heldout_msssim", "heldout_psnr", "minutes", "epochs_completed",
                                              "fp16_bytes", "images")}))
     return 0
+
+
+class EpochBars:
+    """``vae.train``'s progress as one tqdm bar per epoch (stderr) and a line per resume / epoch / end
+    (stdout, also with the bar disabled)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.epoch, self.bar = enabled, None, None
+
+    def __call__(self, done: int, total: int, info: dict) -> None:
+        if info["event"] != "batch":
+            self.close()
+            mb = info.get("fp16_bytes", 0) / 1e6
+            print(MESSAGES[info["event"]].format(**info, fp16_mb=mb), flush=True)
+            return
+        if not self.enabled:
+            return
+        if info["epoch"] != self.epoch:
+            self.close()
+            self.epoch = info["epoch"]
+            self.bar = tqdm(total=info["batches"], initial=info["batch"] - 1, desc=f"epoch {self.epoch}",
+                            mininterval=5.0, file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(msssim=f"{info['msssim']:.3f}", kl=f"{info['kl']:.0f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.epoch, self.bar = None, None

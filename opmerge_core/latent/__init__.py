@@ -1,1 +1,1 @@
-"""CelebA in latent space (THEORY.md §6): the VAE, latent statistics, face images and the comparison."""
+"""CelebA in latent space (THEORY §1, per eigen-direction): the VAE, latent statistics, images, comparison."""

@@ -1,4 +1,4 @@
-"""Load face images for the VAE (issue 5): a folder or a zip of JPEG/PNG files -> uint8 (N, 64, 64, 3).
+"""Load face images for the VAE (``latent.vae``): a folder or a zip of JPEG/PNG files -> uint8 (N, 64, 64, 3).
 
 An ``.npz`` holding a uint8 array ``images`` (N, H, W[, 3]) is accepted too (the Olivetti fixture).
 Every image is centre-cropped to a square and resized to 64×64 with PIL (bicubic), so the official
@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from opmerge_core.infra.validation import check_int
+
 SIZE = 64                       # side of the square images the VAE works on
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 MAX_IMAGES = 250_000            # ≥ full CelebA (202,599); 250k × 12 KB = 3 GB as uint8
 MAX_FILE_BYTES = 20_000_000     # one image file larger than this is skipped as unreadable
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageSet:
     """Decoded images and how many files were skipped."""
 
@@ -80,15 +82,13 @@ def _iter_sources(path: Path) -> Iterator[tuple[str, bytes | None]]:
             yield info.filename, data
 
 
-def load_images(path: str | Path, max_images: int | None = None, size: int = SIZE) -> ImageSet:
+def load_images(path: str | Path, max_images: int | None = None) -> ImageSet:
     """Read up to ``max_images`` images from a folder (recursively) or a ``.zip`` file.
 
     Raises ``ValueError`` if the path does not exist, is not a folder/zip, or holds no readable image.
     """
     path = Path(path)
-    if max_images is not None and not 1 <= int(max_images) <= MAX_IMAGES:
-        raise ValueError(f"max_images must be in [1, {MAX_IMAGES}], got {max_images}")
-    limit = MAX_IMAGES if max_images is None else int(max_images)
+    limit = MAX_IMAGES if max_images is None else check_int(max_images, "max_images", hi=MAX_IMAGES)
     if not path.exists():
         raise ValueError(f"image path {path} does not exist")
     if path.is_file() and path.suffix.lower() == ".npz":
@@ -108,7 +108,7 @@ def load_images(path: str | Path, max_images: int | None = None, size: int = SIZ
         try:
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
-                arrays.append(to_square_rgb(img, size))
+                arrays.append(to_square_rgb(img))
             names.append(name)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             skipped += 1

@@ -1,34 +1,39 @@
-"""VAE latents and their covariance eigenbasis (THEORY.md §1, eigenbasis remark; issue 5).
+"""VAE latents and their covariance eigenbasis (THEORY §1: a full covariance reduces per eigen-direction).
 
 A dataset is encoded to posterior means z (N, d). Their mean μ and covariance Σ = U Λ Uᵀ define the
 Gaussian the operator-merging model is applied to: in the eigenbasis y = Uᵀ(z − μ) every coordinate
-is independent with variance λ_i, so every operator of THEORY.md acts per coordinate on y and we
+is independent with variance λ_i, so every operator of THEORY §1–§4 acts per coordinate on y and we
 rotate back with U and add μ only at the boundary, before decoding.
 
 Assets (shipped in ``assets/``, aggregate statistics only, never per-image latents):
 ``vae_celeba64_fp16.pt`` (weights) and ``celeba_latent_stats.npz`` (``mean`` (d,), ``eigvals`` (d,)
 descending, ``eigvecs`` (d, d) with eigenvectors as columns, ``n`` images). The assets folder is
 ``$OPMERGE_ASSETS`` if set, else the copy inside an installed wheel, else ``assets/`` in the repository.
+``REGENERATE`` is how to rebuild both, run from the repository root (assets/README.md).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from opmerge_core.latent.vae import VAE, load_vae, to_tensor, to_uint8
+from opmerge_core.latent.images import load_images
+from opmerge_core.latent.vae import VAE, load_vae, save_fp16, split_indices, to_tensor, to_uint8
 
 VAE_FILE = "vae_celeba64_fp16.pt"
 STATS_FILE = "celeba_latent_stats.npz"
-REGENERATE = ("opmerge vae train --images ../shared/data/celeba64/celeba_test_crops_64_q95.zip "
-              "--max-minutes 65 --out /work/scratch/vae_celeba, then "
-              "python -m opmerge_core.latent.latents "
-              "--images ../shared/data/celeba64/celeba_test_crops_64_q95.zip "
-              "--vae /work/scratch/vae_celeba/vae_fp16.pt --assets assets")
+CELEBA_ZIP = "../shared/data/celeba64/celeba_test_crops_64_q95.zip"   # the CelebA crops (assets/README.md)
+REGENERATE = (f"opmerge vae train --images {CELEBA_ZIP} --max-minutes 65 --out runs/vae_celeba, then "
+              f"python -m opmerge_core.latent.latents --images {CELEBA_ZIP} "
+              "--vae runs/vae_celeba/vae_fp16.pt --assets assets (from the repository root; runs/ is "
+              "git-ignored; see assets/README.md)")
 MAX_ENCODE = 250_000     # images encoded at once (bounded like images.MAX_IMAGES)
 
 
@@ -130,8 +135,9 @@ def load_stats(path: str | Path | None = None) -> LatentStats:
     return LatentStats(mean, eigvals, eigvecs, n)
 
 
-def load_assets(assets: str | Path | None = None, device: str = "cpu") -> tuple[VAE, LatentStats]:
-    """The shipped VAE and latent statistics (``assets/`` or ``$OPMERGE_ASSETS`` or ``assets``)."""
+def load_assets(assets: str | Path | None = None,
+                device: str | torch.device = "cpu") -> tuple[VAE, LatentStats]:
+    """The shipped VAE (on ``device``) and latent statistics, from ``assets_dir(assets)``."""
     folder = assets_dir(assets)
     stats = load_stats(folder / STATS_FILE)
     model = load_vae(folder / VAE_FILE, device=device, regenerate=REGENERATE)
@@ -145,8 +151,6 @@ def build_assets(images: np.ndarray, vae_path: str | Path, assets: str | Path,
                  latents_out: str | Path | None = None) -> dict:
     """Encode ``images`` with the VAE at ``vae_path``; write its fp16 weights and the statistics to
     ``assets``; optionally the per-image latents (never into the repository) to ``latents_out``."""
-    from opmerge_core.latent.vae import save_fp16
-
     folder = Path(assets)
     folder.mkdir(parents=True, exist_ok=True)
     model = load_vae(vae_path)
@@ -162,13 +166,8 @@ def build_assets(images: np.ndarray, vae_path: str | Path, assets: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m opmerge_core.latent.latents --images PATH --vae WEIGHTS --assets DIR [--latents-out F]``.
-    """
-    import argparse
-    import json
-
-    from opmerge_core.latent.images import load_images
-
+    """``python -m opmerge_core.latent.latents --images PATH --vae WEIGHTS --assets DIR [--latents-out F]``:
+    encode the images with the VAE and write the assets (``build_assets``)."""
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--images", required=True)
     p.add_argument("--vae", required=True)
@@ -181,10 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     data = load_images(args.images)
     print(json.dumps(build_assets(data.images, args.vae, args.assets, args.latents_out)))
     if args.recon_png:
-        from PIL import Image
-
-        from opmerge_core.latent.vae import split_indices
-
         held = data.images[split_indices(len(data.images))[1][:16]]
         model = load_vae(Path(args.assets) / VAE_FILE)
         rec = decode(model, encode(model, held))

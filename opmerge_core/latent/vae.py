@@ -1,5 +1,5 @@
-"""An MSSIM-VAE for 64×64 RGB faces and its training loop (issue 5; THEORY.md §1: the VAE gives the
-latent space whose covariance Σ = U Λ Uᵀ the operator-merging model is applied to, per eigen-direction).
+"""An MSSIM-VAE for 64×64 RGB faces and its training loop (THEORY §1: the VAE gives the latent space
+whose covariance Σ = U Λ Uᵀ the operator-merging model is applied to, per eigen-direction).
 
 Model (after the MSSIM-VAE of Snell et al. 2017 / PyTorch-VAE): an encoder of 5 stride-2 conv blocks
 (3 → 32 → 64 → 128 → 256 → 512 channels, 64 → 2 pixels, each Conv-BatchNorm-LeakyReLU), linear heads
@@ -12,12 +12,13 @@ At 64×64 the default 11-pixel window fails the package's size check (needs side
 so we use ``win_size=3`` with the 5 standard scale weights (needs side > 32; the coarsest scale is
 4×4). KL is summed over latent dimensions and averaged over the batch; the default ``β = 1e-4``
 (1.28e-2 per dimension) keeps the latents informative: the posterior means spread with variances on
-both sides of 1, which is exactly what the latent lab wants to show (THEORY.md §4, eigenbasis remark).
+both sides of 1, which is exactly what the latent lab wants to show (λ ≤ 1 and λ > 1 want different
+plans, THEORY §5).
 
-Training: Adam (learning rate decayed on a cosine over the time budget), random horizontal flips,
-a fixed 5% held-out split (seed 0, independent of ``seed``),
-a checkpoint ``last.pt`` every ``ckpt_minutes`` and at each epoch end, resume from it (the time
-budget ``max_minutes`` counts total training time over all runs), and at the end held-out
+Training (``train``, settings in ``VAEConfig``): Adam (learning rate decayed on a cosine over the time
+budget), random horizontal flips, a fixed 5% held-out split (seed 0, independent of ``seed``), a
+checkpoint ``last.pt`` every ``ckpt_minutes``, at each epoch end and on cancellation, resume from it (the
+time budget ``max_minutes`` counts total training time over all runs), and at the end held-out
 reconstruction MS-SSIM / PSNR and an fp16 export ``vae_fp16.pt``. Every ``torch.load`` uses
 ``weights_only=True``.
 """
@@ -28,15 +29,17 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from pytorch_msssim import ms_ssim
 from torch import nn
-from tqdm import tqdm
 
-from opmerge_core.infra.device import pick_device
+from opmerge_core.infra.device import DEVICES, pick_device
+from opmerge_core.infra.progress import CancelFlag, Progress, check_cancel, report
+from opmerge_core.infra.validation import check_choice, check_int, check_positive
 
 CHANNELS = (32, 64, 128, 256, 512)
 LATENT_DIM = 128
@@ -46,12 +49,12 @@ SPLIT_SEED = 0
 MAX_EPOCHS = 10_000
 MAX_MINUTES = 24 * 60
 MAX_BATCH = 4096
+MAX_THREADS = 256
+MAX_LATENT_DIM = 1024
+MAX_CHANNELS = 2048
 
 
-# --------------------------------------------------------------------------------------------------
-# Model
-# --------------------------------------------------------------------------------------------------
-
+# ---- model ---------------------------------------------------------------------------------------
 class VAE(nn.Module):
     """Convolutional VAE for (B, 3, 64, 64) images in [0, 1]."""
 
@@ -99,7 +102,8 @@ def msssim(x_hat: torch.Tensor, x: torch.Tensor, size_average: bool = True) -> t
     return ms_ssim(x_hat, x, data_range=1.0, win_size=MSSSIM_WIN, size_average=size_average)
 
 
-def loss_fn(x_hat, x, mu, logvar, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def loss_fn(x_hat: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+            beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, 1 − MS-SSIM, KL) with KL summed over latent dims, averaged over the batch."""
     rec = 1.0 - msssim(x_hat, x)
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
@@ -118,10 +122,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().clamp(0, 1) * 255.0).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-# --------------------------------------------------------------------------------------------------
-# Saving and loading (weights_only everywhere)
-# --------------------------------------------------------------------------------------------------
-
+# ---- saving and loading (weights_only everywhere) ------------------------------------------------
 def _torch_load(path: Path, what: str, regenerate: str) -> dict:
     if not Path(path).is_file():
         raise ValueError(f"{what} {path} is missing; regenerate it with: {regenerate}")
@@ -157,13 +158,10 @@ def load_vae(path: str | Path, device: torch.device | str = "cpu",
     return model.to(device).eval()
 
 
-# --------------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------------
-
-@dataclass
-class TrainConfig:
-    """Everything `opmerge vae train` controls (bounds checked in ``validate``)."""
+# ---- training ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything `opmerge vae train` controls; values are checked (and strings converted) on creation."""
 
     out: str = "vae_run"
     epochs: int = 100                     # upper bound; ``max_minutes`` usually stops first
@@ -176,27 +174,29 @@ class TrainConfig:
     threads: int = 1                      # torch CPU threads (the machine is shared)
     ckpt_minutes: float = 5.0
     latent_dim: int = LATENT_DIM
-    channels: tuple[int, ...] = field(default_factory=lambda: CHANNELS)
+    channels: tuple[int, ...] = CHANNELS
     heldout_fraction: float = HELDOUT_FRACTION
-    progress: bool = True
 
-    def validate(self) -> None:
-        if not 1 <= int(self.epochs) <= MAX_EPOCHS:
-            raise ValueError(f"epochs must be in [1, {MAX_EPOCHS}], got {self.epochs}")
-        if not 0 < float(self.max_minutes) <= MAX_MINUTES:
-            raise ValueError(f"max_minutes must be in (0, {MAX_MINUTES}], got {self.max_minutes}")
-        if not 1 <= int(self.batch_size) <= MAX_BATCH:
-            raise ValueError(f"batch_size must be in [1, {MAX_BATCH}], got {self.batch_size}")
-        if not 0 < float(self.lr) <= 1.0:
-            raise ValueError(f"lr must be in (0, 1], got {self.lr}")
-        if not 0 <= float(self.beta) <= 100.0:
-            raise ValueError(f"beta must be in [0, 100], got {self.beta}")
-        if not 1 <= int(self.threads) <= 256:
-            raise ValueError(f"threads must be in [1, 256], got {self.threads}")
-        if not 0 < float(self.heldout_fraction) < 0.5:
-            raise ValueError(f"heldout_fraction must be in (0, 0.5), got {self.heldout_fraction}")
-        if not 1 <= int(self.latent_dim) <= 1024:
-            raise ValueError(f"latent_dim must be in [1, 1024], got {self.latent_dim}")
+    def __post_init__(self) -> None:
+        put = partial(object.__setattr__, self)
+        put("out", str(self.out))
+        put("epochs", check_int(self.epochs, "epochs", hi=MAX_EPOCHS))
+        put("max_minutes", check_positive(self.max_minutes, "max_minutes", hi=MAX_MINUTES))
+        put("batch_size", check_int(self.batch_size, "batch_size", hi=MAX_BATCH))
+        put("lr", check_positive(self.lr, "lr", hi=1.0))
+        put("beta", check_positive(self.beta, "beta", hi=100.0, allow_zero=True))
+        put("seed", check_int(self.seed, "seed", lo=0, hi=2**31 - 1))
+        check_choice(self.device, DEVICES, "device")
+        put("threads", check_int(self.threads, "threads", hi=MAX_THREADS))
+        put("ckpt_minutes", check_positive(self.ckpt_minutes, "ckpt_minutes", hi=MAX_MINUTES))
+        put("latent_dim", check_int(self.latent_dim, "latent_dim", hi=MAX_LATENT_DIM))
+        if not 1 <= len(self.channels) <= 6:
+            raise ValueError(f"channels must list 1 to 6 widths, got {self.channels!r}")
+        put("channels", tuple(check_int(c, "channels", hi=MAX_CHANNELS) for c in self.channels))
+        fraction = check_positive(self.heldout_fraction, "heldout_fraction", hi=0.5)
+        if fraction == 0.5:
+            raise ValueError(f"heldout_fraction must be < 0.5, got {fraction:g}")
+        put("heldout_fraction", fraction)
 
 
 def split_indices(n: int, fraction: float = HELDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -232,114 +232,172 @@ def lr_at(lr0: float, progress: float) -> float:
     return lr0 * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * p)))
 
 
-def _save_checkpoint(path: Path, model: VAE, opt: torch.optim.Optimizer, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                "config": model.config(), "state": state}, tmp)
-    tmp.replace(path)                                    # atomic: an interrupted save never corrupts last.pt
-
-
-def train(images: np.ndarray, cfg: TrainConfig, log=print) -> dict:
+def train(images: np.ndarray, config: VAEConfig, *, progress: Progress | None = None,
+          cancel: CancelFlag | None = None) -> dict:
     """Train (or resume) a VAE on uint8 images (N, 64, 64, 3); returns the final report dict.
 
-    Writes ``last.pt`` (checkpoint), ``vae_fp16.pt`` (fp16 export) and ``report.json`` to ``cfg.out``.
+    Writes ``last.pt`` (checkpoint), ``vae_fp16.pt`` (fp16 export) and ``report.json`` to
+    ``config.out``. ``progress(done, total, info)`` counts batches over ``config.epochs`` epochs;
+    ``info["event"]`` is ``"resumed"`` (checkpoint, epoch, batch, minutes), ``"batch"`` (epoch, batch,
+    batches, msssim and kl of the batch, minutes), ``"epoch"`` (epoch, held-out msssim / psnr, seconds,
+    minutes) or ``"done"`` (the report's held-out figures, minutes, fp16 path and bytes; then done =
+    total). A set ``cancel`` flag saves the checkpoint and raises ``Cancelled`` between two batches.
     """
-    cfg.validate()
-    device = pick_device(cfg.device)
-    torch.set_num_threads(int(cfg.threads))
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(config.device)
     if images.ndim != 4 or images.shape[1:] != (64, 64, 3) or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, 64, 64, 3), got {images.dtype} {images.shape}")
-    train_idx, held_idx = split_indices(len(images), cfg.heldout_fraction)
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_idx, held_idx = split_indices(len(images), config.heldout_fraction)
     # kept as uint8 (4× less memory than float); each batch is converted on the fly
     x_train, x_held = torch.from_numpy(images[train_idx]), torch.from_numpy(images[held_idx])
+    torch.manual_seed(config.seed)
+    model = VAE(config.latent_dim, config.channels).to(device)
+    run = _Run(config, model, torch.optim.Adam(model.parameters(), lr=config.lr), x_train, device,
+               out / "last.pt", progress, cancel)
+    run.resume()
+    run.started = run.saved = time.perf_counter()         # the budget counts training time only
+    while run.state["epoch"] < config.epochs and not run.out_of_time:
+        _train_epoch(run, x_held)
+    return _finish(run, x_held, out)
 
-    torch.manual_seed(cfg.seed)
-    model = VAE(cfg.latent_dim, cfg.channels).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    state = {"epoch": 0, "batch": 0, "elapsed": 0.0, "history": [], "epoch_seconds": []}
-    ckpt = out / "last.pt"
-    if ckpt.exists():
-        obj = _torch_load(ckpt, "checkpoint", f"delete it and rerun (it is in {out})")
-        if obj["config"] != model.config():
-            raise ValueError(f"checkpoint {ckpt} is for model {obj['config']}, not {model.config()}; "
-                             f"use another --out")
-        model.load_state_dict(obj["state_dict"])
-        opt.load_state_dict(obj["optimizer"])
-        state = obj["state"]
-        log(f"resumed from {ckpt}: epoch {state['epoch']}, batch {state['batch']}, "
-            f"{state['elapsed'] / 60:.1f} min trained")
 
-    budget = 60.0 * float(cfg.max_minutes)
-    n_batches = max(1, len(x_train) // cfg.batch_size)      # drop the ragged last batch (BatchNorm)
-    bs = min(cfg.batch_size, len(x_train))
-    t_run = time.perf_counter()
-    elapsed0 = float(state["elapsed"])
-    last_ckpt = t_run
-    stop = False
-    while state["epoch"] < cfg.epochs and not stop:
-        epoch = int(state["epoch"])
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)   # same order when resumed
-        perm = torch.randperm(len(x_train), generator=g)
-        flips = torch.rand(len(x_train), generator=g) < 0.5
-        model.train()
-        t_epoch = time.perf_counter()
-        bar = tqdm(range(int(state["batch"]), n_batches), desc=f"epoch {epoch + 1}", mininterval=5.0,
-                   disable=not cfg.progress, leave=True)
-        for b in bar:
-            idx = perm[b * bs:(b + 1) * bs]
-            x = to_tensor(x_train[idx], device)
-            x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
-            for group in opt.param_groups:                   # cosine decay over the time budget
-                group["lr"] = lr_at(cfg.lr, state["elapsed"] / budget)
-            x_hat, mu, logvar = model(x)
-            loss, rec, kl = loss_fn(x_hat, x, mu, logvar, cfg.beta)
-            if not torch.isfinite(loss):
-                raise ValueError(f"training diverged (loss {loss.item()}); lower --lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state["batch"] = b + 1
-            bar.set_postfix(msssim=f"{1 - rec.item():.3f}", kl=f"{kl.item():.0f}", refresh=False)
-            now = time.perf_counter()
-            state["elapsed"] = elapsed0 + (now - t_run)
-            if state["elapsed"] >= budget:
-                stop = True
-                break
-            if now - last_ckpt >= 60.0 * cfg.ckpt_minutes:
-                _save_checkpoint(ckpt, model, opt, state)
-                last_ckpt = now
-        bar.close()
-        if state["batch"] >= n_batches:                     # epoch complete
-            seconds = time.perf_counter() - t_epoch
-            metrics = evaluate(model, x_held)
-            state["history"].append({"epoch": epoch + 1, **metrics, "minutes": state["elapsed"] / 60})
-            state["epoch_seconds"].append(seconds)
-            log(f"epoch {epoch + 1}: held-out MS-SSIM {metrics['msssim']:.4f}, "
-                f"PSNR {metrics['psnr']:.2f} dB, {seconds:.0f} s, {state['elapsed'] / 60:.1f} min total")
-            state["epoch"], state["batch"] = epoch + 1, 0
-        _save_checkpoint(ckpt, model, opt, state)
-        last_ckpt = time.perf_counter()
+@dataclass
+class _Run:
+    """One training run: model, optimiser and the checkpointed ``state`` (epoch, batch, seconds)."""
 
-    metrics = evaluate(model, x_held)
-    report = {"heldout_msssim": metrics["msssim"], "heldout_psnr": metrics["psnr"],
-              "n_train": len(x_train), "n_heldout": len(x_held),
+    config: VAEConfig
+    model: VAE
+    opt: torch.optim.Optimizer
+    x_train: torch.Tensor            # uint8 (N, 64, 64, 3)
+    device: torch.device
+    ckpt: Path
+    progress: Progress | None
+    cancel: CancelFlag | None
+    state: dict = field(default_factory=lambda: {"epoch": 0, "batch": 0, "elapsed": 0.0,
+                                                 "history": [], "epoch_seconds": []})
+    started: float = 0.0             # perf_counter when this run's training started
+    elapsed0: float = 0.0            # seconds trained before this run
+    saved: float = 0.0               # perf_counter of the last checkpoint
+
+    @property
+    def batch_size(self) -> int:
+        return min(self.config.batch_size, len(self.x_train))
+
+    @property
+    def n_batches(self) -> int:
+        return max(1, len(self.x_train) // self.config.batch_size)   # drop the ragged last batch
+
+    @property
+    def done(self) -> int:
+        return int(self.state["epoch"]) * self.n_batches + int(self.state["batch"])
+
+    @property
+    def total(self) -> int:
+        return self.config.epochs * self.n_batches
+
+    @property
+    def budget(self) -> float:
+        return 60.0 * self.config.max_minutes
+
+    @property
+    def out_of_time(self) -> bool:
+        return self.state["elapsed"] >= self.budget
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` if there is one (same model config required)."""
+        if not self.ckpt.exists():
+            return
+        obj = _torch_load(self.ckpt, "checkpoint", f"delete it and rerun (it is in {self.ckpt.parent})")
+        if obj["config"] != self.model.config():
+            raise ValueError(f"checkpoint {self.ckpt} is for model {obj['config']}, not "
+                             f"{self.model.config()}; use another --out")
+        self.model.load_state_dict(obj["state_dict"])
+        self.opt.load_state_dict(obj["optimizer"])
+        self.state, self.elapsed0 = obj["state"], float(obj["state"]["elapsed"])
+        report(self.progress, self.done, self.total, event="resumed", checkpoint=str(self.ckpt),
+               epoch=int(self.state["epoch"]), batch=int(self.state["batch"]),
+               minutes=self.elapsed0 / 60)
+
+    def save(self) -> None:
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save({"state_dict": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                    "config": self.model.config(), "state": self.state}, tmp)
+        tmp.replace(self.ckpt)                  # atomic: an interrupted save never corrupts last.pt
+        self.saved = time.perf_counter()
+
+
+def _train_epoch(run: _Run, x_held: torch.Tensor) -> None:
+    """The rest of the current epoch, until its end or the time budget; then checkpoint."""
+    config, state, epoch = run.config, run.state, int(run.state["epoch"])
+    g = torch.Generator().manual_seed(config.seed * 100_003 + epoch)   # same order when resumed
+    perm = torch.randperm(len(run.x_train), generator=g)
+    flips = torch.rand(len(run.x_train), generator=g) < 0.5
+    run.model.train()
+    t_epoch = time.perf_counter()
+    for b in range(int(state["batch"]), run.n_batches):
+        if run.cancel is not None and run.cancel.is_set():
+            run.save()
+            check_cancel(run.cancel)
+        idx = perm[b * run.batch_size:(b + 1) * run.batch_size]
+        x = to_tensor(run.x_train[idx], run.device)
+        rec, kl = _step(run, torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x))
+        state["batch"] = b + 1
+        state["elapsed"] = run.elapsed0 + (time.perf_counter() - run.started)
+        if run.progress is not None:
+            run.progress(run.done, run.total, {"event": "batch", "epoch": epoch + 1, "batch": b + 1,
+                                               "batches": run.n_batches, "msssim": 1.0 - rec,
+                                               "kl": kl, "minutes": state["elapsed"] / 60})
+        if run.out_of_time:
+            break
+        if time.perf_counter() - run.saved >= 60.0 * config.ckpt_minutes:
+            run.save()
+    if state["batch"] >= run.n_batches:                     # epoch complete
+        seconds = time.perf_counter() - t_epoch
+        metrics = evaluate(run.model, x_held)
+        state["history"].append({"epoch": epoch + 1, **metrics, "minutes": state["elapsed"] / 60})
+        state["epoch_seconds"].append(seconds)
+        state["epoch"], state["batch"] = epoch + 1, 0
+        report(run.progress, run.done, run.total, event="epoch", epoch=epoch + 1,
+               heldout_msssim=metrics["msssim"], heldout_psnr=metrics["psnr"], seconds=seconds,
+               minutes=state["elapsed"] / 60)
+    run.save()
+
+
+def _step(run: _Run, x: torch.Tensor) -> tuple[float, float]:
+    """One Adam step on a batch (learning rate on the cosine of the used budget): (1 − MS-SSIM, KL)."""
+    for group in run.opt.param_groups:
+        group["lr"] = lr_at(run.config.lr, run.state["elapsed"] / run.budget)
+    x_hat, mu, logvar = run.model(x)
+    loss, rec, kl = loss_fn(x_hat, x, mu, logvar, run.config.beta)
+    if not torch.isfinite(loss):
+        raise ValueError(f"training diverged (loss {loss.item()}); lower --lr")
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    return rec.item(), kl.item()
+
+
+def _finish(run: _Run, x_held: torch.Tensor, out: Path) -> dict:
+    """Held-out reconstruction, the fp16 export and ``report.json``."""
+    state, metrics = run.state, evaluate(run.model, x_held)
+    result = {"heldout_msssim": metrics["msssim"], "heldout_psnr": metrics["psnr"],
+              "n_train": len(run.x_train), "n_heldout": len(x_held),
               "epochs_completed": int(state["epoch"]), "batches_into_epoch": int(state["batch"]),
               "minutes": float(state["elapsed"]) / 60.0,
               "epoch_seconds": [float(s) for s in state["epoch_seconds"]],
-              "history": state["history"], "config": {**asdict(cfg), "channels": list(cfg.channels)},
-              "device": str(device), "msssim_win_size": MSSSIM_WIN}
-    meta = {k: report[k] for k in ("heldout_msssim", "heldout_psnr", "n_train", "n_heldout",
-                                   "epochs_completed", "minutes")}
-    report["fp16_bytes"] = save_fp16(model, out / "vae_fp16.pt", meta={k: float(v) for k, v in meta.items()})
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    log(f"held-out reconstruction: MS-SSIM {report['heldout_msssim']:.4f}, "
-        f"PSNR {report['heldout_psnr']:.2f} dB; {report['minutes']:.1f} min; "
-        f"fp16 weights {report['fp16_bytes'] / 1e6:.1f} MB -> {out / 'vae_fp16.pt'}")
-    return report
+              "history": state["history"], "device": str(run.device), "msssim_win_size": MSSSIM_WIN,
+              "config": {**asdict(run.config), "channels": list(run.config.channels)}}
+    meta = {k: float(result[k]) for k in ("heldout_msssim", "heldout_psnr", "n_train", "n_heldout",
+                                          "epochs_completed", "minutes")}
+    result["fp16_bytes"] = save_fp16(run.model, out / "vae_fp16.pt", meta=meta)
+    (out / "report.json").write_text(json.dumps(result, indent=2))
+    report(run.progress, run.total, run.total, event="done", heldout_msssim=result["heldout_msssim"],
+           heldout_psnr=result["heldout_psnr"], minutes=result["minutes"],
+           fp16=str(out / "vae_fp16.pt"), fp16_bytes=result["fp16_bytes"])
+    return result
 
 
 def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-

@@ -1,1 +1,6 @@
-"""Training students under a plan (THEORY.md §2, §4): the batched torch trainer and its run spec."""
+"""Training students under plans (THEORY §2, §3, §6).
+
+``trainer`` (the config and the loop) over ``graph`` (the merges of all plans), ``students`` (their
+torch parameters), ``closed_form`` (what training should give) and ``results``; ``train_spec`` is a
+training request as data.
+"""

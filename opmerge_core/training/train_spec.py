@@ -17,20 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from opmerge_core.infra.progress import Cancelled, Progress
 from opmerge_core.infra.runstore import Heartbeat, RunStore
 from opmerge_core.infra.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
-from opmerge_core.training.trainer import (
-    T_MAX_TRAIN,
-    ProgressFn,
-    TrainConfig,
-    TrainingCancelled,
-    TrainResult,
-    theory,
-    train,
-)
+from opmerge_core.training.closed_form import theory
+from opmerge_core.training.results import TrainResult
+from opmerge_core.training.trainer import T_MAX_TRAIN, TrainConfig, train
 
 STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
 CUSTOM = "custom"
@@ -98,7 +93,7 @@ class TrainSpec(TrainConfig):
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def run(spec: TrainSpec, progress: ProgressFn | None = None,
+def run(spec: TrainSpec, progress: Progress | None = None,
         cancel: threading.Event | None = None) -> TrainResult:
     return train(spec.setting(), np.asarray(spec.lam), spec.plans(), spec.config(),
                  progress=progress, cancel=cancel)
@@ -128,7 +123,7 @@ def save(result: TrainResult, run_dir: Path) -> dict:
 
 
 def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
-            progress: ProgressFn | None = None, cancel: threading.Event | None = None,
+            progress: Progress | None = None, cancel: threading.Event | None = None,
             ) -> tuple[int, TrainResult | None]:
     """Run a spec as a recorded run: running → done / failed (reason) / cancelled.
 
@@ -150,7 +145,7 @@ def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
     try:
         with Heartbeat(store, [run_id]):
             result = run(spec, report, cancel)
-    except TrainingCancelled:
+    except Cancelled:
         store.finish(run_id, "cancelled", error="cancelled")
         raise
     except KeyboardInterrupt:
@@ -169,7 +164,7 @@ SWEEP_KIND = "train-sweep"
 SWEEP_POINTS_MAX = 16
 
 
-def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: ProgressFn | None = None,
+def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: Progress | None = None,
                  cancel: threading.Event | None = None) -> list[dict]:
     """Train the spec's plans once per number of steps (same lr): the trained one-step operator vs
     the realised budget S_eff = 2·lr·steps, next to the closed form. Plans are fixed to the spec's
@@ -198,7 +193,7 @@ def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: ProgressFn | 
     return rows
 
 
-def budget_sweep_job(spec: TrainSpec, steps_list: list[int], *, progress: ProgressFn | None = None,
+def budget_sweep_job(spec: TrainSpec, steps_list: list[int], *, progress: Progress | None = None,
                      cancel: threading.Event | None = None) -> dict:
     """``budget_sweep`` as a compute-backend job: the spec travels back with its rows."""
     return {"spec": spec, "rows": budget_sweep(spec, steps_list, progress, cancel)}
