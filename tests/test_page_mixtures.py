@@ -58,8 +58,8 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
 
 
 def test_training_function_protocol_progress_and_cancel():
+    from opmerge_core.infra.progress import Cancelled
     from opmerge_core.sfd import lab as sfd_lab
-    from opmerge_core.training.trainer import TrainingCancelled
 
     spec = sfd_lab.MixtureSpec(preset="two-blobs", nfe=1, budget=256, n_samples=200)
     seen = []
@@ -71,7 +71,7 @@ def test_training_function_protocol_progress_and_cancel():
         def is_set(self) -> bool:
             return True
 
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         sfd_lab.train_mixture_demo(spec, cancel=Flag())
     import pickle
 
