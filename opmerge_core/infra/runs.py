@@ -49,8 +49,9 @@ class Ledger:
         self._heartbeat.add(run.id)
         return run
 
-    def _closed(self, run: Run) -> None:
-        self._heartbeat.discard(run.id)
+    def release(self, run_id: int) -> None:
+        """A run finished: no more heartbeats for it."""
+        self._heartbeat.discard(run_id)
 
     def close(self) -> None:
         """Stop the heartbeat (runs still open keep their rows; the next store recovers them)."""
@@ -60,9 +61,9 @@ class Ledger:
 class Run:
     """One recorded run; every write of its row goes through here (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger, run_id: int, every: float = STORE_EVERY):
+    def __init__(self, ledger: Ledger, run_id: int, store_every: float):
         self.id, self.status, self.error = run_id, "queued", None
-        self._ledger, self._every = ledger, every
+        self._ledger, self._every = ledger, store_every
         self._last_write = float("-inf")
         self._lock = threading.Lock()
 
@@ -115,7 +116,7 @@ class Run:
             if self.finished:
                 return
             self.status, self.error = status, fields.get("error")
-            self._ledger._closed(self)
+            self._ledger.release(self.id)
             row = self.store.get(self.id)
             if row is not None and row["status"] in ACTIVE:    # not recovered by another process
                 self.store.finish(self.id, status, **fields)
