@@ -38,8 +38,7 @@ def main() -> None:
         for seed in seeds:
             cfg = distill.DistillConfig(nfe=args.nfe, algorithm=algorithm, budget=args.budget,
                                         afs=args.afs, seed=seed, lower_order_final=args.lower_order_final)
-            runs.append(sfd_lab.run(args.teacher, cfg, assets=args.assets, device="cpu", store=None,
-                                    threads=1))
+            runs.append(sfd_lab.job(args.teacher, cfg, assets=args.assets, device="cpu")["metrics"])
         first = runs[0]
 
         def pm(key: str, over_seeds: bool = True, runs: list = runs, first: dict = first) -> str:

@@ -41,7 +41,7 @@ def free_port():
 @pytest.fixture(scope="session")
 def scheduler_address():
     """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
-    from opmerge_core.infra import compute
+    from opmerge_core.infra import cluster
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -58,7 +58,7 @@ def scheduler_address():
         client = None
         for _ in range(120):
             try:
-                client = compute.connect(address, timeout="2s")
+                client = cluster.connect(address, timeout="2s")
                 if client.nthreads():
                     break
             except ValueError:

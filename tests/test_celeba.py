@@ -1,4 +1,4 @@
-"""CelebA latent lab (issue 5): theory per strategy on a latent spectrum, samples, face grid, CLI.
+"""CelebA latent lab: theory per strategy on a latent spectrum, samples, face grid, CLI.
 
 Uses an untrained tiny VAE and a synthetic spectrum straddling λ = 1 written to a tmp assets folder
 (the shipped assets are not needed), so the checks are against closed forms (THEORY §1, §4).
@@ -145,3 +145,13 @@ def test_trainer_evaluation_matches_theory():
         assert c.trained_w2[m]["w2"] == pytest.approx(c.w2[m]["w2"], rel=0.05)
     with pytest.raises(ValueError, match="S > 0"):
         celeba.train_strategies(celeba.compare(Setting(4, S=0.0), LAM))
+
+
+def test_trainer_evaluation_reports_one_progress_over_both_runs():
+    lam = np.concatenate([LAM, np.linspace(1.1, 1.8, 5)])     # the strategies' run and the extra-plan run
+    seen = []
+    celeba.train_strategies(celeba.compare(Setting(8), lam), steps=20, device="cpu",
+                            progress=lambda done, total, info: seen.append((done, total, info["stage"])))
+    done = [d for d, _, _ in seen]
+    assert {t for _, t, _ in seen} == {2 * celeba.STAGE_UNITS} and {s for *_, s in seen} == {0, 1}
+    assert done == sorted(done) and done[-1] == 2 * celeba.STAGE_UNITS

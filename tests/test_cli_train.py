@@ -116,3 +116,19 @@ def test_train_on_an_existing_cluster_matches_a_local_run(capsys, scheduler_addr
     code, out, _ = run(capsys, "runs", "show", str(remote["run_id"]), "--json")
     row = json.loads(out)
     assert row["status"] == "done" and set(row["metrics"]["w2_empirical"]) == {"boot", "vanilla"}
+
+
+def test_ctrl_c_records_the_run_cancelled(capsys, monkeypatch):
+    from opmerge_core.training import train_spec
+
+    def interrupted(spec, *, progress=None, cancel=None):
+        progress(1, 4, {})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_spec, "run", interrupted)
+    code, out, err = run(capsys, "train", "--T", "4", "--lam", "1", "--json")
+    assert code == 130 and out == "" and "interrupted" in err
+    _, out, _ = run(capsys, "runs", "list", "--json")
+    (row,) = json.loads(out)
+    assert row["status"] == "cancelled" and row["error"] == "interrupted by the user"
+    assert row["progress"] == 0.25

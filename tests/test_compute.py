@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
-from opmerge_core.infra import compute
+from opmerge_core.infra import cluster, compute, runs
+from opmerge_core.infra.cache import ResultCache
+from opmerge_core.infra.progress import Cancelled
 from opmerge_core.infra.runstore import RunStore
 from opmerge_core.theory import sweep
 from opmerge_core.theory.setting import Setting
@@ -22,7 +25,7 @@ from opmerge_core.theory.setting import Setting
 def sleepy(n: int, *, progress=None, cancel=None) -> int:
     for i in range(n):
         if cancel is not None and cancel.is_set():
-            raise compute.Cancelled("stopped")
+            raise Cancelled("stopped")
         time.sleep(0.05)
         if progress is not None:
             progress(i + 1, n, {"loss": 1.0 / (i + 1)})
@@ -57,7 +60,7 @@ def wait(pred, timeout: float = 30.0) -> bool:
 def backend(tmp_path_factory):
     home = tmp_path_factory.mktemp("compute")
     b = compute.Backend(n_workers=2, store=RunStore(home / "runs.sqlite"),
-                        cache=compute.ResultCache(home / "cache"))
+                        cache=ResultCache(home / "cache"))
     yield b
     b.shutdown()
 
@@ -74,6 +77,41 @@ def test_a_run_goes_through_the_whole_life_cycle(backend):
     assert row["status"] == "done" and row["progress"] == 1 and row["metrics"] == {"twice": 40}
     assert row["params"] == {"n": 20} and row["owner"] == "s1"
     assert len(job.losses) >= 2 and job.losses[-1][1] == pytest.approx(1 / 20)
+
+
+def twice(result: int, folder) -> dict:
+    return {"metrics": {"twice": result}}
+
+
+def test_a_backend_run_and_a_local_run_leave_the_same_rows(backend):
+    """One life cycle (runs.py) for both paths: the same job gives the same run-store row."""
+    volatile = ("id", "created", "heartbeat", "finished")
+
+    def row(run_id: int) -> dict:
+        return {k: v for k, v in backend.store.get(run_id).items() if k not in volatile}
+
+    job = backend.submit("test", sleepy, 3, params={"n": 3}, finalize=twice)
+    local_id, result = runs.execute(backend.store, "test", sleepy, 3, params={"n": 3}, finalize=twice)
+    assert job.wait(30) and job.result == result == 6
+    assert row(job.id) == row(local_id) and row(local_id)["status"] == "done"
+    bad = backend.submit("test", diverging)
+    with pytest.raises(ValueError):
+        runs.execute(backend.store, "test", diverging)
+    local_bad = backend.store.list(limit=1)[0]["id"]
+    assert bad.wait(20) and local_bad != bad.id
+    assert row(bad.id) == row(local_bad) and row(bad.id)["status"] == "failed"
+    stopped = backend.submit("test", sleepy, 400)
+    assert wait(lambda: stopped.status == "running")
+    stopped.cancel()
+    flag = threading.Event()
+    flag.set()
+    with pytest.raises(Cancelled):
+        runs.execute(backend.store, "test", sleepy, 400, cancel=flag)
+    local_stopped = backend.store.list(limit=1)[0]["id"]
+    assert stopped.wait(10) and local_stopped != stopped.id
+    cancelled = [backend.store.get(i) for i in (stopped.id, local_stopped)]
+    assert {(r["status"], r["error"], str(r["metrics"])) for r in cancelled} == {("cancelled", "cancelled",
+                                                                                  "{}")}
 
 
 def test_cancel_a_running_job_on_its_worker_and_a_queued_one(backend):
@@ -116,7 +154,7 @@ def test_identical_requests_share_one_computation_and_the_cache_persists(backend
     assert first is second and not first.done
     assert first.wait(20) and first.result == pytest.approx(x * x)
     assert backend.cached(slow_square, x).status == "done"         # a cache hit, no new task
-    fresh = compute.ResultCache(backend.cache.directory)           # another process / a restart
+    fresh = ResultCache(backend.cache.directory)           # another process / a restart
     assert fresh.get(first.key) == (True, pytest.approx(x * x))
 
 
@@ -155,23 +193,23 @@ def test_finished_jobs_are_evicted_from_memory(backend, monkeypatch):
 
 def test_bad_settings_and_addresses():
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
-        compute.check_address("localhost:8786")
+        cluster.check_address("localhost:8786")
     with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
-        compute.connect("tcp://127.0.0.1:9", timeout="1s")
+        cluster.connect("tcp://127.0.0.1:9", timeout="1s")
 
 
 def test_workers_from_env(monkeypatch):
     monkeypatch.setenv("OPMERGE_WORKERS", "3")
-    assert compute.default_workers() == 3
+    assert cluster.default_workers() == 3
     for bad in ("0", "many"):
         monkeypatch.setenv("OPMERGE_WORKERS", bad)
         with pytest.raises(ValueError, match="OPMERGE_WORKERS"):
-            compute.default_workers()
+            cluster.default_workers()
 
 
 def test_an_existing_cluster_runs_runs_and_cached_results(scheduler_address, tmp_path):
     b = compute.Backend(scheduler_address, store=RunStore(tmp_path / "runs.sqlite"),
-                        cache=compute.ResultCache(tmp_path / "cache"))
+                        cache=ResultCache(tmp_path / "cache"))
     try:
         assert b.cluster is None and b.n_workers == 1
         job = b.submit("test", sleepy, 10, finalize=lambda r, folder: {"metrics": {"r": r}})
@@ -223,7 +261,7 @@ def test_workers_spawned_by_a_streamlit_server_do_not_run_the_app(tmp_path, monk
     fake.__file__ = str(Path(__file__).parents[1] / "opmerge_dashboard" / "app.py")
     monkeypatch.setitem(sys.modules, "__main__", fake)
     b = compute.Backend(n_workers=1, store=RunStore(tmp_path / "runs.sqlite"),
-                        cache=compute.ResultCache(tmp_path / "cache"))
+                        cache=ResultCache(tmp_path / "cache"))
     try:
         assert list(b.client.run(page_drawn_in_worker).values()) == [False]
     finally:

@@ -65,10 +65,12 @@ def test_killed_training_is_found_failed(tmp_path):
         import torch
         torch.set_num_threads(1)
         from opmerge_core.training import train_spec
+        from opmerge_core.infra import runs
         from opmerge_core.infra.runstore import RunStore
         spec = train_spec.TrainSpec(T=32, lam=[0.5], strategies=["boot"], steps=100000,
                                     lr=1e-5, batch=16, device="cpu")
-        train_spec.execute(RunStore({str(path)!r}), spec)
+        runs.execute(RunStore({str(path)!r}), train_spec.KIND, train_spec.run, spec,
+                     params=spec.as_dict(), finalize=train_spec.record)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:

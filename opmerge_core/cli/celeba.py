@@ -1,4 +1,5 @@
-"""`opmerge celeba compare`: merge strategies on the CelebA latent spectrum, decoded to faces (issue 5)."""
+"""`opmerge celeba compare`: merge strategies on the CelebA latent spectrum (THEORY §1, §3, §4), decoded
+to faces."""
 
 from __future__ import annotations
 

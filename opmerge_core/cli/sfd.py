@@ -121,7 +121,7 @@ def run_sfd_train(args: argparse.Namespace) -> int:
     from opmerge_core.sfd import lab as sfd_lab
 
     check_choice(args.teacher, teachers.TEACHERS, "teacher")
-    _threads(args.threads)
+    threads = check_int(args.threads, "--threads", hi=256)
     budget = args.budget or (distill.MIXTURE_BUDGET if args.teacher == "mixture-2d"
                              else distill.DEFAULT_BUDGET)
     cfg = distill.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
@@ -131,25 +131,29 @@ def run_sfd_train(args: argparse.Namespace) -> int:
                                 lower_order_final=args.lower_order_final,
                                 lr=float(_number(args.lr, "--lr")),
                                 seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1))
-    store = None
-    if not args.no_store:
-        from opmerge_core.infra.runstore import RunStore
-        store = RunStore()
+    n_eval = check_int(args.n_eval, "--n-eval", lo=16, hi=sfd_lab.N_EVAL_MAX)
+    job_args = (args.teacher, cfg, args.preset, args.assets, args.device, n_eval, threads)
     shown = [-1]
 
-    def progress(done: int, total: int, loss: float) -> None:     # every 10% on stderr
+    def progress(done: int, total: int, info: dict) -> None:     # every 10% on stderr
         tenth = 10 * done // total
         if tenth > shown[0] and not args.json:
             shown[0] = tenth
-            print(f"  {done:>9,}/{total:,} trajectories  loss {loss:.4g}", file=sys.stderr, flush=True)
+            print(f"  {done:>9,}/{total:,} trajectories  loss {info['loss']:.4g}", file=sys.stderr,
+                  flush=True)
 
-    try:
-        out = sfd_lab.run(args.teacher, cfg, preset=args.preset, assets=args.assets, device=args.device,
-                          n_eval=check_int(args.n_eval, "--n-eval", lo=16, hi=sfd_lab.N_EVAL_MAX),
-                          store=store, progress=progress, threads=None)
-    finally:
-        if store is not None:
-            store.close()
+    if args.no_store:
+        run_id, result = None, sfd_lab.job(*job_args, progress=progress)
+    else:
+        from opmerge_core.infra import runs
+        from opmerge_core.infra.runstore import RunStore
+
+        with RunStore() as store:
+            run_id, result = runs.execute(store, sfd_lab.RUN_KIND, sfd_lab.job, *job_args,
+                                          params=sfd_lab.run_params(args.teacher, cfg, args.preset,
+                                                                    args.device),
+                                          finalize=sfd_lab.record, progress=progress)
+    out = {**result["metrics"], "run_id": run_id}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -113,9 +113,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
     if args.scheduler:
-        from opmerge_core.infra import compute
+        from opmerge_core.infra import cluster
 
-        with compute.connect(args.scheduler) as client:
+        with cluster.connect(args.scheduler) as client:
             df, th = sweep.sweep_on_cluster(client, lams, Ts, uniform_K=int(args.K), **common)
     else:
         df = sweep.phase_sweep(lams, Ts, uniform_K=int(args.K), **common)

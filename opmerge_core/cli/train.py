@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from opmerge_core.infra import runs
 from opmerge_core.infra.device import DEVICES
 from opmerge_core.infra.runstore import RunStore
 from opmerge_core.infra.validation import check_int, check_T, parse_float_list
@@ -63,7 +64,9 @@ def run_train(args: argparse.Namespace) -> int:
         if args.scheduler:
             run_id, result = _train_on_cluster(args.scheduler, store, spec, progress)
         else:
-            run_id, result = train_spec.execute(store, spec, progress=progress)
+            run_id, result = runs.execute(store, train_spec.KIND, train_spec.run, spec,
+                                          params=spec.as_dict(), finalize=train_spec.record,
+                                          progress=progress)
     as_list = len(spec.lam) > 1
     out: dict = {"S_eff": result.S_eff, "run_id": run_id}
     for name, p in result.plans.items():

@@ -9,172 +9,42 @@ cluster instead.
 Two kinds of work share one job life cycle (queued → running with progress → done | failed |
 cancelled):
 
-* ``submit(kind, fn, *args, ...)`` — a *run*: recorded in the run store (created, started, progress,
-  finished with metrics and artifacts). ``fn(*args, progress=..., cancel=...)`` runs on a worker with
-  ``progress(done, total, info)`` and ``cancel.is_set()``; it returns its result, which the server
-  turns into metrics/artifacts (``finalize``) — remote workers never write the server's store.
-* ``cached(fn, *args)`` — a pure heavy result (a large-T DP, curves, phase diagrams, shared plans,
-  …): identical in-flight requests from every session share one computation, and a finished result
-  goes to a persistent cache under ``$OPMERGE_HOME/cache`` (shared by every server process, survives
-  restarts, keyed by the source of ``opmerge_core`` so an upgrade never serves stale results).
+* ``submit(kind, fn, *args, ...)`` — a *run*, recorded through the run life cycle (runs.py): created,
+  started, progress, finished with the metrics and artifacts of ``finalize(result, run_dir)``, which
+  runs here on the server — remote workers never write the server's store.
+  ``fn(*args, progress=..., cancel=...)`` runs on a worker (worker.py).
+* ``cached(fn, *args)`` — a pure heavy result: identical in-flight requests from every session share
+  one computation, and a finished result goes to the persistent cache (cache.py).
 
-Progress travels as Dask events (worker ``log_event`` → client ``subscribe_topic``); cancellation is a
-Dask ``Event`` the task polls (cooperative), and a job still queued is simply cancelled. A worker
-process that dies mid-job fails the job ("worker died") after Dask's retry; a server that dies leaves
-its runs to be recovered as failed by the next ``RunStore`` (runstore.py).
+Progress travels as Dask events; cancellation is a Dask ``Event`` the task polls (cooperative, the
+task raises ``progress.Cancelled``), and a job still queued is simply cancelled. A worker process that
+dies mid-job fails the job ("worker died") after Dask's retry; a server that dies leaves its runs to
+be recovered as failed by the next ``RunStore`` (runstore.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
-from opmerge_core.infra.runstore import Heartbeat, RunStore, default_path, opmerge_home
+from opmerge_core.infra.cache import ResultCache, code_version
+from opmerge_core.infra.cluster import connect, embedded_cluster
+from opmerge_core.infra.progress import Cancelled
+from opmerge_core.infra.runs import Finalize, Ledger, Run, failure_reason
+from opmerge_core.infra.runstore import RunStore, default_path
+from opmerge_core.infra.worker import NiceWorkers, cancel_event_name, run_task
 
 LEASE_S = 120.0            # seconds without a touch before a leased session's jobs are cancelled
-PROGRESS_EVERY = 0.25      # seconds between progress events sent by a worker
-STORE_EVERY = 0.5          # seconds between progress writes to the run store
-CANCEL_POLL = 0.25         # seconds between a worker's looks at its cancel flag
 LOSS_POINTS_MAX = 2000     # live loss points kept per job
 KEEP_FINISHED = 256        # finished runs kept in memory (older ones are evicted; they stay in the store)
 RETRY_AFTER = 30.0         # seconds a failed result is shown before the next request computes it again
-RESULTS_MAX = 256          # cached results kept in memory in front of the disk cache
-CACHE_BYTES = 1 << 30      # disk cache size limit (least recently used entries go first)
-WORKERS_CAP = 64
-CONNECT_TIMEOUT = "5s"
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 WORKER_DIED = "worker process died (killed or out of memory)"
-
-
-class Cancelled(Exception):
-    """Raised by a task that saw its cancel flag."""
-
-
-def default_workers() -> int:
-    """``$OPMERGE_WORKERS`` or one worker process per core."""
-    env = os.environ.get("OPMERGE_WORKERS")
-    if not env:
-        return max(1, os.cpu_count() or 1)
-    try:
-        value = int(env)
-    except ValueError:
-        raise ValueError(f"OPMERGE_WORKERS must be a positive integer, got {env!r}") from None
-    if not 1 <= value <= WORKERS_CAP:
-        raise ValueError(f"OPMERGE_WORKERS must be in [1, {WORKERS_CAP}], got {value}")
-    return value
-
-
-def check_address(address: str) -> str:
-    """A scheduler address like ``tcp://host:8786`` (one-line error otherwise)."""
-    address = address.strip()
-    scheme, sep, rest = address.partition("://")
-    host, _, port = rest.rpartition(":")
-    if not sep or scheme not in ("tcp", "tls", "inproc", "ws", "wss") or not host or not port.isdigit():
-        raise ValueError(f"scheduler address must look like tcp://HOST:PORT, got {address!r}")
-    return address
-
-
-def connect(address: str, timeout: str = CONNECT_TIMEOUT):
-    """A ``distributed.Client`` for an existing scheduler; ValueError (one line) if unreachable."""
-    from distributed import Client
-
-    address = check_address(address)
-    try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})") from None
-
-
-def code_version() -> str:
-    """A hash of opmerge_core's source: cached results never outlive the code that made them."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        h = hashlib.sha256()
-        for path in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
-        _CODE_VERSION = h.hexdigest()[:16]
-    return _CODE_VERSION
-
-
-_CODE_VERSION: str | None = None
-
-
-# ---- the worker side ------------------------------------------------------------------------------
-
-
-class _Reporter:
-    """``progress(done, total, info)`` on a worker: throttled Dask events to the submitting server."""
-
-    def __init__(self, topic: str, key: str):
-        from distributed import get_worker
-
-        self.topic, self.key, self._last = topic, key, 0.0
-        self._worker = get_worker()
-        self.send("running", 0, 1, {})
-
-    def send(self, event: str, done: int, total: int, info: dict) -> None:
-        clean = {k: float(v) if isinstance(v, int | float) or hasattr(v, "item") else str(v)
-                 for k, v in (info or {}).items()}
-        self._worker.log_event(self.topic, {"key": self.key, "event": event, "done": int(done),
-                                            "total": int(total), "info": clean})
-
-    def __call__(self, done: int, total: int, info: dict | None = None) -> None:
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_EVERY or done >= total:
-            self._last = now
-            self.send("progress", done, total, info or {})
-
-
-class _CancelFlag:
-    """``is_set()`` of a Dask ``Event``, polled at most every ``CANCEL_POLL`` seconds."""
-
-    def __init__(self, name: str):
-        from distributed import Event
-
-        self._event, self._last, self._set = Event(name), 0.0, False
-
-    def is_set(self) -> bool:
-        now = time.monotonic()
-        if not self._set and now - self._last >= CANCEL_POLL:
-            self._last = now
-            self._set = bool(self._event.is_set())
-        return self._set
-
-
-def _run_task(fn: Callable, args: tuple, topic: str, key: str, cancel_name: str | None) -> Any:
-    """What a worker executes: ``fn(*args)``, with progress and cancel for runs."""
-    reporter = _Reporter(topic, key)
-    if cancel_name is None:
-        return fn(*args)
-    return fn(*args, progress=reporter, cancel=_CancelFlag(cancel_name))
-
-
-class _NiceWorkers(WorkerPlugin):
-    """Worker plugin of the embedded cluster: a lower CPU priority, so the server's UI wins the CPU."""
-
-    name = "opmerge-nice"
-
-    def setup(self, worker) -> None:
-        with contextlib.suppress(OSError):
-            os.nice(10)
-        from opmerge_core.theory import planner
-
-        planner.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now
-
-
-# ---- the server side ------------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -197,9 +67,9 @@ class Job:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    finalize: Callable[[Any, Path], dict] | None = field(default=None, repr=False)
+    finalize: Finalize | None = field(default=None, repr=False)
     cancel_requested: bool = False
-    _store: RunStore | None = field(default=None, repr=False)    # where a run is recorded
+    _run: Run | None = field(default=None, repr=False)           # the recorded run (runs.py)
     _future: Any = field(default=None, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _backend: Backend | None = field(default=None, repr=False)
@@ -226,76 +96,22 @@ class Job:
         return self._done.wait(timeout)
 
 
-class ResultCache:
-    """The shared persistent result cache (``diskcache``: SQLite + files, safe across processes)."""
-
-    def __init__(self, directory: Path | None = None, size_limit: int = CACHE_BYTES):
-        import diskcache
-
-        self.directory = Path(directory) if directory is not None else opmerge_home() / "cache"
-        self._disk = diskcache.Cache(str(self.directory), size_limit=size_limit)
-        self._memory: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        with self._lock:
-            if key in self._memory:
-                self._memory.move_to_end(key)
-                return True, self._memory[key]
-        sentinel = object()
-        value = self._disk.get(key, default=sentinel)
-        if value is sentinel:
-            return False, None
-        self._remember(key, value)
-        return True, value
-
-    def put(self, key: str, value: Any) -> None:
-        self._remember(key, value)
-        with contextlib.suppress(Exception):       # a full or read-only disk must not fail a page
-            self._disk.set(key, value)
-
-    def _remember(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._memory[key] = value
-            self._memory.move_to_end(key)
-            while len(self._memory) > RESULTS_MAX:
-                self._memory.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._memory.clear()
-        self._disk.clear()
-
-    def close(self) -> None:
-        self._disk.close()
-
-
 class Backend:
     """A Dask client plus the run life cycle, the shared result cache and session leases."""
 
     def __init__(self, address: str | None = None, *, n_workers: int | None = None,
                  store: RunStore | None = None, cache: ResultCache | None = None,
                  lease_s: float = LEASE_S, allowed_failures: int = 1):
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         self.address = address
         self.cluster = None
         if address:
             self.client = connect(address)
         else:
-            import dask
-
-            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
-                # Everything on loopback, HTTP endpoints included (Dask would bind them to all
-                # interfaces, the scheduler's on :8787): a classroom network sees only Streamlit.
-                self.cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
-                                            processes=True, host="127.0.0.1",
-                                            dashboard_address="127.0.0.1:0",
-                                            worker_dashboard_address="127.0.0.1:0",
-                                            silence_logs=logging.CRITICAL,
-                                            env={"DASK_LOGGING__DISTRIBUTED": "error"})
+            self.cluster = embedded_cluster(n_workers, allowed_failures)
             self.client = Client(self.cluster, set_as_default=False)
-            self.client.register_plugin(_NiceWorkers())
+            self.client.register_plugin(NiceWorkers())
         self.store = store if store is not None else RunStore()
         self.cache = cache if cache is not None else ResultCache()
         self.lease_s = lease_s
@@ -304,9 +120,8 @@ class Backend:
         self._jobs: dict[int | str, Job] = {}
         self._by_key: dict[str, Job] = {}
         self._touched: dict[str, float] = {}
-        self._last_write: dict[int | str, float] = {}
         self._closed = False
-        self._heartbeat = Heartbeat(self.store)
+        self._ledger = Ledger(self.store)
         self.client.subscribe_topic(self.topic, self._on_event)
         self._watch = threading.Thread(target=self._watch_leases, name="opmerge-lease", daemon=True)
         self._watch.start()
@@ -320,21 +135,19 @@ class Backend:
         return 1
 
     def submit(self, kind: str, fn: Callable, *args, params: dict | None = None,
-               owner: str | None = None, lease: bool = False,
-               finalize: Callable[[Any, Path], dict] | None = None) -> Job:
+               owner: str | None = None, lease: bool = False, finalize: Finalize | None = None) -> Job:
         """Queue a recorded run ``fn(*args, progress=, cancel=)``; its result stays in ``job.result``
         and ``finalize(result, run_dir) -> {"metrics": …, "artifacts": …}`` records it (server side)."""
         with self._lock:
             self._check_open()
-            run_id = self.store.create(kind, params or {}, owner=owner)
-            key = f"{kind}-run-{run_id}-{self.client.id}"
-            job = Job(run_id, key, kind, params or {}, owner, lease, True, finalize=finalize,
-                      _store=self.store, _backend=self)
+            run = self._ledger.create(kind, params, owner=owner)
+            key = f"{kind}-run-{run.id}-{self.client.id}"
+            job = Job(run.id, key, kind, params or {}, owner, lease, True, finalize=finalize, _run=run,
+                      _backend=self)
             self._register(job)
-            self._heartbeat.add(run_id)
             if owner is not None:
                 self._touched[owner] = time.monotonic()
-            self._start(job, fn, args, cancel_name=f"cancel-{key}")
+            self._start(job, fn, args)
         return job
 
     def cached(self, fn: Callable, *args, kind: str = "compute") -> Job:
@@ -358,11 +171,11 @@ class Backend:
                 return job
             self._check_open()
             self._register(job)
-            self._start(job, fn, args, cancel_name=None)
+            self._start(job, fn, args)
         return job
 
-    def _start(self, job: Job, fn: Callable, args: tuple, cancel_name: str | None) -> None:
-        job._future = self.client.submit(_run_task, fn, args, self.topic, job.key, cancel_name,
+    def _start(self, job: Job, fn: Callable, args: tuple) -> None:
+        job._future = self.client.submit(run_task, fn, args, self.topic, job.key, job.record,
                                          key=job.key, pure=False)
         job._future.add_done_callback(lambda fut, job=job: self._finished(job, fut))
 
@@ -407,7 +220,7 @@ class Backend:
             from distributed import Event
 
             with contextlib.suppress(Exception):
-                Event(f"cancel-{job.key}", client=self.client).set()
+                Event(cancel_event_name(job.key), client=self.client).set()
         if not started and job._future is not None:
             job._future.cancel()
 
@@ -440,9 +253,9 @@ class Backend:
             return
         if job.status == "queued":
             job.status, job.started = "running", time.time()
-            if job.record:
+            if job._run is not None:
                 with contextlib.suppress(Exception):
-                    job._store.start(job.id)
+                    job._run.start()
         if msg.get("event") == "progress":
             job.progress = msg["done"] / max(msg["total"], 1)
             job.info = msg.get("info") or {}
@@ -450,11 +263,8 @@ class Backend:
                 job.losses.append((job.progress, float(job.info["loss"])))
                 if len(job.losses) > LOSS_POINTS_MAX:
                     del job.losses[::2]
-            now = time.monotonic()
-            if job.record and now - self._last_write.get(job.id, 0.0) >= STORE_EVERY:
-                self._last_write[job.id] = now
-                with contextlib.suppress(Exception):
-                    job._store.update(job.id, progress=job.progress)
+            if job._run is not None:
+                job._run.progress(msg["done"], msg["total"], job.info)
 
     def _finished(self, job: Job, future) -> None:
         """Done callback (a Dask callback thread): result or error → job, store, cache."""
@@ -466,15 +276,8 @@ class Backend:
                 result = future.result()
         except BaseException as exc:  # the task's own exception, re-raised by Dask
             status, error = self._classify(job, exc)
-        if status == "done" and job.cancel_requested and result is None:
-            status, error = "cancelled", "cancelled"
-        metrics = artifacts = None
-        if status == "done" and job.record and job.finalize is not None:
-            try:
-                recorded = job.finalize(result, job._store.run_dir(job.id)) or {}
-                metrics, artifacts = recorded.get("metrics"), recorded.get("artifacts")
-            except Exception as exc:
-                status, error = "failed", f"recording the result failed: {type(exc).__name__}: {exc}"
+        if job._run is not None:
+            status, error = self._record(job._run, status, error, result, job.finalize)
         job.result = result if status == "done" else None
         job.status, job.error, job.finished = status, error, time.time()
         if job.started is None:
@@ -484,15 +287,10 @@ class Backend:
             if not job.record:
                 self.cache.put(job.key, result)
         if job.record:
-            self._heartbeat.discard(job.id)
-            with contextlib.suppress(Exception):
-                row = job._store.get(job.id)
-                if row and row["status"] in ("queued", "running"):
-                    job._store.finish(job.id, status, metrics=metrics, artifacts=artifacts, error=error)
             from distributed import Event
 
             with contextlib.suppress(Exception):
-                Event(f"cancel-{job.key}", client=self.client).clear()
+                Event(cancel_event_name(job.key), client=self.client).clear()
         job._future = None
         job._done.set()
         self._evict()
@@ -503,12 +301,25 @@ class Backend:
 
         if isinstance(exc, KilledWorker):
             return "failed", WORKER_DIED
-        if job.cancel_requested or type(exc).__name__ in ("Cancelled", "TrainingCancelled",
-                                                           "CancelledError"):
+        if job.cancel_requested or isinstance(exc, Cancelled | CancelledError):
             return "cancelled", "cancelled"
-        if isinstance(exc, ValueError):
-            return "failed", str(exc)
-        return "failed", f"{type(exc).__name__}: {exc}"
+        return "failed", failure_reason(exc)
+
+    @staticmethod
+    def _record(run: Run, status: str, error: str | None, result: Any,
+                finalize: Finalize | None) -> tuple[str, str | None]:
+        """Finish the run (server side); a result that cannot be recorded fails it."""
+        try:
+            if status == "done":
+                run.done(result, finalize)
+            elif status == "cancelled":
+                run.cancelled(error or "cancelled")
+            else:
+                run.failed(error or "failed")
+        except Exception:
+            if run.status == "failed":          # finalize raised: the run says why
+                return "failed", run.error
+        return status, error
 
     def _evict(self) -> None:
         """Bound the job table (server RSS stays bounded): a finished result lives in the cache, a
@@ -527,15 +338,14 @@ class Backend:
         self._jobs.pop(job.id, None)
         if self._by_key.get(job.key) is job:
             self._by_key.pop(job.key, None)
-        self._last_write.pop(job.id, None)
 
     def rehome(self, store: RunStore, cache: ResultCache) -> None:
         """Follow a new ``$OPMERGE_HOME``: new run store and cache, same cluster (unfinished jobs keep
         reporting to the store they were created in)."""
         with self._lock:
-            self._heartbeat.stop()
+            self._ledger.close()
             self.store, self.cache = store, cache
-            self._heartbeat = Heartbeat(self.store)
+            self._ledger = Ledger(self.store)
 
     # ---- shutting down ----------------------------------------------------------------------------
     def shutdown(self, cancel: bool = True) -> None:
@@ -547,7 +357,7 @@ class Backend:
         if cancel:
             for job in pending:
                 self.cancel(job)
-        self._heartbeat.stop()
+        self._ledger.close()
         with contextlib.suppress(Exception):
             self.client.close(timeout=5)
         if self.cluster is not None:
@@ -559,9 +369,9 @@ class Backend:
 
     def _finished_without(self, job: Job, status: str, error: str) -> None:
         job.status, job.error, job.finished = status, error, time.time()
-        if job.record:
+        if job._run is not None:
             with contextlib.suppress(Exception):
-                job._store.finish(job.id, status, error=error)
+                self._record(job._run, status, error, None, None)
         job._done.set()
 
 

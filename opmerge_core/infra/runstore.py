@@ -4,8 +4,9 @@ Standard-library ``sqlite3`` in WAL mode (several processes may read while one w
 per store shared by threads behind a lock. Location: ``$OPMERGE_HOME/runs.sqlite`` with
 ``OPMERGE_HOME`` defaulting to ``~/.opmerge``; artifacts of run N go to ``$OPMERGE_HOME/runs/N/``.
 
-Status life cycle: queued → running → done | failed | cancelled. A run's owner process writes its pid
-and refreshes ``heartbeat`` (unix time) while the run is queued or running (``Heartbeat``). Opening
+Status life cycle: queued → running → done | failed | cancelled, moved on by the one writer of runs
+(runs.py). A run's owner process writes its pid and refreshes ``heartbeat`` (unix time) while the run
+is queued or running (``Heartbeat``). Opening
 a store marks every queued/running run whose process is gone — pid not alive, or heartbeat older
 than ``stale_after`` seconds — as failed with the error "interrupted: process died", so a run killed
 mid-way is found as failed on the next start, never lost. A reused pid is told apart by the
@@ -28,7 +29,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 INTERRUPTED = "interrupted: process died"
 STALE_AFTER = 600.0      # seconds without a heartbeat before a run counts as dead
@@ -134,16 +134,14 @@ class RunStore:
             return self._db.execute(sql, tuple(args))
 
     # ---- writing ----------------------------------------------------------------------------------
-    def create(self, kind: str, params: dict | None = None, *, status: str = "queued",
-               owner: str | None = None, pid: int | None = None) -> int:
-        """A new run (queued by default) owned by this process; returns its id."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
+    def create(self, kind: str, params: dict | None = None, *, owner: str | None = None,
+               pid: int | None = None) -> int:
+        """A new queued run owned by this process (or by ``pid``); returns its id."""
         pid = os.getpid() if pid is None else pid
         mine = pid == os.getpid()
         cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, pid_start, heartbeat, "
-                         "owner, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (_now_iso(), kind, json.dumps(params or {}), status, pid,
+                         "owner, instance) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                         (_now_iso(), kind, json.dumps(params or {}), pid,
                           process_start(pid), time.time(), owner, INSTANCE if mine else None))
         return int(cur.lastrowid)
 

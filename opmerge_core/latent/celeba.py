@@ -1,4 +1,4 @@
-"""The CelebA latent lab (issue 5): merge strategies applied per eigen-direction of VAE latents.
+"""The CelebA latent lab: merge strategies applied per eigen-direction of VAE latents (THEORY §1, §3, §4).
 
 THEORY.md §1 (eigenbasis remark): the latent Gaussian N(μ, U Λ Uᵀ) reduces to independent
 coordinates y_i with variances λ_i = the covariance eigenvalues. For a ``Setting`` (T, S, schedule,
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
+from opmerge_core.infra.progress import CancelFlag, Progress
 from opmerge_core.infra.validation import check_int, check_lam, check_positive
 from opmerge_core.latent.latents import LatentStats
 from opmerge_core.theory import planner, plans
@@ -36,6 +37,7 @@ METHOD_LABELS = {"teacher": "teacher (T steps)", "exact": "exact flow map", "dp"
                  "dp_shared": "DP shared plan", **plans.STRATEGY_LABELS}
 MAX_SAMPLES = 32        # faces per row of the grid
 MAX_GAIN = 100.0
+STAGE_UNITS = 1000      # progress units per batched training run of train_strategies
 
 
 @dataclass
@@ -94,7 +96,7 @@ def compare(setting: Setting, lam: np.ndarray, shared: bool = True) -> Compariso
 
 
 def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, device: str = "auto",
-                     progress=None, cancel=None) -> Comparison:
+                     progress: Progress | None = None, cancel: CancelFlag | None = None) -> Comparison:
     """Train every strategy with ``opmerge_core.training.trainer`` (THEORY §2, §6) on the latent spectrum.
 
     The SGD budget matches the setting: lr = S / (2 steps), so S_eff = 2 · lr · steps = S. The five
@@ -103,13 +105,11 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     plan reuse that run (coordinates train independently); the remaining (hybrid / mixed) plans train
     together in one more batched run over just the directions that want one of them (each direction
     then reads its own plan's value). Fills ``comparison.trained`` and ``trained_w2``.
-    ``progress(stage, n_stages, done, total)`` is called as each run advances.
+    ``progress(done, total, info)`` runs over both batched runs (``info["stage"]``: 0 or 1);
+    ``Cancelled`` if ``cancel`` is set.
     """
-    try:
-        from opmerge_core.training import trainer
-    except ImportError:
-        raise ValueError("trainer evaluation is not available "
-                         "(opmerge_core.training.trainer is missing)") from None
+    from opmerge_core.training import trainer
+
     setting, lam = comparison.setting, comparison.lam
     if setting.S <= 0:
         raise ValueError("training needs a shrinkage budget S > 0 (lr = S / (2 steps))")
@@ -122,10 +122,12 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
             extra.setdefault(p.text, []).append(i)
     n_stages = 1 + bool(extra)
 
-    def stage(k: int):
+    def stage(k: int) -> Progress | None:
+        """Progress of batched run k as a share of all stages (STAGE_UNITS each)."""
         if progress is None:
             return None
-        return lambda done, total, info=None: progress(k, n_stages, done, total)
+        return lambda done, total, info: progress(k * STAGE_UNITS + STAGE_UNITS * done // max(total, 1),
+                                                  n_stages * STAGE_UNITS, {**info, "stage": k})
 
     run = trainer.train(setting, lam, comparison.strategy_plans, config, progress=stage(0), cancel=cancel)
     trained = {name: np.asarray(r.empirical, dtype=np.float64) for name, r in run.plans.items()}
@@ -146,14 +148,11 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     return comparison
 
 
-def train_job(comparison: Comparison, steps: int = 200, *, progress=None, cancel=None) -> dict:
-    """``train_strategies`` as a compute-backend job (compute.py), ``progress(done, total, info)`` over
-    all stages: the trained W2 per method, the trained operators and the theory W2 (plain data)."""
-    def report(stage: int, n_stages: int, done: int, total: int) -> None:
-        progress(stage * 1000 + round(1000 * done / max(total, 1)), n_stages * 1000, {})
-
-    trained = train_strategies(comparison, steps, progress=None if progress is None else report,
-                               cancel=cancel)
+def train_job(comparison: Comparison, steps: int = 200, *, progress: Progress | None = None,
+              cancel: CancelFlag | None = None) -> dict:
+    """The job function of a CelebA trainer run (the dashboard's CelebA page): ``train_strategies``,
+    returning the trained W2 per method, the trained operators and the theory W2 (plain data)."""
+    trained = train_strategies(comparison, steps, progress=progress, cancel=cancel)
     return {"w2": trained.trained_w2, "theory": trained.w2,
             "operators": {m: v.tolist() for m, v in trained.trained.items()}}
 

@@ -1,7 +1,7 @@
 """One SFD experiment end to end (SFD.md "The project's scaled-down SFD"): load a teacher, distil a
-student, evaluate it against the plain solver at the same NFE and the teacher at many steps, and record
-the run in the run store (runstore.py). Used by ``opmerge sfd train``, bench/bench_sfd.py and the
-dashboard's SFD page.
+student, evaluate it against the plain solver at the same NFE and the teacher at many steps (``job``),
+and what a finished run records in the run store (``record``; the run life cycle is infra/runs.py).
+Used by ``opmerge sfd train``, bench/bench_sfd.py and the dashboard's SFD page.
 
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
 solver with the teacher at the same NFE; ``nfe_solver`` is the NFE it really used), ``latent_fd_teacher``
@@ -15,9 +15,6 @@ evaluated at every NFE it serves.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import numpy as np
 import torch
 
 from opmerge_core.infra.device import pick_device, torch_threads
-from opmerge_core.infra.progress import Cancelled
+from opmerge_core.infra.progress import CancelFlag, Progress, report
 from opmerge_core.infra.validation import check_int
 from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.distill import SFDV_NFE, DistillConfig, distill
@@ -107,75 +104,34 @@ def _mean_sd(scores: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def run(teacher_name: str, cfg: DistillConfig, *, preset: str = "ring8", assets: str | None = None,
-        device: str = "auto", n_eval: int = N_EVAL, store=None,
-        progress: Callable[[int, int, float], None] | None = None,
-        cancel: threading.Event | None = None, run_id: int | None = None, threads: int | None = 1) -> dict:
-    """Distil and evaluate; with a ``store`` (runstore.RunStore) the run is recorded there (created
-    unless ``run_id`` is given, progress updated, finished as done/cancelled/failed, the student
-    weights and a few samples saved in its run directory). Returns the metrics with ``run_id``.
-    ``threads``: torch CPU threads for the run (restored afterwards; None leaves them alone)."""
+def job(teacher_name: str, cfg: DistillConfig, preset: str = "ring8", assets: str | None = None,
+        device: str = "auto", n_eval: int = N_EVAL, threads: int | None = 1, *,
+        progress: Progress | None = None, cancel: CancelFlag | None = None) -> dict:
+    """The job function of an SFD run (``opmerge sfd train``, the dashboard's SFD page): distil and
+    evaluate on ``threads`` torch CPU threads (restored afterwards; None leaves them alone), with
+    ``progress(done, total, {"loss": …})`` over trajectories; ``Cancelled`` if ``cancel`` is set.
+    Returns the metrics, the kept samples and the student's weights (``record`` writes them)."""
     with torch_threads(threads):
-        return _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id)
-
-
-def _run(teacher_name, cfg, preset, assets, device, n_eval, store, progress, cancel, run_id) -> dict:
-    params = {"teacher": teacher_name, "preset": preset if teacher_name == "mixture-2d" else None,
-              **asdict(cfg), "device": str(device)}
-    if store is not None and run_id is None:
-        run_id = store.create(RUN_KIND, params, status="running")
-    elif store is not None:
-        store.start(run_id)
-    last = [0.0]
-
-    def report(done: int, total: int, info: dict) -> None:
-        if progress is not None:
-            progress(done, total, info["loss"])
-        if store is not None and time.monotonic() - last[0] > 1.0:
-            last[0] = time.monotonic()
-            store.update(run_id, progress=done / total, metrics={"loss": info["loss"], "trajectories": done})
-
-    try:
-        out = compute(teacher_name, cfg, preset, assets, device, n_eval, progress=report, cancel=cancel)
-    except Cancelled:
-        if store is not None:
-            store.finish(run_id, "cancelled")
-        raise
-    except Exception as exc:
-        if store is not None:
-            store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    if store is not None:
-        recorded = record(out, store.run_dir(run_id))
-        store.finish(run_id, "done", **recorded)
-    return {**out["metrics"], "run_id": run_id}
-
-
-def compute(teacher_name: str, cfg: DistillConfig, preset: str = "ring8", assets: str | None = None,
-            device: str = "auto", n_eval: int = N_EVAL, *, progress=None, cancel=None) -> dict:
-    """Distil and evaluate without touching a run store (a compute-backend job, compute.py):
-    ``progress(done, total, {"loss": …})``; returns metrics, kept samples and the student's weights."""
-    teacher = load_teacher(teacher_name, assets, preset)
-    result = distill(teacher.model, cfg, device=device, progress=progress, cancel=cancel)
-    metrics, kept = evaluate(teacher, result.student, cfg, n_eval, pick_device(device))
+        teacher = load_teacher(teacher_name, assets, preset)
+        result = distill(teacher.model, cfg, device=device, progress=progress, cancel=cancel)
+        metrics, kept = evaluate(teacher, result.student, cfg, n_eval, pick_device(device))
     metrics.update({"finetune_seconds": result.seconds, "trajectories": result.trajectories,
                     "final_loss": result.losses[-1] if result.losses else None,
-                    "teacher_label": teacher.label,
-                    "loss_curve": _thin(result.losses)})
+                    "teacher_label": teacher.label, "loss_curve": _thin(result.losses)})
     student = {"state_dict": {k: v.cpu() for k, v in result.student.state_dict().items()},
                "config": result.student.config()}
     return {"metrics": metrics, "kept": kept, "student": student}
 
 
-def job(teacher_name: str, cfg: DistillConfig, preset: str, assets: str | None, *, progress=None,
-        cancel=None) -> dict:
-    """``compute`` as a dashboard job on one torch thread (a set ``cancel`` raises ``Cancelled``)."""
-    with torch_threads(1):
-        return compute(teacher_name, cfg, preset, assets, "auto", progress=progress, cancel=cancel)
+def run_params(teacher_name: str, cfg: DistillConfig, preset: str, device: str) -> dict:
+    """The parameters an SFD run is recorded with."""
+    return {"teacher": teacher_name, "preset": preset if teacher_name == "mixture-2d" else None,
+            **asdict(cfg), "device": str(device)}
 
 
 def record(out: dict, folder: Path) -> dict:
-    """Write a computed run's student weights and samples into its run directory (server side)."""
+    """The ``finalize`` step of an SFD run (runs.py): the student's weights and samples into its run
+    directory; returns the metrics and artifact paths."""
     torch.save(out["student"], folder / "student.pt")
     np.savez(folder / "samples.npz", **out["kept"])
     return {"metrics": out["metrics"],
@@ -285,8 +241,8 @@ class MixtureSpec:
                 for alg in ("sfd", "alg1")}
 
 
-def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], None] | None = None,
-                       cancel=None) -> dict:
+def train_mixture_demo(spec: MixtureSpec, progress: Progress | None = None,
+                       cancel: CancelFlag | None = None) -> dict:
     """Everything the Mixtures page draws, for one 2-D mixture (the job-runner protocol
     ``fn(spec, progress=None, cancel=None)``): trajectories (teacher on its fine grid, plain solver, SFD
     and Algorithm 1 students on theirs), final samples of each plus exact data, and per method the sliced
@@ -300,16 +256,16 @@ def train_mixture_demo(spec: MixtureSpec, progress: Callable[[int, int, dict], N
         return _mixture_demo(spec, configs, progress, cancel)
 
 
-def _mixture_demo(spec: MixtureSpec, configs: dict[str, DistillConfig], progress, cancel) -> dict:
+def _mixture_demo(spec: MixtureSpec, configs: dict[str, DistillConfig], progress: Progress | None,
+                  cancel: CancelFlag | None) -> dict:
     teacher = load_teacher("mixture-2d", preset=spec.preset)
     total = sum(c.iterations * c.batch for c in configs.values())
     students, offset = {}, 0
     for alg, cfg in configs.items():
-        def report(done: int, _total: int, info: dict, alg=alg, offset=offset) -> None:
-            if progress is not None:
-                progress(offset + done, total, {"student": alg, **info})
+        def part(done: int, _total: int, info: dict, alg=alg, offset=offset) -> None:
+            report(progress, offset + done, total, student=alg, **info)
 
-        students[alg] = distill(teacher.model, cfg, device="cpu", progress=report, cancel=cancel)
+        students[alg] = distill(teacher.model, cfg, device="cpu", progress=part, cancel=cancel)
         offset += cfg.iterations * cfg.batch
     cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
     x = noise(spec.n_samples, 2, spec.seed + EVAL_SEED)

@@ -1,6 +1,6 @@
 """A training request as plain data (THEORY §6), shared by ``opmerge train``, the compute backend and the
-dashboard's Train page: which plans, which setting, which optimiser — and how one is executed and
-recorded in the run store.
+dashboard's Train page: which plans, which setting, which optimiser — the job function that trains it
+(``run``) and what a finished run records (``record``; the run life cycle is infra/runs.py).
 
 Plans: any of the named strategies (THEORY §3), ``dp`` — the DP-optimal plan for the budget the run
 realises (``planner.optimal`` at S = S_eff for one λ, ``planner.shared_plan`` for a λ list, THEORY §4) —
@@ -10,15 +10,12 @@ and ``custom``, a typed plan in bracket notation.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from opmerge_core.infra.progress import Cancelled, Progress
-from opmerge_core.infra.runstore import Heartbeat, RunStore
+from opmerge_core.infra.progress import CancelFlag, Progress
 from opmerge_core.infra.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
@@ -30,7 +27,6 @@ from opmerge_core.training.trainer import T_MAX_TRAIN, TrainConfig, train
 STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
 CUSTOM = "custom"
 KIND = "train"
-PROGRESS_EVERY = 0.5      # seconds between progress writes to the run store
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,8 +89,9 @@ class TrainSpec(TrainConfig):
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def run(spec: TrainSpec, progress: Progress | None = None,
-        cancel: threading.Event | None = None) -> TrainResult:
+def run(spec: TrainSpec, *, progress: Progress | None = None, cancel: CancelFlag | None = None
+        ) -> TrainResult:
+    """The job function of a training run: train the spec's plans (``Cancelled`` if ``cancel`` is set)."""
     return train(spec.setting(), np.asarray(spec.lam), spec.plans(), spec.config(),
                  progress=progress, cancel=cancel)
 
@@ -109,7 +106,7 @@ def metrics(result: TrainResult) -> dict:
 
 
 def record(result: TrainResult, run_dir: Path) -> dict:
-    """A finished run's metrics and artifacts (the compute backend records them in the run store)."""
+    """A finished run's metrics and artifacts: the ``finalize`` step of a training run (runs.py)."""
     return {"metrics": metrics(result), "artifacts": save(result, run_dir)}
 
 
@@ -122,50 +119,13 @@ def save(result: TrainResult, run_dir: Path) -> dict:
     return {"summary": str(summary), "arrays": str(arrays)}
 
 
-def execute(store: RunStore, spec: TrainSpec, run_id: int | None = None,
-            progress: Progress | None = None, cancel: threading.Event | None = None,
-            ) -> tuple[int, TrainResult | None]:
-    """Run a spec as a recorded run: running → done / failed (reason) / cancelled.
-
-    Returns (run id, result); on failure or cancellation the exception propagates after recording.
-    """
-    if run_id is None:
-        run_id = store.create(KIND, spec.as_dict())
-    store.start(run_id)
-    last = [0.0]
-
-    def report(done: int, total: int, info: dict) -> None:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY or done >= total:
-            store.update(run_id, progress=done / max(total, 1))
-            last[0] = now
-        if progress is not None:
-            progress(done, total, info)
-
-    try:
-        with Heartbeat(store, [run_id]):
-            result = run(spec, report, cancel)
-    except Cancelled:
-        store.finish(run_id, "cancelled", error="cancelled")
-        raise
-    except KeyboardInterrupt:
-        store.finish(run_id, "cancelled", error="interrupted by the user")
-        raise
-    except Exception as exc:
-        store.finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}" if not
-                     isinstance(exc, ValueError) else str(exc))
-        raise
-    store.finish(run_id, "done", **record(result, store.run_dir(run_id)))
-    return run_id, result
-
-
 # ---- shrinkage vs training budget (THEORY §2, §6) ------------------------------------------------
 SWEEP_KIND = "train-sweep"
 SWEEP_POINTS_MAX = 16
 
 
 def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: Progress | None = None,
-                 cancel: threading.Event | None = None) -> list[dict]:
+                 cancel: CancelFlag | None = None) -> list[dict]:
     """Train the spec's plans once per number of steps (same lr): the trained one-step operator vs
     the realised budget S_eff = 2·lr·steps, next to the closed form. Plans are fixed to the spec's
     (the DP plan of the spec's own budget). One row per (steps, strategy, λ)."""
@@ -194,7 +154,7 @@ def budget_sweep(spec: TrainSpec, steps_list: list[int], progress: Progress | No
 
 
 def budget_sweep_job(spec: TrainSpec, steps_list: list[int], *, progress: Progress | None = None,
-                     cancel: threading.Event | None = None) -> dict:
+                     cancel: CancelFlag | None = None) -> dict:
     """``budget_sweep`` as a compute-backend job: the spec travels back with its rows."""
     return {"spec": spec, "rows": budget_sweep(spec, steps_list, progress, cancel)}
 
