@@ -1,7 +1,8 @@
 """`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line.
 
 Start-up matters here (a speaker types these live): nothing imports torch or streamlit, pandas is
-imported by ``sweep`` only (it writes a table), and small plans never load numba (``planner``).
+imported by ``sweep`` only (it writes a table), and small plans never load numba (``dp``: a small
+one-off DP runs in numpy).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from opmerge_core.infra.validation import check_lam, parse_float_list, parse_int
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Setting
+from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
 
 
@@ -74,7 +76,7 @@ def run_plan(args: argparse.Namespace) -> int:
             lines.append(f"  {name:<12} {s['value']:>10.6f} {s['w2']:>12.6g} "
                          f"{s['w2'] - b.w2:>12.3g}")
     if args.shared:
-        shared = planner.shared_plan(setting, lams)
+        shared = shared_plan(setting, lams)
         named_w2 = {name: float(np.linalg.norm(setting.w2(v, lams))) for name, (_, v) in named.items()}
         block = {"plan": shared.plan.text, "w2": shared.w2, "exact": shared.exact,
                  "method": shared.method, "lower_bound": shared.lower_bound, "gap": shared.gap,

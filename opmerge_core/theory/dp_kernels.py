@@ -11,10 +11,16 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from opmerge_core.theory import operators
 from opmerge_core.theory.dp_numpy import BIG, rebuild_merges
 
-_JIT = dict(cache=True, nogil=True, fastmath=True)
+# No reassociation, reciprocal or FMA contraction: every candidate is rounded as in ``dp_numpy``, so
+# the two DPs give bit-identical tables (only nnan/ninf, which the finite sentinels make true).
+_JIT = dict(cache=True, nogil=True, fastmath={"nnan", "ninf"})
 GROUP = 4            # finished rows folded per pass by the blocked sweep
+
+
+_coarse_jump = numba.njit(inline="always", **_JIT)(operators.coarse_jump)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -73,7 +79,6 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
     acc_w = np.empty(T + 1)
     acc_p = np.empty(T + 1)
     for s in range(1, T + 1):
-        rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
         a_s, b_s = a[s], b[s]
         acc_w[:s] = sentinel
         acc_p[:s] = sentinel
@@ -84,11 +89,10 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
         while m >= 1:
             # W[m, s] = w is final; fold it into e = m − 1 alone, then finish W[m − 1, s]
             y = Ut[m, m - 1]
-            acc_w[m - 1] = _better(acc_w[m - 1], w * (a_s * y + b_s), is_max)
+            acc_w[m - 1] = _better(acc_w[m - 1], w * a_s * y + w * b_s, is_max)
             acc_p[m - 1] = _better(acc_p[m - 1], w * y, is_max)
             m1 = m - 1
-            c = c1[s] + c2[s] * (alpha[m1] * alpha[s] * lam + sigma[m1] * sigma[s]) / rs2
-            w1 = acc_w[m1] + c
+            w1 = acc_w[m1] + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m1))
             Wt[s, m1] = w1
             Ut[s, m1] = _better(w1, acc_p[m1], is_max)
             if m1 == 0:
@@ -97,8 +101,7 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
             fold2(acc_w, acc_p, Ut[m], w, Ut[m1], w1, a_s, b_s, m1, is_max)
             # W[m − 2, s] is now final
             m2 = m1 - 1
-            c = c1[s] + c2[s] * (alpha[m2] * alpha[s] * lam + sigma[m2] * sigma[s]) / rs2
-            w = acc_w[m2] + c
+            w = acc_w[m2] + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m2))
             Wt[s, m2] = w
             Ut[s, m2] = _better(w, acc_p[m2], is_max)
             m = m2
@@ -137,10 +140,9 @@ def _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, 
             for mp in range(max(m + 1, s0), s):
                 x = Wt[s, mp]
                 y = Ut[mp, m]
-                aw = _better(aw, x * (a_s * y + b_s), is_max)
+                aw = _better(aw, x * a_s * y + x * b_s, is_max)
                 ap = _better(ap, x * y, is_max)
-            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-            w = aw + c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
+            w = aw + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m))
             u = _better(w, ap, is_max)
         Wt[s, m] = w
         Ut[s, m] = u
@@ -177,7 +179,7 @@ def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_blo
                     for k in range(e + 1, m + 1):
                         w = Wt[s, k]
                         y = Ut[k, e]
-                        aw = _better(aw, w * (a[s] * y + b[s]), is_max)
+                        aw = _better(aw, w * a[s] * y + w * b[s], is_max)
                         ap = _better(ap, w * y, is_max)
                     acc_w[q, e], acc_p[q, e] = aw, ap
                 _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, e, s0, s1)
@@ -271,10 +273,9 @@ def shared_beam(A, a, b, c1, c2, alpha, sigma, lam, g, k_max):  # pragma: no cov
     for length in range(2, T + 1):
         for e in range(0, T - length + 1):
             s = e + length
-            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
             gc = 0.0
             for t in range(d):
-                c[t] = c1[s, t] + c2[s, t] * (alpha[e] * alpha[s] * lam[t] + sigma[e] * sigma[s]) / rs2[t]
+                c[t] = c1[s, t] + c2[s, t] * _coarse_jump(alpha, sigma, lam[t], s, e)
                 gc += g[t] * c[t]
             nw = 0
             nu = 0
@@ -303,7 +304,7 @@ def shared_beam(A, a, b, c1, c2, alpha, sigma, lam, g, k_max):  # pragma: no cov
                 x = Wv[m, s, i]
                 y = Uv[e, m, j]
                 for t in range(d):
-                    Wv[e, s, k, t] = c[t] + x[t] * (a[s, t] * y[t] + b[s, t])
+                    Wv[e, s, k, t] = c[t] + (x[t] * a[s, t] * y[t] + x[t] * b[s, t])
                 Wprov[e, s, k, 0], Wprov[e, s, k, 1], Wprov[e, s, k, 2] = m, i, j
             Wn[e, s] = nw
             for k in range(nw):             # a run made of the single student W[e, s][k]
