@@ -204,20 +204,49 @@ def _random_settings(n: int, seed: int, T_max: int):
                np.exp(rng.uniform(np.log(0.05), np.log(20.0), size=4)))
 
 
+def _extremes_on_every_path(monkeypatch, setting: Setting, lams: np.ndarray) -> list[dp.Extremes]:
+    """``dp.extremes`` by the numpy DP, the compiled column sweep and the blocked sweep (32, 5)."""
+    out = []
+    for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
+                                         (False, 0, 5)]:
+        monkeypatch.setattr(dp, "_use_numpy", lambda T, n, v=numpy_path: v)
+        monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", sweep_max)
+        monkeypatch.setattr(dp, "SWEEP_BLOCK", block)
+        out.append(dp.extremes(setting, lams))
+    monkeypatch.undo()
+    return out
+
+
 def test_dp_paths_agree_at_larger_T(monkeypatch):
     for setting, lams in _random_settings(8, 3, 48):
         ref = dp.extremes(setting, lams)
-        for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
-                                             (False, 0, 5)]:
-            monkeypatch.setattr(dp, "_use_numpy", lambda T, n, v=numpy_path: v)
-            monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", sweep_max)
-            monkeypatch.setattr(dp, "SWEEP_BLOCK", block)
-            ex = dp.extremes(setting, lams)
+        for ex in _extremes_on_every_path(monkeypatch, setting, lams):
             assert np.allclose(ex.lo, ref.lo, rtol=1e-12) and np.allclose(ex.hi, ref.hi, rtol=1e-12)
             for j, lam in enumerate(lams):
                 assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
                 assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
-        monkeypatch.undo()
+
+
+def test_dp_paths_are_bit_identical(monkeypatch):
+    """numpy and both compiled sweeps round every candidate the same way: equal tables, so equal
+    extremes and plans whichever DP a process runs (``dp._use_numpy``)."""
+    for setting, lams in _random_settings(10, 7, 60):
+        first, *others = [(ex.lo.tolist(), ex.hi.tolist(), ex.lo_plans, ex.hi_plans)
+                          for ex in _extremes_on_every_path(monkeypatch, setting, lams)]
+        assert all(r == first for r in others), setting
+
+
+def test_kernels_coarse_jump_is_the_operators_one():
+    """The kernels compile ``operators.coarse_jump`` itself: the same value, bit for bit."""
+    from opmerge_core.theory import dp_kernels, operators
+
+    for schedule in SCHEDULES:
+        setting = Setting(T=9, schedule=schedule)
+        for lam in (0.05, 1.0, 7.5):
+            for s in range(1, 10):
+                for e in range(s):
+                    assert dp_kernels._coarse_jump(setting.alpha, setting.sigma, lam, s, e) == \
+                        operators.coarse_jump(setting.alpha, setting.sigma, lam, s, e)
 
 
 def test_certified_extremes_equal_dp_and_brute_force():

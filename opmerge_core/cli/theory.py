@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
+from opmerge_core.infra.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Setting
@@ -111,7 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     from opmerge_core.theory import sweep  # pandas
 
-    lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
+    lams, Ts = parse_lam_grid(args.lam), parse_T_list(args.T)
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
     if args.scheduler:

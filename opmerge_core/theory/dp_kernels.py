@@ -1,4 +1,4 @@
-"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``planner`` (numba's import
+"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``dp`` (numba's import
 and first cached dispatch cost ~0.7 s, more than a whole DP at T <= 64, which numpy does instead).
 
 Every kernel is ``nogil`` (pages call them from threads) and ``cache=True``. Sentinels are finite

@@ -73,12 +73,9 @@ class Geometry:
 
     @property
     def A_star(self) -> np.ndarray:
+        """(T, d): the teacher steps, projection times rescaling (the exact one-step flow map t → t−1
+        is the rescaling alone)."""
         return self.projection * self.rescale
-
-    @property
-    def exact_step(self) -> np.ndarray:
-        """The exact flow map for one step t → t−1 is the rescaling alone."""
-        return self.rescale
 
 
 def geometry(alpha: np.ndarray, sigma: np.ndarray, lam: np.ndarray) -> Geometry:

@@ -119,7 +119,7 @@ class Plan:
 
 def evaluate_spans(plan: Plan, setting: Setting, lam: np.ndarray) -> dict[Span, np.ndarray]:
     """Value of every node (leaves and merges) of a plan; post-order, each merge by THEORY §2
-    (``shrinkage.merge``, with its coefficients computed once for every start s)."""
+    (``shrinkage.merge_coefficients``, computed once for every start s)."""
     A = setting.A_star(lam)                      # (T, d)
     a, b, c1, c2 = merge_coefficients(setting.init, setting.rho(lam))    # (T + 1, d) each
     lam = np.asarray(lam, dtype=np.float64).reshape(-1)

@@ -6,7 +6,7 @@ schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +27,6 @@ class Setting:
     init: str = "teacher"
     surrogate: str = "teacher"
     uniform_K: int = 4
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "T", check_T(self.T))
@@ -38,9 +37,7 @@ class Setting:
         object.__setattr__(self, "uniform_K", check_int(self.uniform_K, "K (uniform block size)", hi=T_MAX))
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("_cache")
-        return d
+        return asdict(self)
 
     @cached_property
     def alpha_sigma(self) -> tuple[np.ndarray, np.ndarray]:
