@@ -16,6 +16,8 @@ from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shrinkage import merge_coefficients
 
 BIG = 1e300   # finite sentinel (see dp_kernels)
+Tables = np.ndarray | list[list[float]]   # indexed X[i][j]: a 2-D array (numba) or nested lists
+Row = np.ndarray | list[float]
 
 
 def coefficients(setting: Setting, lam: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -53,7 +55,8 @@ def fill_tables(setting: Setting, lam: np.ndarray, is_max: bool) -> tuple[np.nda
     return Wt, Ut
 
 
-def rebuild_merges(Wt, Ut, a, b, sign):  # pragma: no cover (also compiled by numba)
+def rebuild_merges(Wt: Tables, Ut: Tables, a: Row, b: Row,
+                   sign: float) -> np.ndarray:  # pragma: no cover (also compiled by numba)
     """Merges (e, s) of the plan attaining W[0, T], by re-scanning the O(T) candidates of each node
     on the path (O(T²) in all); sign = +1 for min, −1 for max. Tables are indexed ``X[i][j]``
     (Wt[s][m] = W[m, s], Ut[m][e] = U[e, m]) so nested lists (fast in Python) and 2-D arrays

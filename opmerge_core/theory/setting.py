@@ -1,4 +1,5 @@
-"""A `Setting`: T, the shrinkage budget S and the model choices of THEORY.md, validated once.
+"""A `Setting`: T (teacher steps, THEORY §1), the shrinkage budget S (§2) and the model choices of
+THEORY.md, validated once.
 
 Model choices (THEORY.md marks them **[model choice]**; defaults never change silently):
 schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or ``exact`` = r_0/r_T).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -9,6 +11,9 @@ from opmerge_core.infra.validation import check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.thresholds import lam_B, lam_V
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
 
@@ -62,7 +67,7 @@ def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str 
     return pd.DataFrame(rows)
 
 
-def sweep_on_cluster(client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
+def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
                      init: str = "teacher", surrogate: str = "teacher",
                      uniform_K: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
