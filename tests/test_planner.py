@@ -182,10 +182,13 @@ def test_sweep_dataframe_and_bounds():
         sweep.phase_sweep(np.geomspace(0.05, 20, 4000), list(range(2, 60)))
 
 
-@pytest.mark.parametrize("path", ["numpy", "sweep", "blocked"])
+@pytest.mark.parametrize("path", ["numpy", "small", "sweep", "blocked"])
 def test_every_dp_path_agrees_with_brute_force(monkeypatch, path):
-    """numpy (small T, batched over λ), the compiled column sweep and the cache-blocked kernel."""
+    """numpy (small T, batched over λ), the compiled small-T kernel, the compiled column sweep and
+    the cache-blocked kernel."""
     monkeypatch.setattr(dp, "_use_numpy", lambda T, n: path == "numpy")
+    if path in ("sweep", "blocked"):            # the large-T kernels, at small T
+        monkeypatch.setattr(dp, "NUMPY_DP_T_MAX", 0)
     if path == "blocked":                       # blocks of 3 starts: rows folded and in-block
         monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", 0)
         monkeypatch.setattr(dp, "SWEEP_BLOCK", 3)
@@ -204,12 +207,18 @@ def _random_settings(n: int, seed: int, T_max: int):
                np.exp(rng.uniform(np.log(0.05), np.log(20.0), size=4)))
 
 
-def _extremes_on_every_path(monkeypatch, setting: Setting, lams: np.ndarray) -> list[dp.Extremes]:
-    """``dp.extremes`` by the numpy DP, the compiled column sweep and the blocked sweep (32, 5)."""
+DP_PATHS = {"numpy": (True, 10**9, 10**9, 1), "small": (False, 10**9, 10**9, 1),
+            "sweep": (False, 0, 10**9, 1), "blocked 32": (False, 0, 0, 32), "blocked 5": (False, 0, 0, 5)}
+
+
+def _extremes_on_every_path(monkeypatch, setting: Setting, lams: np.ndarray,
+                            paths: tuple[str, ...] = tuple(DP_PATHS)) -> list[dp.Extremes]:
+    """``dp.extremes`` by the numpy DP, the compiled small-T kernel, the compiled column sweep and
+    the blocked sweep (blocks of 32 and 5 starts), whatever T is."""
     out = []
-    for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
-                                         (False, 0, 5)]:
+    for numpy_path, small_max, sweep_max, block in (DP_PATHS[p] for p in paths):
         monkeypatch.setattr(dp, "_use_numpy", lambda T, n, v=numpy_path: v)
+        monkeypatch.setattr(dp, "NUMPY_DP_T_MAX", small_max)
         monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", sweep_max)
         monkeypatch.setattr(dp, "SWEEP_BLOCK", block)
         out.append(dp.extremes(setting, lams))
@@ -227,13 +236,14 @@ def test_dp_paths_agree_at_larger_T(monkeypatch):
                 assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
 
 
-def test_dp_paths_are_bit_identical(monkeypatch):
-    """numpy and both compiled sweeps round every candidate the same way: equal tables, so equal
-    extremes and plans whichever DP a process runs (``dp._use_numpy``)."""
-    for setting, lams in _random_settings(10, 7, 60):
-        first, *others = [(ex.lo.tolist(), ex.hi.tolist(), ex.lo_plans, ex.hi_plans)
-                          for ex in _extremes_on_every_path(monkeypatch, setting, lams)]
-        assert all(r == first for r in others), setting
+def test_small_T_dp_paths_are_bit_identical(monkeypatch):
+    """Where both may run (T <= NUMPY_DP_T_MAX), the numpy DP and the compiled small-T kernel round
+    every candidate the same way: equal extremes and plans whichever a process runs."""
+    for setting, lams in _random_settings(12, 7, dp.NUMPY_DP_T_MAX):
+        numpy_ex, kernel_ex = _extremes_on_every_path(monkeypatch, setting, lams, ("numpy", "small"))
+        assert numpy_ex.lo.tolist() == kernel_ex.lo.tolist(), setting
+        assert numpy_ex.hi.tolist() == kernel_ex.hi.tolist(), setting
+        assert (numpy_ex.lo_plans, numpy_ex.hi_plans) == (kernel_ex.lo_plans, kernel_ex.hi_plans)
 
 
 def test_kernels_coarse_jump_is_the_operators_one():

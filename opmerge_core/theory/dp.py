@@ -13,10 +13,11 @@ max-DP give the exact extremes over ALL multiway plans. O(T³) time, O(T²) memo
 time; no argmin tables: plans are rebuilt by re-scanning the O(T) candidates of each node on the path
 (O(T²) in all).
 
-Two implementations, bit for bit equal (same rounding of every candidate; min and max do not depend
-on the order of the candidates): the numba kernels (``dp_kernels``, imported on first use, ~0.7 s)
-and a numpy DP batched over λ (``dp_numpy``), faster than numba's start-up for a one-off small DP.
-Which one runs is a matter of speed only: a process that has the kernels loaded uses them.
+Which code runs depends on T alone, never on the process: for T <= NUMPY_DP_T_MAX either the numpy
+DP batched over λ (``dp_numpy``: a one-off small DP, faster than numba's start-up) or, once the
+compiled kernels are loaded (servers, workers), ``dp_kernels.fill_small`` — the two round every
+candidate the same way, so their results are equal bit for bit; above, the fastmath sweeps of
+``dp_kernels`` (plain, then cache-blocked beyond SWEEP_KERNEL_T_MAX).
 """
 
 from __future__ import annotations
@@ -61,12 +62,14 @@ def kernels() -> ModuleType:
 
 def load_kernels(warm: bool = False) -> None:
     """Import the compiled kernels now, so every later DP of this process runs in them (the fastest
-    path once loaded; the results are those of the numpy DP bit for bit). Servers, cluster workers
-    and sweeps call this; one-off CLI commands do not (numba's start-up). ``warm``: also run one
-    small DP, so the compiled code is loaded before the first real request."""
+    path once loaded; at small T their results are the numpy DP's bit for bit). Servers, cluster
+    workers and thresholds call this; one-off CLI commands do not (numba's start-up). ``warm``: also
+    run a small DP with each small-T and large-T kernel, so their compiled code is loaded before the
+    first real request."""
     kernels()
     if warm:
-        extremes(Setting(T=NUMPY_DP_T_MAX + 1, S=1.0), np.array([0.5, 1.3, 3.0]))
+        for T in (NUMPY_DP_T_MAX, NUMPY_DP_T_MAX + 1):
+            extremes(Setting(T=T, S=1.0), np.array([0.5, 1.3, 3.0]))
 
 
 def _use_numpy(T: int, n_lam: int) -> bool:
@@ -109,7 +112,9 @@ def _side(setting: Setting, lam: float, is_max: bool, with_plan: bool) -> tuple[
     A = np.ascontiguousarray(setting.A_star(np.array([lam]))[:, 0])
     Wt, Ut = _tables(T)
     args = (A, a, b, c1, c2, setting.alpha, setting.sigma, float(lam), is_max, Wt, Ut)
-    if T <= SWEEP_KERNEL_T_MAX:
+    if T <= NUMPY_DP_T_MAX:
+        k.fill_small(*args)                  # the numpy DP's rounding: the same bits on either path
+    elif T <= SWEEP_KERNEL_T_MAX:
         k.fill_sweep(*args)
     else:
         k.fill_sweep_blocked(*args, SWEEP_BLOCK)

@@ -3,7 +3,9 @@ and first cached dispatch cost ~0.7 s, more than a whole DP at T <= 64, which nu
 
 Every kernel is ``nogil`` (pages call them from threads) and ``cache=True``. Sentinels are finite
 (±BIG) and every sentinel is overwritten by a real candidate before it is read, so ``fastmath``'s
-finite-math assumption holds. Tables: Wt[s, m] = W[m, s] and Ut[s, m] = U[m, s] (rows contiguous).
+finite-math assumption holds. The sweeps for large T use fastmath (FMA contraction); ``fill_small``,
+for the T where the numpy DP may run instead, rounds exactly as numpy does.
+Tables: Wt[s, m] = W[m, s] and Ut[s, m] = U[m, s] (rows contiguous).
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ import numpy as np
 from opmerge_core.theory import operators
 from opmerge_core.theory.dp_numpy import BIG, rebuild_merges
 
-# No reassociation, reciprocal or FMA contraction: every candidate is rounded as in ``dp_numpy``, so
-# the two DPs give bit-identical tables (only nnan/ninf, which the finite sentinels make true).
-_JIT = dict(cache=True, nogil=True, fastmath={"nnan", "ninf"})
+_JIT = dict(cache=True, nogil=True, fastmath=True)
+_EXACT = dict(cache=True, nogil=True)   # IEEE rounding of every operation, as numpy does
 GROUP = 4            # finished rows folded per pass by the blocked sweep
 
-
-_coarse_jump = numba.njit(inline="always", **_JIT)(operators.coarse_jump)
+# operators.coarse_jump itself, compiled: inlined, it is rounded under the flags of each kernel
+_coarse_jump = numba.njit(inline="always", **_EXACT)(operators.coarse_jump)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -65,6 +66,28 @@ def fold4(acc_w, acc_p, rows, ws, a_s, b_s, n, is_max):  # pragma: no cover
             acc_p[e] = min(min(acc_p[e], min(w1 * y1, w2 * y2)), min(w3 * y3, w4 * y4))
 
 
+@numba.njit(**_EXACT)
+def fill_small(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: no cover
+    """One extreme of the DP by its definition, for T <= ``dp.NUMPY_DP_T_MAX``, where the numpy DP
+    (``dp_numpy.fill_tables``) may run instead: no fastmath (no FMA contraction, reassociation or
+    reciprocal), and every candidate written as there, so both give the same tables bit for bit
+    (min and max do not depend on the order of the candidates)."""
+    T = A.shape[0]
+    sentinel = -BIG if is_max else BIG
+    for s in range(1, T + 1):
+        Wt[s, s - 1] = A[s - 1]                             # the leaf: one teacher step
+        Ut[s, s - 1] = A[s - 1]
+        for e in range(s - 2, -1, -1):
+            aw, ap = sentinel, sentinel
+            for m in range(e + 1, s):                       # first child W[m, s], rest U[e, m]
+                w, y = Wt[s, m], Ut[m, e]
+                aw = _better(aw, w * a[s] * y + w * b[s], is_max)
+                ap = _better(ap, w * y, is_max)
+            w = aw + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, e))
+            Wt[s, e] = w
+            Ut[s, e] = _better(w, ap, is_max)
+
+
 @numba.njit(**_JIT)
 def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: no cover
     """One extreme (min, or max if ``is_max``) of the DP, column by column (THEORY §4).
@@ -89,7 +112,7 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
         while m >= 1:
             # W[m, s] = w is final; fold it into e = m − 1 alone, then finish W[m − 1, s]
             y = Ut[m, m - 1]
-            acc_w[m - 1] = _better(acc_w[m - 1], w * a_s * y + w * b_s, is_max)
+            acc_w[m - 1] = _better(acc_w[m - 1], w * (a_s * y + b_s), is_max)
             acc_p[m - 1] = _better(acc_p[m - 1], w * y, is_max)
             m1 = m - 1
             w1 = acc_w[m1] + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m1))
@@ -140,7 +163,7 @@ def _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, 
             for mp in range(max(m + 1, s0), s):
                 x = Wt[s, mp]
                 y = Ut[mp, m]
-                aw = _better(aw, x * a_s * y + x * b_s, is_max)
+                aw = _better(aw, x * (a_s * y + b_s), is_max)
                 ap = _better(ap, x * y, is_max)
             w = aw + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m))
             u = _better(w, ap, is_max)
@@ -179,7 +202,7 @@ def fill_sweep_blocked(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, n_blo
                     for k in range(e + 1, m + 1):
                         w = Wt[s, k]
                         y = Ut[k, e]
-                        aw = _better(aw, w * a[s] * y + w * b[s], is_max)
+                        aw = _better(aw, w * (a[s] * y + b[s]), is_max)
                         ap = _better(ap, w * y, is_max)
                     acc_w[q, e], acc_p[q, e] = aw, ap
                 _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, e, s0, s1)
