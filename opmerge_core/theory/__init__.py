@@ -1,5 +1,5 @@
 """The linear-Gaussian model (docs/THEORY.md). T is always the number of teacher steps (THEORY §1),
-in every name here (``T_MAX``, ``*_T_MAX``, ``*_T_MIN``).
+in every name here too (``validation.T_MAX``, the ``*_T_MAX`` / ``*_T_MIN`` bounds of these modules).
 
 - ``schedules``, ``operators`` (§1), ``shrinkage`` (§2), ``setting`` (T, S and the model choices);
 - ``plans`` (§3): merge plans, named strategies, parsing, enumeration;

@@ -36,7 +36,7 @@ from opmerge_core.theory.setting import Setting
 
 SWEEP_KERNEL_T_MAX = 1024     # the plain column sweep while its tables fit in cache; beyond, blocked
 SWEEP_BLOCK = 16              # starts per block of the blocked sweep (rows read once per block)
-NUMPY_DP_T_MAX = 64           # up to this T a small DP may run in numpy, batched over λ: no numba
+NUMPY_DP_T_MAX = 64           # up to this T: numpy or fill_small (same bits); above, fastmath sweeps
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 BUFFER_T_MAX = 512            # per-thread table buffers up to this T (page-faulting fresh tables on
 _BUFFERS = threading.local()  # every call costs about as much as the DP itself at T = 256)
@@ -74,7 +74,7 @@ def load_kernels(warm: bool = False) -> None:
 
 def _use_numpy(T: int, n_lam: int) -> bool:
     """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) while the compiled
-    kernels are not loaded yet (a speed choice: both DPs give the same bits)."""
+    kernels are not loaded yet (a speed choice: at these T both DPs give the same bits)."""
     return (T <= NUMPY_DP_T_MAX and n_lam * T**3 <= NUMPY_DP_WORK_MAX
             and "opmerge_core.theory.dp_kernels" not in sys.modules)
 
@@ -124,7 +124,8 @@ def _side(setting: Setting, lam: float, is_max: bool, with_plan: bool) -> tuple[
     return float(Wt[T, 0]), plan
 
 
-def _numpy_sides(setting: Setting, lam: np.ndarray, with_plans: bool) -> dict[bool, list]:
+def _numpy_sides(setting: Setting, lam: np.ndarray,
+                 with_plans: bool) -> dict[bool, list[tuple[float, Plan | None]]]:
     """Both extremes for every λ by the numpy DP: {is_max: [(value, plan | None) per λ]}."""
     T = setting.T
     a, b = dp_numpy.coefficients(setting, lam)[:2]
@@ -150,12 +151,12 @@ class LazyExtremes:
     first on either path, so the values do not depend on which DP runs."""
 
     def __init__(self, setting: Setting, lam: np.ndarray, with_plans: bool = True,
-                 certified: dict[str, tuple[Plan, np.ndarray]] | None = None):
+                 certified: dict[str, tuple[Plan, np.ndarray]] | None = None) -> None:
         self.setting, self.lam, self.with_plans = setting, lam, with_plans
         self.certified = certified if setting.init == "teacher" and setting.T >= 2 else None
         self.A = setting.A_star(lam) if self.certified else None
         self.cache: dict[tuple[bool, int], tuple[float, Plan | None]] = {}
-        self._batch: dict[bool, list] | None = None
+        self._batch: dict[bool, list[tuple[float, Plan | None]]] | None = None
         self._numpy = _use_numpy(setting.T, lam.size)
 
     def get(self, is_max: bool, j: int) -> tuple[float, Plan | None]:
