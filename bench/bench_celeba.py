@@ -17,6 +17,7 @@ from opmerge_core.latent import celeba
 from opmerge_core.latent.latents import load_assets
 from opmerge_core.theory import planner
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import shared_plan
 
 
 def timed(stages: dict[str, float], name: str, fn):
@@ -29,7 +30,7 @@ def timed(stages: dict[str, float], name: str, fn):
 def bench(T: int, model, stats) -> None:
     setting, stages = Setting(T), {}
     timed(stages, "per-direction DP", lambda: planner.optimal(setting, stats.eigvals))
-    timed(stages, "shared DP", lambda: planner.shared_plan(setting, stats.eigvals))
+    timed(stages, "shared DP", lambda: shared_plan(setting, stats.eigvals))
     comp = timed(stages, "compare (both DPs)", lambda: celeba.compare(setting, stats.eigvals))
     faces = timed(stages, "sample+decode",
                   lambda: celeba.decode_faces(model, celeba.sample_latents(stats, comp, 8, 0)))

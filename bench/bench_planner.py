@@ -1,12 +1,12 @@
 """Benchmark: the planner (THEORY §4–§5) against baselines measured in this same run.
 
-1. kernel: both extremes with plans (``planner.extremes``) against a plain Python loop over the same
+1. kernel: both extremes with plans (``dp.extremes``) against a plain Python loop over the same
    recurrence (T <= 256; beyond, the loop is extrapolated as T³), and against the hardware limit:
    T³/6 (e, m, s) triples per extreme, each two fused steps (an FMA or a multiply, then a min/max),
    at ``TRIPLES_PER_CYCLE`` triples per cycle and core (see ``limit_note``).
 2. curves: ``sweep.compare`` on the dashboard's λ grid against one full DP (both extremes) per λ
    (the baselines run without the certificates: ``full_dps``).
-3. λ_B(T): the certified crossings of ``planner.lam_B`` against a bisection over full DPs.
+3. λ_B(T): the certified crossings of ``thresholds.lam_B`` against a bisection over full DPs.
 4. the shared plan on the CelebA latent spectrum (d = 128): the beam DP against the former
    heuristic (Pareto fronts cut to 8) at a T where that finishes, and the beam's gap at T = 64.
 5. the phase diagram (``phase_sweep`` + ``thresholds``, the dashboard's grid) against one full DP
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core.theory import planner, plans, sweep
+from opmerge_core.theory import dp, planner, plans, shared_plan, sweep, thresholds
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shrinkage import merge_coefficients
 
@@ -70,12 +70,12 @@ def loop_dp(setting: Setting, lam: float) -> tuple[float, float]:
 @contextlib.contextmanager
 def full_dps():
     """The former path for baselines: every extreme by its DP (no certificate)."""
-    saved = planner._Sides._certificate
-    planner._Sides._certificate = lambda self, is_max, j: None
+    saved = dp.LazyExtremes.certificate
+    dp.LazyExtremes.certificate = lambda self, is_max, j: None
     try:
         yield
     finally:
-        planner._Sides._certificate = saved
+        dp.LazyExtremes.certificate = saved
 
 
 def best_of(fn, repeat: int) -> float:
@@ -107,11 +107,11 @@ def bench_kernel(Ts: tuple[int, ...], mhz: float) -> None:
     loop_256 = None
     for T in Ts:
         setting = Setting(T=T)
-        planner._side(setting, 0.5, False, False)                     # load/compile outside timing
-        fast = best_of(lambda s=setting: planner.extremes(s, 0.5), 9 if T <= 256 else 3 if T <= 1024 else 1)
+        dp._side(setting, 0.5, False, False)                     # load/compile outside timing
+        fast = best_of(lambda s=setting: dp.extremes(s, 0.5), 9 if T <= 256 else 3 if T <= 1024 else 1)
         if T <= 256:
             lo, hi = loop_dp(setting, 0.5)
-            ex = planner.extremes(setting, 0.5)
+            ex = dp.extremes(setting, 0.5)
             assert np.isclose(lo, ex.lo[0], rtol=1e-12) and np.isclose(hi, ex.hi[0], rtol=1e-12)
             slow = best_of(lambda s=setting: loop_dp(s, 0.5), 2)
             loop_256 = slow * (256 / T) ** 3
@@ -149,10 +149,10 @@ def bisection_lam_B(setting: Setting, lo: float = 0.05, hi: float = 4.0, rtol: f
 def bench_lam_B(T: int) -> None:
     setting = Setting(T=T)
     t0 = time.perf_counter()
-    new = planner.lam_B(setting)
+    new = thresholds.lam_B(setting)
     t_new = time.perf_counter() - t0
     t0 = time.perf_counter()
-    old = bisection_lam_B(setting, hi=max(2 * planner.lam_V(setting), 4.0))
+    old = bisection_lam_B(setting, hi=max(2 * thresholds.lam_V(setting), 4.0))
     t_old = time.perf_counter() - t0
     print(f"\n3. λ_B(T = {T}) = {new:.7f} (bisection {old:.7f}): {t_new:.2f} s / bisection "
           f"{t_old:.2f} s = {t_old / t_new:.1f}x faster")
@@ -164,17 +164,17 @@ def bench_shared(T_base: int, T_big: int) -> None:
     for T in (T_base, T_big):
         setting = Setting(T=T)
         t0 = time.perf_counter()
-        sp = planner.shared_plan(setting, lam)
+        sp = shared_plan.shared_plan(setting, lam)
         t_new = time.perf_counter() - t0
         line = (f"   T = {T:>3}: {sp.method} {t_new:.2f} s, W2 {sp.w2:.6f}, lower bound "
                 f"{sp.lower_bound:.6f}, gap {sp.gap:.6f} ({sp.gap / sp.w2:.1%}), exact {sp.exact}")
         if T == T_base:
             t0 = time.perf_counter()
-            ex = planner.extremes(setting, lam)
-            _, values = planner._pareto_shared(setting, lam, ex, FORMER_FRONT_MAX,
+            ex = dp.extremes(setting, lam)
+            _, values = shared_plan.pareto_shared(setting, lam, ex, FORMER_FRONT_MAX,
                                                truncate=True)
             t_old = time.perf_counter() - t0
-            w2_old = float(np.sqrt(planner._objective(setting, lam, values)))
+            w2_old = float(np.sqrt(shared_plan.objective(setting, lam, values)))
             line += f"; former cut fronts {t_old:.2f} s (W2 {w2_old:.6f}) = {t_old / t_new:.1f}x faster"
         else:
             line += f"; target 5 s = {5 / t_new:.1f}x margin"
@@ -194,7 +194,7 @@ def bench_phase() -> None:
             planner.optimal(setting, lams)
         for p in plans.named_plans(T).values():
             p.evaluate(setting, lams)
-        bisection_lam_B(setting, hi=max(2 * planner.lam_V(setting), 4.0))
+        bisection_lam_B(setting, hi=max(2 * thresholds.lam_V(setting), 4.0))
     t_old = time.perf_counter() - t0
     print(f"\n5. phase diagram ({lams.size} λ × {len(PHASE_TS)} T, with thresholds): {t_new:.2f} s / "
           f"full DPs + bisection {t_old:.2f} s = {t_old / t_new:.1f}x faster")

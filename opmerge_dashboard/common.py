@@ -26,10 +26,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from opmerge_core.infra import compute
+from opmerge_core.theory import dp, planner, plans, sweep, value_sets
 from opmerge_core.theory import heavy as heavy_core
-from opmerge_core.theory import planner, plans, sweep
 from opmerge_core.theory.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Setting
+from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
 from opmerge_core.theory.shrinkage import INIT_LABELS, INITS
 from opmerge_dashboard import figures, presentation
 
@@ -425,12 +426,12 @@ def strategies_table(key: tuple, lam: float, dp_label: str, dp_value: float, dp_
     return table
 
 
-ENUMERATE_T_MAX = planner.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
+ENUMERATE_T_MAX = value_sets.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
 
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating every plan …")
 def all_plan_values(key: tuple, lam: float) -> np.ndarray:
-    return planner.all_plan_values(Setting(*key), lam)
+    return value_sets.all_plan_values(Setting(*key), lam)
 
 
 # ---- output helpers -----------------------------------------------------------------------------
@@ -561,8 +562,8 @@ def _is_float(t: str) -> bool:
     return True
 
 
-def shared(key: tuple, lams: tuple[float, ...]) -> planner.SharedPlan | None:
-    return heavy(planner.shared_plan, Setting(*key), np.asarray(lams),
+def shared(key: tuple, lams: tuple[float, ...]) -> SharedPlan | None:
+    return heavy(shared_plan, Setting(*key), np.asarray(lams),
                  label=f"Shared plan for {len(lams)} directions (Pareto DP)")
 
 
@@ -612,7 +613,7 @@ def warm_up() -> threading.Thread:
     every rerun use them) and import torch (the CelebA and SFD pages decode faces with the VAE), so no
     student's rerun waits behind those imports."""
     def start() -> None:
-        planner.load_kernels(warm=True)
+        dp.load_kernels(warm=True)
         compute.default_backend()
         import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
 

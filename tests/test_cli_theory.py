@@ -137,3 +137,30 @@ def test_every_command_is_registered_by_its_module():
     every = cli.build_parser()
     sub = next(a for a in every._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(cli.COMMANDS)
+
+
+def test_a_missing_command_module_fails_loudly(monkeypatch):
+    """Every module of COMMAND_MODULES must import: a broken one is an error, never a silently
+    missing subcommand."""
+    from opmerge_core import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "no_such_module"])
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        cli.build_parser()
+
+
+@pytest.mark.parametrize("init", ["teacher", "coarse"])
+def test_plan_output_does_not_depend_on_which_dp_ran(capsys, init):
+    """A one-off `opmerge plan` (fresh process: the numpy DP) prints the same numbers, bit for bit,
+    as a process with the compiled kernels loaded (a dashboard server, a cluster worker)."""
+    from opmerge_core.theory import dp
+
+    argv = ["plan", "--T", "12", "--lam", "0.3,1.0,1.02,1.1,2.5", "--init", init, "--json"]
+    code = ("import sys\nfrom opmerge_core.cli import main\n"
+            f"rc = main({argv!r})\n"
+            "assert 'numba' not in sys.modules and rc == 0\n")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    dp.load_kernels()
+    assert not dp._use_numpy(12, 5)                       # this process runs the compiled kernels
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out) == json.loads(fresh.stdout)

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from opmerge_core.theory import planner, plans, sweep
+from opmerge_core.theory import dp, planner, plans, sweep, thresholds, value_sets
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
 
 LAMS = np.array([0.1, 0.35, 0.8, 1.0, 1.15, 1.4, 2.0, 3.1, 5.0])
@@ -22,7 +23,7 @@ def _brute(setting: Setting, lams: np.ndarray) -> np.ndarray:
 def _check_extremes(setting: Setting) -> np.ndarray:
     """DP extremes equal the brute-force min/max over all plans, and the rebuilt plans attain them."""
     values = _brute(setting, LAMS)
-    ex = planner.extremes(setting, LAMS)
+    ex = dp.extremes(setting, LAMS)
     assert np.allclose(ex.lo, values.min(0), rtol=1e-11, atol=1e-14)
     assert np.allclose(ex.hi, values.max(0), rtol=1e-11, atol=1e-14)
     for j, lam in enumerate(LAMS):
@@ -75,12 +76,12 @@ def test_published_claims(T):
 def test_switch_is_a_narrow_band_near_one():
     for T in [8, 16, 32, 64, 128]:
         setting = Setting(T=T)
-        lam_B = planner.lam_B(setting)
+        lam_B = thresholds.lam_B(setting)
         assert 1.0 < lam_B < 1 + 2.5 / T                # λ_B(T) ≈ 1 + 1.6/T
         assert abs(lam_B - (1 + 1.6 / T)) < 0.5 / T
         assert planner.optimal(setting, lam_B * 0.999)[0].regime == "boot"
         assert planner.optimal(setting, lam_B * 1.01)[0].regime != "boot"
-        lam_V = planner.lam_V(setting)
+        lam_V = thresholds.lam_V(setting)
         assert np.isclose(lam_V, 1 + 1 / np.cos(np.pi / (2 * T)))   # A*_1 = 1 there
         assert np.isclose(setting.A_star([lam_V])[0, 0], 1.0)
         assert planner.optimal(setting, lam_V * 1.001)[0].regime == "vanilla"
@@ -123,7 +124,7 @@ def test_shared_plan_exact_against_brute_force():
             setting = Setting(T=T, S=float(rng.choice([0.5, 1.0, 3.0])),
                               init=str(rng.choice(INITS)))
             lams = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=3))
-            shared = planner.shared_plan(setting, lams, front_max=10_000)
+            shared = shared_plan(setting, lams, front_max=10_000)
             values = _brute(setting, lams)
             objective = np.sqrt(np.sum((setting.r_T(lams)[:, None]
                                         * (values.T - setting.target(lams)[:, None])) ** 2, 0))
@@ -142,8 +143,8 @@ def test_shared_beam_against_exact_pareto():
         setting = Setting(T=T, S=float(rng.choice([0.5, 1.0, 3.0])), schedule=str(rng.choice(SCHEDULES)),
                           init=str(rng.choice(INITS)))
         lams = np.exp(rng.uniform(np.log(0.1), np.log(5.0), size=int(rng.integers(2, 6))))
-        exact = planner.shared_plan(setting, lams, front_max=100_000)
-        beam = planner.shared_plan(setting, lams, front_max=0)
+        exact = shared_plan(setting, lams, front_max=100_000)
+        beam = shared_plan(setting, lams, front_max=0)
         assert exact.exact and exact.method == "pareto"
         assert beam.method == "beam" and np.allclose(beam.plan.evaluate(setting, lams), beam.values)
         assert beam.w2 >= exact.w2 * (1 - 1e-12) - 1e-15
@@ -159,7 +160,7 @@ def test_shared_beam_against_exact_pareto():
 def test_shared_plan_large_is_bounded_and_beats_named_strategies():
     setting = Setting(T=16)
     lams = np.geomspace(0.01, 20, 64)
-    shared = planner.shared_plan(setting, lams)
+    shared = shared_plan(setting, lams)
     assert shared.method == "beam" and not shared.exact
     assert 0 < shared.lower_bound < shared.w2 and shared.gap == shared.w2 - shared.lower_bound
     per_direction = planner.optimal(setting, lams)     # the bound: every direction at its optimum
@@ -169,7 +170,7 @@ def test_shared_plan_large_is_bounded_and_beats_named_strategies():
         v = plan.evaluate(setting, lams)
         assert shared.w2 <= np.linalg.norm(setting.w2(v, lams)) + 1e-12
     # one coordinate: the shared plan is the per-coordinate optimum, proven
-    single = planner.shared_plan(setting, [0.5])
+    single = shared_plan(setting, [0.5])
     assert single.exact and single.plan == plans.boot(16) and single.gap == 0
 
 
@@ -181,13 +182,16 @@ def test_sweep_dataframe_and_bounds():
         sweep.phase_sweep(np.geomspace(0.05, 20, 4000), list(range(2, 60)))
 
 
-@pytest.mark.parametrize("path", ["numpy", "sweep", "blocked"])
+@pytest.mark.parametrize("path", ["numpy", "small", "sweep", "blocked"])
 def test_every_dp_path_agrees_with_brute_force(monkeypatch, path):
-    """numpy (small T, batched over λ), the compiled column sweep and the cache-blocked kernel."""
-    monkeypatch.setattr(planner, "_use_numpy", lambda T, n: path == "numpy")
+    """numpy (small T, batched over λ), the compiled small-T kernel, the compiled column sweep and
+    the cache-blocked kernel."""
+    monkeypatch.setattr(dp, "_use_numpy", lambda T, n: path == "numpy")
+    if path in ("sweep", "blocked"):            # the large-T kernels, at small T
+        monkeypatch.setattr(dp, "NUMPY_DP_T_MAX", 0)
     if path == "blocked":                       # blocks of 3 starts: rows folded and in-block
-        monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", 0)
-        monkeypatch.setattr(planner, "SWEEP_BLOCK", 3)
+        monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", 0)
+        monkeypatch.setattr(dp, "SWEEP_BLOCK", 3)
     for schedule, init in [("trig", "teacher"), ("edm", "coarse"), ("linear", "identity"),
                            ("rf", "zero")]:
         for T in (1, 2, 5, 7):
@@ -203,39 +207,75 @@ def _random_settings(n: int, seed: int, T_max: int):
                np.exp(rng.uniform(np.log(0.05), np.log(20.0), size=4)))
 
 
+DP_PATHS = {"numpy": (True, 10**9, 10**9, 1), "small": (False, 10**9, 10**9, 1),
+            "sweep": (False, 0, 10**9, 1), "blocked 32": (False, 0, 0, 32), "blocked 5": (False, 0, 0, 5)}
+
+
+def _extremes_on_every_path(monkeypatch, setting: Setting, lams: np.ndarray,
+                            paths: tuple[str, ...] = tuple(DP_PATHS)) -> list[dp.Extremes]:
+    """``dp.extremes`` by the numpy DP, the compiled small-T kernel, the compiled column sweep and
+    the blocked sweep (blocks of 32 and 5 starts), whatever T is."""
+    out = []
+    for numpy_path, small_max, sweep_max, block in (DP_PATHS[p] for p in paths):
+        monkeypatch.setattr(dp, "_use_numpy", lambda T, n, v=numpy_path: v)
+        monkeypatch.setattr(dp, "NUMPY_DP_T_MAX", small_max)
+        monkeypatch.setattr(dp, "SWEEP_KERNEL_T_MAX", sweep_max)
+        monkeypatch.setattr(dp, "SWEEP_BLOCK", block)
+        out.append(dp.extremes(setting, lams))
+    monkeypatch.undo()
+    return out
+
+
 def test_dp_paths_agree_at_larger_T(monkeypatch):
     for setting, lams in _random_settings(8, 3, 48):
-        ref = planner.extremes(setting, lams)
-        for numpy_path, sweep_max, block in [(True, 10**9, 1), (False, 10**9, 1), (False, 0, 32),
-                                             (False, 0, 5)]:
-            monkeypatch.setattr(planner, "_use_numpy", lambda T, n, v=numpy_path: v)
-            monkeypatch.setattr(planner, "SWEEP_KERNEL_T_MAX", sweep_max)
-            monkeypatch.setattr(planner, "SWEEP_BLOCK", block)
-            ex = planner.extremes(setting, lams)
+        ref = dp.extremes(setting, lams)
+        for ex in _extremes_on_every_path(monkeypatch, setting, lams):
             assert np.allclose(ex.lo, ref.lo, rtol=1e-12) and np.allclose(ex.hi, ref.hi, rtol=1e-12)
             for j, lam in enumerate(lams):
                 assert np.isclose(ex.lo_plans[j].evaluate(setting, [lam])[0], ex.lo[j], rtol=1e-11)
                 assert np.isclose(ex.hi_plans[j].evaluate(setting, [lam])[0], ex.hi[j], rtol=1e-11)
-        monkeypatch.undo()
+
+
+def test_small_T_dp_paths_are_bit_identical(monkeypatch):
+    """Where both may run (T <= NUMPY_DP_T_MAX), the numpy DP and the compiled small-T kernel round
+    every candidate the same way: equal extremes and plans whichever a process runs."""
+    for setting, lams in _random_settings(12, 7, dp.NUMPY_DP_T_MAX):
+        numpy_ex, kernel_ex = _extremes_on_every_path(monkeypatch, setting, lams, ("numpy", "small"))
+        assert numpy_ex.lo.tolist() == kernel_ex.lo.tolist(), setting
+        assert numpy_ex.hi.tolist() == kernel_ex.hi.tolist(), setting
+        assert (numpy_ex.lo_plans, numpy_ex.hi_plans) == (kernel_ex.lo_plans, kernel_ex.hi_plans)
+
+
+def test_kernels_coarse_jump_is_the_operators_one():
+    """The kernels compile ``operators.coarse_jump`` itself: the same value, bit for bit."""
+    from opmerge_core.theory import dp_kernels, operators
+
+    for schedule in SCHEDULES:
+        setting = Setting(T=9, schedule=schedule)
+        for lam in (0.05, 1.0, 7.5):
+            for s in range(1, 10):
+                for e in range(s):
+                    assert dp_kernels._coarse_jump(setting.alpha, setting.sigma, lam, s, e) == \
+                        operators.coarse_jump(setting.alpha, setting.sigma, lam, s, e)
 
 
 def test_certified_extremes_equal_dp_and_brute_force():
     """Teacher init: all A*_t <= 1 → BOOT is the min-plan, all A*_t >= 1 → vanilla the max-plan,
-    without a DP (``planner.certified_extreme``), against the DP and brute force."""
+    without a DP (``dp.certified_extreme``), against the DP and brute force."""
     rng = np.random.default_rng(6)
     hits = {False: 0, True: 0}
     for _ in range(40):
         T = int(rng.integers(2, 40))
         setting = Setting(T=T, S=float(np.exp(rng.uniform(-2, 2.5))), schedule=str(rng.choice(SCHEDULES)))
         lam = float(np.exp(rng.uniform(np.log(0.05), np.log(20.0))))
-        ex = planner.extremes(setting, lam)
+        ex = dp.extremes(setting, lam)
         for is_max in (False, True):
-            cert = planner.certified_extreme(setting, lam, is_max)
+            cert = dp.certified_extreme(setting, lam, is_max)
             if cert is None:
                 continue
             hits[is_max] += 1
-            dp = ex.hi[0] if is_max else ex.lo[0]
-            assert cert[0] == pytest.approx(dp, rel=1e-12)
+            dp_value = ex.hi[0] if is_max else ex.lo[0]
+            assert cert[0] == pytest.approx(dp_value, rel=1e-12)
             assert cert[1] == (plans.vanilla(T) if is_max else plans.boot(T))
             if T <= 7:
                 values = _brute(setting, np.array([lam]))[:, 0]
@@ -244,11 +284,11 @@ def test_certified_extremes_equal_dp_and_brute_force():
     for T, lam, is_max in [(6, 5.0, True), (7, 0.7, False), (7, 3.0, True)]:   # A*_T < 1 always (trig)
         setting = Setting(T=T)
         values = _brute(setting, np.array([lam]))[:, 0]
-        value, plan = planner.certified_extreme(setting, lam, is_max)
+        value, plan = dp.certified_extreme(setting, lam, is_max)
         assert value == pytest.approx(values.max() if is_max else values.min(), rel=1e-12)
         assert plan == (plans.vanilla(T) if is_max else plans.boot(T))
-    assert planner.certified_extreme(Setting(T=8), 1.5, False) is None          # between: the DP
-    assert planner.certified_extreme(Setting(T=8, init="identity"), 0.5, False) is None
+    assert dp.certified_extreme(Setting(T=8), 1.5, False) is None          # between: the DP
+    assert dp.certified_extreme(Setting(T=8, init="identity"), 0.5, False) is None
 
 
 def test_optimal_without_bounds_equals_full_dp():
@@ -272,7 +312,7 @@ def test_lam_B_is_a_certified_switch_point():
     cases = [(s, 1e-6) for s, _ in _random_settings(8, 5, 40)] + [(Setting(T=96), 1e-6),
                                                                   (Setting(T=24, S=4.0), 1e-4)]
     for setting, rtol in cases:
-        lam_B = planner.lam_B(setting, rtol=rtol)
+        lam_B = thresholds.lam_B(setting, rtol=rtol)
         if not np.isfinite(lam_B):
             continue
         assert planner.optimal(setting, lam_B, exact_mixed=False)[0].regime == "boot"
@@ -282,9 +322,9 @@ def test_lam_B_crossings_agree_with_bisection(monkeypatch):
     """The crossing-placed probes (large T) and plain bisection find the same switch (trig)."""
     for T in (12, 40):
         setting = Setting(T=T)
-        bisected = planner.lam_B(setting)
-        monkeypatch.setattr(planner, "CROSSING_T_MIN", 0)
-        assert planner.lam_B(setting) == pytest.approx(bisected, rel=2e-6)
+        bisected = thresholds.lam_B(setting)
+        monkeypatch.setattr(thresholds, "CROSSING_T_MIN", 0)
+        assert thresholds.lam_B(setting) == pytest.approx(bisected, rel=2e-6)
         monkeypatch.undo()
 
 
@@ -298,10 +338,10 @@ def test_single_plan_T_is_named_by_side_of_target():
 def test_all_plan_values_equals_enumeration():
     for T in range(1, 8):
         setting = Setting(T=T, S=0.8, init="coarse" if T % 2 else "teacher")
-        fast = np.sort(planner.all_plan_values(setting, 1.3))
+        fast = np.sort(value_sets.all_plan_values(setting, 1.3))
         slow = np.sort([p.evaluate(setting, [1.3])[0] for p in plans.enumerate_plans(T)])
         assert fast.size == plans.little_schroeder(T) and np.allclose(fast, slow, rtol=1e-12)
-    assert planner.all_plan_values(Setting(T=10), 0.5).size == plans.little_schroeder(10)
+    assert value_sets.all_plan_values(Setting(T=10), 0.5).size == plans.little_schroeder(10)
 
 
 def test_threads_get_the_same_extremes():
@@ -310,9 +350,9 @@ def test_threads_get_the_same_extremes():
 
     setting = Setting(T=200)
     lams = [0.3, 1.01, 1.2, 1.7, 2.5, 6.0]
-    serial = [planner.extremes(setting, lam) for lam in lams]
+    serial = [dp.extremes(setting, lam) for lam in lams]
     with ThreadPoolExecutor(2) as pool:
-        threaded = list(pool.map(lambda lam: planner.extremes(setting, lam), lams))
+        threaded = list(pool.map(lambda lam: dp.extremes(setting, lam), lams))
     for a, b in zip(serial, threaded):
         assert (a.lo, a.hi) == (b.lo, b.hi) and a.lo_plans == b.lo_plans and a.hi_plans == b.hi_plans
 

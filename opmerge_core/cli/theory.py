@@ -1,7 +1,8 @@
 """`opmerge plan`, `opmerge eval`, `opmerge sweep`: the theory engine from the command line.
 
 Start-up matters here (a speaker types these live): nothing imports torch or streamlit, pandas is
-imported by ``sweep`` only (it writes a table), and small plans never load numba (``planner``).
+imported by ``sweep`` only (it writes a table), and small plans never load numba (``dp``: a small
+one-off DP runs in numpy).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import os
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam, parse_float_list, parse_int_list, parse_lam_grid
+from opmerge_core.infra.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Setting
+from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
 
 
@@ -74,7 +76,7 @@ def run_plan(args: argparse.Namespace) -> int:
             lines.append(f"  {name:<12} {s['value']:>10.6f} {s['w2']:>12.6g} "
                          f"{s['w2'] - b.w2:>12.3g}")
     if args.shared:
-        shared = planner.shared_plan(setting, lams)
+        shared = shared_plan(setting, lams)
         named_w2 = {name: float(np.linalg.norm(setting.w2(v, lams))) for name, (_, v) in named.items()}
         block = {"plan": shared.plan.text, "w2": shared.w2, "exact": shared.exact,
                  "method": shared.method, "lower_bound": shared.lower_bound, "gap": shared.gap,
@@ -109,7 +111,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     from opmerge_core.theory import sweep  # pandas
 
-    lams, Ts = parse_lam_grid(args.lam), parse_int_list(args.T, "T")
+    lams, Ts = parse_lam_grid(args.lam), parse_T_list(args.T)
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
     if args.scheduler:

@@ -94,11 +94,12 @@ def parse_float_list(text: str, name: str) -> list[float]:
         raise ValueError(f"{name} must be a number or a comma list of numbers, got {text!r}") from None
 
 
-def parse_int_list(text: str, name: str) -> list[int]:
+def parse_T_list(text: str) -> list[int]:
+    """'8' or '4,8,16' -> numbers of teacher steps T, each checked by ``check_T`` (used by the CLI)."""
     parts = [p for p in str(text).split(",") if p.strip()]
     if not parts:
-        raise ValueError(f"{name} must be an integer or a comma list of integers, got {text!r}")
-    return [check_int(p, name, hi=T_MAX) for p in parts]
+        raise ValueError(f"T must be an integer or a comma list of integers, got {text!r}")
+    return [check_T(p) for p in parts]
 
 
 def parse_lam_grid(text: str) -> np.ndarray:

@@ -81,6 +81,6 @@ class NiceWorkers(WorkerPlugin):
     def setup(self, worker) -> None:
         with contextlib.suppress(OSError):
             os.nice(10)
-        from opmerge_core.theory import planner
+        from opmerge_core.theory import dp
 
-        planner.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now
+        dp.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now

@@ -7,7 +7,7 @@ init, surrogate) every method below is one number per direction, the one-step op
 - ``teacher``: the T-step DDIM composite P (THEORY §1, eq. 8);  ``exact``: the flow map r_0/r_T;
 - the five named strategies (THEORY §3, ``plans.named_plans``), each a single plan for all directions;
 - ``dp``: each direction's own W2-optimal plan (``planner.optimal``, THEORY §4);
-- ``dp_shared``: one plan shared by all directions (``planner.shared_plan``, THEORY §4 last bullet).
+- ``dp_shared``: one plan shared by all directions (``shared_plan.shared_plan``, THEORY §4 last bullet).
 
 Theory error per method (THEORY §4): per direction ``setting.w2`` = r_T |value − target|, summed in
 quadrature over all directions (``w2``), over λ_i < 1 (``w2_low``) and over λ_i ≥ 1 (``w2_high``).
@@ -30,6 +30,7 @@ from opmerge_core.infra.validation import check_int, check_lam, check_positive
 from opmerge_core.latent.latents import LatentStats
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import shared_plan
 
 STRATEGY_KEYS = (*plans.STRATEGIES, "dp", "dp_shared")      # the methods with a trained student
 METHODS = ("teacher", "exact", *STRATEGY_KEYS)
@@ -86,7 +87,7 @@ def compare(setting: Setting, lam: np.ndarray, shared: bool = True) -> Compariso
     regimes = [b.regime for b in best]
     shared_exact = True
     if shared:
-        sp = planner.shared_plan(setting, lam)
+        sp = shared_plan(setting, lam)
         values["dp_shared"], named["dp_shared"], shared_exact = sp.values, sp.plan, sp.exact
     else:
         values["dp_shared"] = np.full_like(lam, np.nan)

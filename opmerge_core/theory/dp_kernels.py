@@ -1,9 +1,11 @@
-"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``planner`` (numba's import
+"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``dp`` (numba's import
 and first cached dispatch cost ~0.7 s, more than a whole DP at T <= 64, which numpy does instead).
 
 Every kernel is ``nogil`` (pages call them from threads) and ``cache=True``. Sentinels are finite
 (±BIG) and every sentinel is overwritten by a real candidate before it is read, so ``fastmath``'s
-finite-math assumption holds. Tables: Wt[s, m] = W[m, s] and Ut[s, m] = U[m, s] (rows contiguous).
+finite-math assumption holds. The sweeps for large T use fastmath (FMA contraction); ``fill_small``,
+for the T where the numpy DP may run instead, rounds exactly as numpy does.
+Tables: Wt[s, m] = W[m, s] and Ut[s, m] = U[m, s] (rows contiguous).
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from opmerge_core.theory import operators
 from opmerge_core.theory.dp_numpy import BIG, rebuild_merges
 
 _JIT = dict(cache=True, nogil=True, fastmath=True)
+_EXACT = dict(cache=True, nogil=True)   # IEEE rounding of every operation, as numpy does
 GROUP = 4            # finished rows folded per pass by the blocked sweep
+
+# operators.coarse_jump itself, compiled: inlined, it is rounded under the flags of each kernel
+_coarse_jump = numba.njit(inline="always", **_EXACT)(operators.coarse_jump)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -59,6 +66,28 @@ def fold4(acc_w, acc_p, rows, ws, a_s, b_s, n, is_max):  # pragma: no cover
             acc_p[e] = min(min(acc_p[e], min(w1 * y1, w2 * y2)), min(w3 * y3, w4 * y4))
 
 
+@numba.njit(**_EXACT)
+def fill_small(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: no cover
+    """One extreme of the DP by its definition, for T <= ``dp.NUMPY_DP_T_MAX``, where the numpy DP
+    (``dp_numpy.fill_tables``) may run instead: no fastmath (no FMA contraction, reassociation or
+    reciprocal), and every candidate written as there, so both give the same tables bit for bit
+    (min and max do not depend on the order of the candidates)."""
+    T = A.shape[0]
+    sentinel = -BIG if is_max else BIG
+    for s in range(1, T + 1):
+        Wt[s, s - 1] = A[s - 1]                             # the leaf: one teacher step
+        Ut[s, s - 1] = A[s - 1]
+        for e in range(s - 2, -1, -1):
+            aw, ap = sentinel, sentinel
+            for m in range(e + 1, s):                       # first child W[m, s], rest U[e, m]
+                w, y = Wt[s, m], Ut[m, e]
+                aw = _better(aw, w * a[s] * y + w * b[s], is_max)
+                ap = _better(ap, w * y, is_max)
+            w = aw + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, e))
+            Wt[s, e] = w
+            Ut[s, e] = _better(w, ap, is_max)
+
+
 @numba.njit(**_JIT)
 def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: no cover
     """One extreme (min, or max if ``is_max``) of the DP, column by column (THEORY §4).
@@ -73,7 +102,6 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
     acc_w = np.empty(T + 1)
     acc_p = np.empty(T + 1)
     for s in range(1, T + 1):
-        rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
         a_s, b_s = a[s], b[s]
         acc_w[:s] = sentinel
         acc_p[:s] = sentinel
@@ -87,8 +115,7 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
             acc_w[m - 1] = _better(acc_w[m - 1], w * (a_s * y + b_s), is_max)
             acc_p[m - 1] = _better(acc_p[m - 1], w * y, is_max)
             m1 = m - 1
-            c = c1[s] + c2[s] * (alpha[m1] * alpha[s] * lam + sigma[m1] * sigma[s]) / rs2
-            w1 = acc_w[m1] + c
+            w1 = acc_w[m1] + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m1))
             Wt[s, m1] = w1
             Ut[s, m1] = _better(w1, acc_p[m1], is_max)
             if m1 == 0:
@@ -97,8 +124,7 @@ def fill_sweep(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut):  # pragma: n
             fold2(acc_w, acc_p, Ut[m], w, Ut[m1], w1, a_s, b_s, m1, is_max)
             # W[m − 2, s] is now final
             m2 = m1 - 1
-            c = c1[s] + c2[s] * (alpha[m2] * alpha[s] * lam + sigma[m2] * sigma[s]) / rs2
-            w = acc_w[m2] + c
+            w = acc_w[m2] + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m2))
             Wt[s, m2] = w
             Ut[s, m2] = _better(w, acc_p[m2], is_max)
             m = m2
@@ -139,8 +165,7 @@ def _finalise(A, a, b, c1, c2, alpha, sigma, lam, is_max, Wt, Ut, acc_w, acc_p, 
                 y = Ut[mp, m]
                 aw = _better(aw, x * (a_s * y + b_s), is_max)
                 ap = _better(ap, x * y, is_max)
-            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
-            w = aw + c1[s] + c2[s] * (alpha[m] * alpha[s] * lam + sigma[m] * sigma[s]) / rs2
+            w = aw + (c1[s] + c2[s] * _coarse_jump(alpha, sigma, lam, s, m))
             u = _better(w, ap, is_max)
         Wt[s, m] = w
         Ut[s, m] = u
@@ -271,10 +296,9 @@ def shared_beam(A, a, b, c1, c2, alpha, sigma, lam, g, k_max):  # pragma: no cov
     for length in range(2, T + 1):
         for e in range(0, T - length + 1):
             s = e + length
-            rs2 = alpha[s] * alpha[s] * lam + sigma[s] * sigma[s]
             gc = 0.0
             for t in range(d):
-                c[t] = c1[s, t] + c2[s, t] * (alpha[e] * alpha[s] * lam[t] + sigma[e] * sigma[s]) / rs2[t]
+                c[t] = c1[s, t] + c2[s, t] * _coarse_jump(alpha, sigma, lam[t], s, e)
                 gc += g[t] * c[t]
             nw = 0
             nu = 0
@@ -303,7 +327,7 @@ def shared_beam(A, a, b, c1, c2, alpha, sigma, lam, g, k_max):  # pragma: no cov
                 x = Wv[m, s, i]
                 y = Uv[e, m, j]
                 for t in range(d):
-                    Wv[e, s, k, t] = c[t] + x[t] * (a[s, t] * y[t] + b[s, t])
+                    Wv[e, s, k, t] = c[t] + (x[t] * a[s, t] * y[t] + x[t] * b[s, t])
                 Wprov[e, s, k, 0], Wprov[e, s, k, 1], Wprov[e, s, k, 2] = m, i, j
             Wn[e, s] = nw
             for k in range(nw):             # a run made of the single student W[e, s][k]

@@ -3,18 +3,22 @@
 Same column sweep as ``dp_kernels.fill_sweep`` (Wt[s, m] = W[m, s], Ut[s, m] = U[m, s]), with every
 numpy operation running over all λ of the batch at once: at T <= 64 this costs a few milliseconds,
 less than importing numba and loading its cached kernels (~0.7 s), which is what keeps
-``opmerge plan`` instant. ``rebuild_merges`` is plain Python that numba also compiles
-(``dp_kernels.rebuild``), so both paths rebuild plans the same way.
+``opmerge plan`` instant. Every candidate is rounded as in ``dp_kernels.fill_small`` (the compiled
+DP at the same T), so the two give the same tables bit for bit. ``rebuild_merges`` is plain Python
+that numba also compiles (``dp_kernels.rebuild``), so both paths rebuild plans the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from opmerge_core.theory.operators import coarse_jump
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shrinkage import merge_coefficients
 
 BIG = 1e300   # finite sentinel (see dp_kernels)
+Tables = np.ndarray | list[list[float]]   # indexed X[i][j]: a 2-D array (numba) or nested lists
+Row = np.ndarray | list[float]
 
 
 def coefficients(setting: Setting, lam: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -32,12 +36,11 @@ def fill_tables(setting: Setting, lam: np.ndarray, is_max: bool) -> tuple[np.nda
     opt = np.maximum if is_max else np.minimum
     Wt = np.empty((L, T + 1, T + 1))
     Ut = np.empty((L, T + 1, T + 1))
+    ends = np.arange(T + 1)[:, None]
     for s in range(1, T + 1):
-        rs2 = al[s] ** 2 * lam + sg[s] ** 2
-        cs = c1[s] + c2[s] * (al[:s, None] * al[s] * lam + sg[:s, None] * sg[s]) / rs2   # (s, L)
+        cs = c1[s] + c2[s] * coarse_jump(al, sg, lam, s, ends[:s])               # (s, L): c_{e,s}
         acc_w = np.full((L, s), -BIG if is_max else BIG)
         acc_p = acc_w.copy()
-        a_s, b_s = a[s][:, None], b[s][:, None]
         for m in range(s - 1, -1, -1):
             if m == s - 1:                                        # the leaf: one teacher step
                 w = u = A[s - 1]
@@ -47,13 +50,14 @@ def fill_tables(setting: Setting, lam: np.ndarray, is_max: bool) -> tuple[np.nda
             Wt[:, s, m] = w
             Ut[:, s, m] = u
             if m:
-                wy = w[:, None] * Ut[:, m, :m]                    # first child W[m, s], rest U[e, m]
-                opt(acc_w[:, :m], a_s * wy + b_s * w[:, None], out=acc_w[:, :m])
-                opt(acc_p[:, :m], wy, out=acc_p[:, :m])
+                y = Ut[:, m, :m]                                  # first child W[m, s], rest U[e, m]
+                opt(acc_w[:, :m], (w * a[s])[:, None] * y + (w * b[s])[:, None], out=acc_w[:, :m])
+                opt(acc_p[:, :m], w[:, None] * y, out=acc_p[:, :m])
     return Wt, Ut
 
 
-def rebuild_merges(Wt, Ut, a, b, sign):  # pragma: no cover (also compiled by numba)
+def rebuild_merges(Wt: Tables, Ut: Tables, a: Row, b: Row,
+                   sign: float) -> np.ndarray:  # pragma: no cover (also compiled by numba)
     """Merges (e, s) of the plan attaining W[0, T], by re-scanning the O(T) candidates of each node
     on the path (O(T²) in all); sign = +1 for min, −1 for max. Tables are indexed ``X[i][j]``
     (Wt[s][m] = W[m, s], Ut[m][e] = U[e, m]) so nested lists (fast in Python) and 2-D arrays
@@ -90,7 +94,7 @@ def rebuild_merges(Wt, Ut, a, b, sign):  # pragma: no cover (also compiled by nu
             best = np.inf
             a_s, b_s = a[s], b[s]
             for m in range(e + 1, s):
-                v = sign * row[m] * (a_s * Ut[m][e] + b_s)
+                v = sign * (row[m] * a_s * Ut[m][e] + row[m] * b_s)
                 if v < best:
                     best, best_m = v, m
         stack[top, 0], stack[top, 1], stack[top, 2] = best_m, s, 0

@@ -2,7 +2,7 @@
 
 Each can take more than ~100 ms (large-T DPs, λ sweeps, thresholds, spectra), so the dashboard never
 runs them itself: the compute backend (compute.py) runs them on a worker, shares identical requests
-and caches the results for everyone. The math lives in planner.py and sweep.py (THEORY §4–§5).
+and caches the results for everyone. The math lives in planner.py, thresholds.py and sweep.py (THEORY §4–§5).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 
 from opmerge_core.theory import planner, sweep
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.thresholds import lam_B, lam_V
 
 
 def optimal(setting: Setting, lam: float) -> planner.OptimalPlan:
@@ -21,7 +22,7 @@ def optimal(setting: Setting, lam: float) -> planner.OptimalPlan:
 
 def thresholds(setting: Setting) -> tuple[float, float]:
     """λ_B(T) and λ_V (THEORY §5)."""
-    return planner.lam_B(setting), planner.lam_V(setting)
+    return lam_B(setting), lam_V(setting)
 
 
 def phase(lams: tuple[float, ...], Ts: tuple[int, ...], S: float, schedule: str, init: str,

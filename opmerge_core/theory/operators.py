@@ -36,9 +36,13 @@ def A_star(alpha: np.ndarray, sigma: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return (a[:-1] * a[1:] * lam + s[:-1] * s[1:]) / (a[1:] ** 2 * lam + s[1:] ** 2)
 
 
-def coarse_jump(alpha: np.ndarray, sigma: np.ndarray, lam: np.ndarray, s: int, e: int) -> np.ndarray:
-    """One DDIM jump s → e (e < s): (α_e α_s λ + σ_e σ_s)/(α_s² λ + σ_s²). Shape (d,)."""
-    lam = np.asarray(lam, dtype=np.float64)
+def coarse_jump(alpha: np.ndarray, sigma: np.ndarray, lam: np.ndarray | float, s: int,
+                e: int | np.ndarray) -> np.ndarray | float:
+    """One DDIM jump s → e (e < s; THEORY §2, init ``coarse``): (α_e α_s λ + σ_e σ_s)/(α_s² λ + σ_s²).
+
+    ``lam`` a float array (d,) or one float; ``e`` an index or an index array (e.g. (n, 1) for n ends
+    at once). Plain arithmetic, also compiled by numba for the DP kernels (``dp_kernels``), so every
+    path rounds the jump the same way."""
     return (alpha[e] * alpha[s] * lam + sigma[e] * sigma[s]) / (alpha[s] ** 2 * lam + sigma[s] ** 2)
 
 
@@ -69,12 +73,9 @@ class Geometry:
 
     @property
     def A_star(self) -> np.ndarray:
+        """(T, d): the teacher steps, projection times rescaling (the exact one-step flow map t → t−1
+        is the rescaling alone)."""
         return self.projection * self.rescale
-
-    @property
-    def exact_step(self) -> np.ndarray:
-        """The exact flow map for one step t → t−1 is the rescaling alone."""
-        return self.rescale
 
 
 def geometry(alpha: np.ndarray, sigma: np.ndarray, lam: np.ndarray) -> Geometry:

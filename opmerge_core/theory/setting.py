@@ -1,4 +1,5 @@
-"""A `Setting`: T, the shrinkage budget S and the model choices of THEORY.md, validated once.
+"""A `Setting`: T (teacher steps, THEORY §1), the shrinkage budget S (§2) and the model choices of
+THEORY.md, validated once.
 
 Model choices (THEORY.md marks them **[model choice]**; defaults never change silently):
 schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or ``exact`` = r_0/r_T).
@@ -6,7 +7,7 @@ schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +28,6 @@ class Setting:
     init: str = "teacher"
     surrogate: str = "teacher"
     uniform_K: int = 4
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "T", check_T(self.T))
@@ -38,9 +38,7 @@ class Setting:
         object.__setattr__(self, "uniform_K", check_int(self.uniform_K, "K (uniform block size)", hi=T_MAX))
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("_cache")
-        return d
+        return asdict(self)
 
     @cached_property
     def alpha_sigma(self) -> tuple[np.ndarray, np.ndarray]:

@@ -22,18 +22,15 @@ INIT_LABELS = {
 }
 
 
-def gamma(S: float, r2: np.ndarray) -> np.ndarray:
-    """Shrinkage factor γ_s = exp(−S r_s²)."""
-    return np.exp(-S * np.asarray(r2, dtype=np.float64))
-
-
 def rho(S: float, r2: np.ndarray) -> np.ndarray:
-    """ρ_s = 1 − γ_s, the fraction of the target a student learns (−expm1 keeps small S accurate)."""
+    """ρ_s = 1 − γ_s = 1 − exp(−S r_s²), the fraction of the target a student learns (−expm1 keeps
+    small S accurate)."""
     return -np.expm1(-S * np.asarray(r2, dtype=np.float64))
 
 
 def merge_coefficients(init: str, rho_s: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(a, b, c1, c2) with  merge = c1 + c2 · coarse(s, e) + first · (a · rest + b).
+    """(a, b, c1, c2) with  merge = c1 + c2 · coarse(s, e) + first · (a · rest + b), each shaped
+    like ``rho_s``; coarse(s, e) is ``operators.coarse_jump``.
 
     - teacher:  A(0) = first child  →  first · ((1 − ρ) + ρ · rest)
     - zero:     A(0) = 0            →  ρ · first · rest
@@ -48,18 +45,6 @@ def merge_coefficients(init: str, rho_s: np.ndarray) -> tuple[np.ndarray, ...]:
         "identity": (rho_s, zero, keep, zero),
         "coarse": (rho_s, zero, zero, keep),
     }[init]
-
-
-def merge(first: np.ndarray, rest: np.ndarray, rho_s: np.ndarray, init: str = "teacher",
-          coarse: np.ndarray | None = None) -> np.ndarray:
-    """One trained student replacing [first child, then the rest] (rest = product of the others)."""
-    a, b, c1, c2 = merge_coefficients(init, np.asarray(rho_s, dtype=np.float64))
-    value = c1 + first * (a * rest + b)
-    if init == "coarse":
-        if coarse is None:
-            raise ValueError("init 'coarse' needs the coarse DDIM jump of the merged segment")
-        value = value + c2 * coarse
-    return value
 
 
 def trained(target: np.ndarray, A0: np.ndarray, rho_s: np.ndarray) -> np.ndarray:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from opmerge_core.infra.validation import check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.thresholds import lam_B, lam_V
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
 
@@ -16,7 +22,6 @@ def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
     """One row per λ: the DP optimum and every named strategy's value, W2 and gap to the optimum
     (only the extremes each choice needs are computed: ``planner.optimal(..., bounds=False)``)."""
     lam = check_lam(lam)
-    planner.load_kernels()        # the same arithmetic in every process: a cluster sweep = a local one
     best = planner.optimal(setting, lam, bounds=False)
     rows = {
         "T": setting.T, "lam": lam, "regime": [b.regime for b in best],
@@ -53,16 +58,16 @@ def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str =
 
 def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str = "teacher",
                surrogate: str = "teacher") -> pd.DataFrame:
-    """λ_B(T) (largest λ with BOOT exactly optimal, a certified switch point: ``planner.lam_B``) and
+    """λ_B(T) (largest λ with BOOT exactly optimal, a certified switch point: ``thresholds.lam_B``) and
     λ_V (A*_1 = 1) for each T."""
     rows = []
     for T in Ts:
         setting = Setting(check_T(T), S, schedule, init, surrogate)
-        rows.append({"T": T, "lam_B": planner.lam_B(setting), "lam_V": planner.lam_V(setting)})
+        rows.append({"T": T, "lam_B": lam_B(setting), "lam_V": lam_V(setting)})
     return pd.DataFrame(rows)
 
 
-def sweep_on_cluster(client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
+def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
                      init: str = "teacher", surrogate: str = "teacher",
                      uniform_K: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a

@@ -3,7 +3,7 @@ dashboard's Train page: which plans, which setting, which optimiser — the job 
 (``run``) and what a finished run records (``record``; the run life cycle is infra/runs.py).
 
 Plans: any of the named strategies (THEORY §3), ``dp`` — the DP-optimal plan for the budget the run
-realises (``planner.optimal`` at S = S_eff for one λ, ``planner.shared_plan`` for a λ list, THEORY §4) —
+realises (``planner.optimal`` at S = S_eff for one λ, ``shared_plan.shared_plan`` for a λ list, THEORY §4) —
 and ``custom``, a typed plan in bracket notation.
 """
 
@@ -20,6 +20,7 @@ from opmerge_core.infra.validation import S_MAX, T_MAX, check_choice, check_int,
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.training.closed_form import theory
 from opmerge_core.training.results import TrainResult
 from opmerge_core.training.trainer import T_MAX_TRAIN, TrainConfig, train
@@ -71,7 +72,7 @@ class TrainSpec(TrainConfig):
         for name in self.strategies:
             if name == "dp":
                 out[name] = (planner.optimal(setting, lam)[0].plan if lam.size == 1
-                             else planner.shared_plan(setting, lam).plan)
+                             else shared_plan(setting, lam).plan)
             else:
                 out[name] = plans.strategy(name, self.T, self.K)
         if self.plan:

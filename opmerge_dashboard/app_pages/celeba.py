@@ -15,8 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.latent import celeba, latents
-from opmerge_core.theory.planner import REGIME_LABELS, SHARED_T_MAX
+from opmerge_core.theory.planner import REGIME_LABELS
 from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars

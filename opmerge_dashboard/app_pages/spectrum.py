@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core.theory import planner, plans
+from opmerge_core.theory import plans
 from opmerge_core.theory.setting import total_w2
+from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import common, figures
 
 p = common.params()
@@ -73,7 +74,7 @@ rows = [{"plan": plans.STRATEGY_LABELS[n], "W2": total_w2(setting.w2(pl.evaluate
 oracle = float(np.sqrt(sum(w**2 * (lams == x).sum() for x, w in per_dir.items())))
 rows.append({"plan": "per-direction optimum (lower bound)", "W2": oracle})
 shared = None
-if p.T > planner.SHARED_T_MAX or estimate > SHARED_BUDGET_S:
+if p.T > SHARED_T_MAX or estimate > SHARED_BUDGET_S:
     st.info(f"The shared-plan DP would take about {estimate:.0f} s at T = {p.T} with "
             f"{lams.size} directions; it runs when that estimate is ≤ {SHARED_BUDGET_S:g} s (lower T or d). "
             "The named strategies are compared below.")
