@@ -7,7 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from opmerge_dashboard import common, controls, presentation
+from opmerge_dashboard import controls, presentation
+from opmerge_dashboard.backend import keep_jobs_alive, warm_up
+from opmerge_dashboard.params import sanitize_url, show_url_warnings
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 # (file, title, material icon, url path); optional pages appear when their file exists.
@@ -34,8 +36,8 @@ def run() -> None:
         st.query_params["present"] = "1"
         st.html(presentation.CSS)
 
-    common.warm_up()
-    common.sanitize_url()
+    warm_up()
+    sanitize_url()
 
     pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
              for f, t, i, u in PAGES if (PAGES_DIR / f).exists()]
@@ -53,6 +55,6 @@ def run() -> None:
     if present:
         controls.stage(keys)
 
-    common.show_url_warnings()
-    common.keep_jobs_alive()
+    show_url_warnings()
+    keep_jobs_alive()
     page.run()

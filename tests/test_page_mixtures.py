@@ -51,9 +51,9 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
     assert any("share of samples near one of the 2 modes" in m.value for m in at.markdown)
     cli = "opmerge sfd train --teacher mixture-2d --preset two-blobs --nfe 1"
     assert any(cli in c.value for c in at.code)
-    from opmerge_dashboard import common
+    from opmerge_dashboard.backend import backend
 
-    kinds = [r["kind"] for r in common.backend().store.list(limit=10)]
+    kinds = [r["kind"] for r in backend().store.list(limit=10)]
     assert kinds.count("mixture_sfd") == 2                             # the default one and ours
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opmerge_core.cli import argv
 from opmerge_core.infra.validation import check_choice, check_int, check_lam
 from opmerge_core.sfd import solvers
+
+if TYPE_CHECKING:
+    from opmerge_core.sfd.distill import DistillConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,22 +120,68 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_sfd_teacher)
 
 
+@dataclass(frozen=True)
+class SfdTrainSpec:
+    """What ``opmerge sfd train`` distils: a teacher (``preset``: the 2-D mixture of ``mixture-2d``)
+    and the distillation config, on the default time range (SFD.md)."""
+
+    teacher: str
+    preset: str
+    config: DistillConfig
+
+    def __post_init__(self) -> None:
+        from opmerge_core.sfd import distill as sfd
+        from opmerge_core.sfd.mixtures import PRESETS
+
+        check_choice(self.teacher, sfd.TEACHERS, "teacher")
+        check_choice(self.preset, PRESETS, "preset")
+        self.config.validate()
+        if (self.config.t_min, self.config.t_max) != (solvers.T_MIN, solvers.T_MAX):
+            raise ValueError(f"opmerge sfd train samples on t in [{solvers.T_MIN}, {solvers.T_MAX}]")
 
 
-def run_sfd_train(args: argparse.Namespace) -> int:
+def default_budget(teacher: str) -> int:
+    """Trajectories when ``--budget`` is not given: fewer for the 2-D mixtures."""
     from opmerge_core.sfd import distill as sfd
-    from opmerge_core.sfd import lab as sfd_lab
 
-    check_choice(args.teacher, sfd.TEACHERS, "teacher")
-    _threads(args.threads)
-    budget = args.budget or (sfd.MIXTURE_BUDGET if args.teacher == "mixture-2d" else sfd.DEFAULT_BUDGET)
+    return sfd.MIXTURE_BUDGET if teacher == "mixture-2d" else sfd.DEFAULT_BUDGET
+
+
+def spec_from(args: argparse.Namespace) -> SfdTrainSpec:
+    from opmerge_core.sfd import distill as sfd
+
+    budget = args.budget or default_budget(args.teacher)
     cfg = sfd.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
                             solver=args.solver, M=check_int(args.M, "--M", lo=-1, hi=10**6),
                             afs=args.afs, budget=check_int(budget, "--budget", lo=0, hi=10**9),
                             batch=check_int(args.batch, "--batch", hi=sfd.BATCH_MAX),
                             lower_order_final=args.lower_order_final,
                             lr=float(_number(args.lr, "--lr")),
-                            seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1)).validate()
+                            seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1))
+    return SfdTrainSpec(args.teacher, args.preset, cfg)
+
+
+def to_argv(spec: SfdTrainSpec) -> list[str]:
+    """``opmerge sfd train``'s argv for ``spec`` (without ``opmerge``), defaults left out."""
+    cfg = spec.config
+    values = {"teacher": spec.teacher, "preset": spec.preset, "nfe": cfg.nfe, "algorithm": cfg.algorithm,
+              "budget": None if cfg.budget == default_budget(spec.teacher) else cfg.budget,
+              "solver": cfg.solver, "M": cfg.M, "afs": cfg.afs, "lower_order_final": cfg.lower_order_final,
+              "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed}
+    return ["sfd", "train", *argv.options(argv.command_parser("sfd", "sfd", "train"), values)]
+
+
+def parse(args: list[str]) -> SfdTrainSpec:
+    """The spec of an ``opmerge sfd train`` argv (``to_argv``'s inverse)."""
+    return spec_from(argv.command_parser("sfd").parse_args(args))
+
+
+def run_sfd_train(args: argparse.Namespace) -> int:
+    from opmerge_core.sfd import distill as sfd
+    from opmerge_core.sfd import lab as sfd_lab
+
+    cfg = spec_from(args).config
+    _threads(args.threads)
     store = None
     if not args.no_store:
         from opmerge_core.infra.runstore import RunStore
