@@ -1,4 +1,4 @@
-"""Page 2 — Operators: the teacher step A*_t, its geometry (projection then rescaling), and the
+"""Operators: the teacher step A*_t, its geometry (projection then rescaling), and the
 teacher composite vs the exact flow map (THEORY §1, eq. 7–8, Prop. 3.2)."""
 
 import numpy as np
