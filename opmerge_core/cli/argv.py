@@ -26,6 +26,16 @@ def command_parser(module: str, *path: str) -> argparse.ArgumentParser:
     return parser
 
 
+def build(module: str, path: tuple[str, ...], values: Mapping[str, object]) -> list[str]:
+    """The argv of ``opmerge <path>`` (without ``opmerge``) giving ``values`` (see ``options``)."""
+    return [*path, *options(command_parser(module, *path), values)]
+
+
+def parse_args(module: str, args: list[str]) -> argparse.Namespace:
+    """``args`` (an argv without ``opmerge``) parsed by the real parser of ``module``'s commands."""
+    return command_parser(module).parse_args(args)
+
+
 def fmt(value: object) -> str:
     """A value as the CLI reads it back: the shortest text of a float that gives the same float
     (``0.5``, ``2``, ``3.3333333333333335``), comma lists for tuples."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opmerge_core.cli import argv
-from opmerge_core.cli.theory import add_model_args
+from opmerge_core.cli.theory import add_model_args, model_options
 from opmerge_core.infra.validation import check_int, check_positive
 from opmerge_core.theory.setting import Setting
 
@@ -69,16 +69,14 @@ def spec_from(args: argparse.Namespace) -> CompareSpec:
 
 def to_argv(spec: CompareSpec) -> list[str]:
     """``opmerge celeba compare``'s argv for ``spec`` (without ``opmerge``), defaults left out."""
-    s = spec.setting
-    values = {"T": s.T, "S": s.S, "schedule": s.schedule, "init": s.init, "surrogate": s.surrogate,
-              "K": s.uniform_K, "samples": spec.samples, "seed": spec.seed, "gain": spec.gain,
-              "train": spec.train, "train_steps": spec.train_steps, "out": spec.out}
-    return ["celeba", "compare", *argv.options(argv.command_parser("celeba", "celeba", "compare"), values)]
+    values = {"T": spec.setting.T, **model_options(spec.setting), "samples": spec.samples, "seed": spec.seed,
+              "gain": spec.gain, "train": spec.train, "train_steps": spec.train_steps, "out": spec.out}
+    return argv.build("celeba", ("celeba", "compare"), values)
 
 
 def parse(args: list[str]) -> CompareSpec:
     """The spec of an ``opmerge celeba compare`` argv (``to_argv``'s inverse)."""
-    return spec_from(argv.command_parser("celeba").parse_args(args))
+    return spec_from(argv.parse_args("celeba", args))
 
 
 def run_compare(args: argparse.Namespace) -> int:

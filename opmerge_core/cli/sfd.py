@@ -168,12 +168,12 @@ def to_argv(spec: SfdTrainSpec) -> list[str]:
               "budget": None if cfg.budget == default_budget(spec.teacher) else cfg.budget,
               "solver": cfg.solver, "M": cfg.M, "afs": cfg.afs, "lower_order_final": cfg.lower_order_final,
               "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed}
-    return ["sfd", "train", *argv.options(argv.command_parser("sfd", "sfd", "train"), values)]
+    return argv.build("sfd", ("sfd", "train"), values)
 
 
 def parse(args: list[str]) -> SfdTrainSpec:
     """The spec of an ``opmerge sfd train`` argv (``to_argv``'s inverse)."""
-    return spec_from(argv.command_parser("sfd").parse_args(args))
+    return spec_from(argv.parse_args("sfd", args))
 
 
 def run_sfd_train(args: argparse.Namespace) -> int:

@@ -227,12 +227,12 @@ def to_argv(spec: PlanCommand | EvalCommand | SweepCommand) -> list[str]:
         name = "plan" if isinstance(spec, PlanCommand) else "eval"
         values = {"T": spec.setting.T, "lam": spec.lam, **model_options(spec.setting)}
         values.update({"shared": spec.shared} if isinstance(spec, PlanCommand) else {"plan": spec.plan})
-    return [name, *argv.options(argv.command_parser("theory", name), values)]
+    return argv.build("theory", (name,), values)
 
 
 def parse(args: list[str]) -> PlanCommand | EvalCommand | SweepCommand:
     """The spec of an ``opmerge plan | eval | sweep`` argv (``to_argv``'s inverse)."""
-    ns = argv.command_parser("theory").parse_args(args)
+    ns = argv.parse_args("theory", args)
     if ns.command == "sweep":
         Ts = tuple(parse_int_list(ns.T, "T"))
         return SweepCommand(Ts, ns.lam, setting_from(ns, Ts[0]), ns.out)

@@ -48,12 +48,12 @@ def to_argv(spec: train_spec.TrainSpec) -> list[str]:
     are spelled out unless the typed plan is trained alone: their default depends on ``--plan``."""
     values = {f.name: getattr(spec, f.name) for f in fields(spec)}
     values["strategies"] = spec.strategies or None
-    return ["train", *argv.options(argv.command_parser("train", "train"), values)]
+    return argv.build("train", ("train",), values)
 
 
 def parse(args: list[str]) -> train_spec.TrainSpec:
     """The spec of an ``opmerge train`` argv (``to_argv``'s inverse)."""
-    return spec_from(argv.command_parser("train").parse_args(args))
+    return spec_from(argv.parse_args("train", args))
 
 
 def _scalar_or_list(x: np.ndarray, as_list: bool):
