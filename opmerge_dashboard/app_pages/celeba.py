@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.cli import celeba as celeba_cli
+from opmerge_core.infra import compute
 from opmerge_core.latent import celeba, latents
 from opmerge_core.theory.planner import REGIME_LABELS, SHARED_T_MAX
 from opmerge_core.theory.setting import Setting
@@ -76,7 +77,7 @@ def start_training(setting: Setting, folder: str) -> None:
     st.session_state["celeba_job_key"] = setting
 
 
-def show_trained(job) -> None:
+def show_trained(job: compute.Job) -> None:
     """A finished trainer run: its time and every strategy's trained W2 next to the theory."""
     seconds = (job.finished or 0) - (job.started or 0)
     st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
@@ -88,7 +89,7 @@ def show_trained(job) -> None:
     csv_download(table, "celeba_w2_trained")
 
 
-def trained_run(setting: Setting):
+def trained_run(setting: Setting) -> compute.Job | None:
     """The finished trainer run of this session for these settings, or None."""
     job = backend().get(st.session_state.get("celeba_job", -1))
     ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == setting

@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.cli import sfd as sfd_cli
+from opmerge_core.infra import compute
 from opmerge_core.latent import latents
 from opmerge_core.sfd import distill as sfd
 from opmerge_core.sfd import lab as sfd_lab
@@ -55,7 +56,7 @@ def pm(out: dict, key: str) -> str:
     return f"{out[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 
-def show_run(job) -> None:
+def show_run(job: compute.Job) -> None:
     """A finished run: the student's latent FD next to the plain solver's, the teacher's and the floor."""
     out = job.result["metrics"]
     st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
