@@ -26,7 +26,7 @@ from streamlit.testing.v1 import AppTest
 
 from opmerge_core.infra import compute
 from opmerge_core.theory import heavy as heavy_core
-from opmerge_dashboard import common
+from opmerge_dashboard import plan_views
 
 APP = str(Path(__file__).resolve().parents[1] / "opmerge_dashboard" / "app.py")
 
@@ -73,7 +73,7 @@ def main() -> None:
 
     # the phase diagram alone: computed here (cold), on the compute backend (cold: a fresh cache),
     # and again from the backend's cache
-    args = (tuple(common.PHASE_LAMS.tolist()), common.PHASE_TS, 1.0, "trig", "teacher", "teacher")
+    args = (tuple(plan_views.PHASE_LAMS.tolist()), plan_views.PHASE_TS, 1.0, "trig", "teacher", "teacher")
     t0 = time.perf_counter()
     heavy_core.phase(*args)
     here = time.perf_counter() - t0

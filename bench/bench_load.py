@@ -51,7 +51,7 @@ from streamlit.logger import set_log_level  # noqa: E402
 
 set_log_level("ERROR")       # importing the dashboard outside a server warns "No runtime found"
 
-from opmerge_dashboard.common import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
+from opmerge_dashboard.params import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
 
 T_CHOICES = (16, 32, 64, 128)
 HEAVY_PAGES = (("", 1024), ("celeba", 64), ("spectrum", 256))   # (url path, T)

@@ -1,8 +1,8 @@
-"""opmerge dashboard: router and shared frame (presets, Reset, the bound teaching parameters).
+"""opmerge dashboard: the Streamlit entry point. Every script run draws the shared frame and routes
+to the current page (``frame.run``: ``st.navigation`` over the page scripts in ``app_pages/``).
 
-Run with ``opmerge dashboard`` or ``streamlit run opmerge_dashboard/app.py``. Pages live in
-``opmerge_dashboard/app_pages/``; the optional pages of other areas (train, celeba, sfd, mixtures) appear
-as soon as their file exists there. ``?present=1`` switches to presentation mode.
+Run with ``opmerge dashboard`` or ``streamlit run opmerge_dashboard/app.py``. ``?present=1`` switches to
+presentation mode.
 """
 
 # Streamlit runs this file as the module __main__ and leaves it installed as sys.modules["__main__"].

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from opmerge_dashboard import common, presentation
+from opmerge_dashboard import presentation
+from opmerge_dashboard.params import (
+    SHARED_WIDGETS,
+    model_choices_text,
+    parameter_widget,
+    parameter_widgets,
+    params,
+)
 
-THEORY = common.SHARED_WIDGETS
-# url path of a page -> the shared parameters that act on it (order: common.SHARED_WIDGETS)
+THEORY = SHARED_WIDGETS
+# url path of a page -> the shared parameters that act on it (order: SHARED_WIDGETS)
 PAGE_CONTROLS: dict[str, tuple[str, ...]] = {
     "phase": THEORY, "operators": THEORY, "playground": THEORY, "spectrum": THEORY, "about": THEORY,
     "experiments": ("S", "schedule", "init", "surrogate"),       # each section has its own T / λ grid
@@ -37,7 +44,7 @@ def stage(keys: tuple[str, ...]) -> None:
     with st.container(key="stage"):
         for col, key in zip(st.columns(len(on_stage), gap="large"), on_stage):
             with col:
-                common.parameter_widget(key)
+                parameter_widget(key)
 
 
 def sidebar(keys: tuple[str, ...]) -> None:
@@ -47,9 +54,9 @@ def sidebar(keys: tuple[str, ...]) -> None:
         st.caption("Every control below is in the URL: share the link to share the state.")
         if presentation.active() and shown != keys:
             st.caption("λ, T and S are on the stage (top of the page).")
-        common.parameter_widgets(shown)
+        parameter_widgets(shown)
         st.markdown("**Active model choices** (assumptions, see About)")
-        st.caption(common.model_choices_text(common.params()))
+        st.caption(model_choices_text(params()))
     else:
         st.caption("This page has its own controls (on the page); the shared theory controls "
                    "(λ, T, S, schedule …) are on the theory pages.")

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from opmerge_dashboard import common, controls, presentation
+from opmerge_dashboard import controls, presentation
+from opmerge_dashboard.backend import keep_jobs_alive, warm_up
+from opmerge_dashboard.params import sanitize_url, show_url_warnings
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
-# (file, title, material icon, url path); optional pages appear when their file exists.
+# (file, title, material icon, url path), in the order of the navigation bar
 PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
          ("operators.py", "Operators", "functions", "operators"),
          ("playground.py", "Plan playground", "account_tree", "playground"),
@@ -34,11 +36,11 @@ def run() -> None:
         st.query_params["present"] = "1"
         st.html(presentation.CSS)
 
-    common.warm_up()
-    common.sanitize_url()
+    warm_up()
+    sanitize_url()
 
     pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
-             for f, t, i, u in PAGES if (PAGES_DIR / f).exists()]
+             for f, t, i, u in PAGES]
     page = st.navigation(pages, position="top")
 
     keys = controls.for_page(page.url_path)
@@ -53,6 +55,6 @@ def run() -> None:
     if present:
         controls.stage(keys)
 
-    common.show_url_warnings()
-    common.keep_jobs_alive()
+    show_url_warnings()
+    keep_jobs_alive()
     page.run()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import streamlit as st
 
 from opmerge_core.theory import planner, plans
-from opmerge_dashboard import common
+from opmerge_core.theory.setting import Setting
+from opmerge_dashboard.params import Params
 
 CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",
            "vanilla": "Vanilla — one student for all T steps at once",
@@ -21,11 +22,11 @@ PICK, REVEALED = "_predict_pick", "_predict_revealed"     # session memory only
 URL_ON = ("1", "true", "yes", "on")                       # ?predict=1 (also ?predict=true)
 
 
-def _question(p: common.Params) -> str:
-    return f"{p.key}|{p.lam:g}"
+def _question(p: Params) -> tuple[Setting, float]:
+    return p.setting, p.lam
 
 
-def _reveal(question: str) -> None:
+def _reveal(question: tuple[Setting, float]) -> None:
     st.session_state[PICK] = st.session_state.get("predict_choice")
     st.session_state[REVEALED] = question
 
@@ -56,12 +57,12 @@ def why(best: planner.OptimalPlan, lam: float, T: int, lam_B: float, lam_V: floa
             "inside a flatter tree, moving from BOOT towards vanilla as λ grows: a **hybrid**.")
 
 
-def _named_w2(p: common.Params, name: str) -> float:
+def _named_w2(p: Params, name: str) -> float:
     v = float(plans.named_plans(p.T)[name].evaluate(p.setting, [p.lam])[0])
     return float(p.setting.w2([v], [p.lam])[0])
 
 
-def gate(p: common.Params, best: planner.OptimalPlan | None, lam_B: float, lam_V: float) -> bool:
+def gate(p: Params, best: planner.OptimalPlan | None, lam_B: float, lam_V: float) -> bool:
     """The toggle, and with it on the question or the revealed answer. True when the page may
     show the optimal plan (predict mode off, or answered)."""
     if "predict" not in st.session_state:                  # first visit: the URL decides

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.sfd import reference
-from opmerge_dashboard import common
+from opmerge_core.theory.setting import Setting
+from opmerge_dashboard.output import figure
 
 FD_PREFIX = "latent_fd"
 
@@ -71,7 +72,7 @@ def sfd_run(folder: str, teacher: str) -> None:
     curve = runs[0]["metrics"].get("loss_curve")
     if isinstance(curve, list) and len(curve) >= 2:
         from opmerge_dashboard.figures.sfd import loss_curve
-        common.figure(loss_curve([float(v) for v in curve]), "sfd_reference_loss",
+        figure(loss_curve([float(v) for v in curve]), "sfd_reference_loss",
                       key="fig_sfd_reference_loss")
 
 
@@ -95,14 +96,15 @@ def sfd_samples(folder: str, teacher: str, nfe: int, afs: bool) -> dict:
     return dict(ref.samples)
 
 
-def celeba_trained(key: tuple, folder: str, labels: dict[str, str]) -> None:
+def celeba_trained(setting: Setting, folder: str, labels: dict[str, str]) -> None:
     """The reference trainer check when its setting is the current one."""
     ref, problem = _celeba(folder)
     _problem(problem)
     if ref is None:
         return
     s = ref.setting
-    if (s.get("T"), s.get("S"), s.get("schedule"), s.get("init"), s.get("surrogate")) != key:
+    shipped = (s.get("T"), s.get("S"), s.get("schedule"), s.get("init"), s.get("surrogate"))
+    if shipped != (setting.T, setting.S, setting.schedule, setting.init, setting.surrogate):
         st.caption(f"A shipped reference run exists for T = {s.get('T')}, S = {s.get('S')} "
                    f"({s.get('schedule')}, init {s.get('init')}, surrogate {s.get('surrogate')}).")
         return

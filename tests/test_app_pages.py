@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from opmerge_dashboard import common
+from opmerge_dashboard.params import DEFAULTS
+from opmerge_dashboard.spectrum_upload import parse_spectrum
 
 APP = "../opmerge_dashboard/app.py"  # relative to this file
 PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
@@ -91,8 +92,8 @@ def test_bad_params_warn_and_fall_back(query: dict, name: str) -> None:
     at = run_page("phase", **query)
     messages = [w.value for w in at.warning]
     assert any(f"`{name}`" in m and "default" in m for m in messages), messages
-    assert at.select_slider(key="lam").value == common.DEFAULTS["lam"]
-    assert at.slider(key="T").value == common.DEFAULTS["T"]
+    assert at.select_slider(key="lam").value == DEFAULTS["lam"]
+    assert at.slider(key="T").value == DEFAULTS["T"]
     assert metric(at, "Optimal plan") == "Sequential BOOT"
 
 
@@ -118,7 +119,7 @@ def test_presets_and_reset() -> None:
     at.segmented_control(key="preset").set_value("Hybrid band").run()
     assert metric(at, "Optimal plan") in ("Hybrid", "Mixed")
     at.button(key="reset").click().run()
-    assert at.select_slider(key="lam").value == common.DEFAULTS["lam"]
+    assert at.select_slider(key="lam").value == DEFAULTS["lam"]
     assert at.segmented_control(key="preset").value is None
     assert metric(at, "Optimal plan") == "Sequential BOOT"
 
@@ -214,17 +215,17 @@ def test_npy_header_is_checked_before_anything_is_allocated() -> None:
     data = buf.getvalue() + bytes(192 - len(buf.getvalue()))
     assert len(data) == 192
     with pytest.raises(ValueError, match=r"declares 1,099,511,627,776 eigenvalues"):
-        common.parse_spectrum("huge.npy", data)
+        parse_spectrum("huge.npy", data)
     truncated = _npy(np.arange(1.0, 101.0))[:-8]
     with pytest.raises(ValueError, match="truncated"):
-        common.parse_spectrum("cut.npy", truncated)
+        parse_spectrum("cut.npy", truncated)
 
 
 def test_parse_spectrum_never_unpickles() -> None:
     payload = pickle.dumps([1.0, 2.0])
     with pytest.raises(ValueError, match=r"pickles|numeric|npy"):
-        common.parse_spectrum("x.npy", _npy(np.array([payload], dtype=object)))
-    assert common.parse_spectrum("x.npy", _npy(np.array([0.5, 2.0]))).tolist() == [2.0, 0.5]
+        parse_spectrum("x.npy", _npy(np.array([payload], dtype=object)))
+    assert parse_spectrum("x.npy", _npy(np.array([0.5, 2.0]))).tolist() == [2.0, 0.5]
 
 
 # ---- operators, experiments, spectrum presets ---------------------------------------------------

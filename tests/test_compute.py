@@ -229,9 +229,9 @@ def test_an_existing_cluster_runs_runs_and_cached_results(scheduler_address, tmp
 def test_a_heavy_page_shows_a_placeholder_then_its_result(monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from opmerge_dashboard import common
+    from opmerge_dashboard import backend as dashboard_backend
 
-    monkeypatch.setattr(common, "WAIT_S", 0.0)
+    monkeypatch.setattr(dashboard_backend, "WAIT_S", 0.0)
     S = round(float(np.random.default_rng().uniform(2, 19)), 1)   # a setting nobody computed yet
     at = AppTest.from_file("../opmerge_dashboard/app.py", default_timeout=60)
     at.query_params.update({"T": "300", "S": f"{S:g}"})
@@ -239,7 +239,7 @@ def test_a_heavy_page_shows_a_placeholder_then_its_result(monkeypatch):
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Optimal plan"] == "…" and at.get("progress"), "a placeholder, not a blocked page"
-    backend = common.backend()
+    backend = dashboard_backend.backend()
     assert wait(lambda: all(j.done for j in backend.jobs() if not j.record), 120)
     at.run()
     metrics = {m.label: m.value for m in at.metric}

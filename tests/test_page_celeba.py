@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from opmerge_core.cli import celeba as celeba_cli
 from opmerge_core.latent import latents as lt
 from opmerge_core.latent import vae
 
@@ -47,7 +49,9 @@ def test_page_renders_from_url_state(assets, monkeypatch):
     assert metrics["fraction of λ below 1"] == f"{np.mean(LAM < 1):.0%}"
     assert "Sequential BOOT" in metrics["optimal regimes"] and "Vanilla" in metrics["optimal regimes"]
     assert at.session_state["T"] == 8 and at.session_state["S"] == 2.0
-    assert any("--T 8 --shrinkage 2" in c.value for c in at.code)
+    command = next(c.value for c in at.code if "--T 8 --shrinkage 2" in c.value)
+    spec = celeba_cli.parse(shlex.split(command)[1:])        # the real CLI reads it back
+    assert (spec.setting.T, spec.setting.S, spec.samples) == (8, 2.0, 6)
     assert len(at.get("image")) == 1                                  # the face grid
     table = at.dataframe[0].value
     assert len(table) == 9 and "DP shared plan" in set(table["method"])

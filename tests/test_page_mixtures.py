@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from opmerge_core.cli import sfd as sfd_cli
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 PAGE = "app_pages/mixtures.py"
@@ -50,10 +53,12 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
     assert len(at.get("plotly_chart")) == 3
     assert any("share of samples near one of the 2 modes" in m.value for m in at.markdown)
     cli = "opmerge sfd train --teacher mixture-2d --preset two-blobs --nfe 1"
-    assert any(cli in c.value for c in at.code)
-    from opmerge_dashboard import common
+    command = next(c.value for c in at.code if cli in c.value)
+    spec = sfd_cli.parse(shlex.split(command)[1:])           # the real CLI reads it back
+    assert (spec.preset, spec.config.nfe, spec.config.budget) == ("two-blobs", 1, 1024)
+    from opmerge_dashboard.backend import backend
 
-    kinds = [r["kind"] for r in common.backend().store.list(limit=10)]
+    kinds = [r["kind"] for r in backend().store.list(limit=10)]
     assert kinds.count("mixture_sfd") == 2                             # the default one and ours
 
 

@@ -41,7 +41,7 @@ def test_train_through_the_job_runner(monkeypatch, home, tmp_path):
     at.selectbox(key="sfd_preset").set_value("two-blobs")
     at.slider(key="sfd_nfe").set_value(1)
     at.select_slider(key="sfd_budget").set_value(2048).run()
-    assert "--preset two-blobs --nfe 1 --algorithm sfd --budget 2048" in at.code[-1].value
+    assert "--preset two-blobs --nfe 1 --budget 2048" in at.code[-1].value     # --algorithm sfd: default
     at.button(key="sfd_train").click().run()
     for _ in range(240):
         if any("done" in s.value for s in at.success):

@@ -35,9 +35,9 @@ def wait_for(at: AppTest, pred, tries: int = 240, what: str = "the condition") -
 
 def runner_job(at: AppTest, key: str):
     """The page's job (its id is in the session state) as the shared runner records it."""
-    from opmerge_dashboard import common
+    from opmerge_dashboard.backend import backend
 
-    return common.backend().get(at.session_state[key])
+    return backend().get(at.session_state[key])
 
 
 def values(arr) -> list:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from opmerge_core.cli.theory import add_model_args
+from opmerge_core.cli import argv
+from opmerge_core.cli.theory import add_model_args, model_options
+from opmerge_core.infra.validation import check_int, check_positive
 from opmerge_core.theory.setting import Setting
 
 
@@ -34,23 +37,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
+@dataclass(frozen=True)
+class CompareSpec:
+    """What ``opmerge celeba compare`` computes and draws: the setting, the face grid (``samples``
+    faces per row from z_T seed ``seed``, differences × ``gain``) and optionally the trainer check."""
+
+    setting: Setting
+    samples: int = 8
+    seed: int = 0
+    gain: float = 5.0
+    train: bool = False
+    train_steps: int = 200
+    out: str = "grid.png"
+
+    def __post_init__(self) -> None:
+        from opmerge_core.latent.celeba import MAX_GAIN, MAX_SAMPLES
+
+        object.__setattr__(self, "samples", check_int(self.samples, "samples", hi=MAX_SAMPLES))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", lo=0, hi=2**31 - 1))
+        object.__setattr__(self, "gain", check_positive(self.gain, "gain", hi=MAX_GAIN))
+        object.__setattr__(self, "train_steps", check_int(self.train_steps, "train-steps", hi=100_000))
+        if not self.out.lower().endswith(".png"):
+            raise ValueError(f"--out must be a .png file, got {self.out}")
+
+
+def spec_from(args: argparse.Namespace) -> CompareSpec:
+    setting = Setting(T=args.T, S=args.S, schedule=args.schedule, init=args.init,
+                      surrogate=args.surrogate, uniform_K=args.K)
+    return CompareSpec(setting, args.samples, args.seed, args.gain, args.train, args.train_steps, args.out)
+
+
+def to_argv(spec: CompareSpec) -> list[str]:
+    """``opmerge celeba compare``'s argv for ``spec`` (without ``opmerge``), defaults left out."""
+    values = {"T": spec.setting.T, **model_options(spec.setting), "samples": spec.samples, "seed": spec.seed,
+              "gain": spec.gain, "train": spec.train, "train_steps": spec.train_steps, "out": spec.out}
+    return argv.build("celeba", ("celeba", "compare"), values)
+
+
+def parse(args: list[str]) -> CompareSpec:
+    """The spec of an ``opmerge celeba compare`` argv (``to_argv``'s inverse)."""
+    return spec_from(argv.parse_args("celeba", args))
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from opmerge_core.infra.device import pick_device
-    from opmerge_core.infra.validation import check_int, check_positive
     from opmerge_core.latent import celeba
     from opmerge_core.latent.latents import load_assets
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must be a .png file, got {args.out}")
+    spec = spec_from(args)
+    out = Path(spec.out)
     if not out.parent.exists():
         raise ValueError(f"folder {out.parent} of --out does not exist")
-    setting = Setting(T=args.T, S=args.S, schedule=args.schedule, init=args.init,
-                      surrogate=args.surrogate, uniform_K=args.K)
-    n = check_int(args.samples, "samples", hi=celeba.MAX_SAMPLES)
-    seed = check_int(args.seed, "seed", lo=0, hi=2**31 - 1)
-    gain = check_positive(args.gain, "gain", hi=celeba.MAX_GAIN)
-    train_steps = check_int(args.train_steps, "train-steps", hi=100_000)
+    setting, n, seed, gain, train_steps = spec.setting, spec.samples, spec.seed, spec.gain, spec.train_steps
     device = str(pick_device(args.device))
     t0 = time.perf_counter()
     model, stats = load_assets(args.assets, device=device)

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opmerge_core.cli import argv
 from opmerge_core.infra.validation import check_choice, check_int, check_lam
 from opmerge_core.sfd import solvers
+
+if TYPE_CHECKING:
+    from opmerge_core.sfd.distill import DistillConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,16 +120,37 @@ def _register_sfd(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=run_sfd_teacher)
 
 
+@dataclass(frozen=True)
+class SfdTrainSpec:
+    """What ``opmerge sfd train`` distils: a teacher (``preset``: the 2-D mixture of ``mixture-2d``)
+    and the distillation config, on the default time range (SFD.md)."""
+
+    teacher: str
+    preset: str
+    config: DistillConfig
+
+    def __post_init__(self) -> None:
+        from opmerge_core.sfd.mixtures import PRESETS
+        from opmerge_core.sfd.teachers import TEACHERS
+
+        check_choice(self.teacher, TEACHERS, "teacher")
+        check_choice(self.preset, PRESETS, "preset")
+        if (self.config.t_min, self.config.t_max) != (solvers.DEFAULT_T_MIN, solvers.DEFAULT_T_MAX):
+            raise ValueError("opmerge sfd train samples on t in "
+                             f"[{solvers.DEFAULT_T_MIN}, {solvers.DEFAULT_T_MAX}]")
 
 
-def run_sfd_train(args: argparse.Namespace) -> int:
-    from opmerge_core.sfd import distill, metrics, networks, teachers
-    from opmerge_core.sfd import lab as sfd_lab
+def default_budget(teacher: str) -> int:
+    """Trajectories when ``--budget`` is not given: fewer for the 2-D mixtures."""
+    from opmerge_core.sfd import distill
 
-    check_choice(args.teacher, teachers.TEACHERS, "teacher")
-    threads = check_int(args.threads, "--threads", hi=256)
-    budget = args.budget or (distill.MIXTURE_BUDGET if args.teacher == "mixture-2d"
-                             else distill.DEFAULT_BUDGET)
+    return distill.MIXTURE_BUDGET if teacher == "mixture-2d" else distill.DEFAULT_BUDGET
+
+
+def spec_from(args: argparse.Namespace) -> SfdTrainSpec:
+    from opmerge_core.sfd import distill, networks
+
+    budget = args.budget or default_budget(args.teacher)
     cfg = distill.DistillConfig(nfe=check_int(args.nfe, "--nfe", lo=0, hi=99), algorithm=args.algorithm,
                                 solver=args.solver, M=check_int(args.M, "--M", lo=-1, hi=10**6),
                                 afs=args.afs, budget=check_int(budget, "--budget", lo=0, hi=10**9),
@@ -131,6 +158,30 @@ def run_sfd_train(args: argparse.Namespace) -> int:
                                 lower_order_final=args.lower_order_final,
                                 lr=float(_number(args.lr, "--lr")),
                                 seed=check_int(args.seed, "--seed", lo=0, hi=2**31 - 1))
+    return SfdTrainSpec(args.teacher, args.preset, cfg)
+
+
+def to_argv(spec: SfdTrainSpec) -> list[str]:
+    """``opmerge sfd train``'s argv for ``spec`` (without ``opmerge``), defaults left out."""
+    cfg = spec.config
+    values = {"teacher": spec.teacher, "preset": spec.preset, "nfe": cfg.nfe, "algorithm": cfg.algorithm,
+              "budget": None if cfg.budget == default_budget(spec.teacher) else cfg.budget,
+              "solver": cfg.solver, "M": cfg.M, "afs": cfg.afs, "lower_order_final": cfg.lower_order_final,
+              "lr": cfg.lr, "batch": cfg.batch, "seed": cfg.seed}
+    return argv.build("sfd", ("sfd", "train"), values)
+
+
+def parse(args: list[str]) -> SfdTrainSpec:
+    """The spec of an ``opmerge sfd train`` argv (``to_argv``'s inverse)."""
+    return spec_from(argv.parse_args("sfd", args))
+
+
+def run_sfd_train(args: argparse.Namespace) -> int:
+    from opmerge_core.sfd import distill, metrics
+    from opmerge_core.sfd import lab as sfd_lab
+
+    cfg = spec_from(args).config
+    threads = check_int(args.threads, "--threads", hi=256)
     n_eval = check_int(args.n_eval, "--n-eval", lo=16, hi=sfd_lab.N_EVAL_MAX)
     job_args = (args.teacher, cfg, args.preset, args.assets, args.device, n_eval, threads)
     shown = [-1]

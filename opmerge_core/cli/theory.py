@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
+from opmerge_core.cli import argv
 from opmerge_core.infra.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
@@ -165,3 +167,78 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.epilog = "--lam takes 'a:b:n:log', 'a:b:n' or a comma list; --T a comma list"
 
 
+
+
+# ---- specs ⇄ argv (cli/argv.py) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanCommand:
+    """``opmerge plan``: the optimal plan at each λ of ``lam`` (and with ``shared`` the one plan for
+    all of them)."""
+
+    setting: Setting
+    lam: tuple[float, ...]
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lam", tuple(float(x) for x in check_lam(self.lam)))
+
+
+@dataclass(frozen=True)
+class EvalCommand:
+    """``opmerge eval``: one plan in bracket notation at each λ of ``lam``."""
+
+    plan: str
+    setting: Setting
+    lam: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        plans.parse(self.plan, self.setting.T)
+        object.__setattr__(self, "lam", tuple(float(x) for x in check_lam(self.lam)))
+
+
+@dataclass(frozen=True)
+class SweepCommand:
+    """``opmerge sweep``: the phase diagram over the λ grid ``lam`` ('a:b:n:log', 'a:b:n' or a comma
+    list) × ``Ts``, for the model choices of ``model`` (its T is not used)."""
+
+    Ts: tuple[int, ...]
+    lam: str
+    model: Setting
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "Ts", tuple(parse_T_list(",".join(map(str, self.Ts)))))
+        object.__setattr__(self, "model", Setting(T=self.Ts[0], S=self.model.S, schedule=self.model.schedule,
+                                                  init=self.model.init, surrogate=self.model.surrogate,
+                                                  uniform_K=self.model.uniform_K))
+        parse_lam_grid(self.lam)
+
+
+def model_options(setting: Setting) -> dict[str, object]:
+    """The values of ``add_model_args``'s options for ``setting``."""
+    return {"S": setting.S, "schedule": setting.schedule, "init": setting.init,
+            "surrogate": setting.surrogate, "K": setting.uniform_K}
+
+
+def to_argv(spec: PlanCommand | EvalCommand | SweepCommand) -> list[str]:
+    """The argv of the command running ``spec`` (without ``opmerge``), defaults left out."""
+    if isinstance(spec, SweepCommand):
+        name, values = "sweep", {"T": spec.Ts, "lam": spec.lam, "out": spec.out,
+                                 **model_options(spec.model)}
+    else:
+        name = "plan" if isinstance(spec, PlanCommand) else "eval"
+        values = {"T": spec.setting.T, "lam": spec.lam, **model_options(spec.setting)}
+        values.update({"shared": spec.shared} if isinstance(spec, PlanCommand) else {"plan": spec.plan})
+    return argv.build("theory", (name,), values)
+
+
+def parse(args: list[str]) -> PlanCommand | EvalCommand | SweepCommand:
+    """The spec of an ``opmerge plan | eval | sweep`` argv (``to_argv``'s inverse)."""
+    ns = argv.parse_args("theory", args)
+    if ns.command == "sweep":
+        Ts = tuple(parse_T_list(ns.T))
+        return SweepCommand(Ts, ns.lam, setting_from(ns, Ts[0]), ns.out)
+    if ns.command == "eval":
+        plan = plans.parse(ns.plan, ns.T)
+        return EvalCommand(ns.plan, setting_from(ns, plan.T), tuple(parse_float_list(ns.lam, "lam")))
+    return PlanCommand(setting_from(ns), tuple(parse_float_list(ns.lam, "lam")), ns.shared)

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import fields
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from opmerge_core.cli import argv
 from opmerge_core.infra import runs
 from opmerge_core.infra.device import DEVICES
 from opmerge_core.infra.runstore import RunStore
@@ -40,6 +42,19 @@ def spec_from(args: argparse.Namespace) -> train_spec.TrainSpec:
         schedule=args.schedule, init=args.init, surrogate=args.surrogate, K=args.K,
         steps=args.steps, lr=args.lr, batch=args.batch, optimizer=args.optimizer, seed=args.seed,
         inputs=args.inputs, student=args.student, hidden=args.hidden, device=args.device)
+
+
+def to_argv(spec: train_spec.TrainSpec) -> list[str]:
+    """``opmerge train``'s argv for ``spec`` (without ``opmerge``), defaults left out. The strategies
+    are spelled out unless the typed plan is trained alone: their default depends on ``--plan``."""
+    values = {f.name: getattr(spec, f.name) for f in fields(spec)}
+    values["strategies"] = spec.strategies or None
+    return argv.build("train", ("train",), values)
+
+
+def parse(args: list[str]) -> train_spec.TrainSpec:
+    """The spec of an ``opmerge train`` argv (``to_argv``'s inverse)."""
+    return spec_from(argv.parse_args("train", args))
 
 
 def _scalar_or_list(x: np.ndarray, as_list: bool):

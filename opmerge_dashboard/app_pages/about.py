@@ -1,13 +1,18 @@
-"""Page 6 — About: the model, its choices (assumptions), references, and the CLI for this state."""
+"""About: the model, its choices (assumptions), references, and the CLI for this state."""
+
+import contextlib
 
 import streamlit as st
 
+from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory.schedules import SCHEDULE_LABELS
 from opmerge_core.theory.setting import SURROGATE_LABELS
 from opmerge_core.theory.shrinkage import INIT_LABELS
-from opmerge_dashboard import common
+from opmerge_dashboard import plan_views as views
+from opmerge_dashboard.output import command
+from opmerge_dashboard.params import params
 
-p = common.params()
+p = params()
 st.title("About this lab")
 st.markdown("""
 **The model** (THEORY.md). Data x₀ ~ N(0, Λ) per eigen-direction, z_t = α_t x₀ + σ_t ε. The teacher is
@@ -43,15 +48,13 @@ st.markdown("""
 
 st.subheader("Reproduce every number of the current state")
 plan_text = st.session_state.get("plan") or ""
-lines = [common.cli("plan", p) + "   # Phase transition: optimal plan, strategies, W2",
-         common.cli("sweep", p,
-                    lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.curve_lams(p.T))}:log")
-         + "   # strategy curves",
-         common.cli("sweep", p, T=",".join(map(str, common.PHASE_TS)),
-                    lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.PHASE_LAMS)}:log")
-         + "   # phase diagram"]
+specs = [(theory_cli.PlanCommand(p.setting, (p.lam,)), "Phase transition: optimal plan, strategies, W2"),
+         (theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.setting), "strategy curves"),
+         (theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.setting), "phase diagram")]
 if plan_text.strip():
-    lines.append(common.cli("eval", p, extra=["--plan", plan_text]) + "   # playground plan")
+    with contextlib.suppress(ValueError):      # a plan typed for another T is not this state's
+        specs.append((theory_cli.EvalCommand(plan_text, p.setting, (p.lam,)), "playground plan"))
+lines = [f"{command(theory_cli.to_argv(spec))}   # {what}" for spec, what in specs]
 st.code("\n".join(lines), language="bash")
 st.caption("Add `--json` for machine-readable output or `--out file.csv` to a sweep. "
            "This page's URL reproduces the dashboard state.")

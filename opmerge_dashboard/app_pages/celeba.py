@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import copy
 import io
-import shlex
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.cli import celeba as celeba_cli
+from opmerge_core.infra import compute
 from opmerge_core.latent import celeba, latents
 from opmerge_core.theory.planner import REGIME_LABELS
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
-from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
+from opmerge_dashboard import reference_view
+from opmerge_dashboard.backend import backend, heavy, session_owner
 from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
+from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.params import params
 
 TRAIN_STEPS = 200
 
@@ -31,16 +36,16 @@ def load(folder: str):
     return latents.load_assets(folder)
 
 
-def comparison(key: tuple, folder: str) -> celeba.Comparison | None:
+def comparison(setting: Setting, folder: str) -> celeba.Comparison | None:
     """Every method on every latent direction (the compute backend; None while it computes)."""
     _, stats = load(folder)
-    return common.heavy(celeba.compare, Setting(*key), stats.eigvals, key[0] <= SHARED_T_MAX,
-                        label=f"Planning all {stats.eigvals.size} latent directions at T = {key[0]} "
-                              "(shared plan included)")
+    return heavy(celeba.compare, setting, stats.eigvals, setting.T <= SHARED_T_MAX,
+                 label=f"Planning all {stats.eigvals.size} latent directions at T = {setting.T} "
+                       "(shared plan included)")
 
 
 @st.cache_data(max_entries=32, show_spinner="Decoding faces …")
-def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float,
+def face_grid_png(setting: Setting, folder: str, n: int, seed: int, gain: float,
                   columns: tuple[int, ...] | None, scale: int, run_id: int | None,
                   _comp: celeba.Comparison, _trained: dict | None = None) -> bytes:
     """The face grid; with a finished trainer run (``run_id``, its operators ``_trained``) each strategy's
@@ -57,68 +62,38 @@ def face_grid_png(key: tuple, folder: str, n: int, seed: int, gain: float,
     return buf.getvalue()
 
 
-def cli_command(p: common.Params, n: int, seed: int, gain: float, train: bool = False) -> str:
-    args = ["opmerge", "celeba", "compare", "--T", str(p.T)]
-    if p.S != common.DEFAULTS["S"]:
-        args += ["--shrinkage", f"{p.S:g}"]
-    for name in ("schedule", "init", "surrogate"):
-        if getattr(p, name) != common.DEFAULTS[name]:
-            args += [f"--{name}", getattr(p, name)]
-    args += ["--samples", str(n), "--seed", str(seed), "--gain", f"{gain:g}"] + (["--train"] if train else [])
-    return " ".join(shlex.quote(a) for a in [*args, "--out", "grid.png"])
-
-
 # ---- trainer runs on the compute backend (never in the script thread) --------------------------
 KIND = "celeba_train"
 
 
-
-
-def start_training(key: tuple, folder: str) -> None:
-    comp = comparison(key, folder)
+def start_training(setting: Setting, folder: str) -> None:
+    comp = comparison(setting, folder)
     if comp is None:
         return
-    params = {"T": key[0], "S": key[1], "schedule": key[2], "init": key[3], "surrogate": key[4],
-              "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
-    job = common.backend().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
-                                 owner=common.session_owner(), lease=True)
+    params = {"T": setting.T, "S": setting.S, "schedule": setting.schedule, "init": setting.init,
+              "surrogate": setting.surrogate, "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
+    job = backend().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
+                           owner=session_owner(), lease=True)
     st.session_state["celeba_job"] = job.id
-    st.session_state["celeba_job_key"] = key
+    st.session_state["celeba_job_key"] = setting
 
 
-@st.fragment(run_every=0.5)
-def training_monitor(key: tuple, folder: str) -> None:
-    job = common.backend().get(st.session_state.get("celeba_job", -1))
-    if job is None or st.session_state.get("celeba_job_key") != key:
-        st.caption("No trainer run for these settings yet: press **Train every strategy**.")
-        return
-    common.backend().touch(common.session_owner())
-    if job.status == "queued":
-        st.info(f"Trainer run {job.id} is queued: position {job.queue_position} "
-                f"({common.backend().n_workers} run at a time).")
-    elif job.status == "running":
-        st.progress(min(job.progress, 1.0), text=f"Training every strategy (run {job.id}) … "
-                    f"{100 * job.progress:.0f}%")
-        st.button("Cancel", key=f"celeba_cancel_{job.id}", on_click=job.cancel, icon=":material/stop:")
-    elif job.status == "failed":
-        st.warning(f"Trainer run {job.id} failed: {job.error}", icon=common.WARN)
-    elif job.status == "cancelled":
-        st.info(f"Trainer run {job.id} was cancelled.")
-    else:
-        seconds = (job.finished or 0) - (job.started or 0)
-        st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
-        theory = job.result["theory"]
-        rows = [{"method": celeba.METHOD_LABELS[m], "W2 (theory)": theory[m]["w2"],
-                 **{f"{k} (trained)": v for k, v in w.items()}} for m, w in job.result["w2"].items()]
-        table = pd.DataFrame(rows)
-        st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
-        common.csv_download(table, "celeba_w2_trained")
+def show_trained(job: compute.Job) -> None:
+    """A finished trainer run: its time and every strategy's trained W2 next to the theory."""
+    seconds = (job.finished or 0) - (job.started or 0)
+    st.success(f"Trained every strategy in {seconds:.1f} s (run {job.id}; SGD, S_eff = 2·lr·steps = S).")
+    theory = job.result["theory"]
+    rows = [{"method": celeba.METHOD_LABELS[m], "W2 (theory)": theory[m]["w2"],
+             **{f"{k} (trained)": v for k, v in w.items()}} for m, w in job.result["w2"].items()]
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch", key="celeba_trained_table")
+    csv_download(table, "celeba_w2_trained")
 
 
-def trained_run(key: tuple):
+def trained_run(setting: Setting) -> compute.Job | None:
     """The finished trainer run of this session for these settings, or None."""
-    job = common.backend().get(st.session_state.get("celeba_job", -1))
-    ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == key
+    job = backend().get(st.session_state.get("celeba_job", -1))
+    ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == setting
     return job if ok and isinstance(job.result, dict) and "operators" in job.result else None
 
 
@@ -128,7 +103,7 @@ st.caption("Real faces: 17,476 CelebA images encoded by an MSSIM-VAE into 128-di
            "covariance Σ = U Λ Uᵀ splits into independent eigen-directions (THEORY §1), each with its own "
            "λ_i — so each direction has its own optimal merge plan.")
 
-p = common.params()
+p = params()
 folder = str(latents.assets_dir())
 try:
     model, stats = load(folder)
@@ -147,7 +122,7 @@ if p.T > SHARED_T_MAX:
     st.info(f"T = {p.T} > {SHARED_T_MAX}: the shared DP plan is skipped (its Pareto DP is bounded to "
             f"T ≤ {SHARED_T_MAX}); everything else is shown.")
 
-comp = comparison(p.key, folder)
+comp = comparison(p.setting, folder)
 if comp is None:
     st.stop()                 # its placeholder reruns the page when the plans are ready
 lam = comp.lam
@@ -159,17 +134,17 @@ counts = {r: comp.regimes.count(r) for r in ("boot", "hybrid", "mixed", "vanilla
 m4.metric("optimal regimes", " · ".join(f"{REGIME_LABELS[r]} {k}" for r, k in counts.items()))
 
 spectrum = pd.DataFrame({"index": np.arange(1, lam.size + 1), "lam": lam, "regime": comp.regimes})
-common.figure(latent_spectrum(lam, comp.regimes, p.T), "celeba_spectrum", spectrum)
+figure(latent_spectrum(lam, comp.regimes, p.T), "celeba_spectrum", spectrum)
 
 st.subheader("Faces: teacher, exact flow map, every strategy — and their differences from the teacher")
 st.caption("Each column is one z_T ~ N(0, diag(r_T²)) in the eigenbasis, mapped by each method's "
            "one-step operator, rotated back (U), mean added, decoded. Lower rows: method − teacher, "
            "×gain, grey = equal.")
-done = trained_run(p.key)
+done = trained_run(p.setting)
 if done is not None:
     st.caption(f"With trainer run {done.id}: below each strategy's theory row, its **trained** students "
                "(the operators SGD actually reached), from the same z_T.")
-png = face_grid_png(p.key, folder, n, seed, gain, columns, scale, done.id if done else None, comp,
+png = face_grid_png(p.setting, folder, n, seed, gain, columns, scale, done.id if done else None, comp,
                     done.result["operators"] if done else None)
 st.image(png, width="content", output_format="PNG")
 st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
@@ -180,8 +155,8 @@ table = pd.DataFrame(comp.table())
 COLUMNS = {"label": "method", "w2": "W2 (all)", "w2_low": "W2 (λ < 1)", "w2_high": "W2 (λ ≥ 1)"}
 st.dataframe(table.drop(columns="method").rename(columns=COLUMNS), hide_index=True, width="stretch",
              key="celeba_w2_table")
-common.csv_download(table, "celeba_w2")
-common.figure(w2_split_bars(table), "celeba_w2_bars")
+csv_download(table, "celeba_w2")
+figure(w2_split_bars(table), "celeba_w2_bars")
 notes = []
 if not comp.dp_exact:
     notes.append("some per-direction DP plans lie in the mixed band (best known, not proven optimal)")
@@ -191,13 +166,15 @@ if notes:
     st.caption("Note: " + "; ".join(notes) + ".")
 
 st.subheader("Check with the trainer")
-st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps, lr = S / (2·steps)) in a "
+st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps, lr = S / (2·steps)) on "
            "the compute backend (queued if others are training); at T = 64 about a minute on this CPU.")
-st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.key, folder),
+st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.setting, folder),
           disabled=p.S <= 0)
-training_monitor(p.key, folder)
-if st.session_state.get("celeba_job_key") != p.key:      # nothing trained here yet: the shipped run
-    reference_view.celeba_trained(p.key, folder, celeba.METHOD_LABELS)
+if st.session_state.get("celeba_job_key") == p.setting:
+    job_panel(st.session_state.get("celeba_job"), what="Trainer run", key="celeba", show_result=show_trained)
+else:
+    st.caption("No trainer run for these settings yet: press **Train every strategy**.")
+    reference_view.celeba_trained(p.setting, folder, celeba.METHOD_LABELS)   # the shipped run
 
 st.subheader("What to notice")
 st.markdown(
@@ -207,4 +184,4 @@ st.markdown(
     "every named strategy.\n"
     "- The teacher itself shrinks the signal (P ≤ r_0/r_T, THEORY §1): compare its row with the exact flow "
     "map. The difference rows show *where* in the face each strategy's error lands.")
-common.show_cli(cli_command(p, n, seed, gain))
+show_cli(celeba_cli.to_argv(celeba_cli.CompareSpec(p.setting, n, seed, gain)))

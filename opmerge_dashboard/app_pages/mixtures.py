@@ -1,26 +1,29 @@
-"""Mixtures (issue 6; THEORY §7): SFD on 2-D Gaussian mixtures, where the teacher is nonlinear.
+"""Mixtures (THEORY §7): SFD on 2-D Gaussian mixtures, where the teacher is nonlinear.
 
 Trajectories of the teacher (solid) and of the students (dashed, markers at their timestamps),
 the final densities side by side, and how the error of merging m teacher steps into one operator
 grows with m. All numbers come from ``opmerge_core.sfd.lab.train_mixture_demo`` and
 ``opmerge_core.sfd.mixtures.merge_errors``; this page only submits, caches and draws. The students train
-in the shared job runner (never in the script thread) with a real budget; finished results are shared
-by all sessions (same settings → no retraining).
+on the compute backend (never in the script thread) with a real budget, followed in the job panel
+(``jobs.py``); finished results are shared by all sessions (same settings → no retraining).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shlex
 
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.cli import sfd as sfd_cli
 from opmerge_core.infra import compute
 from opmerge_core.sfd import lab as sfd_lab
 from opmerge_core.sfd import mixtures, solvers
-from opmerge_dashboard import common
+from opmerge_core.sfd.distill import DistillConfig
+from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
+from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.output import csv_download, figure, show_cli
 
 BUDGETS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
 KIND = "mixture_sfd"
@@ -35,37 +38,15 @@ def finished() -> dict:
 def job_for(spec: sfd_lab.MixtureSpec) -> compute.Job | None:
     """This session's job for ``spec``: submitted if there is none; a job for other settings is
     cancelled (its result would be stale)."""
-    key = dataclasses.astuple(spec)
-    job = common.backend().get(st.session_state.get("mix_job", -1))
-    if job is not None and st.session_state.get("mix_job_key") == key:
+    job = backend().get(st.session_state.get("mix_job", -1))
+    if job is not None and st.session_state.get("mix_job_key") == spec:
         return job
     if job is not None and job.status in ("queued", "running"):
         job.cancel()
-    job = common.backend().submit(KIND, sfd_lab.train_mixture_demo, spec, params=dataclasses.asdict(spec),
-                                 owner=common.session_owner(), lease=True)
-    st.session_state["mix_job"], st.session_state["mix_job_key"] = job.id, key
+    job = backend().submit(KIND, sfd_lab.train_mixture_demo, spec, params=dataclasses.asdict(spec),
+                           owner=session_owner(), lease=True)
+    st.session_state["mix_job"], st.session_state["mix_job_key"] = job.id, spec
     return job
-
-
-@st.fragment(run_every=0.5)
-def monitor(job_id: int) -> None:
-    job = common.backend().get(job_id)
-    if job is None:
-        return
-    common.backend().touch(common.session_owner())
-    if job.status == "queued":
-        st.info(f"Students queued (run {job.id}, position {job.queue_position}).")
-    elif job.status == "running":
-        student = job.info.get("student", "sfd")
-        label = METHOD_LABELS.get(student, student)
-        st.progress(min(job.progress, 1.0), text=f"Training the {label} student on the compute backend "
-                    f"(run {job.id}) … {100 * job.progress:.0f}%")
-    elif job.status == "done":
-        st.rerun()
-    elif job.status == "failed":
-        st.warning(f"Run {job.id} failed: {job.error}", icon=common.WARN)
-    else:
-        st.info(f"Run {job.id} was cancelled.")
 
 
 def verdict(metrics: pd.DataFrame, K: int) -> str:
@@ -90,11 +71,11 @@ def merge_rows(preset: str) -> list[dict]:
     return mixtures.merge_errors(mixtures.preset(preset), T=16, ms=(1, 2, 4, 8, 16), n=1500)
 
 
-def cli_command(preset: str, nfe: int, solver: str, M: int, afs: bool, budget: int, seed: int) -> str:
-    args = ["opmerge", "sfd", "train", "--teacher", "mixture-2d", "--preset", preset, "--nfe", str(nfe),
-            "--solver", solver, "--M", str(M), "--budget", str(budget), "--lr", f"{sfd_lab.MixtureSpec.lr:g}",
-            "--seed", str(seed)]
-    return " ".join(shlex.quote(a) for a in args + (["--afs"] if afs else []))
+def cli_spec(spec: sfd_lab.MixtureSpec) -> sfd_cli.SfdTrainSpec:
+    """The SFD student of ``spec`` as an ``opmerge sfd train`` run (Algorithm 1 is trained likewise)."""
+    return sfd_cli.SfdTrainSpec("mixture-2d", spec.preset, DistillConfig(
+        nfe=spec.nfe, solver=spec.solver, M=spec.M, afs=spec.afs, budget=spec.budget, lr=spec.lr,
+        seed=spec.seed, lower_order_final=spec.lower_order_final))
 
 
 st.title("Gaussian mixtures: distilling a nonlinear teacher")
@@ -120,19 +101,20 @@ if afs and nfe == 1:
     st.caption("NFE 1 with AFS: the first step is analytical, the second is the only network call.")
 
 spec = sfd_lab.MixtureSpec(preset, nfe, solver, M, afs, budget, seed=seed)
-out = None
+out, valid = None, False
 try:
     spec.configs()
-    out = finished().get(dataclasses.astuple(spec))
+    valid = True
+    out = finished().get(spec)
     if out is None:
         job = job_for(spec)
         if job.status == "done" and job.result is not None:
             results = finished()
             while len(results) >= 32:                 # bounded: drop the oldest
                 results.pop(next(iter(results)))
-            out = results[dataclasses.astuple(spec)] = job.result
+            out = results[spec] = job.result
         else:
-            monitor(job.id)
+            job_panel(job.id, what="Students", key="mix", rerun_when_done=True)
 except ValueError as exc:
     st.warning(str(exc))
 
@@ -142,10 +124,10 @@ if out is not None:
                f"Each student: {budget:,} trajectories, lr {spec.lr:g}.")
     table = pd.DataFrame(out["metrics"])
     st.markdown(verdict(table, out["K"]))
-    common.figure(densities(out["finals"]), "mixture_densities")
+    figure(densities(out["finals"]), "mixture_densities")
     st.caption("One colour scale for every panel, set by the exact data (denser cells saturate), so a "
                "diffuse disc reads as faint and a recovered mode as bright.")
-    common.figure(trajectories(out["paths"]), "mixture_trajectories")
+    figure(trajectories(out["paths"]), "mixture_trajectories")
     st.caption("States are shown in VP scale x_t/√(1+t²) so pure noise (t = 80) and data fit one plot. "
                "Plain solver and students start from the same noise as the teacher.")
     table.insert(1, "label", table["method"].map(METHOD_LABELS))
@@ -157,14 +139,15 @@ if out is not None:
                                 "near_modes": number("samples near a mode", format="%.2f"),
                                 "modes_hit": number("modes hit"),
                                 "finetune_seconds": number("fine-tuning s", format="%.1f")})
-    common.csv_download(table, "mixture_metrics")
+    csv_download(table, "mixture_metrics")
     st.caption("\"data\" compares two independent exact sample sets: the Monte-Carlo floor of the sliced "
                "W2. \"Near a mode\": within 3 standard deviations of a component mean.")
 
 st.subheader("Merging m teacher steps into one operator (THEORY §7)")
 rows = merge_rows(preset)
-common.figure(merge_error(rows), "mixture_merge_error", pd.DataFrame(rows))
+figure(merge_error(rows), "mixture_merge_error", pd.DataFrame(rows))
 st.caption("Teacher: 16 Euler steps with the exact denoiser. For each block of m steps: the residual of "
            "the best affine map (what a linear student can reach; exactly 0 for the one-Gaussian preset) "
            "and the error of the untrained one-step jump. Both grow with m.")
-common.show_cli(cli_command(preset, nfe, solver, M, afs, budget, seed))
+if valid:
+    show_cli(sfd_cli.to_argv(cli_spec(spec)))

@@ -1,4 +1,4 @@
-"""Page 2 — Operators: the teacher step A*_t, its geometry (projection then rescaling), and the
+"""Operators: the teacher step A*_t, its geometry (projection then rescaling), and the
 teacher composite vs the exact flow map (THEORY §1, eq. 7–8, Prop. 3.2)."""
 
 import numpy as np
@@ -6,22 +6,24 @@ import pandas as pd
 import streamlit as st
 
 from opmerge_core.theory import operators
-from opmerge_dashboard import common, figures
+from opmerge_dashboard import figures
+from opmerge_dashboard.output import figure
+from opmerge_dashboard.params import model_choices_text, params
 
-p = common.params()
+p = params()
 setting = p.setting
 lam = np.array([p.lam])
 geo = operators.geometry(setting.alpha, setting.sigma, lam)
 A, proj, resc = geo.A_star[:, 0], geo.projection[:, 0], geo.rescale[:, 0]
 
 st.title("Teacher operators")
-st.caption(common.model_choices_text(p))
+st.caption(model_choices_text(p))
 
 steps = pd.DataFrame({"t": np.arange(1, p.T + 1), "alpha_t": setting.alpha[1:], "sigma_t": setting.sigma[1:],
                       "A_star": A, "projection": proj, "rescale": resc})
 left, right = st.columns([3, 2])
 with left:
-    common.figure(figures.operators_per_step(A, proj, resc), "operators_per_step", steps)
+    figure(figures.operators_per_step(A, proj, resc), "operators_per_step", steps)
 with right:
     st.markdown("#### What to notice")
     st.latex(r"A^*_t=\frac{\langle v_{t-1},v_t\rangle}{\|v_t\|^2}"
@@ -37,7 +39,7 @@ left, right = st.columns([3, 2])
 with left:
     geo_df = pd.DataFrame({"t": np.arange(p.T + 1), "alpha_sqrt_lam": v[:, 0], "sigma": v[:, 1],
                            "r": geo.r[:, 0], "theta": geo.theta[:, 0]})
-    common.figure(figures.geometry_animation(v, A, resc), "geometry", geo_df)
+    figure(figures.geometry_animation(v, A, resc), "geometry", geo_df)
 with right:
     st.markdown("#### Scrub through the steps")
     st.markdown("Press **▶ play** or drag the step slider under the figure (it runs in your browser, "
@@ -55,7 +57,7 @@ with left:
     t = np.arange(p.T, -1, -1)
     comp = pd.DataFrame({"t": t, "teacher": np.concatenate([[1.0], np.cumprod(A[::-1])]),
                          "exact": geo.r[::-1, 0] / geo.r[-1, 0]})
-    common.figure(figures.composite_vs_exact(A, geo.r[:, 0]), "composite_vs_exact", comp)
+    figure(figures.composite_vs_exact(A, geo.r[:, 0]), "composite_vs_exact", comp)
 with right:
     P, exact = float(setting.P(lam)[0]), float(setting.exact(lam)[0])
     st.markdown("#### The teacher itself shrinks")

@@ -1,15 +1,20 @@
-"""Page 1 — Phase transition (home): which merge plan is optimal, and where it flips (THEORY §4–§5)."""
+"""Phase transition (home page): which merge plan is optimal, and where it flips (THEORY §4–§5)."""
 
 import numpy as np
 import streamlit as st
 
-from opmerge_dashboard import common, figures, predict
+from opmerge_core.cli import theory as theory_cli
+from opmerge_dashboard import figures, predict
+from opmerge_dashboard import plan_views as views
+from opmerge_dashboard.backend import prefetch
+from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.params import WARN, params
 
-p = common.params()
+p = params()
 st.title("The phase transition of operator merging")
-common.prefetch(*common.home_calls(p.key, p.lam))     # every heavy result of the page, side by side
-best = common.optimal(p.key, p.lam)
-thresholds = common.thresholds(p.key)
+prefetch(*views.home_calls(p.setting, p.lam))     # every heavy result of the page, side by side
+best = views.optimal(p.setting, p.lam)
+thresholds = views.thresholds(p.setting)
 lam_B, lam_V = thresholds if thresholds is not None else (float("nan"), float("nan"))
 if not predict.gate(p, best, lam_B, lam_V):   # ?predict=1: the answer waits for a prediction
     st.stop()
@@ -36,16 +41,16 @@ c4.metric("λ_V: vanilla optimal from", PENDING if thresholds is None else f"{la
 if best is not None and not best.exact:
     st.warning("At this λ the optimum lies in the **mixed band** and T is too large for the exact "
                "set search: the plan shown is the best of the extreme and named plans, **not proven "
-               "optimal**.", icon=common.WARN)
+               "optimal**.", icon=WARN)
 
 # ---- the optimal plan ---------------------------------------------------------------------------
 def plan_section(best) -> None:
     """The optimal plan: its tree, its bracket text and every named strategy's W2 next to it."""
     left, right = st.columns([4, 3])
     with left:
-        spec, tree_df = common.plan_view(p.key, p.lam, best.plan.text,
+        spec, tree_df = views.plan_view(p.setting, p.lam, best.plan.text,
                                          f"Optimal plan at λ = {p.lam:g}, T = {p.T}")
-        common.figure(spec, "optimal_plan_tree", tree_df)
+        figure(spec, "optimal_plan_tree", tree_df)
     with right:
         st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
         text = best.plan.text
@@ -54,12 +59,12 @@ def plan_section(best) -> None:
         st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
                    f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
                    f"{best.lo:.5f} / {best.hi:.5f}.")
-        table = common.strategies_table(p.key, p.lam, best.label, best.value, best.w2)
+        table = views.strategies_table(p.setting, p.lam, best.label, best.value, best.w2)
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
                                     ("value", "W2", "gap to DP")})
-        common.csv_download(table, "strategies_w2")
-        common.show_cli(common.cli("plan", p))
+        csv_download(table, "strategies_w2")
+        show_cli(theory_cli.to_argv(theory_cli.PlanCommand(p.setting, (p.lam,))))
 
 
 if best is not None:
@@ -68,14 +73,14 @@ if best is not None:
 # ---- curves and phase diagram -------------------------------------------------------------------
 left, right = st.columns([3, 2])
 with left:
-    df = common.curves(p.key)
+    df = views.curves(p.setting)
     if df is not None and thresholds is not None:
-        common.figure(figures.add_lam_line(common.curves_spec(p.key, df, lam_B, lam_V), p.lam),
-                      "strategy_curves", df)
+        figure(figures.add_lam_line(views.curves_spec(p.setting, df, lam_B, lam_V), p.lam),
+               "strategy_curves", df)
         if not df["exact"].all():
             st.warning(f"{int((~df['exact']).sum())} λ values of the dashed DP curve lie in the mixed "
                        "band: there the DP value is the best known, **not proven optimal**.",
-                       icon=common.WARN)
+                       icon=WARN)
 with right:
     st.markdown("#### What to notice")
     st.markdown("Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above "
@@ -90,18 +95,16 @@ with right:
                 "when every plan undershoots (large λ) larger is better → vanilla.")
     st.latex(r"W_2=r_T\,|S-P|")
     st.latex(r"\lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad \lambda_V=1+\tfrac{1}{\alpha_1}")
-    common.show_cli(common.cli("sweep", p, lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:"
-                                              f"{len(common.curve_lams(p.T))}:log"))
+    show_cli(theory_cli.to_argv(theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.setting)))
 
 left, right = st.columns([3, 2])
 with left:
-    choices = (p.S, p.schedule, p.init, p.surrogate)
-    phase = common.phase(*choices)
+    phase = views.phase(p.choices)
     if phase is not None:
         ph, th = phase
         columns = ["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]
-        common.figure(figures.add_phase_point(common.phase_spec(*choices, ph, th), p.lam, p.T),
-                      "phase_diagram", lambda: ph.merge(th, on="T")[columns])
+        figure(figures.add_phase_point(views.phase_spec(p.choices, ph, th), p.lam, p.T),
+               "phase_diagram", lambda: ph.merge(th, on="T")[columns])
 with right:
     st.markdown("#### Reading the phase diagram")
     st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
@@ -109,6 +112,5 @@ with right:
                 "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
     if phase is not None and not phase[0]["exact"].all():
         st.warning(f"{int((~phase[0]['exact']).sum())} cells lie in the mixed band at large T: their plan is "
-                   "the best known, **not proven optimal**.", icon=common.WARN)
-    common.show_cli(common.cli("sweep", p, T=",".join(map(str, common.PHASE_TS)),
-                               lam=f"{common.LAM_MIN:g}:{common.LAM_MAX:g}:{len(common.PHASE_LAMS)}:log"))
+                   "the best known, **not proven optimal**.", icon=WARN)
+    show_cli(theory_cli.to_argv(theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.setting)))

@@ -1,18 +1,22 @@
-"""Page 3 — Plan playground: type or edit a merge plan and see its value, W2 and rank (THEORY §3)."""
+"""Plan playground: type or edit a merge plan and see its value, W2 and rank (THEORY §3)."""
 
 import re
 
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory import plans
-from opmerge_dashboard import common, figures
+from opmerge_dashboard import figures
+from opmerge_dashboard import plan_views as views
+from opmerge_dashboard.output import figure, show_cli
+from opmerge_dashboard.params import ERROR, PLAN_URL_MAX, WARN, params
 
-p = common.params()
+p = params()
 st.title("Plan playground")
 st.caption("A plan is a tree over the teacher steps T … 1: numbers are steps, brackets are trained "
            "students. For T = 4: vanilla `[4 3 2 1]`, sequential BOOT `[[[4 3] 2] 1]`.")
-best = common.optimal(p.key, p.lam)
+best = views.optimal(p.setting, p.lam)
 if best is None:
     st.stop()                 # a large-T DP is computing: its placeholder reruns the page when done
 
@@ -54,7 +58,7 @@ c2.button("Load this strategy", on_click=_load_strategy, key="pg_load")
 if st.session_state.pop("_reset_plan", False):  # see below: a rejected URL plan is cleared here
     st.session_state["plan"] = ""
 text = st.text_input("Plan in bracket notation (empty = the DP optimum)", key="plan", bind="query-params",
-                     max_chars=common.PLAN_URL_MAX, placeholder=best.plan.text[:200])
+                     max_chars=PLAN_URL_MAX, placeholder=best.plan.text[:200])
 if text and text == st.session_state.get("_rejected_plan"):
     # On its first render a bound text box takes the URL's value even when the URL check rejected
     # it (any text is a valid string); clear it on an immediate rerun, before the box exists.
@@ -66,14 +70,14 @@ try:
     plan = plans.parse(text or best.plan.text, p.T)
 except ValueError as exc:
     msg = str(exc)
-    st.error(f"Cannot read this plan (T = {p.T}): {msg}", icon=common.ERROR)
+    st.error(f"Cannot read this plan (T = {p.T}): {msg}", icon=ERROR)
     m = re.match(r"position (\d+)", msg)
     if m:
         pos = int(m.group(1))
         st.code(text + "\n" + " " * (pos - 1) + "^", language=None, wrap_lines=True)
     st.stop()
 
-values = common.span_values(p.key, plan.text, p.lam)
+values = views.span_values(p.setting, plan.text, p.lam)
 value = values[(0, p.T)] if p.T >= 2 else values[(0, 1)]
 w2 = float(p.setting.w2([value], [p.lam])[0])
 
@@ -83,12 +87,12 @@ m2.metric("Target P", f"{best.P:.5f}")
 m3.metric("W2", f"{w2:.4g}")
 m4.metric("Gap to the DP optimum", f"{w2 - best.w2:.3g}", help=f"DP optimum: {best.label}, W2 {best.w2:.4g}")
 if not best.exact:
-    st.warning("The DP reference here is in the mixed band and **not proven optimal**.", icon=common.WARN)
+    st.warning("The DP reference here is in the mixed band and **not proven optimal**.", icon=WARN)
 
 left, right = st.columns([3, 2])
 with left:
     tree_df = pd.DataFrame([{"e": e, "s": s, "value": v} for (e, s), v in sorted(values.items())])
-    common.figure(figures.plan_tree(plan, values, "Your plan"), "playground_tree", tree_df)
+    figure(figures.plan_tree(plan, values, "Your plan"), "playground_tree", tree_df)
 with right:
     st.markdown("#### Edit the tree")
     nodes = sorted(plan.merges, key=lambda sp: (-(sp[1] - sp[0]), -sp[1]))
@@ -111,14 +115,14 @@ with right:
     st.markdown("**What it means.** Merging two segments first trains one more student (an extra "
                 "shrinkage step); splitting removes one. Below λ = 1 extra shrinkage helps; above λ_V "
                 "it hurts.")
-    common.show_cli(common.cli("eval", p, extra=["--plan", plan.text]) if len(plan.text) <= 400
-                    else "(plan too long to show; use the CSV of the tree)")
+    show_cli(theory_cli.to_argv(theory_cli.EvalCommand(plan.text, p.setting, (p.lam,)))
+             if len(plan.text) <= 400 else "(plan too long to show; use the CSV of the tree)")
 
-if p.T <= common.ENUMERATE_T_MAX:
+if p.T <= views.ENUMERATE_T_MAX:
     left, right = st.columns([3, 2])
     with left:
-        all_values = common.all_plan_values(p.key, p.lam)
-        common.figure(figures.plan_value_hist(all_values, value, best.value, best.P, p.T), "plan_values",
+        all_values = views.all_plan_values(p.setting, p.lam)
+        figure(figures.plan_value_hist(all_values, value, best.value, best.P, p.T), "plan_values",
                       pd.DataFrame({"value": all_values}))
     with right:
         target = best.P
@@ -128,6 +132,6 @@ if p.T <= common.ENUMERATE_T_MAX:
                     "(dashed) is the closest achievable value; the histogram is every plan "
                     f"(little Schröder number for T = {p.T}).")
 else:
-    st.info(f"The distribution of all plans' values is shown for T ≤ {common.ENUMERATE_T_MAX} "
-            f"({plans.little_schroeder(common.ENUMERATE_T_MAX):,} plans there; the count grows like "
+    st.info(f"The distribution of all plans' values is shown for T ≤ {views.ENUMERATE_T_MAX} "
+            f"({plans.little_schroeder(views.ENUMERATE_T_MAX):,} plans there; the count grows like "
             "5.8^T). Set T in the sidebar to see it.")

@@ -1,21 +1,22 @@
-"""SFD (issue 6; SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
+"""SFD (SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
 SFD-v, against the plain solver at the same NFE.
 
 Training runs on the compute backend (``opmerge_core.infra.compute``), never in the script thread, leased
 to this browser session (closing the tab cancels it); every run is recorded in the run store, from
 which the "quality vs fine-tuning seconds" plot (the paper's teaser on our latents) and the decoded
 faces side by side are built. All computation is in ``opmerge_core.sfd.lab``; this page only
-submits, polls, caches and draws.
+submits, follows the job in its job panel (``jobs.py``), caches and draws.
 """
 
 from __future__ import annotations
 
 import io
-import shlex
 
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.cli import sfd as sfd_cli
+from opmerge_core.infra import compute
 from opmerge_core.latent import latents
 from opmerge_core.sfd import lab as sfd_lab
 from opmerge_core.sfd import mixtures, solvers
@@ -32,13 +33,15 @@ from opmerge_core.sfd.distill import (
 )
 from opmerge_core.sfd.metrics import FD_LABEL
 from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
-from opmerge_dashboard import common, reference_view
 from opmerge_dashboard import faces as face_view
+from opmerge_dashboard import reference_view
+from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
+from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.output import figure, show_cli
 
 BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
-
 
 
 @st.cache_data(max_entries=4, ttl=30, show_spinner=False)
@@ -51,22 +54,10 @@ def vae(folder: str):
     return latents.load_assets(folder)[0]
 
 
-
-def cli_command(teacher: str, preset: str, cfg: DistillConfig) -> str:
-    args = ["opmerge", "sfd", "train", "--teacher", teacher]
-    if teacher == "mixture-2d":
-        args += ["--preset", preset]
-    args += ["--nfe", str(cfg.nfe), "--algorithm", cfg.algorithm, "--budget", str(cfg.budget),
-             "--solver", cfg.solver, "--M", str(cfg.M)] + (["--afs"] if cfg.afs else [])
-    return " ".join(shlex.quote(a) for a in [*args, "--json"])
-
-
 def submit(teacher: str, preset: str, cfg: DistillConfig, folder: str) -> None:
-    params = {"teacher": teacher, "preset": preset, "algorithm": cfg.algorithm, "nfe": cfg.nfe,
-              "budget": cfg.budget}
-    job = common.backend().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
-                                 params=params, owner=common.session_owner(), lease=True,
-                                 finalize=sfd_lab.record)
+    params = sfd_lab.run_params(teacher, cfg, preset, "auto")     # the full config: AFS runs are found
+    job = backend().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
+                           params=params, owner=session_owner(), lease=True, finalize=sfd_lab.record)
     st.session_state["sfd_job"] = job.id
 
 
@@ -76,51 +67,33 @@ def pm(out: dict, key: str) -> str:
     return f"{out[key]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
 
-@st.fragment(run_every=0.5)
-def monitor() -> None:
-    run_id = st.session_state.get("sfd_job")
-    job = common.backend().get(run_id) if run_id is not None else None
-    if job is None:
-        st.caption("No run started in this session yet: press **Train student**.")
-        return
-    common.backend().touch(common.session_owner())
-    if job.status == "queued":
-        st.info(f"Run {job.id} is queued (position {job.queue_position}); runs start in order.")
-    elif job.status == "running":
-        loss = job.info.get("loss")
-        st.progress(min(job.progress, 1.0), text=f"Run {job.id}: {100 * job.progress:.0f}% of the budget"
-                    + (f" · loss {loss:.4g}" if loss is not None else ""))
-        st.button("Stop", key="sfd_stop", on_click=job.cancel)
-    elif job.status == "failed":
-        st.warning(f"Run {job.id} failed: {job.error}")
-    elif job.status == "cancelled":
-        st.info(f"Run {job.id} was cancelled.")
-    else:
-        out = job.result["metrics"]
-        st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
-                   f"{out['trajectories']:,} trajectories.")
-        c1, c2, c3, c4 = st.columns(4)
-        c1.metric("student latent FD", pm(out, "latent_fd"),
-                  delta=f"{out['latent_fd'] - out['latent_fd_solver']:+.3g} vs solver", delta_color="inverse")
-        c2.metric(f"plain solver, NFE {out.get('nfe_solver', job.params['nfe'])}",
-                  pm(out, "latent_fd_solver"))
-        c3.metric(f"teacher, {out['teacher_nfe']} NFE", pm(out, "latent_fd_teacher"))
-        c4.metric("floor (exact samples)", pm(out, "latent_fd_floor"),
-                  help="What a perfect generator scores with this many samples against this reference: "
-                       "differences well inside the floor's spread are estimator noise.")
-        st.caption(f"Mean ± sd over {len(out.get('eval_seeds', [0]))} evaluation seeds of {out['n_eval']:,} "
-                   f"samples, against {out.get('fd_reference', 'the reference')}.")
-        if out.get("by_nfe"):
-            table = pd.DataFrame([{"NFE": int(k), "student latent FD": v["latent_fd"],
-                                   "student sd": v.get("latent_fd_sd"),
-                                   "plain solver latent FD": v["latent_fd_solver"],
-                                   "plain solver NFE used": v.get("nfe_solver")}
-                                  for k, v in out["by_nfe"].items()])
-            st.caption("SFD-v: one student, every NFE it serves")
-            st.dataframe(table, hide_index=True, width="stretch")
-        if out.get("loss_curve"):
-            common.figure(loss_curve(out["loss_curve"]), "sfd_loss", key="fig_sfd_loss")
-        st.caption(FD_LABEL)
+def show_run(job: compute.Job) -> None:
+    """A finished run: the student's latent FD next to the plain solver's, the teacher's and the floor."""
+    out = job.result["metrics"]
+    st.success(f"Run {job.id} done: fine-tuning {out['finetune_seconds']:.1f} s, "
+               f"{out['trajectories']:,} trajectories.")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("student latent FD", pm(out, "latent_fd"),
+              delta=f"{out['latent_fd'] - out['latent_fd_solver']:+.3g} vs solver", delta_color="inverse")
+    c2.metric(f"plain solver, NFE {out.get('nfe_solver', job.params['nfe'])}",
+              pm(out, "latent_fd_solver"))
+    c3.metric(f"teacher, {out['teacher_nfe']} NFE", pm(out, "latent_fd_teacher"))
+    c4.metric("floor (exact samples)", pm(out, "latent_fd_floor"),
+              help="What a perfect generator scores with this many samples against this reference: "
+                   "differences well inside the floor's spread are estimator noise.")
+    st.caption(f"Mean ± sd over {len(out.get('eval_seeds', [0]))} evaluation seeds of {out['n_eval']:,} "
+               f"samples, against {out.get('fd_reference', 'the reference')}.")
+    if out.get("by_nfe"):
+        table = pd.DataFrame([{"NFE": int(k), "student latent FD": v["latent_fd"],
+                               "student sd": v.get("latent_fd_sd"),
+                               "plain solver latent FD": v["latent_fd_solver"],
+                               "plain solver NFE used": v.get("nfe_solver")}
+                              for k, v in out["by_nfe"].items()])
+        st.caption("SFD-v: one student, every NFE it serves")
+        st.dataframe(table, hide_index=True, width="stretch")
+    if out.get("loss_curve"):
+        figure(loss_curve(out["loss_curve"]), "sfd_loss", key="fig_sfd_loss")
+    st.caption(FD_LABEL)
 
 
 st.title("SFD: Simple and Fast Distillation")
@@ -169,25 +142,26 @@ except ValueError as exc:
 st.button("Train student", key="sfd_train", type="primary",
           disabled=available[teacher] is not None or cfg is None,
           on_click=submit, args=(teacher, preset, cfg, folder))
-monitor()
-if st.session_state.get("sfd_job") is None:      # no run of yours yet: the shipped reference run
-    reference_view.sfd_run(folder, teacher)
+job_panel(st.session_state.get("sfd_job"), what="Run", key="sfd", show_result=show_run)
+if st.session_state.get("sfd_job") is None:
+    st.caption("No run started in this session yet: press **Train student**.")
+    reference_view.sfd_run(folder, teacher)      # meanwhile: the shipped reference run
 
 st.subheader("Quality vs fine-tuning time")
-common.backend().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
-rows = pd.DataFrame(sfd_lab.runs_table(common.backend().store, teacher))
+backend().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
+rows = pd.DataFrame(sfd_lab.runs_table(backend().store, teacher))
 if rows.empty:
     rows = reference_view.sfd_quality_rows(folder, teacher)
 if rows.empty:
     st.caption("No finished runs for this teacher in the run store yet.")
 else:
-    common.figure(quality_vs_seconds(rows, FD_LABEL), "sfd_quality_vs_seconds", rows)
+    figure(quality_vs_seconds(rows, FD_LABEL), "sfd_quality_vs_seconds", rows)
     st.caption("One point per stored run (plain solvers at 0 s). The paper's teaser plots FID against "
                "GPU hours; here: latent FD (not image FID) against CPU seconds.")
 
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
-    samples = sfd_lab.latest_samples(common.backend().store, teacher, nfe, afs)
+    samples = sfd_lab.latest_samples(backend().store, teacher, nfe, afs)
     from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")
@@ -209,4 +183,4 @@ if teacher.startswith("latent") and available[teacher] is None:
             st.caption("Train a student with these settings to see its faces next to the teacher's.")
 
 if cfg is not None:
-    common.show_cli(cli_command(teacher, preset, cfg))
+    show_cli(sfd_cli.to_argv(sfd_cli.SfdTrainSpec(teacher, preset, cfg)))

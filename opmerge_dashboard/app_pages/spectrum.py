@@ -1,15 +1,20 @@
-"""Page 4 — Spectrum: many eigen-directions share one merge plan (THEORY §1, §4 last bullet)."""
+"""Spectrum: many eigen-directions share one merge plan (THEORY §1, §4 last bullet)."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory import plans
 from opmerge_core.theory.setting import total_w2
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
-from opmerge_dashboard import common, figures
+from opmerge_dashboard import figures
+from opmerge_dashboard import plan_views as views
+from opmerge_dashboard.output import command, figure, show_cli
+from opmerge_dashboard.params import ERROR, WARN, params
+from opmerge_dashboard.spectrum_upload import SPECTRUM_VALUES_MAX, parse_spectrum
 
-p = common.params()
+p = params()
 st.title("A whole spectrum, one plan")
 st.caption("Data x₀ ~ N(0, Σ): in the eigenbasis each direction i is its own 1-D problem with λ = λ_i, "
            "but a real student is trained once for all of them.")
@@ -21,14 +26,14 @@ d = c2.slider("directions d", 4, 256, 32, key="sp_d")
 lams = None
 if source == "upload":
     up = st.file_uploader("Eigenvalues: .csv/.txt (numbers) or .npy (1-D float array), ≤ 1 MB and "
-                          f"≤ {common.SPECTRUM_VALUES_MAX} values", type=["csv", "txt", "npy"],
+                          f"≤ {SPECTRUM_VALUES_MAX} values", type=["csv", "txt", "npy"],
                           key="sp_upload")
     if up is not None:
         try:
-            lams = common.parse_spectrum(up.name, up.getvalue())
+            lams = parse_spectrum(up.name, up.getvalue())
             st.success(f"Loaded {lams.size} eigenvalues from {up.name}.")
         except ValueError as exc:
-            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon=common.ERROR)
+            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon=ERROR)
     if lams is None:
         source = "power law"
 if lams is None:
@@ -46,8 +51,8 @@ lams = np.asarray(lams, dtype=float)
 setting = p.setting
 
 # ---- per direction: what each direction wants on its own -----------------------------------------
-thresholds = common.thresholds(p.key)
-directions = common.per_direction(p.key, lams)
+thresholds = views.thresholds(p.setting)
+directions = views.per_direction(p.setting, lams)
 if thresholds is None or directions is None:
     st.stop()                 # the placeholders above rerun the page when the results are ready
 lam_B, lam_V = thresholds
@@ -57,7 +62,7 @@ per_dir = directions[1]
 left, right = st.columns([3, 2])
 with left:
     spec_df = pd.DataFrame({"i": np.arange(1, lams.size + 1), "lam": lams, "regime": regimes})
-    common.figure(figures.spectrum_regimes(lams, regimes), "spectrum_regimes", spec_df)
+    figure(figures.spectrum_regimes(lams, regimes), "spectrum_regimes", spec_df)
 with right:
     st.markdown("#### What to notice")
     st.markdown(f"Directions with λ_i ≤ λ_B(T) = {lam_B:.4g} want **sequential BOOT**, those with "
@@ -79,13 +84,13 @@ if p.T > SHARED_T_MAX or estimate > SHARED_BUDGET_S:
             f"{lams.size} directions; it runs when that estimate is ≤ {SHARED_BUDGET_S:g} s (lower T or d). "
             "The named strategies are compared below.")
 else:
-    shared = common.shared(p.key, tuple(lams))
+    shared = views.shared(p.setting, tuple(lams))
     if shared is not None:
         rows.append({"plan": "shared DP plan", "W2": shared.w2})
 table = pd.DataFrame(rows)
 left, right = st.columns([3, 2])
 with left:
-    common.figure(figures.strategy_bars(table["plan"], table["W2"], "shared DP plan"), "spectrum_w2", table)
+    figure(figures.strategy_bars(table["plan"], table["W2"], "shared DP plan"), "spectrum_w2", table)
 with right:
     if shared is not None:
         if shared.exact:
@@ -94,16 +99,15 @@ with right:
             st.warning(f"Shared plan: **not proven optimal** — {shared.method} DP, at most "
                        f"{shared.gap:.3g} ({shared.gap / max(shared.lower_bound, 1e-300):.1%}) above the "
                        "per-direction lower bound, and never worse than the named strategies.",
-                       icon=common.WARN)
+                       icon=WARN)
         st.markdown("Shared plan:")
         st.code(shared.plan.text if len(shared.plan.text) <= 400 else shared.plan.text[:400] + " …",
                 language=None, wrap_lines=True)
     st.markdown("The per-direction optimum is not achievable with one plan: it is the floor that "
                 "shows how much sharing costs.")
-    if lams.size <= 16:
-        command = common.cli("plan", p, lam=",".join(f"{x:.17g}" for x in lams))
-    else:  # the λ column of this page's CSV download, as a comma list
-        command = common.cli("plan", p, lam="LAMS").replace(
-            "LAMS", '"$(cut -d, -f2 opmerge_spectrum_regimes.csv | tail -n +2 | paste -sd,)"')
-    common.show_cli(command + " --shared", "Per-direction optimal plans, the strategies and the "
-                                           "shared plan with the CLI")
+    argv = theory_cli.to_argv(theory_cli.PlanCommand(p.setting, tuple(lams), shared=True))
+    if lams.size > 16:        # the λ column of this page's CSV download, as a comma list
+        argv[argv.index("--lam") + 1] = "LAMS"
+    show_cli(command(argv).replace(
+        "LAMS", '"$(cut -d, -f2 opmerge_spectrum_regimes.csv | tail -n +2 | paste -sd,)"'),
+        "Per-direction optimal plans, the strategies and the shared plan with the CLI")

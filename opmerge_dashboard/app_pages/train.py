@@ -1,24 +1,25 @@
-"""Train (issue 4): real students for merge plans, trained live, next to the theory (THEORY §2, §6).
+"""Train: real students for merge plans, trained live, next to the theory (THEORY §2, §6).
 
-Training runs on the compute backend (``opmerge_core.infra.compute``: a Dask cluster), never in the script
-thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits it,
-polls the job from a fragment and draws. Jobs are leased to this browser session: when the tab is
-closed the polling stops and the backend cancels them (``compute.LEASE_S``).
+Training runs on the compute backend (``opmerge_core.infra.compute``: a Dask cluster), never in the
+script thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits
+it, follows the job in its job panel (``jobs.py``) and draws. Jobs are leased to this browser session:
+when the tab is closed the polling stops and the backend cancels them (``compute.LEASE_S``).
 """
 
 from __future__ import annotations
-
-import shlex
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core.infra import compute
+from opmerge_core.cli import train as train_cli
 from opmerge_core.theory import plans
 from opmerge_core.training import train_spec, trainer
-from opmerge_dashboard import common
+from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.figures import train as figs
+from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.params import PLAN_URL_MAX, WARN, params
 
 T_OPTIONS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -30,80 +31,22 @@ WORK_WARN = 3e9           # merge-steps × batch × d above which the page warns
 LABELS = {**plans.STRATEGY_LABELS, "dp": "DP optimum (at S_eff)", "custom": "typed plan"}
 
 
-
-
-def cli_command(spec: train_spec.TrainSpec) -> str:
-    args = ["opmerge", "train"]
-    if spec.strategies:
-        args += ["--strategies", ",".join(spec.strategies)]
-    if spec.plan:
-        args += ["--plan", spec.plan]
-    args += ["--T", str(spec.T), "--lam", ",".join(f"{x:g}" for x in spec.lam), "--steps",
-             str(spec.steps), "--lr", f"{spec.lr:g}", "--batch", str(spec.batch), "--optimizer",
-             spec.optimizer, "--seed", str(spec.seed)]
-    for key, default in (("inputs", "forward"), ("student", "linear"), ("schedule", "trig"),
-                         ("init", "teacher"), ("surrogate", "teacher")):
-        if getattr(spec, key) != default:
-            args += [f"--{key}", getattr(spec, key)]
-    return " ".join(shlex.quote(a) for a in [*args, "--json"])
-
-
 def submit(spec: train_spec.TrainSpec) -> None:
-    job = common.backend().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
-                                 owner=common.session_owner(), lease=True, finalize=train_spec.record)
+    job = backend().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
+                           owner=session_owner(), lease=True, finalize=train_spec.record)
     st.session_state["tr_job"] = job.id
 
 
 def submit_sweep(spec: train_spec.TrainSpec) -> None:
     steps = sorted({max(1, round(f * spec.steps)) for f in SWEEP_FACTORS})
-    params = {**spec.as_dict(), "sweep_steps": steps}
-    job = common.backend().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
-                                 params=params, owner=common.session_owner(), lease=True)
+    job = backend().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
+                           params={**spec.as_dict(), "sweep_steps": steps}, owner=session_owner(),
+                           lease=True)
     st.session_state["tr_sweep_job"] = job.id
 
 
-def _status(job: compute.Job, what: str) -> None:
-    if job.status == "queued":
-        st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in "
-                f"order, {common.backend().n_workers} at a time.")
-    elif job.status == "running":
-        info = job.info
-        wave = f" · wave {info['wave']}/{info['waves']}" if "wave" in info else ""
-        loss = f" · loss {info['loss']:.3g}" if "loss" in info else ""
-        st.progress(min(job.progress, 1.0), text=f"{what} (run {job.id}): "
-                    f"{100 * job.progress:.0f}%{wave}{loss}")
-        st.button("Cancel", key=f"tr_cancel_{job.id}", on_click=job.cancel, icon=":material/stop:")
-        if len(job.losses) >= 2:
-            st.plotly_chart(figs.live_loss(job.losses), key=f"tr_live_{job.id}",
-                            config=common.plotly_config("train_live_loss"))
-    elif job.status == "failed":
-        st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=common.WARN)
-    elif job.status == "cancelled":
-        st.info(f"{what} (run {job.id}) was cancelled.")
-    else:
-        st.success(f"{what} (run {job.id}) done.")
-
-
-@st.fragment(run_every=0.5)
-def monitor() -> None:
-    """Polls this session's jobs; a finished job triggers one full rerun to draw its results."""
-    shown = False
-    for key, what in (("tr_job", "Training"), ("tr_sweep_job", "Budget sweep")):
-        job = common.backend().get(st.session_state.get(key, -1))
-        if job is None:
-            continue
-        shown = True
-        common.backend().touch(common.session_owner())
-        _status(job, what)
-        if job.done and st.session_state.get(f"{key}_drawn") != job.id:
-            st.session_state[f"{key}_drawn"] = job.id
-            st.rerun()
-    if not shown:
-        st.caption("No run started in this session yet: press **Start training**.")
-
-
 # ---- page ---------------------------------------------------------------------------------------
-p = common.params()
+p = params()
 st.title("Train real students")
 st.caption("Every merge of a plan becomes a real student — a diagonal linear operator (or a tiny MLP) "
            "trained with SGD or Adam on sampled z_s against the product of its children. Plain SGD with "
@@ -115,7 +58,7 @@ c1, c2, c3 = st.columns([2, 2, 1])
 strategies = c1.multiselect("strategies", train_spec.STRATEGY_CHOICES, default=["boot", "vanilla", "dp"],
                             key="tr_strategies", format_func=lambda k: LABELS.get(k, k))
 plan_text = c2.text_input("typed plan (optional, trained as 'custom')", key="tr_plan",
-                          placeholder="e.g. [[4 3] 2 1]", max_chars=common.PLAN_URL_MAX)
+                          placeholder="e.g. [[4 3] 2 1]", max_chars=PLAN_URL_MAX)
 T = c3.select_slider("T", T_OPTIONS, value=min(T_OPTIONS, key=lambda t: abs(t - min(p.T, 32))),
                      key="tr_T")
 
@@ -156,7 +99,7 @@ try:
     named = spec.plans()
 except ValueError as exc:
     problem = str(exc)
-    st.warning(f"Cannot train: {problem}", icon=common.WARN)
+    st.warning(f"Cannot train: {problem}", icon=WARN)
 
 if spec is not None and problem is None:
     r2_max = float(np.max(spec.setting().r2(np.asarray(spec.lam))))
@@ -168,10 +111,10 @@ if spec is not None and problem is None:
     if optimizer == "sgd" and lr * r2_max >= 1:
         st.warning(f"η · max r_s² = {lr * r2_max:.3g} ≥ 1: plain SGD will diverge (the run will stop "
                    "and be marked failed with the reason). Lower the learning rate to stay stable.",
-                   icon=common.WARN)
+                   icon=WARN)
     if work > WORK_WARN:
         st.warning("This is a large run (several minutes on a shared CPU); it queues behind others.",
-                   icon=common.WARN)
+                   icon=WARN)
 
 c1, c2 = st.columns([1, 3])
 c1.button("Start training", key="tr_start", type="primary", disabled=problem is not None,
@@ -180,10 +123,13 @@ c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem 
           on_click=submit_sweep, args=(spec,),
           help="Trains the same plans at " + ", ".join(f"{f:g}×" for f in SWEEP_FACTORS)
                + " the steps (same η) to show the trained operator following the closed form in S.")
-monitor()
+job_panel(st.session_state.get("tr_job"), what="Training", key="tr", rerun_when_done=True)
+job_panel(st.session_state.get("tr_sweep_job"), what="Budget sweep", key="tr", rerun_when_done=True)
+if "tr_job" not in st.session_state and "tr_sweep_job" not in st.session_state:
+    st.caption("No run started in this session yet: press **Start training**.")
 
 # ---- results of this session's last training ----------------------------------------------------
-job = common.backend().get(st.session_state.get("tr_job", -1))
+job = backend().get(st.session_state.get("tr_job", -1))
 if job is not None and job.status == "done" and job.result is not None:
     result: trainer.TrainResult = job.result
     st.header(f"Results of run {job.id}")
@@ -198,7 +144,7 @@ if job is not None and job.status == "done" and job.result is not None:
                        for n, r in result.plans.items()])
     left, right = st.columns([3, 2])
     with left:
-        common.figure(figs.w2_bars(w2), "train_w2", w2)
+        figure(figs.w2_bars(w2), "train_w2", w2)
     with right:
         st.markdown("#### What to notice")
         st.markdown("With SGD the trained W2 sits on the theory bar: the closed form of THEORY §2 is "
@@ -224,11 +170,11 @@ if job is not None and job.status == "done" and job.result is not None:
                                    "mc_std": float(r.mc_std[j])} for k, r in enumerate(records)])
         left, right = st.columns(2)
         with left:
-            common.figure(figs.merge_operators(per_merge, view, float(result.lam[j])),
+            figure(figs.merge_operators(per_merge, view, float(result.lam[j])),
                           f"train_merges_{view}", per_merge)
         with right:
             curves = {f"z_{r.span[1]}→z_{r.span[0]}": (r.loss_steps, r.loss) for r in records}
-            common.figure(figs.merge_losses(curves), f"train_losses_{view}")
+            figure(figs.merge_losses(curves), f"train_losses_{view}")
         if result.config.optimizer == "sgd" and result.config.student == "linear":
             z = (per_merge["learned"] - per_merge["closed_form"]).abs() / per_merge["mc_std"]
             st.caption(f"Trained − closed form, in units of the predicted Monte-Carlo error (from batch "
@@ -237,7 +183,7 @@ elif job is not None and job.status == "done":
     st.caption("The result of this run is no longer in memory; see the runs table below.")
 
 # ---- shrinkage vs training budget --------------------------------------------------------------
-sweep_job = common.backend().get(st.session_state.get("tr_sweep_job", -1))
+sweep_job = backend().get(st.session_state.get("tr_sweep_job", -1))
 if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is not None:
     st.header("Shrinkage vs training budget")
     sweep_spec: train_spec.TrainSpec = sweep_job.result["spec"]
@@ -250,7 +196,7 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
     target = float(sweep_spec.setting().target(np.array([lam_j]))[0])
     left, right = st.columns([3, 2])
     with left:
-        common.figure(figs.budget_curve(sweep, curve, target, lam_j), "train_budget", sweep)
+        figure(figs.budget_curve(sweep, curve, target, lam_j), "train_budget", sweep)
     with right:
         st.markdown("#### What to notice")
         st.markdown("Each marker is a full training run with n steps at the same η; it sits on the "
@@ -260,8 +206,8 @@ if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is 
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")
-common.backend().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
-rows = common.backend().store.list(kind=train_spec.KIND, limit=200)
+backend().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
+rows = backend().store.list(kind=train_spec.KIND, limit=200)
 if not rows:
     st.caption("No training runs in the run store yet.")
 else:
@@ -276,8 +222,8 @@ else:
                            **{f"W2 theory {k}": v for k, v in r["metrics"].get("w2_theory", {}).items()},
                            "error": r["error"] or ""} for r in rows])
     st.dataframe(table, hide_index=True)
-    common.csv_download(table, "train_runs")
+    csv_download(table, "train_runs")
     st.caption("Compare two runs on the command line: `opmerge runs compare ID ID`.")
 
 if spec is not None and problem is None:
-    common.show_cli(cli_command(spec))
+    show_cli(train_cli.to_argv(spec))

@@ -1,19 +1,18 @@
 """All Plotly figure builders of the dashboard (pure: data in, ``go.Figure`` out).
 
-One module per area: ``theory`` (phase transition, operators, plans, spectrum, paper experiments);
-other areas add ``train``, ``celeba``, ``sfd``, ``mixtures`` and re-export here.
+One module per page group: ``theory`` (phase transition, plans, spectrum, paper experiments) and
+``operators``, re-exported here for the theory pages; ``train``, ``celeba`` and ``sfd`` (SFD and
+Mixtures pages) are imported by their pages directly.
 """
 
+from opmerge_dashboard.figures.operators import composite_vs_exact, geometry_animation, operators_per_step
 from opmerge_dashboard.figures.theory import (
     REGIME_COLORS,
     STRATEGY_COLORS,
     add_lam_line,
     add_phase_point,
-    composite_vs_exact,
     from_dict,
     gap_grid_heatmap,
-    geometry_animation,
-    operators_per_step,
     phase_diagram,
     plain_spec,
     plan_tree,

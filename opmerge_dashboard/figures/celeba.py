@@ -1,4 +1,4 @@
-"""Plotly builders for the CelebA latent page (issue 5). Pure: data in, ``go.Figure`` out.
+"""Plotly builders for the CelebA latent page (THEORY §6). Pure: data in, ``go.Figure`` out.
 
 Same conventions as ``figures.theory``: λ on a log axis, λ = 1 dotted, the shared regime palette.
 """

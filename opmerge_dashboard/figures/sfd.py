@@ -1,4 +1,4 @@
-"""Plotly builders for the SFD and Mixtures pages (issue 6). Pure: data in, ``go.Figure`` out.
+"""Plotly builders for the SFD and Mixtures pages (SFD.md, THEORY §7). Pure: data in, ``go.Figure`` out.
 
 Conventions: the teacher is solid black, the plain solver vermillion, SFD (Algorithm 2) blue,
 Algorithm 1 green, SFD-v pink (colour-blind-safe palette, as in ``figures.theory``); students are

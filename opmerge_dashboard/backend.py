@@ -1,0 +1,87 @@
+"""The compute backend (``opmerge_core.infra.compute``) from the dashboard: heavy results with a
+progress placeholder while they compute, the server's warm-up and this session's job lease."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+
+import streamlit as st
+
+from opmerge_core.infra import compute
+from opmerge_core.theory import dp
+from opmerge_dashboard.params import ERROR
+
+WAIT_S = float(os.environ.get("OPMERGE_WAIT_S", "0.3"))   # wait this long before showing a placeholder
+
+
+def backend() -> compute.Backend:
+    """The process-wide compute backend (a Dask cluster): every session's heavy work goes there."""
+    return compute.default_backend()
+
+
+def heavy(fn, *args, label: str):
+    """``fn(*args)`` computed on the backend: the result, or None while it computes — then a progress
+    placeholder is shown and the page reruns by itself when the result is ready. Identical requests
+    of all sessions share one computation; results are cached for everyone."""
+    try:
+        job = backend().cached(fn, *args)
+    except ValueError as exc:                     # e.g. an unreachable scheduler
+        st.error(f"{label}: {exc}", icon=ERROR)
+        return None
+    if not job.done:
+        job.wait(WAIT_S)
+    if job.status == "done":
+        return job.result
+    if job.done:
+        st.error(f"{label} failed: {job.error}", icon=ERROR)
+        return None
+    _pending(job.id, label)
+    return None
+
+
+@st.fragment(run_every=0.5)
+def _pending(job_id: str, label: str) -> None:
+    job = backend().get(job_id)
+    if job is None or job.done:
+        st.rerun()
+    where = (f"queued (position {job.queue_position})" if job.status == "queued" else
+             f"computing on the cluster, {job.elapsed:.0f} s")
+    st.progress(min(max(job.progress, 0.0), 1.0), text=f":material/hourglass_top: {label} — {where} …")
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Once per server process: start the compute backend in the background, so the cluster is up
+    by the time the first heavy request arrives, load the compiled DP kernels (the in-process DPs of
+    every rerun use them) and import torch (the CelebA and SFD pages decode faces with the VAE), so no
+    student's rerun waits behind those imports."""
+    def start() -> None:
+        dp.load_kernels(warm=True)
+        compute.default_backend()
+        import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
+
+    thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def session_owner() -> str:
+    """One id per browser session: its jobs are leased to it and cancelled when it goes away."""
+    return st.session_state.setdefault("job_owner", uuid.uuid4().hex)
+
+
+@st.fragment(run_every=30)
+def keep_jobs_alive() -> None:
+    """Renew this session's job lease from every page (closing the tab stops the renewals)."""
+    backend().touch(session_owner())
+
+
+def prefetch(*calls: tuple) -> None:
+    """Submit heavy ``(fn, *args)`` calls to the backend without waiting, so a page's heavy results
+    compute side by side on the workers while the page waits for the first of them."""
+    with contextlib.suppress(ValueError):          # an unreachable scheduler: ``heavy`` says so
+        for fn, *args in calls:
+            backend().cached(fn, *args)

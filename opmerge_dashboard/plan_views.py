@@ -1,0 +1,134 @@
+"""Theory results for the pages, cached (bounded) and shared by every session: the DP-optimal plan,
+strategy curves, thresholds, the phase diagram, per-direction and shared plans, plan trees and tables.
+
+Cheap results are computed in the server; heavy ones (large T, grids) on the compute backend
+(``backend.heavy``: None while they compute). Cached calls take the frozen ``Setting`` (or
+``ModelChoices`` for results over many T) as their key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from opmerge_core.theory import heavy as heavy_core
+from opmerge_core.theory import planner, plans, sweep, value_sets
+from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
+from opmerge_dashboard import figures
+from opmerge_dashboard.backend import heavy
+from opmerge_dashboard.params import LAM_MAX, LAM_MIN, ModelChoices
+
+CURVE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 61)   # strategy curves (only λ in (1, λ_V) need a DP)
+PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
+CURVE_GRID, PHASE_GRID = (f"{LAM_MIN:g}:{LAM_MAX:g}:{lams.size}:log" for lams in (CURVE_LAMS, PHASE_LAMS))
+PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # T = 384 would add ~1.3 s cold
+IN_PROCESS_T_MAX = 256   # one DP up to here costs a few ms: computed in the server, above on a worker
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _optimal_here(setting: Setting, lam: float) -> planner.OptimalPlan:
+    return heavy_core.optimal(setting, lam)
+
+
+def _phase_args(choices: ModelChoices) -> tuple:
+    return (tuple(PHASE_LAMS.tolist()), PHASE_TS, choices.S, choices.schedule, choices.init,
+            choices.surrogate)
+
+
+def home_calls(setting: Setting, lam: float) -> list[tuple]:
+    """The heavy calls of the home page for a setting (see ``backend.prefetch``)."""
+    choices = ModelChoices(setting.S, setting.schedule, setting.init, setting.surrogate)
+    calls = [(heavy_core.thresholds, setting), (sweep.compare, setting, CURVE_LAMS),
+             (heavy_core.phase, *_phase_args(choices))]
+    if setting.T > IN_PROCESS_T_MAX:
+        calls.insert(0, (heavy_core.optimal, setting, float(lam)))
+    return calls
+
+
+def optimal(setting: Setting, lam: float) -> planner.OptimalPlan | None:
+    """The DP-optimal plan (None while a large-T DP computes on the backend)."""
+    if setting.T <= IN_PROCESS_T_MAX:
+        return _optimal_here(setting, lam)
+    return heavy(heavy_core.optimal, setting, float(lam), label=f"Optimal plan at T = {setting.T}")
+
+
+def compare(setting: Setting, lams: tuple[float, ...]) -> pd.DataFrame | None:
+    return heavy(sweep.compare, setting, np.asarray(lams), label=f"Strategies at T = {setting.T}")
+
+
+def curves(setting: Setting) -> pd.DataFrame | None:
+    return heavy(sweep.compare, setting, CURVE_LAMS, label=f"Strategy curves at T = {setting.T}")
+
+
+def thresholds(setting: Setting) -> tuple[float, float] | None:
+    return heavy(heavy_core.thresholds, setting, label=f"Thresholds λ_B(T), λ_V at T = {setting.T}")
+
+
+def phase(choices: ModelChoices) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    return heavy(heavy_core.phase, *_phase_args(choices),
+                 label="λ × T phase diagram (computed once for everyone, then cached)")
+
+
+def per_direction(setting: Setting, lams: np.ndarray) -> tuple[list[str], dict[float, float]] | None:
+    return heavy(heavy_core.per_direction, setting, np.asarray(lams, dtype=float),
+                 label=f"Per-direction DP for {np.unique(lams).size} eigenvalues")
+
+
+def shared(setting: Setting, lams: tuple[float, ...]) -> SharedPlan | None:
+    return heavy(shared_plan, setting, np.asarray(lams),
+                 label=f"Shared plan for {len(lams)} directions (Pareto DP)")
+
+
+# Figures that do not depend on λ are cached as plain specs (keyed by the setting alone; the data
+# arguments are not hashed); the page adds the λ marker and builds the figure without re-validation
+# (figures.from_dict), which keeps a λ change cheap.
+@st.cache_data(max_entries=64, show_spinner=False)
+def curves_spec(setting: Setting, _df: pd.DataFrame, lam_B: float, lam_V: float) -> dict:
+    return figures.plain_spec(figures.strategy_curves(_df, None, lam_B, lam_V))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def phase_spec(choices: ModelChoices, _ph: pd.DataFrame, _th: pd.DataFrame) -> dict:
+    return figures.plain_spec(figures.phase_diagram(_ph, _th))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def span_values(setting: Setting, plan_text: str, lam: float) -> dict:
+    plan = plans.parse(plan_text, setting.T)
+    return {span: float(v[0]) for span, v in plans.evaluate_spans(plan, setting, [lam]).items()}
+
+
+# The λ slider has LAM_GRID's 40 values, so every (setting, λ) view below is computed once for all
+# sessions: a classroom moving λ mostly reads these caches.
+@st.cache_data(max_entries=1024, show_spinner=False)
+def plan_view(setting: Setting, lam: float, plan_text: str, title: str) -> tuple[dict, pd.DataFrame]:
+    """A plan's tree figure (plain spec) at one λ and the span values behind it."""
+    values = span_values(setting, plan_text, lam)
+    tree_df = pd.DataFrame([{"e": e, "s": s, "kind": "teacher step" if s - e == 1 else "student",
+                             "value": v} for (e, s), v in sorted(values.items())])
+    return figures.plain_spec(figures.plan_tree(plans.parse(plan_text, setting.T), values, title)), tree_df
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def strategies_table(setting: Setting, lam: float, dp_label: str, dp_value: float,
+                     dp_w2: float) -> pd.DataFrame:
+    """Every named strategy's one-step value and W2 at one λ, next to the DP optimum."""
+    rows = []
+    for name, plan in plans.named_plans(setting.T).items():
+        v = float(plan.evaluate(setting, [lam])[0])
+        rows.append({"strategy": plans.STRATEGY_LABELS[name], "value": v,
+                     "W2": float(setting.w2([v], [lam])[0])})
+    rows.append({"strategy": f"DP optimum ({dp_label})", "value": dp_value, "W2": dp_w2})
+    table = pd.DataFrame(rows)
+    table["gap to DP"] = table["W2"] - dp_w2
+    return table
+
+
+ENUMERATE_T_MAX = value_sets.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
+
+
+@st.cache_data(max_entries=32, show_spinner="Evaluating every plan …")
+def all_plan_values(setting: Setting, lam: float) -> np.ndarray:
+    return value_sets.all_plan_values(setting, lam)
