@@ -1,7 +1,7 @@
 """Benchmark: CLI start-up. `opmerge plan --T 64 --lam 0.5 --json` against `python -c "import numba"`,
 both run here as fresh processes, interleaved, best of N.
 
-Targets (issue "Speed"): <= 0.5 s wall and <= 3x the numba import.
+Targets: <= 0.5 s wall and <= 3x the numba import.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_cli.py [--repeat 5]
 """

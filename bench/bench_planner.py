@@ -12,7 +12,7 @@
 5. the phase diagram (``phase_sweep`` + ``thresholds``, the dashboard's grid) against one full DP
    per point and bisection thresholds.
 
-Targets (issue "Speed"): >= 500x the loop at T = 256, T = 1024 <= 0.2 s, T = 4096 <= 10 s, shared
+Targets: >= 500x the loop at T = 256, T = 1024 <= 0.2 s, T = 4096 <= 10 s, shared
 plan at T = 64 <= 5 s cold. The machine is shared: timings are the best of a few runs.
 
     PYTHONPATH=$PWD .venv/bin/python bench/bench_planner.py [--quick]

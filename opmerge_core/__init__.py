@@ -7,7 +7,7 @@ Fast Distillation). Subpackages:
 - ``theory``   the linear-Gaussian model: schedules, teacher operators, shrinkage, merge plans, the
                exact DP, the optimal plan, thresholds, shared plans, phase sweeps (THEORY §1–§5);
 - ``training`` students trained under a plan with torch, and the run spec (THEORY §2, §6);
-- ``latent``   CelebA in latent space: the VAE, latent statistics, images (THEORY §6);
+- ``latent``   CelebA in latent space: the VAE, latent statistics, images (THEORY §1, per direction);
 - ``sfd``      teacher solvers, distillation, mixtures and reference runs (SFD.md);
 - ``infra``    the compute backend, the run store, validation, devices, progress and cancellation;
 - ``cli``      the ``opmerge`` command line, one module per command group.

@@ -1,4 +1,4 @@
-"""AppTest checks of the theory pages of the dashboard (issue 3): every page renders, the URL
+"""AppTest checks of the theory pages of the dashboard: every page renders, the URL
 initialises the widgets, the optimal plan flips from sequential BOOT to vanilla across λ = 1, bad URL
 parameters and bad uploads produce visible messages instead of exceptions."""
 

@@ -1,4 +1,4 @@
-"""AppTest for the "CelebA latents" dashboard page (issue 5), on tiny assets in a tmp folder."""
+"""AppTest for the "CelebA latents" dashboard page, on tiny assets in a tmp folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AppTest for the "Mixtures" dashboard page (issue 6): students train in the job runner."""
+"""AppTest for the "Mixtures" dashboard page: students train on the compute backend."""
 
 from __future__ import annotations
 

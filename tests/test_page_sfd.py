@@ -1,4 +1,4 @@
-"""AppTest for the "SFD" dashboard page (issue 6): a 2-D run through the compute backend and run store."""
+"""AppTest for the "SFD" dashboard page: a 2-D run through the compute backend and run store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AppTest for the "Train" dashboard page (issue 4): renders, trains through the compute backend, results."""
+"""AppTest for the "Train" dashboard page: renders, trains through the compute backend, results."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VAE (issue 5): image loading, model shapes, training with checkpoints/resume, latent statistics.
+"""VAE: image loading, model shapes, training with checkpoints/resume, latent statistics.
 
 Uses the Olivetti faces fixture (AT&T Laboratories Cambridge) and a tiny VAE so the whole file runs in
 a few seconds: train → encode → spectrum → decode end to end.

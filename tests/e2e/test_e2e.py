@@ -1,4 +1,4 @@
-"""End-to-end: the dashboard in Debian chromium against a real `streamlit run` (issue 3, Tests)."""
+"""End-to-end: the dashboard in Debian chromium against a real `streamlit run`."""
 
 from __future__ import annotations
 
