@@ -209,6 +209,9 @@ def _preset_widget() -> None:
     st.segmented_control("Preset", list(PRESET_BY_LABEL), key="preset", bind="query-params",
                          on_change=apply_preset, persist_state="session",
                          help="Story-telling settings; Reset restores defaults.")
+    label = st.session_state.get("preset")
+    if label in PRESET_BY_LABEL:
+        st.caption(PRESETS[PRESET_BY_LABEL[label]].story)     # what to notice in this preset
 
 
 def _lam_widget() -> None:

@@ -203,11 +203,6 @@ class Backend:
                             key=lambda j: j.created)
         return next((i + 1 for i, j in enumerate(queued) if j is job), None)
 
-    @property
-    def running(self) -> int:
-        with self._lock:
-            return sum(j.status == "running" for j in self._jobs.values())
-
     # ---- cancelling and leases --------------------------------------------------------------------
     def cancel(self, job: Job) -> None:
         """Queued: dropped at once. Running: its cancel flag is set and the task stops cooperatively."""

@@ -296,10 +296,3 @@ def _mixture_demo(spec: MixtureSpec, configs: dict[str, DistillConfig], progress
                         "finetune_seconds": students[k].seconds if k in students else 0.0})
     return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,
             "label": teacher.label, "K": teacher.mixture.K, "spec": asdict(spec)}
-
-
-def mixture_demo(preset: str = "ring8", nfe: int = 2, solver: str = "dpmpp3m", M: int = 3, afs: bool = False,
-                 budget: int = 4096, lr: float = 1e-3, seed: int = 0, n_paths: int = 12,
-                 n_samples: int = 3000) -> dict:
-    """:func:`train_mixture_demo` with keyword arguments (no progress, no cancel)."""
-    return train_mixture_demo(MixtureSpec(preset, nfe, solver, M, afs, budget, lr, seed, n_paths, n_samples))

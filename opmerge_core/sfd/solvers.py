@@ -46,11 +46,6 @@ SOLVER_LABELS = {
 }
 DPMPP_ORDER = {"dpmpp1": 1, "dpmpp2": 2, "dpmpp3m": 3}
 LOWER_ORDER_FINAL = ("sfd", "dpm-solver", "none")   # final-step order rules of DPM-Solver++ (dpmpp_orders)
-LOWER_ORDER_LABELS = {
-    "sfd": "SFD's sampler: lower the order on the final steps for every step count",
-    "dpm-solver": "DPM-Solver: lower the order on the final steps only when there are < 10 steps",
-    "none": "never lower the order on the final steps",
-}
 
 DEFAULT_T_MIN = 0.006   # default last grid time t_min (SFD raises EDM's 0.002: a "small but vital factor")
 DEFAULT_T_MAX = 80.0    # default first grid time t_max (the noise level sampling starts from)
