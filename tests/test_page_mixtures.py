@@ -82,4 +82,4 @@ def test_training_function_protocol_progress_and_cancel():
 
     assert pickle.loads(pickle.dumps(spec)) == spec and pickle.dumps(sfd_lab.train_mixture_demo)
     with pytest.raises(ValueError, match="NFE"):
-        sfd_lab.MixtureSpec(nfe=9).configs()
+        sfd_lab.MixtureSpec(nfe=9)

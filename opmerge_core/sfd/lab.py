@@ -230,14 +230,17 @@ class MixtureSpec:
     n_samples: int = 3000
     lower_order_final: str = "sfd"
 
-    def configs(self) -> dict[str, DistillConfig]:
-        """The validated distillation config of each student (bad values → ValueError)."""
+    def __post_init__(self) -> None:
         check_int(self.n_paths, "trajectories shown", hi=200)
         check_int(self.n_samples, "samples", lo=100, hi=20_000)
         mixtures.preset(self.preset)
+        self.configs()                                  # every student's config is valid too
+
+    def configs(self) -> dict[str, DistillConfig]:
+        """The distillation config of each student."""
         return {alg: DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
-                                       afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
-                                       lower_order_final=self.lower_order_final)
+                                   afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
+                                   lower_order_final=self.lower_order_final)
                 for alg in ("sfd", "alg1")}
 
 

@@ -100,10 +100,9 @@ seed = int(c7.number_input("seed", 0, 10_000, 0, step=1, key="mix_seed"))
 if afs and nfe == 1:
     st.caption("NFE 1 with AFS: the first step is analytical, the second is the only network call.")
 
-spec = sfd_lab.MixtureSpec(preset, nfe, solver, M, afs, budget, seed=seed)
 out, valid = None, False
 try:
-    spec.configs()
+    spec = sfd_lab.MixtureSpec(preset, nfe, solver, M, afs, budget, seed=seed)    # bad values: ValueError
     valid = True
     out = finished().get(spec)
     if out is None:
