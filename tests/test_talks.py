@@ -12,7 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from opmerge_core.sfd import reference
-from opmerge_dashboard import controls, faces, presentation
+from opmerge_dashboard import controls, faces, figures, presentation
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -209,3 +209,24 @@ def test_enlarge_replicates_pixels() -> None:
     assert big.shape == (15, 21, 3)
     assert (big[::3, ::3] == arr).all() and (big[2::3, 1::3] == arr).all()
     assert faces.enlarge(Image.fromarray(arr), 1).size == (7, 5)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ((0.004, 1.7), [0.01, 0.1, 1.0]),                       # four decades: one tick per decade
+    ((0.03, 2.5), [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]),         # two decades: 1-2-5
+    ((0.3, 0.4), [0.3, 0.4]),                               # narrower than one 1-2-5 step
+    ((0.0, -1.0), []),                                      # nothing positive to show
+])
+def test_log_ticks_are_full_numbers(values, expected) -> None:
+    ticks = figures.theory.log_ticks(np.array(values))
+    assert ticks == pytest.approx(expected)
+
+
+def test_strategy_curves_label_every_log_tick() -> None:
+    from opmerge_core.theory import sweep
+    from opmerge_core.theory.setting import Setting
+    df = sweep.compare(Setting(T=16), np.geomspace(0.05, 50, 31))
+    fig = figures.theory.strategy_curves(df, 0.5, 1.1, 2.0)
+    axis = fig.layout.yaxis
+    assert axis.type == "log" and len(axis.tickvals) >= 2
+    assert list(axis.ticktext) == [f"{x:g}" for x in axis.tickvals]

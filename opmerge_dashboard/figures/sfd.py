@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from opmerge_dashboard.figures.theory import _layout
+from opmerge_dashboard.figures.theory import _layout, log_ticks
 
 METHOD_COLORS = {"teacher": "#000000", "solver": "#D55E00", "sfd": "#0072B2", "alg1": "#009E73",
                  "sfd-v": "#CC79A7", "data": "#555555"}
@@ -109,5 +109,6 @@ def quality_vs_seconds(runs: pd.DataFrame, fd_label: str) -> go.Figure:
 def loss_curve(losses: Sequence[float]) -> go.Figure:
     fig = go.Figure(go.Scatter(y=list(losses), mode="lines", line=dict(color=METHOD_COLORS["sfd"])))
     fig.update_xaxes(title="iteration (thinned)")
-    fig.update_yaxes(title="L1 segment loss", type="log")
+    ticks = log_ticks(np.asarray(losses, dtype=float))
+    fig.update_yaxes(title="L1 segment loss", type="log", tickvals=ticks, ticktext=[f"{x:g}" for x in ticks])
     return _layout(fig, "Student loss", height=300)

@@ -183,6 +183,22 @@ def _regime_bands(lam_lo: float, lam_hi: float, lam_B: float, lam_V: float) -> l
     return items
 
 
+def log_ticks(values: np.ndarray) -> list[float]:
+    """Labelled ticks for a log axis over the positive ``values``: 1-2-5 in every decade while the
+    range spans at most three decades, else one tick per decade (Plotly's own minor labels on a
+    short log range are bare mantissas: "1 2 5 1 2 5")."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size == 0:
+        return []
+    lo, hi = int(np.floor(np.log10(positive.min()))), int(np.ceil(np.log10(positive.max())))
+    steps = (1, 2, 5) if hi - lo <= 3 else (1,)
+    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in steps]
+    inside = [x for x in ticks if positive.min() / 1.0001 <= x <= positive.max() * 1.0001]
+    if len(inside) >= 2:
+        return inside
+    return sorted({float(f"{positive.min():.2g}"), float(f"{positive.max():.2g}")})   # a narrow range
+
+
 def strategy_curves(df: pd.DataFrame, lam: float | None, lam_B: float, lam_V: float,
                     quantity: str = "w2", title: str | None = None) -> go.Figure:
     """W2 error (or gap to the DP optimum) of every named strategy and the DP plan vs λ."""
@@ -203,8 +219,11 @@ def strategy_curves(df: pd.DataFrame, lam: float | None, lam_B: float, lam_V: fl
     _decorate(fig, items)
     fig.update_xaxes(type="log", title="λ (data variance)", range=np.log10([lams.min(), lams.max()]),
                      tickvals=[t for t in LAM_TICKS if lams.min() <= t <= lams.max()])
-    fig.update_yaxes(type="log" if quantity == "w2" else "linear",
-                     title="W2 error" if quantity == "w2" else "W2 gap to the DP optimum")
+    if quantity == "w2":
+        ticks = log_ticks(np.concatenate([np.asarray(trace.y, dtype=float) for trace in fig.data]))
+        fig.update_yaxes(type="log", title="W2 error", tickvals=ticks, ticktext=[f"{x:g}" for x in ticks])
+    else:
+        fig.update_yaxes(title="W2 gap to the DP optimum")
     return _layout(fig, title or ("W2 error of each strategy vs λ" if quantity == "w2"
                                   else "Gap of each strategy to the DP optimum"), hovermode="x unified")
 
