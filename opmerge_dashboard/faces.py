@@ -5,18 +5,10 @@ selecting columns keeps the same z_T across every row."""
 from __future__ import annotations
 
 import streamlit as st
-from PIL import Image
 
 from opmerge_dashboard import presentation
 
 SCALES = (1, 2, 3, 4)          # 64, 128, 192, 256 px tiles
-
-
-def enlarge(image: Image.Image, scale: int) -> Image.Image:
-    """``image`` scaled by an integer factor, nearest neighbour (no smoothing invented)."""
-    if scale == 1:
-        return image
-    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
 def tile_control(key: str, container=st) -> int:

@@ -92,6 +92,29 @@ def test_run_decodes_a_face_per_method(assets):
     assert comp.lam.size == 12 and grid.size[1] == 17 * 64
 
 
+def test_face_grid_png_is_the_grid_decoded_in_process(assets):
+    """The backend's PNG result (decoded with the assets of a stamp) is the grid decoded here."""
+    import io
+
+    from PIL import Image
+
+    from opmerge_core.latent.images import enlarge
+    model, stats = lt.load_assets(assets)
+    comp = celeba.compare(Setting(8), stats.eigvals)
+    trained = {"vanilla": list(0.9 * comp.values["vanilla"])}
+    stamp = lt.assets_stamp(assets)
+    png = celeba.face_grid_png(stamp, comp.operators_only(), 3, 1, 5.0, (0, 2), 2, trained)
+    here = celeba.dataclasses.replace(comp, trained={"vanilla": np.asarray(trained["vanilla"])})
+    faces = celeba.decode_faces(model, celeba.sample_latents(stats, here, 3, 1))
+    expected = enlarge(celeba.face_grid({m: f[[0, 2]] for m, f in faces.items()}, 5.0), 2)
+    got = Image.open(io.BytesIO(png))
+    assert got.size == expected.size
+    assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected.convert("RGB")))
+    assert "vanilla" + celeba.TRAINED in faces                          # the trained row is there
+    (assets / lt.VAE_FILE).touch()                                      # a regenerated asset: new key
+    assert lt.assets_stamp(assets) != stamp
+
+
 def test_cli_compare_json(assets, tmp_path, capsys, monkeypatch):
     from PIL import Image
 

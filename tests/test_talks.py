@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from opmerge_core.latent import images
 from opmerge_core.sfd import reference
-from opmerge_dashboard import controls, faces, figures, presentation
+from opmerge_dashboard import controls, figures, presentation
 
 APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -205,10 +206,10 @@ def test_celeba_trainer_check_shows_the_reference_at_its_setting(monkeypatch, tm
 def test_enlarge_replicates_pixels() -> None:
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
-    big = np.asarray(faces.enlarge(Image.fromarray(arr), 3))
+    big = np.asarray(images.enlarge(Image.fromarray(arr), 3))
     assert big.shape == (15, 21, 3)
     assert (big[::3, ::3] == arr).all() and (big[2::3, 1::3] == arr).all()
-    assert faces.enlarge(Image.fromarray(arr), 1).size == (7, 5)
+    assert images.enlarge(Image.fromarray(arr), 1).size == (7, 5)
 
 
 @pytest.mark.parametrize(("values", "expected"), [

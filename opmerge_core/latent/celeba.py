@@ -20,6 +20,7 @@ theory row, and, below, each row's difference from the teacher, amplified (``gai
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,10 @@ class Comparison:
     dp_plans: list[plans.Plan] = field(default_factory=list)    # per direction
     trained: dict[str, np.ndarray] = field(default_factory=dict)  # method -> (d,) trained operator
     trained_w2: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def operators_only(self) -> Comparison:
+        """This comparison without its plans: all that sampling and decoding need (cheap to send)."""
+        return dataclasses.replace(self, plan_text={}, strategy_plans={}, dp_plans=[])
 
     @property
     def frac_below_1(self) -> float:
@@ -219,6 +224,26 @@ def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int 
         for c in range(n):
             grid.paste(Image.fromarray(imgs[c]), (label_w + c * w, r * h))
     return grid
+
+
+def face_grid_png(stamp: tuple[str, int, int], comparison: Comparison, n_samples: int, seed: int,
+                  gain: float, columns: tuple[int, ...] | None, scale: int,
+                  trained: dict[str, list[float]] | None = None) -> bytes:
+    """The face grid of ``comparison`` as PNG bytes, decoded with the assets of ``stamp``
+    (``latents.assets_stamp``): a pure result for the compute backend. ``trained`` (method → trained
+    operator per direction) adds each strategy's trained row; ``columns`` keeps only those z_T;
+    ``scale`` enlarges the tiles (nearest neighbour)."""
+    from opmerge_core.latent.images import enlarge, png_bytes
+    from opmerge_core.latent.latents import cached_assets
+
+    model, stats = cached_assets(stamp)
+    if trained:
+        comparison = dataclasses.replace(
+            comparison, trained={m: np.asarray(v, dtype=np.float64) for m, v in trained.items()})
+    faces = decode_faces(model, sample_latents(stats, comparison, n_samples, seed))
+    if columns:                                  # the same z_T columns in every row
+        faces = {m: f[list(columns)] for m, f in faces.items()}
+    return png_bytes(enlarge(face_grid(faces, gain), scale))
 
 
 def run(setting: Setting, model, stats: LatentStats, n_samples: int = 8, seed: int = 0,

@@ -133,3 +133,16 @@ def load_npz_faces(path: str | Path, key: str = "images") -> np.ndarray:
     if arr.shape[1:3] != (SIZE, SIZE):
         arr = np.stack([to_square_rgb(Image.fromarray(a.astype(np.uint8))) for a in arr])
     return arr.astype(np.uint8)
+
+
+def enlarge(image: Image.Image, scale: int) -> Image.Image:
+    """``image`` scaled by an integer factor, nearest neighbour (no smoothing invented)."""
+    if scale == 1:
+        return image
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()

@@ -15,6 +15,7 @@ descending, ``eigvecs`` (d, d) with eigenvectors as columns, ``n`` images). The 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -133,6 +134,20 @@ def load_stats(path: str | Path | None = None) -> LatentStats:
         raise ValueError(f"latent statistics {path} have inconsistent shapes or values; "
                          f"regenerate them with: {REGENERATE}")
     return LatentStats(mean, eigvals, eigvecs, n)
+
+
+def assets_stamp(assets: str | Path | None = None) -> tuple[str, int, int]:
+    """(folder, mtime of the VAE, mtime of the statistics): part of the key of every cached result
+    decoded from them, so a regenerated asset is never answered from an old cache entry."""
+    folder = assets_dir(assets)
+    mtime = [(folder / f).stat().st_mtime_ns if (folder / f).is_file() else 0 for f in (VAE_FILE, STATS_FILE)]
+    return str(folder), mtime[0], mtime[1]
+
+
+@functools.lru_cache(maxsize=2)
+def cached_assets(stamp: tuple[str, int, int]) -> tuple[VAE, LatentStats]:
+    """``load_assets`` once per process (a compute-backend worker decodes many grids) per ``stamp``."""
+    return load_assets(stamp[0])
 
 
 def load_assets(assets: str | Path | None = None,

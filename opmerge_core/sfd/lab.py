@@ -200,6 +200,18 @@ def face_rows(rows: dict[str, np.ndarray], labels: dict[str, str]):
     return grid
 
 
+def face_rows_png(stamp: tuple[str, int, int], samples: dict[str, np.ndarray], labels: dict[str, str],
+                  scale: int, keep: int = 8) -> bytes:
+    """``face_rows`` of the first ``keep`` latents of every entry of ``samples``, decoded with the VAE
+    of ``stamp`` (``latents.assets_stamp``), as PNG bytes: a pure result for the compute backend."""
+    from opmerge_core.latent import latents
+    from opmerge_core.latent.images import enlarge, png_bytes
+
+    model = latents.cached_assets(stamp)[0]
+    faces = {k: latents.decode(model, v[:keep]) for k, v in samples.items()}
+    return png_bytes(enlarge(face_rows(faces, labels), scale))
+
+
 def _thin(values: list[float], keep: int = 200) -> list[float]:
     """At most ``keep`` evenly spaced points of a loss curve (for plots)."""
     if len(values) <= keep:

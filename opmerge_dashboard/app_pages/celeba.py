@@ -6,9 +6,6 @@ T, S, schedule, init and surrogate come from the shared, URL-bound sidebar contr
 
 from __future__ import annotations
 
-import copy
-import io
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -42,24 +39,6 @@ def comparison(setting: Setting, folder: str) -> celeba.Comparison | None:
     return heavy(celeba.compare, setting, stats.eigvals, setting.T <= SHARED_T_MAX,
                  label=f"Planning all {stats.eigvals.size} latent directions at T = {setting.T} "
                        "(shared plan included)")
-
-
-@st.cache_data(max_entries=32, show_spinner="Decoding faces …")
-def face_grid_png(setting: Setting, folder: str, n: int, seed: int, gain: float,
-                  columns: tuple[int, ...] | None, scale: int, run_id: int | None,
-                  _comp: celeba.Comparison, _trained: dict | None = None) -> bytes:
-    """The face grid; with a finished trainer run (``run_id``, its operators ``_trained``) each strategy's
-    trained students sit below its theory row, from the same z_T."""
-    model, stats = load(folder)
-    comp = copy.copy(_comp)                      # the shared cached comparison stays untouched
-    if _trained:
-        comp.trained = {m: np.asarray(v, dtype=np.float64) for m, v in _trained.items()}
-    faces = celeba.decode_faces(model, celeba.sample_latents(stats, comp, n, seed))
-    if columns:                                  # the same z_T columns in every row
-        faces = {m: f[list(columns)] for m, f in faces.items()}
-    buf = io.BytesIO()
-    face_view.enlarge(celeba.face_grid(faces, gain), scale).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 # ---- trainer runs on the compute backend (never in the script thread) --------------------------
@@ -106,7 +85,7 @@ st.caption("Real faces: 17,476 CelebA images encoded by an MSSIM-VAE into 128-di
 p = params()
 folder = str(latents.assets_dir())
 try:
-    model, stats = load(folder)
+    _, stats = load(folder)          # the VAE too: a broken asset is reported here, before any job
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
@@ -144,11 +123,12 @@ done = trained_run(p.setting)
 if done is not None:
     st.caption(f"With trainer run {done.id}: below each strategy's theory row, its **trained** students "
                "(the operators SGD actually reached), from the same z_T.")
-png = face_grid_png(p.setting, folder, n, seed, gain, columns, scale, done.id if done else None, comp,
-                    done.result["operators"] if done else None)
-st.image(png, width="content", output_format="PNG")
-st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
-                   key="png_celeba_grid", on_click="ignore", icon="⬇️")
+png = heavy(celeba.face_grid_png, latents.assets_stamp(folder), comp.operators_only(), n, seed, gain, columns,
+            scale, done.result["operators"] if done else None, label="Decoding the faces")
+if png is not None:
+    st.image(png, width="content", output_format="PNG")
+    st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",
+                       key="png_celeba_grid", on_click="ignore", icon="⬇️")
 
 st.subheader("W2 error per method (theory)")
 table = pd.DataFrame(comp.table())

@@ -10,8 +10,6 @@ submits, follows the job in its job panel (``jobs.py``), caches and draws.
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import streamlit as st
 
@@ -35,7 +33,7 @@ from opmerge_core.sfd.metrics import FD_LABEL
 from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
-from opmerge_dashboard.backend import backend, session_owner
+from opmerge_dashboard.backend import backend, heavy, session_owner
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import figure, show_cli
@@ -47,11 +45,6 @@ FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
 @st.cache_data(max_entries=4, ttl=30, show_spinner=False)
 def teachers(folder: str) -> dict[str, str | None]:
     return sfd_lab.available_teachers(folder)
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the VAE …")
-def vae(folder: str):
-    return latents.load_assets(folder)[0]
 
 
 def submit(teacher: str, preset: str, cfg: DistillConfig, folder: str) -> None:
@@ -165,17 +158,16 @@ if teacher.startswith("latent") and available[teacher] is None:
     from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")
-    try:
-        model = vae(folder)
-    except ValueError as exc:
-        st.info(f"Faces need the VAE assets: {exc}")
+    if not (latents.assets_dir(folder) / latents.VAE_FILE).is_file():
+        st.info(f"Faces need the VAE assets: {latents.assets_dir(folder) / latents.VAE_FILE} is missing.")
     else:
         if samples:
-            faces = {k: latents.decode(model, samples[k][:8]) for k in FACE_ORDER if k in samples}
+            rows = {k: samples[k] for k in FACE_ORDER if k in samples}
             labels = {**METHOD_LABELS, "teacher": f"teacher, {sfd_lab.TEACHER_REF_NFE} NFE"}
-            buf = io.BytesIO()
-            face_view.enlarge(sfd_lab.face_rows(faces, labels), scale).save(buf, format="PNG")
-            st.image(buf.getvalue(), output_format="PNG", width="content")
+            png = heavy(sfd_lab.face_rows_png, latents.assets_stamp(folder), rows, labels, scale,
+                        label="Decoding the faces")
+            if png is not None:
+                st.image(png, output_format="PNG", width="content")
             source = ("the shipped reference run (train a student to see yours)." if from_reference else
                       "the newest finished run of that algorithm with this teacher, NFE and AFS setting.")
             st.caption(f"Same starting noise in every row; each student row is {source}")
