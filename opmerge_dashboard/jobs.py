@@ -1,9 +1,9 @@
 """The job panel of every page that runs a job on the compute backend (Train, CelebA, SFD, Mixtures).
 
-One fragment polls the job twice a second and shows where it is: queued (its position), running
-(progress, the latest loss, a live loss curve, Cancel), failed, cancelled or done. When it is done the
-page's ``show_result`` draws the result in the panel and/or, with ``rerun_when_done``, the whole page
-reruns once so that the page body can draw it. Polling also renews this session's job lease.
+While a job is queued or running, a fragment polls it twice a second and shows where it is (its
+queue position; progress, the latest loss, a live loss curve, Cancel) and renews this session's job
+lease. When it finishes, the whole page reruns once and draws it without polling: failed, cancelled,
+or done (the page's ``show_result``, or the page body itself).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import WARN
 
 POLL_S = 0.5
-_DRAWN = "_jobs_drawn"      # ids of finished jobs whose page has rerun once to draw them
+_DRAWN = "_jobs_drawn"      # finished jobs whose page has rerun once to draw them
 
 
 def _detail(info: dict) -> str:
@@ -39,31 +39,48 @@ def _running(job: compute.Job, what: str, key: str) -> None:
                         config=plotly_config(f"{key}_live_loss"))
 
 
-@st.fragment(run_every=POLL_S)
 def job_panel(job_id: int | None, *, what: str, key: str,
-              show_result: Callable[[compute.Job], None] | None = None,
-              rerun_when_done: bool = False) -> None:
+              show_result: Callable[[compute.Job], None] | None = None) -> None:
     """The status of job ``job_id`` (nothing if there is none). ``what`` names it in the messages
-    ("Training", "Trainer run"); ``key`` prefixes its widget keys (``{key}_cancel_{id}``)."""
+    ("Training", "Trainer run"); ``key`` prefixes its widget keys (``{key}_cancel_{id}``). Only a
+    queued or running job is polled; a finished one is drawn by the page's own run."""
     job = backend().get(job_id) if job_id is not None else None
     if job is None:
+        return
+    if job.done:
+        _finished(job, what, show_result)
+    else:
+        _active(job.id, what, key, show_result)
+
+
+def _finished(job: compute.Job, what: str, show_result: Callable[[compute.Job], None] | None) -> None:
+    if job.status == "failed":
+        st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=WARN)
+    elif job.status == "cancelled":
+        st.info(f"{what} (run {job.id}) was cancelled.")
+    elif show_result is None:
+        st.success(f"{what} (run {job.id}) done.")
+    else:
+        show_result(job)
+
+
+@st.fragment(run_every=POLL_S)
+def _active(job_id: int, what: str, key: str, show_result: Callable[[compute.Job], None] | None) -> None:
+    """A queued or running job, polled. Once it has finished it is drawn here and the whole page
+    reruns (once per job) to draw the rest of its result, after which nothing polls it."""
+    job = backend().get(job_id)
+    if job is None:
+        return
+    if job.done:
+        _finished(job, what, show_result)
+        drawn = st.session_state.setdefault(_DRAWN, set())
+        if job.id not in drawn:
+            drawn.add(job.id)
+            st.rerun()
         return
     backend().touch(session_owner())
     if job.status == "queued":
         st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in order, "
                 f"{backend().n_workers} at a time.")
-    elif job.status == "running":
-        _running(job, what, key)
-    elif job.status == "failed":
-        st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=WARN)
-    elif job.status == "cancelled":
-        st.info(f"{what} (run {job.id}) was cancelled.")
     else:
-        if show_result is None:
-            st.success(f"{what} (run {job.id}) done.")
-        else:
-            show_result(job)
-        drawn = st.session_state.setdefault(_DRAWN, set())
-        if rerun_when_done and job.id not in drawn:
-            drawn.add(job.id)
-            st.rerun()
+        _running(job, what, key)

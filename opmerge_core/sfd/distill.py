@@ -26,12 +26,12 @@ from opmerge_core.sfd import solvers
 from opmerge_core.sfd.networks import BATCH_MAX, conditioned
 from opmerge_core.sfd.solvers import DEFAULT_T_MAX, DEFAULT_T_MIN, Denoiser
 
-ALGORITHMS = ("sfd", "alg1", "sfd-v")
 ALGORITHM_LABELS = {
     "sfd": "SFD (Algorithm 2: student continues from its own state)",
     "alg1": "Algorithm 1 (local: every segment starts from the teacher's state)",
     "sfd-v": "SFD-v (one student, step count n as conditioning)",
 }
+ALGORITHMS = tuple(ALGORITHM_LABELS)
 NFE_MIN, NFE_MAX = 1, 5            # student NFE range (SFD.md: NFE 1–5 on CPU)
 SFDV_NFE = (2, 3, 4, 5)            # SFD-v serves these NFEs (n ∈ {4, 5, 6, 7} with AFS)
 BUDGET_MAX = 10_000_000            # trajectories

@@ -36,7 +36,6 @@ import numpy as np
 
 from opmerge_core.infra.validation import check_choice, check_int, check_positive
 
-SOLVERS = ("euler", "heun", "dpmpp1", "dpmpp2", "dpmpp3m")
 SOLVER_LABELS = {
     "euler": "Euler (= DDIM)",
     "heun": "Heun (EDM 2nd order)",
@@ -44,6 +43,7 @@ SOLVER_LABELS = {
     "dpmpp2": "DPM-Solver++(2M)",
     "dpmpp3m": "DPM-Solver++(3M)",
 }
+SOLVERS = tuple(SOLVER_LABELS)
 DPMPP_ORDER = {"dpmpp1": 1, "dpmpp2": 2, "dpmpp3m": 3}
 LOWER_ORDER_FINAL = ("sfd", "dpm-solver", "none")   # final-step order rules of DPM-Solver++ (dpmpp_orders)
 

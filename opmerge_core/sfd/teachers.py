@@ -28,12 +28,12 @@ from opmerge_core.sfd.metrics import gaussian_fit
 from opmerge_core.sfd.mixtures import GaussianMixture
 from opmerge_core.sfd.networks import BATCH_MAX, BLOCKS_MAX, WIDTH_MAX, GMMDenoiser, MLPDenoiser
 
-TEACHERS = ("latent-mlp", "latent-gmm", "mixture-2d")
 TEACHER_LABELS = {
     "latent-mlp": "MLP denoiser trained on the CelebA VAE latents (assets/sfd_latent_teacher.pt)",
     "latent-gmm": "exact denoiser of a diagonal GMM fitted to the CelebA latents (assets/sfd_latent_gmm.npz)",
     "mixture-2d": "exact denoiser of a 2-D teaching mixture",
 }
+TEACHERS = tuple(TEACHER_LABELS)
 TEACHER_FILE = "sfd_latent_teacher.pt"
 GMM_FILE = "sfd_latent_gmm.npz"
 REGENERATE = "opmerge sfd teacher --latents LATENTS.npy --assets assets (see assets/README.md)"

@@ -18,9 +18,9 @@ from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.value_sets import closest_value
 
-REGIMES = ("boot", "vanilla", "hybrid", "mixed")
 REGIME_LABELS = {"boot": "Sequential BOOT", "vanilla": "Vanilla", "hybrid": "Hybrid",
                  "mixed": "Mixed"}
+REGIMES = tuple(REGIME_LABELS)
 REL_TOL = 1e-12               # values this close (relative) are the same value in regime decisions
 
 

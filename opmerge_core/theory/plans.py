@@ -23,7 +23,6 @@ from opmerge_core.theory.shrinkage import merge_coefficients
 
 Span = tuple[int, int]  # (e, s): maps z_s → z_e
 
-STRATEGIES = ("vanilla", "boot", "temporal", "progressive", "uniform")
 STRATEGY_LABELS = {
     "vanilla": "Vanilla",
     "boot": "Sequential BOOT",
@@ -31,6 +30,7 @@ STRATEGY_LABELS = {
     "progressive": "Progressive",
     "uniform": "Uniform (K)",
 }
+STRATEGIES = tuple(STRATEGY_LABELS)
 PLAN_TEXT_MAX = 100_000  # characters accepted by the parser
 
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from opmerge_core.infra.validation import check_choice, check_T
 
-SCHEDULES = ("trig", "cosine", "linear", "edm", "rf")
 SCHEDULE_LABELS = {
     "trig": "trigonometric VP (default)",
     "cosine": "VP cosine (Nichol–Dhariwal)",
@@ -18,6 +17,7 @@ SCHEDULE_LABELS = {
     "edm": "EDM / VE ρ = 7, mapped to VP",
     "rf": "rectified flow",
 }
+SCHEDULES = tuple(SCHEDULE_LABELS)
 
 COSINE_OFFSET = 0.008                 # Nichol & Dhariwal (2021), eq. 17
 DDPM_BETA = (1e-4, 0.02, 1000)        # Ho et al. (2020): β_1, β_N, N

@@ -113,7 +113,7 @@ try:
                 results.pop(next(iter(results)))
             out = results[spec] = job.result
         else:
-            job_panel(job.id, what="Students", key="mix", rerun_when_done=True)
+            job_panel(job.id, what="Students", key="mix")
 except ValueError as exc:
     st.warning(str(exc))
 

@@ -123,8 +123,8 @@ c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem 
           on_click=submit_sweep, args=(spec,),
           help="Trains the same plans at " + ", ".join(f"{f:g}×" for f in SWEEP_FACTORS)
                + " the steps (same η) to show the trained operator following the closed form in S.")
-job_panel(st.session_state.get("tr_job"), what="Training", key="tr", rerun_when_done=True)
-job_panel(st.session_state.get("tr_sweep_job"), what="Budget sweep", key="tr", rerun_when_done=True)
+job_panel(st.session_state.get("tr_job"), what="Training", key="tr")
+job_panel(st.session_state.get("tr_sweep_job"), what="Budget sweep", key="tr")
 if "tr_job" not in st.session_state and "tr_sweep_job" not in st.session_state:
     st.caption("No run started in this session yet: press **Start training**.")
 
