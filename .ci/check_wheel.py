@@ -10,14 +10,15 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"][
-    "packages"]
-APP_PACKAGE = next(p for p in PACKAGES if p != "opmerge_core")   # the app's import package
+SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+PACKAGES = sorted({p.split(".")[0] for p in SETUPTOOLS["packages"]})            # top-level import packages
+APP_PACKAGE = next(p for p in PACKAGES if p != "opmerge_core")                   # the app's import package
+APP_SOURCE = ROOT / SETUPTOOLS["package-dir"][APP_PACKAGE]                        # its source folder
 
 
 def required() -> list[str]:
     """Every file the installed app needs, derived from the source tree (pages and assets)."""
-    app = ROOT / APP_PACKAGE
+    app = APP_SOURCE
     names = ["opmerge_core/__init__.py", "opmerge_core/cli/dashboard.py", f"{APP_PACKAGE}/app.py",
              f"{APP_PACKAGE}/.streamlit/config.toml"]
     names += [f"{APP_PACKAGE}/{p.relative_to(app).as_posix()}" for p in sorted(app.rglob("*.py"))]

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from opmerge_core.infra import compute
+from opmerge_core.backend import compute
 from opmerge_core.theory import heavy as heavy_core
 from opmerge_dashboard import plan_views
 
-APP = str(Path(__file__).resolve().parents[1] / "opmerge_dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 def timed_run(at: AppTest) -> float:

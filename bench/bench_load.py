@@ -270,12 +270,13 @@ async def profile(server: stclient.DashboardServer, args: argparse.Namespace) ->
         print(f"py-spy wrote no profile: {err.decode()[-500:]}")
 
 
-PROJECT_FRAME = re.compile(r"opmerge_dashboard/|opmerge_core/|^<module> \(\w+\.py")   # incl. page scripts
+# incl. page scripts
+PROJECT_FRAME = re.compile(r"dashboard/|opmerge_dashboard/|opmerge_core/|^<module> \(\w+\.py")
 
 
 def print_profile(folded: Path, top: int = 15) -> None:
     """Top frames of a py-spy ``--format raw`` (collapsed stacks) file: self, inclusive, and
-    inclusive among the project's own frames (opmerge_dashboard/, opmerge_core/, page scripts)."""
+    inclusive among the project's own frames (dashboard/, opmerge_core/, page scripts)."""
     self_n, incl_n, total = Counter(), Counter(), 0
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

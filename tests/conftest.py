@@ -21,7 +21,7 @@ def pytest_configure(config) -> None:
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Stop the process-wide compute backend while pytest still owns stdout/stderr."""
-    compute = sys.modules.get("opmerge_core.infra.compute")
+    compute = sys.modules.get("opmerge_core.backend.compute")
     if compute is not None and compute._DEFAULT is not None:
         compute._DEFAULT.shutdown()
 
@@ -41,7 +41,7 @@ def free_port():
 @pytest.fixture(scope="session")
 def scheduler_address():
     """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
-    from opmerge_core.infra import cluster
+    from opmerge_core.backend import cluster
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"

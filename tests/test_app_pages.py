@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from opmerge_dashboard.params import DEFAULTS
 from opmerge_dashboard.spectrum_upload import parse_spectrum
 
-APP = "../opmerge_dashboard/app.py"  # relative to this file
+APP = "../dashboard/app.py"  # relative to this file
 PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
 
 

@@ -61,3 +61,18 @@ def test_dev_does_not_trust_a_stale_chromium_path(tmp_path):
     real.chmod(0o755)
     assert dev_browser(env, CI="true", CHROMIUM_PATH=str(real)).returncode == 0
     assert not Path(env["LOG"]).exists()                                           # a valid path: no install
+
+
+def test_every_package_is_in_the_wheel_list():
+    """pyproject.toml lists the packages explicitly (the app's folder dashboard/ installs as
+    opmerge_dashboard): a new subpackage missing from the list would be missing from the wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"opmerge_core": ROOT / "opmerge_core", "opmerge_dashboard": ROOT / "dashboard"}
+    found = {"opmerge_core.assets"}
+    for name, folder in folders.items():
+        inits = folder.rglob("__init__.py")
+        found |= {".".join((name, *init.parent.relative_to(folder).parts)) for init in inits}
+    assert set(setuptools["packages"]) == found
+    assert setuptools["package-dir"] == {"opmerge_dashboard": "dashboard", "opmerge_core.assets": "assets"}

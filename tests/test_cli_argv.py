@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
+from opmerge_core.basics.device import DEVICES
 from opmerge_core.cli import COMMANDS, build_parser
 from opmerge_core.cli import argv as cli_argv
 from opmerge_core.cli import celeba as celeba_cli
 from opmerge_core.cli import sfd as sfd_cli
 from opmerge_core.cli import theory as theory_cli
 from opmerge_core.cli import train as train_cli
-from opmerge_core.infra.device import DEVICES
 from opmerge_core.sfd import distill, solvers
 from opmerge_core.sfd.mixtures import PRESETS
 from opmerge_core.sfd.teachers import TEACHERS
@@ -29,7 +29,7 @@ from opmerge_core.theory.shrinkage import INITS
 from opmerge_core.training import train_spec
 from opmerge_core.training.trainer import INPUTS, OPTIMIZERS, STUDENTS
 
-APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # floats a user could type, and awkward ones whose shortest text is long (10/3, 0.1 + 0.2)

@@ -6,12 +6,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib.resources import files
+from pathlib import Path
 
 import pytest
 from streamlit.web import cli as streamlit_cli
 
 from opmerge_core.cli import build_parser, main
-from opmerge_core.cli.dashboard import server_env, streamlit_command
+from opmerge_core.cli.dashboard import APP_PACKAGE, server_env, streamlit_command
 
 
 def parse(*argv: str):
@@ -29,7 +31,7 @@ def run_options(argv: list[str]) -> dict:
 
 def test_production_defaults():
     argv = streamlit_command(parse("--port", "8600"))
-    assert argv[0] == sys.executable and argv[4].endswith("opmerge_dashboard/app.py")
+    assert argv[0] == sys.executable and Path(argv[4]) == Path(str(files(APP_PACKAGE) / "app.py"))
     opts = run_options(argv)
     assert opts["server_fileWatcherType"] == "none"
     assert opts["server_runOnSave"] is False

@@ -14,10 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from opmerge_core.infra import cluster, compute, runs
-from opmerge_core.infra.cache import ResultCache
-from opmerge_core.infra.progress import Cancelled
-from opmerge_core.infra.runstore import RunStore
+from opmerge_core.backend import cluster, compute
+from opmerge_core.basics.progress import Cancelled
+from opmerge_core.store import runs
+from opmerge_core.store.cache import ResultCache
+from opmerge_core.store.runstore import RunStore
 from opmerge_core.theory import sweep
 from opmerge_core.theory.setting import Setting
 
@@ -233,7 +234,7 @@ def test_a_heavy_page_shows_a_placeholder_then_its_result(monkeypatch):
 
     monkeypatch.setattr(dashboard_backend, "WAIT_S", 0.0)
     S = round(float(np.random.default_rng().uniform(2, 19)), 1)   # a setting nobody computed yet
-    at = AppTest.from_file("../opmerge_dashboard/app.py", default_timeout=60)
+    at = AppTest.from_file("../dashboard/app.py", default_timeout=60)
     at.query_params.update({"T": "300", "S": f"{S:g}"})
     at.run()
     assert not at.exception, at.exception
@@ -258,7 +259,7 @@ def test_workers_spawned_by_a_streamlit_server_do_not_run_the_app(tmp_path, monk
     from pathlib import Path
 
     fake = types.ModuleType("__main__")
-    fake.__file__ = str(Path(__file__).parents[1] / "opmerge_dashboard" / "app.py")
+    fake.__file__ = str(Path(__file__).parents[1] / "dashboard" / "app.py")
     monkeypatch.setitem(sys.modules, "__main__", fake)
     b = compute.Backend(n_workers=1, store=RunStore(tmp_path / "runs.sqlite"),
                         cache=ResultCache(tmp_path / "cache"))

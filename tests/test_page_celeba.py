@@ -15,7 +15,7 @@ from opmerge_core.cli import celeba as celeba_cli
 from opmerge_core.latent import latents as lt
 from opmerge_core.latent import vae
 
-APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "app_pages/celeba.py"
 LAM = np.geomspace(0.05, 20.0, 10)
 

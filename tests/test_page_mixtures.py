@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from opmerge_core.cli import sfd as sfd_cli
 
-APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "app_pages/mixtures.py"
 
 
@@ -63,7 +63,7 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
 
 
 def test_training_function_protocol_progress_and_cancel():
-    from opmerge_core.infra.progress import Cancelled
+    from opmerge_core.basics.progress import Cancelled
     from opmerge_core.sfd import lab as sfd_lab
 
     spec = sfd_lab.MixtureSpec(preset="two-blobs", nfe=1, budget=256, n_samples=200)

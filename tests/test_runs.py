@@ -1,4 +1,4 @@
-"""The one run life cycle (infra/runs.py) in this process: queued → running → done / failed /
+"""The one run life cycle (store/runs.py) in this process: queued → running → done / failed /
 cancelled in the run store, throttled progress, one heartbeat per run. The same rows from a run on
 the compute backend: tests/test_compute.py."""
 
@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from opmerge_core.infra import runs
-from opmerge_core.infra.progress import Cancelled, check_cancel, report
-from opmerge_core.infra.runstore import RunStore
+from opmerge_core.basics.progress import Cancelled, check_cancel, report
+from opmerge_core.store import runs
+from opmerge_core.store.runstore import RunStore
 
 VOLATILE = ("id", "created", "heartbeat", "finished")     # what differs between two equal runs
 

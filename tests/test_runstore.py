@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from opmerge_core.infra import runstore
-from opmerge_core.infra.runstore import INTERRUPTED, RunStore
+from opmerge_core.store import runstore
+from opmerge_core.store.runstore import INTERRUPTED, RunStore
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_killed_training_is_found_failed(tmp_path):
         import torch
         torch.set_num_threads(1)
         from opmerge_core.training import train_spec
-        from opmerge_core.infra import runs
-        from opmerge_core.infra.runstore import RunStore
+        from opmerge_core.store import runs
+        from opmerge_core.store.runstore import RunStore
         spec = train_spec.TrainSpec(T=32, lam=[0.5], strategies=["boot"], steps=100000,
                                     lr=1e-5, batch=16, device="cpu")
         runs.execute(RunStore({str(path)!r}), train_spec.KIND, train_spec.run, spec,

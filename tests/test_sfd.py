@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core.infra.progress import Cancelled
+from opmerge_core.basics.progress import Cancelled
 from opmerge_core.sfd import distill, metrics, networks, sampling, solvers, teachers
 from opmerge_core.sfd import mixtures as MX
 
@@ -199,7 +199,7 @@ def test_cli_sfd_train_json_and_run_store(capsys, tmp_path, monkeypatch):
     import json
 
     from opmerge_core.cli import main
-    from opmerge_core.infra.runstore import RunStore
+    from opmerge_core.store.runstore import RunStore
 
     monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))
     code = main(["sfd", "train", "--teacher", "mixture-2d", "--preset", "two-blobs", "--nfe", "2",

@@ -15,7 +15,7 @@ from opmerge_core.latent import images
 from opmerge_core.sfd import reference
 from opmerge_dashboard import controls, figures, presentation
 
-APP = str(Path(__file__).resolve().parent.parent / "opmerge_dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from opmerge_core.infra.device import pick_device
-from opmerge_core.infra.progress import Cancelled
+from opmerge_core.basics.device import pick_device
+from opmerge_core.basics.progress import Cancelled
 from opmerge_core.theory import operators, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.training import closed_form, trainer

@@ -17,9 +17,9 @@ import pytest
 import torch
 from PIL import Image
 
+from opmerge_core.basics.device import pick_device
+from opmerge_core.basics.progress import Cancelled
 from opmerge_core.cli import main as cli_main
-from opmerge_core.infra.device import pick_device
-from opmerge_core.infra.progress import Cancelled
 from opmerge_core.latent import images as im
 from opmerge_core.latent import latents as lt
 from opmerge_core.latent import vae

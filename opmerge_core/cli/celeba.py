@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from opmerge_core.basics.validation import check_int, check_positive
 from opmerge_core.cli import argv
 from opmerge_core.cli.theory import add_model_args, model_options
-from opmerge_core.infra.validation import check_int, check_positive
 from opmerge_core.theory.setting import Setting
 
 
@@ -80,7 +80,7 @@ def parse(args: list[str]) -> CompareSpec:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from opmerge_core.infra.device import pick_device
+    from opmerge_core.basics.device import pick_device
     from opmerge_core.latent import celeba
     from opmerge_core.latent.latents import load_assets
 

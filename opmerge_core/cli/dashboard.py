@@ -13,8 +13,8 @@ import sys
 from collections.abc import Mapping
 from importlib.resources import files
 
-# The dashboard's import package: the only place the CLI names it (pyproject.toml's wheel `packages`
-# names it once more).
+# The dashboard's import package: the only place the CLI names it (pyproject.toml maps it to the source
+# folder dashboard/).
 APP_PACKAGE = "opmerge_dashboard"
 
 # (option, production value, --dev value); a value of None means "leave Streamlit's default".

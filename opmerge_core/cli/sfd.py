@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from opmerge_core.basics.validation import check_choice, check_int, check_lam
 from opmerge_core.cli import argv
-from opmerge_core.infra.validation import check_choice, check_int, check_lam
 from opmerge_core.sfd import solvers
 
 if TYPE_CHECKING:
@@ -196,8 +196,8 @@ def run_sfd_train(args: argparse.Namespace) -> int:
     if args.no_store:
         run_id, result = None, sfd_lab.job(*job_args, progress=progress)
     else:
-        from opmerge_core.infra import runs
-        from opmerge_core.infra.runstore import RunStore
+        from opmerge_core.store import runs
+        from opmerge_core.store.runstore import RunStore
 
         with RunStore() as store:
             run_id, result = runs.execute(store, sfd_lab.RUN_KIND, sfd_lab.job, *job_args,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opmerge_core.basics.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
 from opmerge_core.cli import argv
-from opmerge_core.infra.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Setting
@@ -117,7 +117,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
     Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
     if args.scheduler:
-        from opmerge_core.infra import cluster
+        from opmerge_core.backend import cluster
 
         with cluster.connect(args.scheduler) as client:
             df, th = sweep.sweep_on_cluster(client, lams, Ts, uniform_K=int(args.K), **common)

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from opmerge_core.basics.device import DEVICES
+from opmerge_core.basics.validation import check_int, check_T, parse_float_list
 from opmerge_core.cli import argv
-from opmerge_core.infra import runs
-from opmerge_core.infra.device import DEVICES
-from opmerge_core.infra.runstore import RunStore
-from opmerge_core.infra.validation import check_int, check_T, parse_float_list
+from opmerge_core.store import runs
+from opmerge_core.store.runstore import RunStore
 from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES
@@ -109,7 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_on_cluster(address: str, store: RunStore, spec: train_spec.TrainSpec, progress):
     """The same run on an existing Dask cluster (compute.py): recorded here, trained on a worker."""
-    from opmerge_core.infra import compute
+    from opmerge_core.backend import compute
 
     backend = compute.Backend(address, store=store)
     try:

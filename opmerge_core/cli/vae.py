@@ -8,7 +8,7 @@ import sys
 
 from tqdm import tqdm
 
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.validation import check_int
 from opmerge_core.latent.images import MAX_IMAGES, load_images
 
 MESSAGES = {   # one stdout line per event of vae.train's progress other than "batch"

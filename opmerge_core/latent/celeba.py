@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from opmerge_core.infra.progress import CancelFlag, Progress
-from opmerge_core.infra.validation import check_int, check_lam, check_positive
+from opmerge_core.basics.progress import CancelFlag, Progress
+from opmerge_core.basics.validation import check_int, check_lam, check_positive
 from opmerge_core.latent.latents import LatentStats
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting

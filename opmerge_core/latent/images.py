@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.validation import check_int
 
 SIZE = 64                       # side of the square images the VAE works on
 EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -37,9 +37,9 @@ import torch
 from pytorch_msssim import ms_ssim
 from torch import nn
 
-from opmerge_core.infra.device import DEVICES, pick_device
-from opmerge_core.infra.progress import CancelFlag, Progress, check_cancel, report
-from opmerge_core.infra.validation import check_choice, check_int, check_positive
+from opmerge_core.basics.device import DEVICES, pick_device
+from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel, report
+from opmerge_core.basics.validation import check_choice, check_int, check_positive
 
 CHANNELS = (32, 64, 128, 256, 512)
 LATENT_DIM = 128

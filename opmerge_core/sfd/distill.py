@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core.infra.device import pick_device
-from opmerge_core.infra.progress import CancelFlag, Progress, check_cancel, report
-from opmerge_core.infra.validation import check_choice, check_int, check_positive
+from opmerge_core.basics.device import pick_device
+from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel, report
+from opmerge_core.basics.validation import check_choice, check_int, check_positive
 from opmerge_core.sfd import solvers
 from opmerge_core.sfd.networks import BATCH_MAX, conditioned
 from opmerge_core.sfd.solvers import DEFAULT_T_MAX, DEFAULT_T_MIN, Denoiser
@@ -156,7 +156,7 @@ def distill(teacher: nn.Module, cfg: DistillConfig, student: nn.Module | None = 
     :func:`sfd_iteration`. Adam; learning rate × 0.1 once at half the budget. SFD-v draws n per
     iteration from the step counts of :data:`SFDV_NFE` and conditions the student on it.
     ``progress(done_trajectories, total, {"loss": …})`` after every iteration; a set ``cancel`` raises
-    :class:`~opmerge_core.infra.progress.Cancelled` between two iterations."""
+    :class:`~opmerge_core.basics.progress.Cancelled` between two iterations."""
     dev = pick_device(device)
     teacher = teacher.to(dev).eval().requires_grad_(False)
     student = (copy.deepcopy(teacher) if student is None else student).to(dev).train().requires_grad_(True)

@@ -1,6 +1,6 @@
 """One SFD experiment end to end (SFD.md "The project's scaled-down SFD"): load a teacher, distil a
 student, evaluate it against the plain solver at the same NFE and the teacher at many steps (``job``),
-and what a finished run records in the run store (``record``; the run life cycle is infra/runs.py).
+and what a finished run records in the run store (``record``; the run life cycle is store/runs.py).
 Used by ``opmerge sfd train``, bench/bench_sfd.py and the dashboard's SFD page.
 
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from opmerge_core.infra.device import pick_device, torch_threads
-from opmerge_core.infra.progress import CancelFlag, Progress, report
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.device import pick_device, torch_threads
+from opmerge_core.basics.progress import CancelFlag, Progress, report
+from opmerge_core.basics.validation import check_int
 from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.distill import SFDV_NFE, DistillConfig, distill
 from opmerge_core.sfd.metrics import FD_LABEL, fd_floor, latent_fd, mean_sd
@@ -265,7 +265,7 @@ def train_mixture_demo(spec: MixtureSpec, progress: Progress | None = None,
 
     ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
     "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
-    :class:`~opmerge_core.infra.progress.Cancelled` is raised. Runs on one torch thread."""
+    :class:`~opmerge_core.basics.progress.Cancelled` is raised. Runs on one torch thread."""
     configs = spec.configs()
     with torch_threads(1):
         return _mixture_demo(spec, configs, progress, cancel)

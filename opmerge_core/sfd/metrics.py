@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.validation import check_int
 
 FD_LABEL = "latent FD (Fréchet distance of Gaussian fits in latent space, not image FID)"
 

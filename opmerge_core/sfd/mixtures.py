@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_int
+from opmerge_core.basics.validation import check_choice, check_int
 from opmerge_core.sfd import solvers
 from opmerge_core.sfd.solvers import Array
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core.infra.validation import check_int, check_positive
+from opmerge_core.basics.validation import check_int, check_positive
 from opmerge_core.sfd.mixtures import GaussianMixture
 from opmerge_core.sfd.solvers import Denoiser
 

@@ -177,7 +177,7 @@ def _keep(a: np.ndarray) -> np.ndarray:
 
 def build(assets: str | Path | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Run the reference commands and write the three reference files into the assets folder."""
-    from opmerge_core.infra.runstore import RunStore
+    from opmerge_core.store.runstore import RunStore
 
     folder = assets_dir(assets)
     written: list[Path] = []

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.validation import check_int
 from opmerge_core.sfd import solvers
 from opmerge_core.sfd.networks import conditioned
 from opmerge_core.sfd.solvers import DEFAULT_T_MAX, DEFAULT_T_MIN

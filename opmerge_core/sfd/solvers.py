@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_int, check_positive
+from opmerge_core.basics.validation import check_choice, check_int, check_positive
 
 SOLVER_LABELS = {
     "euler": "Euler (= DDIM)",

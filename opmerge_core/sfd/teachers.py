@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from opmerge_core.infra.device import pick_device
-from opmerge_core.infra.progress import CancelFlag, Progress, check_cancel, report
-from opmerge_core.infra.validation import check_choice, check_int, check_positive
+from opmerge_core.basics.device import pick_device
+from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel, report
+from opmerge_core.basics.validation import check_choice, check_int, check_positive
 from opmerge_core.latent.latents import assets_dir
 from opmerge_core.sfd import mixtures
 from opmerge_core.sfd.metrics import gaussian_fit
@@ -69,7 +69,7 @@ def train_teacher(data: np.ndarray, cfg: TeacherTraining | None = None, device: 
     loss ``(σ² + σd²)/(σ σd)² ‖D(x + n, σ) − x‖²`` averaged; Adam with a cosine-decayed learning rate.
     σ_data is the standard deviation of the centred data (all coordinates pooled).
     ``progress(step, steps, {"loss": …})`` after every step; a set ``cancel`` raises
-    :class:`~opmerge_core.infra.progress.Cancelled` between two steps."""
+    :class:`~opmerge_core.basics.progress.Cancelled` between two steps."""
     cfg = cfg or TeacherTraining()
     x = np.asarray(data, dtype=np.float32)
     if x.ndim != 2 or x.shape[0] < 2 or not np.isfinite(x).all():

@@ -29,7 +29,7 @@ from types import ModuleType
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam
+from opmerge_core.basics.validation import check_lam
 from opmerge_core.theory import dp_numpy, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting

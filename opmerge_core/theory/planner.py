@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam
+from opmerge_core.basics.validation import check_lam
 from opmerge_core.theory import plans
 from opmerge_core.theory.dp import LazyExtremes, certified_named
 from opmerge_core.theory.plans import Plan

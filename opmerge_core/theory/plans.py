@@ -16,7 +16,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from opmerge_core.infra.validation import T_MAX, check_int, check_T
+from opmerge_core.basics.validation import T_MAX, check_int, check_T
 from opmerge_core.theory.operators import coarse_jump
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shrinkage import merge_coefficients

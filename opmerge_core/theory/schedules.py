@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_T
+from opmerge_core.basics.validation import check_choice, check_T
 
 SCHEDULE_LABELS = {
     "trig": "trigonometric VP (default)",

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from opmerge_core.infra.validation import T_MAX, check_choice, check_int, check_lam, check_S, check_T
+from opmerge_core.basics.validation import T_MAX, check_choice, check_int, check_lam, check_S, check_T
 from opmerge_core.theory import operators, shrinkage
 from opmerge_core.theory.schedules import SCHEDULES, schedule
 

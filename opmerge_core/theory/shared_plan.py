@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_int, check_lam
+from opmerge_core.basics.validation import check_int, check_lam
 from opmerge_core.theory import plans
 from opmerge_core.theory.dp import Extremes, extremes, kernels
 from opmerge_core.theory.operators import coarse_jump

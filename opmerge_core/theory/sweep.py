@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from opmerge_core.infra.validation import check_lam, check_T
+from opmerge_core.basics.validation import check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.thresholds import lam_B, lam_V

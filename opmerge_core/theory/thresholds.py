@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam
+from opmerge_core.basics.validation import check_lam
 from opmerge_core.theory import dp, plans
 from opmerge_core.theory.planner import REL_TOL, optimal_and_extremes
 from opmerge_core.theory.plans import Plan

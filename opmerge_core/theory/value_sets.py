@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_int, check_lam
+from opmerge_core.basics.validation import check_int, check_lam
 from opmerge_core.theory.dp import coefficients_at
 from opmerge_core.theory.operators import coarse_jump
 from opmerge_core.theory.plans import Plan

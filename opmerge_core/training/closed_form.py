@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_choice, check_lam
+from opmerge_core.basics.validation import check_choice, check_lam
 from opmerge_core.theory import operators, shrinkage
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting

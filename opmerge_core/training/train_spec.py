@@ -1,6 +1,6 @@
 """A training request as plain data (THEORY §6), shared by ``opmerge train``, the compute backend and the
 dashboard's Train page: which plans, which setting, which optimiser — the job function that trains it
-(``run``) and what a finished run records (``record``; the run life cycle is infra/runs.py).
+(``run``) and what a finished run records (``record``; the run life cycle is store/runs.py).
 
 Plans: any of the named strategies (THEORY §3), ``dp`` — the DP-optimal plan for the budget the run
 realises (``planner.optimal`` at S = S_eff for one λ, ``shared_plan.shared_plan`` for a λ list, THEORY §4) —
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from opmerge_core.infra.progress import CancelFlag, Progress
-from opmerge_core.infra.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
+from opmerge_core.basics.progress import CancelFlag, Progress
+from opmerge_core.basics.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from opmerge_core.infra.device import DEVICES, pick_device
-from opmerge_core.infra.progress import CancelFlag, Progress, check_cancel
-from opmerge_core.infra.validation import check_choice, check_int, check_lam, check_positive, check_T
+from opmerge_core.basics.device import DEVICES, pick_device
+from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel
+from opmerge_core.basics.validation import check_choice, check_int, check_lam, check_positive, check_T
 from opmerge_core.theory import shrinkage
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
@@ -132,7 +132,7 @@ def train(setting: Setting, lam: np.ndarray | float, plans: Mapping[str, Plan] |
 
     ``setting`` supplies T, the schedule, the init and the surrogate (its S is ignored: the budget is
     ``config.S_eff``); ``lam`` is the (d,) spectrum. ``progress(done, total, info)`` is called in units
-    of merge-steps; a set ``cancel`` flag stops the run between two steps (``infra.progress.Cancelled``).
+    of merge-steps; a set ``cancel`` flag stops the run between two steps (``basics.progress.Cancelled``).
     A non-finite loss raises ``TrainingFailed`` whose message is the reason.
     """
     config = config or TrainConfig()

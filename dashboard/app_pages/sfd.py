@@ -1,7 +1,7 @@
 """SFD (SFD.md): distil a few-step student from a teacher, Algorithm 2 vs Algorithm 1 vs
 SFD-v, against the plain solver at the same NFE.
 
-Training runs on the compute backend (``opmerge_core.infra.compute``), never in the script thread, leased
+Training runs on the compute backend (``opmerge_core.backend.compute``), never in the script thread, leased
 to this browser session (closing the tab cancels it); every run is recorded in the run store, from
 which the "quality vs fine-tuning seconds" plot (the paper's teaser on our latents) and the decoded
 faces side by side are built. All computation is in ``opmerge_core.sfd.lab``; this page only
@@ -13,8 +13,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.backend import compute
 from opmerge_core.cli import sfd as sfd_cli
-from opmerge_core.infra import compute
 from opmerge_core.latent import latents
 from opmerge_core.sfd import lab as sfd_lab
 from opmerge_core.sfd import mixtures, solvers

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from opmerge_core.infra import compute
+from opmerge_core.backend import compute
 from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.figures.train import live_loss
 from opmerge_dashboard.output import plotly_config

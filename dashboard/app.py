@@ -1,7 +1,7 @@
 """opmerge dashboard: the Streamlit entry point. Every script run draws the shared frame and routes
 to the current page (``frame.run``: ``st.navigation`` over the page scripts in ``app_pages/``).
 
-Run with ``opmerge dashboard`` or ``streamlit run opmerge_dashboard/app.py``. ``?present=1`` switches to
+Run with ``opmerge dashboard`` or ``streamlit run dashboard/app.py``. ``?present=1`` switches to
 presentation mode.
 """
 

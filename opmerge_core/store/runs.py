@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from opmerge_core.infra.progress import CancelFlag, Cancelled, Progress
-from opmerge_core.infra.runstore import ACTIVE, Heartbeat, RunStore
+from opmerge_core.basics.progress import CancelFlag, Cancelled, Progress
+from opmerge_core.store.runstore import ACTIVE, Heartbeat, RunStore
 
 STORE_EVERY = 0.5          # seconds between progress writes of one run to the store
 USER_INTERRUPT = "interrupted by the user"

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from opmerge_core.infra.runstore import opmerge_home
+from opmerge_core.store.runstore import opmerge_home
 
 RESULTS_MAX = 256          # cached results kept in memory in front of the disk cache
 CACHE_BYTES = 1 << 30      # disk cache size limit (least recently used entries go first)

@@ -1,6 +1,6 @@
 """The dashboard's frame: page config, presentation mode, the router and the shared controls.
 
-``opmerge_dashboard/app.py`` (the Streamlit entry point) calls ``run()`` on every script run.
+``dashboard/app.py`` (the Streamlit entry point) calls ``run()`` on every script run.
 """
 
 from pathlib import Path

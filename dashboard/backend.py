@@ -1,4 +1,4 @@
-"""The compute backend (``opmerge_core.infra.compute``) from the dashboard: heavy results with a
+"""The compute backend (``opmerge_core.backend.compute``) from the dashboard: heavy results with a
 progress placeholder while they compute, the server's warm-up and this session's job lease."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import uuid
 
 import streamlit as st
 
-from opmerge_core.infra import compute
+from opmerge_core.backend import compute
 from opmerge_core.theory import dp
 from opmerge_dashboard.params import ERROR
 

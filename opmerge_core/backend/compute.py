@@ -33,12 +33,12 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from opmerge_core.infra.cache import ResultCache, code_version
-from opmerge_core.infra.cluster import connect, embedded_cluster
-from opmerge_core.infra.progress import Cancelled
-from opmerge_core.infra.runs import Finalize, Ledger, Run, failure_reason
-from opmerge_core.infra.runstore import RunStore, default_path
-from opmerge_core.infra.worker import NiceWorkers, cancel_event_name, run_task
+from opmerge_core.backend.cluster import connect, embedded_cluster
+from opmerge_core.backend.worker import NiceWorkers, cancel_event_name, run_task
+from opmerge_core.basics.progress import Cancelled
+from opmerge_core.store.cache import ResultCache, code_version
+from opmerge_core.store.runs import Finalize, Ledger, Run, failure_reason
+from opmerge_core.store.runstore import RunStore, default_path
 
 LEASE_S = 120.0            # seconds without a touch before a leased session's jobs are cancelled
 LOSS_POINTS_MAX = 2000     # live loss points kept per job

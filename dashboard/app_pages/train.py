@@ -1,6 +1,6 @@
 """Train: real students for merge plans, trained live, next to the theory (THEORY §2, §6).
 
-Training runs on the compute backend (``opmerge_core.infra.compute``: a Dask cluster), never in the
+Training runs on the compute backend (``opmerge_core.backend.compute``: a Dask cluster), never in the
 script thread; every run is recorded in the run store. The page only builds a ``TrainSpec``, submits
 it, follows the job in its job panel (``jobs.py``) and draws. Jobs are leased to this browser session:
 when the tab is closed the polling stops and the backend cancels them (``compute.LEASE_S``).

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from opmerge_core.infra.validation import check_int
+from opmerge_core.basics.validation import check_int
 
 DEVICES = ("auto", "cpu", "cuda")
 

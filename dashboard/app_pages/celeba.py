@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.backend import compute
 from opmerge_core.cli import celeba as celeba_cli
-from opmerge_core.infra import compute
 from opmerge_core.latent import celeba, latents
 from opmerge_core.theory.planner import REGIME_LABELS
 from opmerge_core.theory.setting import Setting

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from opmerge_core.infra.validation import check_lam
+from opmerge_core.basics.validation import check_lam
 
 SPECTRUM_BYTES_MAX = 1_000_000   # 1 MB
 SPECTRUM_VALUES_MAX = 4096       # eigenvalues (= validation.D_MAX)

@@ -15,8 +15,8 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.backend import compute
 from opmerge_core.cli import sfd as sfd_cli
-from opmerge_core.infra import compute
 from opmerge_core.sfd import lab as sfd_lab
 from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.distill import DistillConfig
