@@ -1,5 +1,6 @@
 """The CLI contract of `opmerge plan / eval / sweep` (names other tools rely on)."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -126,8 +127,6 @@ def test_plan_imports_no_heavy_module():
 
 def test_every_command_is_registered_by_its_module():
     """COMMANDS (which module to import for a command) matches what the modules register."""
-    import argparse
-
     from opmerge_core import cli
 
     for module in set(cli.COMMANDS.values()):
@@ -136,7 +135,7 @@ def test_every_command_is_registered_by_its_module():
         assert {c for c, m in cli.COMMANDS.items() if m == module} == set(sub.choices), module
     every = cli.build_parser()
     sub = next(a for a in every._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == set(cli.COMMANDS)
+    assert set(sub.choices) == set(cli.COMMANDS) | set(cli.plugin_commands())
 
 
 def test_a_missing_command_module_fails_loudly(monkeypatch):
@@ -164,3 +163,30 @@ def test_plan_output_does_not_depend_on_which_dp_ran(capsys, init):
     assert not dp._use_numpy(12, 5)                       # this process runs the compiled kernels
     code, out, _ = run(capsys, *argv)
     assert code == 0 and json.loads(out) == json.loads(fresh.stdout)
+
+
+def test_plugin_commands_come_from_entry_points(monkeypatch, capsys):
+    """A package above the core adds a command through the ``opmerge.commands`` entry-point group; the
+    core imports its module only when that command runs (or when every command is listed)."""
+    import sys
+    import types
+    from importlib.metadata import EntryPoint
+
+    from opmerge_core import cli
+
+    plugin = types.ModuleType("fake_plugin_commands")
+
+    def register(sub):
+        hello = sub.add_parser("hello")
+        hello.add_argument("--name", default="room")
+        hello.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    plugin.register = register
+    monkeypatch.setitem(sys.modules, "fake_plugin_commands", plugin)
+    point = EntryPoint("hello", "fake_plugin_commands", cli.PLUGIN_GROUP)
+    monkeypatch.setattr(cli, "entry_points", lambda group: [point] if group == cli.PLUGIN_GROUP else [])
+    assert cli.plugin_commands() == {"hello": "fake_plugin_commands"}
+    assert cli.main(["hello", "--name", "class"]) == 0
+    assert capsys.readouterr().out == "hello class\n"
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"hello", "plan", "dashboard"} <= set(sub.choices)

@@ -5,19 +5,36 @@ parser; registering imports nothing heavy (torch, pandas, streamlit are imported
 use them). ``main`` registers only the module of the command being run (``COMMANDS``), so e.g.
 ``opmerge plan`` never imports the training stack. A ``ValueError`` (bad input) anywhere becomes one
 line on stderr and exit code 2.
+
+Packages above the core (the dashboard's classroom commands) add command modules without the core
+naming them: an entry point in the group ``opmerge.commands`` (``pyproject.toml``) maps a command name to
+a module with the same ``register(subparsers)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from importlib.metadata import entry_points
 
 # Submodules that contribute subcommands (each has `register(subparsers)`).
 COMMAND_MODULES = ["theory", "train", "vae", "celeba", "sfd", "dashboard"]
 # Which module registers each command (a command not listed here makes `main` register them all).
 COMMANDS = {"plan": "theory", "eval": "theory", "sweep": "theory", "train": "train", "runs": "train",
             "vae": "vae", "celeba": "celeba", "solve": "sfd", "sfd": "sfd", "dashboard": "dashboard"}
+PLUGIN_GROUP = "opmerge.commands"     # entry points: command name = "package.module" registering it
+
+
+def plugin_commands() -> dict[str, str]:
+    """Commands contributed by installed packages above the core: command -> module path."""
+    return {ep.name: ep.value for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def _module(name: str) -> str:
+    """A core command module's short name, or a plug-in's full module path."""
+    return f"opmerge_core.cli.{name}" if name in COMMAND_MODULES else name
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,18 +45,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser with the subcommands of ``modules`` (default: all of COMMAND_MODULES)."""
+    """The parser with the subcommands of ``modules`` (default: all of COMMAND_MODULES and every
+    plug-in module)."""
     parser = OneLineParser(prog="opmerge", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for name in COMMAND_MODULES if modules is None else modules:
-        importlib.import_module(f"opmerge_core.cli.{name}").register(sub)
+    if modules is None:
+        modules = [*COMMAND_MODULES, *dict.fromkeys(plugin_commands().values())]
+    for name in modules:
+        importlib.import_module(_module(name)).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``opmerge`` command; returns its exit code (2 for bad input)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    module = COMMANDS.get(argv[0]) if argv else None
+    module = (COMMANDS.get(argv[0]) or plugin_commands().get(argv[0])) if argv else None
     parser = build_parser(None if module is None else [module])
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "pass_through", False):
@@ -54,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"opmerge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                 # `opmerge … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
