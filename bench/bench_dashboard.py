@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 
 from opmerge_core.backend import compute
 from opmerge_core.theory import heavy as heavy_core
+from opmerge_core.theory.setting import Model
 from opmerge_dashboard import plan_views
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -73,7 +74,7 @@ def main() -> None:
 
     # the phase diagram alone: computed here (cold), on the compute backend (cold: a fresh cache),
     # and again from the backend's cache
-    args = (tuple(plan_views.PHASE_LAMS.tolist()), plan_views.PHASE_TS, 1.0, "trig", "teacher", "teacher")
+    args = (tuple(plan_views.PHASE_LAMS.tolist()), plan_views.PHASE_TS, Model())
     t0 = time.perf_counter()
     heavy_core.phase(*args)
     here = time.perf_counter() - t0

@@ -2,8 +2,10 @@
 
 Every teaching parameter is a keyed widget bound to the URL (``bind="query-params"``): ``lam``, ``T``,
 ``S``, ``schedule``, ``init``, ``surrogate``, ``plan``, ``preset``. URL values are checked here, once per
-session, *before* any widget exists: a bad value becomes a visible warning naming the parameter and
-the default is used (never an exception).
+session, *before* any widget exists, by the core's checks (``basics.validation``) with the sliders'
+tighter bounds, then snapped to the sliders' grids: a bad value becomes a visible warning naming the
+parameter and the default is used (never an exception). ``params()`` gives the state as λ, T and
+the core's ``Model`` (everything but T).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from opmerge_core.basics.validation import check_choice, check_lam, check_S, check_T
 from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULE_LABELS, SCHEDULES
-from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Setting
+from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Model, Setting
 from opmerge_core.theory.shrinkage import INIT_LABELS, INITS
 
 # ---- the parameters -----------------------------------------------------------------------------
@@ -66,9 +69,7 @@ def _nearest_lam(x: float) -> float:
 
 
 def _check_lam(raw: str) -> tuple[float, str | None]:
-    x = float(raw)
-    if not math.isfinite(x) or not LAM_MIN <= x <= LAM_MAX:
-        raise ValueError(f"must be a number in [{LAM_MIN:g}, {LAM_MAX:g}], got {raw!r}")
+    x = float(check_lam(raw, lo=LAM_MIN, hi=LAM_MAX)[0])
     snapped = _nearest_lam(x)
     note = None if math.isclose(snapped, x, rel_tol=1e-9) else f"λ = {x:g} is shown as the nearest " \
         f"grid value {snapped:g}"
@@ -76,48 +77,39 @@ def _check_lam(raw: str) -> tuple[float, str | None]:
 
 
 def _check_T(raw: str) -> tuple[int, None]:
-    if not raw.strip().lstrip("+").isdigit():
-        raise ValueError(f"must be an integer in [{T_MIN}, {T_MAX}], got {raw!r}")
-    T = int(raw)
-    if not T_MIN <= T <= T_MAX:
-        raise ValueError(f"must be an integer in [{T_MIN}, {T_MAX}], got {T}")
-    return T, None
+    return check_T(raw, lo=T_MIN, hi=T_MAX), None
 
 
 def _check_S(raw: str) -> tuple[float, str | None]:
-    x = float(raw)
-    if not math.isfinite(x) or not S_MIN <= x <= S_MAX:
-        raise ValueError(f"must be a number in [{S_MIN:g}, {S_MAX:g}], got {raw!r}")
+    x = check_S(raw, lo=S_MIN, hi=S_MAX)
     snapped = round(round(x / S_STEP) * S_STEP, 2)
     snapped = min(max(snapped, S_MIN), S_MAX)
     return snapped, None if math.isclose(snapped, x) else f"S = {x:g} is shown as {snapped:g}"
 
 
-def _choice(options: tuple[str, ...]):
+def _choice(options: tuple[str, ...], name: str):
     def check(raw: str) -> tuple[str, None]:
-        if raw not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
-        return raw, None
+        return check_choice(raw, options, name), None
     return check
 
 
 def _check_preset(raw: str) -> tuple[str, None]:
     code = raw if raw in PRESETS else PRESET_BY_LABEL.get(raw)
     if code is None:
-        raise ValueError(f"must be one of {', '.join(PRESETS)}, got {raw!r}")
+        raise ValueError(f"unknown preset {raw!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[code].label, None
 
 
 def _check_plan(raw: str) -> tuple[str, None]:
     if len(raw) > PLAN_URL_MAX:
-        raise ValueError(f"is too long ({len(raw)} characters, max {PLAN_URL_MAX})")
+        raise ValueError(f"plan is too long ({len(raw)} characters, max {PLAN_URL_MAX})")
     if raw.strip():
         plans.parse(raw)  # raises ValueError("position N: ...")
     return raw, None
 
 
-_CHECKS = {"lam": _check_lam, "T": _check_T, "S": _check_S, "schedule": _choice(SCHEDULES),
-           "init": _choice(INITS), "surrogate": _choice(SURROGATES), "plan": _check_plan,
+_CHECKS = {"lam": _check_lam, "T": _check_T, "S": _check_S, "schedule": _choice(SCHEDULES, "schedule"),
+           "init": _choice(INITS, "init"), "surrogate": _choice(SURROGATES, "surrogate"), "plan": _check_plan,
            "preset": _check_preset}
 
 
@@ -141,7 +133,7 @@ def sanitize_url() -> None:
         except (ValueError, TypeError, OverflowError) as exc:
             default = DEFAULTS[key]
             shown = "empty" if default in ("", None) else repr(default)
-            warnings.append(f"URL parameter `{key}` {exc} — using the default ({shown}).")
+            warnings.append(f"URL parameter `{key}`: {exc} — using the default ({shown}).")
             st.session_state[f"_rejected_{key}"] = str(raw)
             continue
         if note:
@@ -267,39 +259,27 @@ def parameter_widgets(keys: tuple[str, ...] = SHARED_WIDGETS) -> None:
 
 
 @dataclass(frozen=True)
-class ModelChoices:
-    """The model choices without T (a cache key for results over many T, e.g. the phase diagram)."""
-
-    S: float
-    schedule: str
-    init: str
-    surrogate: str
-
-
-@dataclass(frozen=True)
 class Params:
+    """The shared parameters of a page: λ, T and the model (everything but T)."""
+
     lam: float
     T: int
-    S: float
-    schedule: str
-    init: str
-    surrogate: str
+    model: Model
 
     @property
     def setting(self) -> Setting:
-        return Setting(self.T, self.S, self.schedule, self.init, self.surrogate)
+        return self.model.at(self.T)
 
-    @property
-    def choices(self) -> ModelChoices:
-        return ModelChoices(self.S, self.schedule, self.init, self.surrogate)
 
 def params() -> Params:
     s = st.session_state
     get = lambda k: s[k] if s.get(k) is not None else DEFAULTS[k]  # noqa: E731
-    return Params(float(get("lam")), int(get("T")), float(get("S")), str(get("schedule")),
-                  str(get("init")), str(get("surrogate")))
+    return Params(float(get("lam")), int(get("T")), Model(S=float(get("S")), schedule=str(get("schedule")),
+                                                          init=str(get("init")),
+                                                          surrogate=str(get("surrogate"))))
 
 
 def model_choices_text(p: Params) -> str:
-    return (f"schedule **{SCHEDULE_LABELS[p.schedule]}** · init **{INIT_LABELS[p.init]}** · surrogate "
-            f"**{SURROGATE_LABELS[p.surrogate]}** · S = **{p.S:g}** · T = **{p.T}** · λ = **{p.lam:g}**")
+    m = p.model
+    return (f"schedule **{SCHEDULE_LABELS[m.schedule]}** · init **{INIT_LABELS[m.init]}** · surrogate "
+            f"**{SURROGATE_LABELS[m.surrogate]}** · S = **{m.S:g}** · T = **{p.T}** · λ = **{p.lam:g}**")

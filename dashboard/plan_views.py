@@ -2,8 +2,8 @@
 strategy curves, thresholds, the phase diagram, per-direction and shared plans, plan trees and tables.
 
 Cheap results are computed in the server; heavy ones (large T, grids) on the compute backend
-(``backend.heavy``: None while they compute). Cached calls take the frozen ``Setting`` (or
-``ModelChoices`` for results over many T) as their key.
+(``backend.heavy``: None while they compute). Cached calls take the frozen ``Setting`` (or its
+``Model`` for results over many T) as their key.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import streamlit as st
 
 from opmerge_core.theory import heavy as heavy_core
 from opmerge_core.theory import planner, plans, sweep, value_sets
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
 from opmerge_dashboard import figures
 from opmerge_dashboard.backend import heavy
-from opmerge_dashboard.params import LAM_MAX, LAM_MIN, ModelChoices
+from opmerge_dashboard.params import LAM_MAX, LAM_MIN
 
 CURVE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 61)   # strategy curves (only λ in (1, λ_V) need a DP)
 PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
@@ -32,16 +32,14 @@ def _optimal_here(setting: Setting, lam: float) -> planner.OptimalPlan:
     return heavy_core.optimal(setting, lam)
 
 
-def _phase_args(choices: ModelChoices) -> tuple:
-    return (tuple(PHASE_LAMS.tolist()), PHASE_TS, choices.S, choices.schedule, choices.init,
-            choices.surrogate)
+def _phase_args(model: Model) -> tuple:
+    return tuple(PHASE_LAMS.tolist()), PHASE_TS, model
 
 
 def home_calls(setting: Setting, lam: float) -> list[tuple]:
     """The heavy calls of the home page for a setting (see ``backend.prefetch``)."""
-    choices = ModelChoices(setting.S, setting.schedule, setting.init, setting.surrogate)
     calls = [(heavy_core.thresholds, setting), (sweep.compare, setting, CURVE_LAMS),
-             (heavy_core.phase, *_phase_args(choices))]
+             (heavy_core.phase, *_phase_args(setting.model))]
     if setting.T > IN_PROCESS_T_MAX:
         calls.insert(0, (heavy_core.optimal, setting, float(lam)))
     return calls
@@ -66,8 +64,8 @@ def thresholds(setting: Setting) -> tuple[float, float] | None:
     return heavy(heavy_core.thresholds, setting, label=f"Thresholds λ_B(T), λ_V at T = {setting.T}")
 
 
-def phase(choices: ModelChoices) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    return heavy(heavy_core.phase, *_phase_args(choices),
+def phase(model: Model) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    return heavy(heavy_core.phase, *_phase_args(model),
                  label="λ × T phase diagram (computed once for everyone, then cached)")
 
 
@@ -90,7 +88,7 @@ def curves_spec(setting: Setting, _df: pd.DataFrame, lam_B: float, lam_V: float)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def phase_spec(choices: ModelChoices, _ph: pd.DataFrame, _th: pd.DataFrame) -> dict:
+def phase_spec(model: Model, _ph: pd.DataFrame, _th: pd.DataFrame) -> dict:
     return figures.plain_spec(figures.phase_diagram(_ph, _th))
 
 

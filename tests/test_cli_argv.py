@@ -24,7 +24,7 @@ from opmerge_core.sfd.mixtures import PRESETS
 from opmerge_core.sfd.teachers import TEACHERS
 from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULES
-from opmerge_core.theory.setting import SURROGATES, Setting
+from opmerge_core.theory.setting import SURROGATES, Model, Setting
 from opmerge_core.theory.shrinkage import INITS
 from opmerge_core.training import train_spec
 from opmerge_core.training.trainer import INPUTS, OPTIMIZERS, STUDENTS
@@ -49,10 +49,15 @@ T_SMALL, T_ANY = st.integers(1, 12), st.integers(1, 64)
 
 
 @st.composite
-def settings_(draw, T=T_ANY):
-    return build(Setting, T=draw(T), S=draw(st.floats(0, 50, allow_nan=False)),
+def models(draw):
+    return build(Model, S=draw(st.floats(0, 50, allow_nan=False)),
                  schedule=draw(st.sampled_from(SCHEDULES)), init=draw(st.sampled_from(INITS)),
                  surrogate=draw(st.sampled_from(SURROGATES)), uniform_K=draw(st.integers(1, 16)))
+
+
+@st.composite
+def settings_(draw, T=T_ANY):
+    return build(draw(models()).at, draw(T))
 
 
 @given(setting=settings_(), lam=lams, shared=st.booleans())
@@ -70,7 +75,7 @@ def test_eval_round_trip(setting, lam, data):
     assert theory_cli.parse(theory_cli.to_argv(spec)) == spec
 
 
-@given(model=settings_(), Ts=st.lists(st.integers(1, 512), min_size=1, max_size=4).map(tuple),
+@given(model=models(), Ts=st.lists(st.integers(1, 512), min_size=1, max_size=4).map(tuple),
        lam=st.sampled_from(["0.05:50:41:log", "0.1:2:5", "0.5", "0.2,0.5,1,1.02"]),
        out=st.none() | st.just("grid.csv"))
 @EXAMPLES
@@ -87,7 +92,7 @@ def train_specs(draw):
                                min_size=0 if plan else 1))
     return build(train_spec.TrainSpec, T=T, lam=draw(lams), strategies=tuple(strategies), plan=plan,
                  schedule=draw(st.sampled_from(SCHEDULES)), init=draw(st.sampled_from(INITS)),
-                 surrogate=draw(st.sampled_from(SURROGATES)), K=draw(st.integers(1, 16)),
+                 surrogate=draw(st.sampled_from(SURROGATES)), uniform_K=draw(st.integers(1, 16)),
                  steps=draw(st.integers(1, 5000)), lr=draw(st.floats(1e-5, 10)),
                  batch=draw(st.integers(1, 1024)), optimizer=draw(st.sampled_from(OPTIMIZERS)),
                  seed=draw(st.integers(0, 2**31 - 1)), inputs=draw(st.sampled_from(INPUTS)),

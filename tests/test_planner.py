@@ -8,7 +8,7 @@ import pytest
 
 from opmerge_core.theory import dp, planner, plans, sweep, thresholds, value_sets
 from opmerge_core.theory.schedules import SCHEDULES
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
 
@@ -88,9 +88,9 @@ def test_switch_is_a_narrow_band_near_one():
 
 
 def test_thresholds_do_not_depend_on_S():
-    ref = sweep.thresholds([16, 64], S=1.0)
+    ref = sweep.thresholds([16, 64], Model(S=1.0))
     for S in [3.0, 6.4, 10.0]:
-        other = sweep.thresholds([16, 64], S=S)
+        other = sweep.thresholds([16, 64], Model(S=S))
         assert np.allclose(other.lam_V, ref.lam_V)
         assert np.allclose(other.lam_B, ref.lam_B, rtol=2e-3)
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from opmerge_core.basics.validation import check_count, check_lam, check_S, check_T
 from opmerge_core.theory import operators, plans
 from opmerge_core.theory.schedules import SCHEDULES, edm_sigmas, schedule
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 
 LAMS = np.array([0.05, 0.3, 1.0, 2.5, 17.0])
 
@@ -116,3 +117,34 @@ def test_setting_rejects_bad_input():
     for lam in [-1, 0, float("inf"), float("nan"), "abc", []]:
         with pytest.raises(ValueError, match="lam"):
             st.P(lam)
+
+
+def test_model_is_the_setting_without_T():
+    model = Model(S=2.0, schedule="cosine", init="zero", surrogate="exact", uniform_K=3)
+    setting = model.at(16)
+    assert setting == Setting(16, S=2.0, schedule="cosine", init="zero", surrogate="exact", uniform_K=3)
+    assert setting.model == model and type(setting.model) is Model and model.model is model
+    assert setting.as_dict() == {"T": 16, **model.as_dict()}
+    assert hash(Model().at(8)) == hash(Setting(8)) and Model().at(8) != Model()
+    for kwargs, msg in [({"S": -1}, "S (shrinkage)"), ({"schedule": "foo"}, "unknown schedule"),
+                        ({"uniform_K": 0}, "K (uniform block size)")]:
+        with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            Model(**kwargs)
+
+
+def test_checks_take_tighter_bounds():
+    assert check_T("8", lo=2, hi=16) == 8
+    with pytest.raises(ValueError, match=r"T must be an integer in \[2, 16\], got 1"):
+        check_T(1, lo=2, hi=16)
+    assert check_lam("0.5", lo=0.05, hi=50)[0] == 0.5
+    with pytest.raises(ValueError, match=r"lam must be >= 0\.05, got 0\.01"):
+        check_lam(0.01, lo=0.05)
+    with pytest.raises(ValueError, match="lam must be <= 50, got 60"):
+        check_lam([1.0, 60.0], hi=50)
+    assert check_S("0.05", lo=0.05) == 0.05
+    with pytest.raises(ValueError, match=r"S \(shrinkage\) must be >= 0.05, got 0"):
+        check_S(0, lo=0.05)
+    with pytest.raises(ValueError, match="steps must be a positive integer, got -3"):
+        check_count(-3, "steps", hi=10)
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 10\], got 11"):
+        check_count(11, "steps", hi=10)

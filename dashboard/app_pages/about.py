@@ -25,8 +25,9 @@ st.subheader("Model choices in use — these are assumptions")
 st.table({
     "choice": ["noise schedule", "student initialisation", "surrogate target", "inputs of a merge",
                "shrinkage budget S = κτ", "uniform block size K"],
-    "active": [SCHEDULE_LABELS[p.schedule], INIT_LABELS[p.init], SURROGATE_LABELS[p.surrogate],
-               "forward marginals z_s ~ N(0, r_s²) (fixed)", f"{p.S:g}", "4"],
+    "active": [SCHEDULE_LABELS[p.model.schedule], INIT_LABELS[p.model.init],
+               SURROGATE_LABELS[p.model.surrogate], "forward marginals z_s ~ N(0, r_s²) (fixed)",
+               f"{p.model.S:g}", f"{p.model.uniform_K}"],
     "default": [SCHEDULE_LABELS["trig"], INIT_LABELS["teacher"], SURROGATE_LABELS["teacher"],
                 "forward marginals", "1", "4"],
 })
@@ -49,8 +50,8 @@ st.markdown("""
 st.subheader("Reproduce every number of the current state")
 plan_text = st.session_state.get("plan") or ""
 specs = [(theory_cli.PlanCommand(p.setting, (p.lam,)), "Phase transition: optimal plan, strategies, W2"),
-         (theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.setting), "strategy curves"),
-         (theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.setting), "phase diagram")]
+         (theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.model), "strategy curves"),
+         (theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.model), "phase diagram")]
 if plan_text.strip():
     with contextlib.suppress(ValueError):      # a plan typed for another T is not this state's
         specs.append((theory_cli.EvalCommand(plan_text, p.setting, (p.lam,)), "playground plan"))

@@ -149,7 +149,7 @@ st.subheader("Check with the trainer")
 st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps, lr = S / (2·steps)) on "
            "the compute backend (queued if others are training); at T = 64 about a minute on this CPU.")
 st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.setting, folder),
-          disabled=p.S <= 0)
+          disabled=p.model.S <= 0)
 if st.session_state.get("celeba_job_key") == p.setting:
     job_panel(st.session_state.get("celeba_job"), what="Trainer run", key="celeba", show_result=show_trained)
 else:

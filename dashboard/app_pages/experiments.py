@@ -21,8 +21,8 @@ st.caption("The model choices of the sidebar apply ("
 
 
 def setting_at(T: int, S: float | None = None) -> Setting:
-    """The sidebar's setting at this section's T (and S)."""
-    return dataclasses.replace(p.setting, T=T, S=p.S if S is None else S)
+    """The sidebar's model at this section's T (and S)."""
+    return (p.model if S is None else dataclasses.replace(p.model, S=S)).at(T)
 
 
 def _not_exact_note(df: pd.DataFrame) -> None:
@@ -51,7 +51,7 @@ def gaps(df_a: pd.DataFrame, lam_B: float, lam_V: float) -> None:
                     "from λ_V on; in between every named strategy is beaten by a hybrid plan — no fixed "
                     "recipe is optimal everywhere.")
         _not_exact_note(df_a)
-        show_cli(theory_cli.to_argv(theory_cli.SweepCommand((T_a,), "0.05:20:50:log", p.setting)))
+        show_cli(theory_cli.to_argv(theory_cli.SweepCommand((T_a,), "0.05:20:50:log", p.model)))
 
 
 if df_a is not None and th_a is not None:
@@ -77,7 +77,7 @@ def grid(df_b: pd.DataFrame) -> None:
                     "T.")
         _not_exact_note(df_b)
         show_cli(theory_cli.to_argv(theory_cli.SweepCommand(B_TS, ",".join(f"{x:g}" for x in B_LAMS),
-                                                            p.setting, out="grid.csv")))
+                                                            p.model, out="grid.csv")))
     cols = ["T", "lam", "regime", "exact"] + [f"gap_{s}" for s in plans.STRATEGIES]
     st.dataframe(df_b[cols], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4g") for c in cols[4:]})
@@ -112,7 +112,7 @@ def shrinkage(df_c: pd.DataFrame) -> None:
         _not_exact_note(df_c)
         st.caption("Reproduce with the CLI")
         st.code("\n".join(command(theory_cli.to_argv(theory_cli.SweepCommand((T_c,), "0.05:20:50:log",
-                                                                              setting_at(T_c, S))))
+                                                                              setting_at(T_c, S).model)))
                           for S in C_S), language="bash")
 
 

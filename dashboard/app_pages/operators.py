@@ -65,5 +65,5 @@ with right:
     st.metric("P / (r₀/r_T)", f"{P / exact:.4f}",
               help="Product of the cosines: the teacher's total shrinkage.")
     st.markdown(f"Here P = {P:.5f} and r₀/r_T = {exact:.5f}. The surrogate the students are measured "
-                f"against is **{p.surrogate}** (a model choice, see About). More steps T → Δθ_t → 0 and "
-                "the teacher approaches the exact map.")
+                f"against is **{p.model.surrogate}** (a model choice, see About). More steps T → Δθ_t → 0 "
+                "and the teacher approaches the exact map.")

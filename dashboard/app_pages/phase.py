@@ -95,15 +95,15 @@ with right:
                 "when every plan undershoots (large λ) larger is better → vanilla.")
     st.latex(r"W_2=r_T\,|S-P|")
     st.latex(r"\lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad \lambda_V=1+\tfrac{1}{\alpha_1}")
-    show_cli(theory_cli.to_argv(theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.setting)))
+    show_cli(theory_cli.to_argv(theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.model)))
 
 left, right = st.columns([3, 2])
 with left:
-    phase = views.phase(p.choices)
+    phase = views.phase(p.model)
     if phase is not None:
         ph, th = phase
         columns = ["T", "lam", "regime", "exact", "plan", "w2_dp", "lam_B", "lam_V"]
-        figure(figures.add_phase_point(views.phase_spec(p.choices, ph, th), p.lam, p.T),
+        figure(figures.add_phase_point(views.phase_spec(p.model, ph, th), p.lam, p.T),
                "phase_diagram", lambda: ph.merge(th, on="T")[columns])
 with right:
     st.markdown("#### Reading the phase diagram")
@@ -113,4 +113,4 @@ with right:
     if phase is not None and not phase[0]["exact"].all():
         st.warning(f"{int((~phase[0]['exact']).sum())} cells lie in the mixed band at large T: their plan is "
                    "the best known, **not proven optimal**.", icon=WARN)
-    show_cli(theory_cli.to_argv(theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.setting)))
+    show_cli(theory_cli.to_argv(theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.model)))

@@ -91,9 +91,9 @@ inputs = c3.segmented_control("inputs", trainer.INPUTS, default="forward", key="
 spec, problem = None, None
 try:
     spec = train_spec.TrainSpec(T=T, lam=tuple(lam), strategies=tuple(strategies),
-                                plan=plan_text.strip() or None, schedule=p.schedule, init=p.init,
-                                surrogate=p.surrogate, steps=steps, lr=lr, batch=batch,
-                                optimizer=optimizer, seed=seed, inputs=inputs, student=student)
+                                plan=plan_text.strip() or None, schedule=p.model.schedule,
+                                init=p.model.init, surrogate=p.model.surrogate, steps=steps, lr=lr,
+                                batch=batch, optimizer=optimizer, seed=seed, inputs=inputs, student=student)
     if spec.plan and plans.parse(spec.plan).T != T:
         raise ValueError(f"the typed plan is for T = {plans.parse(spec.plan).T} but T = {T}")
     named = spec.plans()

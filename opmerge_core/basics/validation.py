@@ -1,7 +1,9 @@
-"""Input checks shared by the library, the CLI and the dashboard.
+"""Input checks shared by the library, the CLI and the dashboard: the one validation layer.
 
 Every check raises ``ValueError`` with a one-line message that names the parameter, the bad value and
 what is allowed; the CLI prints that line and exits with code 2, the dashboard shows it as a warning.
+Callers with tighter ranges (the dashboard's sliders, the trainer's T) pass their bounds as
+arguments (``lo``, ``hi``) rather than checking again.
 """
 
 from __future__ import annotations
@@ -34,13 +36,26 @@ def check_int(value: object, name: str, *, lo: int = 1, hi: int) -> int:
     return number
 
 
-def check_T(T: object, *, hi: int = T_MAX) -> int:
-    """The number of teacher steps T in [1, hi] (THEORY §1)."""
-    return check_int(T, "T", hi=hi)
+def check_count(value: object, name: str, *, hi: int) -> int:
+    """A positive integer <= hi (a number of steps, a batch size); a non-positive value gets a
+    message that says so."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if math.isfinite(number) and number <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return check_int(value, name, hi=hi)
 
 
-def check_positive(x: object, name: str, *, hi: float = math.inf, allow_zero: bool = False) -> float:
-    """A finite float > 0 (or >= 0) and <= hi."""
+def check_T(T: object, *, lo: int = 1, hi: int = T_MAX) -> int:
+    """The number of teacher steps T in [lo, hi] (THEORY §1)."""
+    return check_int(T, "T", lo=lo, hi=hi)
+
+
+def check_positive(x: object, name: str, *, lo: float = 0.0, hi: float = math.inf,
+                   allow_zero: bool = False) -> float:
+    """A finite float > 0 (or >= 0), >= lo and <= hi."""
     try:
         value = float(x)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -49,13 +64,16 @@ def check_positive(x: object, name: str, *, hi: float = math.inf, allow_zero: bo
         raise ValueError(f"{name} must be finite, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
+    if value < lo:
+        raise ValueError(f"{name} must be >= {lo:g}, got {value:g}")
     if value > hi:
         raise ValueError(f"{name} must be <= {hi:g}, got {value:g}")
     return value
 
 
-def check_lam(lam: object, *, name: str = "lam") -> np.ndarray:
-    """Data variances λ: a scalar or 1-D sequence of finite values in (0, LAM_MAX]. Returns 1-D float64."""
+def check_lam(lam: object, *, name: str = "lam", lo: float = 0.0, hi: float = LAM_MAX) -> np.ndarray:
+    """Data variances λ: a scalar or 1-D sequence of finite values > 0, >= lo and <= hi (default
+    (0, LAM_MAX]). Returns 1-D float64."""
     try:
         arr = np.atleast_1d(np.asarray(lam, dtype=np.float64))
     except (TypeError, ValueError):
@@ -69,14 +87,16 @@ def check_lam(lam: object, *, name: str = "lam") -> np.ndarray:
         raise ValueError(f"{name} must be finite, got {arr[bad][0]}")
     if (arr <= 0).any():
         raise ValueError(f"{name} must be > 0 (a variance), got {arr[arr <= 0][0]:g}")
-    if (arr > LAM_MAX).any():
-        raise ValueError(f"{name} must be <= {LAM_MAX:g}, got {arr[arr > LAM_MAX][0]:g}")
+    if (arr < lo).any():
+        raise ValueError(f"{name} must be >= {lo:g}, got {arr[arr < lo][0]:g}")
+    if (arr > hi).any():
+        raise ValueError(f"{name} must be <= {hi:g}, got {arr[arr > hi][0]:g}")
     return arr
 
 
-def check_S(S: object) -> float:
-    """The shrinkage budget S = κτ >= 0 (THEORY §2)."""
-    return check_positive(S, "S (shrinkage)", hi=S_MAX, allow_zero=True)
+def check_S(S: object, *, lo: float = 0.0, hi: float = S_MAX) -> float:
+    """The shrinkage budget S = κτ in [lo, hi] (default [0, S_MAX]; THEORY §2)."""
+    return check_positive(S, "S (shrinkage)", lo=lo, hi=hi, allow_zero=True)
 
 
 def check_choice(value: object, choices: Iterable[str], name: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from opmerge_core.basics.validation import check_int, check_positive
 from opmerge_core.cli import argv
-from opmerge_core.cli.theory import add_model_args, model_options
+from opmerge_core.cli.theory import add_model_args, model_options, setting_from
 from opmerge_core.theory.setting import Setting
 
 
@@ -62,9 +62,8 @@ class CompareSpec:
 
 
 def spec_from(args: argparse.Namespace) -> CompareSpec:
-    setting = Setting(T=args.T, S=args.S, schedule=args.schedule, init=args.init,
-                      surrogate=args.surrogate, uniform_K=args.K)
-    return CompareSpec(setting, args.samples, args.seed, args.gain, args.train, args.train_steps, args.out)
+    return CompareSpec(setting_from(args), args.samples, args.seed, args.gain, args.train, args.train_steps,
+                       args.out)
 
 
 def to_argv(spec: CompareSpec) -> list[str]:

@@ -18,7 +18,7 @@ from opmerge_core.basics.validation import check_lam, parse_float_list, parse_la
 from opmerge_core.cli import argv
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
-from opmerge_core.theory.setting import SURROGATES, Setting
+from opmerge_core.theory.setting import SURROGATES, Model, Setting
 from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
 
@@ -29,7 +29,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="trig", help=f"one of {', '.join(SCHEDULES)}")
     p.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
     p.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
-    p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+    p.add_argument("--K", dest="uniform_K", default="4",
+                   help="block size of the `uniform` strategy (default 4)")
 
 
 def add_setting_args(p: argparse.ArgumentParser, T_required: bool = True) -> None:
@@ -40,9 +41,14 @@ def add_setting_args(p: argparse.ArgumentParser, T_required: bool = True) -> Non
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def model_from(args: argparse.Namespace) -> Model:
+    """The model of ``add_model_args``'s options."""
+    return Model(S=args.S, schedule=args.schedule, init=args.init, surrogate=args.surrogate,
+                 uniform_K=args.uniform_K)
+
+
 def setting_from(args: argparse.Namespace, T: object | None = None) -> Setting:
-    return Setting(T=args.T if T is None else T, S=args.S, schedule=args.schedule,
-                   init=args.init, surrogate=args.surrogate, uniform_K=args.K)
+    return model_from(args).at(args.T if T is None else T)
 
 
 def _lams(args: argparse.Namespace) -> np.ndarray:
@@ -113,17 +119,14 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace) -> int:
     from opmerge_core.theory import sweep  # pandas
 
-    lams, Ts = parse_lam_grid(args.lam), parse_T_list(args.T)
-    common = dict(S=float(args.S), schedule=args.schedule, init=args.init, surrogate=args.surrogate)
-    Setting(T=Ts[0], **common, uniform_K=args.K)  # validate the choices once, up front
+    lams, Ts, model = parse_lam_grid(args.lam), parse_T_list(args.T), model_from(args)
     if args.scheduler:
         from opmerge_core.backend import cluster
 
         with cluster.connect(args.scheduler) as client:
-            df, th = sweep.sweep_on_cluster(client, lams, Ts, uniform_K=int(args.K), **common)
+            df, th = sweep.sweep_on_cluster(client, lams, Ts, model)
     else:
-        df = sweep.phase_sweep(lams, Ts, uniform_K=int(args.K), **common)
-        th = sweep.thresholds(Ts, **common)
+        df, th = sweep.phase_sweep(lams, Ts, model), sweep.thresholds(Ts, model)
     df = df.merge(th, on="T")
     if args.out:
         try:
@@ -199,25 +202,22 @@ class EvalCommand:
 @dataclass(frozen=True)
 class SweepCommand:
     """``opmerge sweep``: the phase diagram over the λ grid ``lam`` ('a:b:n:log', 'a:b:n' or a comma
-    list) × ``Ts``, for the model choices of ``model`` (its T is not used)."""
+    list) × ``Ts`` of ``model`` (a ``Setting`` is taken as its model: its T is not used)."""
 
     Ts: tuple[int, ...]
     lam: str
-    model: Setting
+    model: Model
     out: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "Ts", tuple(parse_T_list(",".join(map(str, self.Ts)))))
-        object.__setattr__(self, "model", Setting(T=self.Ts[0], S=self.model.S, schedule=self.model.schedule,
-                                                  init=self.model.init, surrogate=self.model.surrogate,
-                                                  uniform_K=self.model.uniform_K))
+        object.__setattr__(self, "model", self.model.model)
         parse_lam_grid(self.lam)
 
 
-def model_options(setting: Setting) -> dict[str, object]:
-    """The values of ``add_model_args``'s options for ``setting``."""
-    return {"S": setting.S, "schedule": setting.schedule, "init": setting.init,
-            "surrogate": setting.surrogate, "K": setting.uniform_K}
+def model_options(model: Model) -> dict[str, object]:
+    """The values of ``add_model_args``'s options for ``model`` (or a ``Setting``'s model)."""
+    return model.model.as_dict()
 
 
 def to_argv(spec: PlanCommand | EvalCommand | SweepCommand) -> list[str]:
@@ -237,7 +237,7 @@ def parse(args: list[str]) -> PlanCommand | EvalCommand | SweepCommand:
     ns = argv.parse_args("theory", args)
     if ns.command == "sweep":
         Ts = tuple(parse_T_list(ns.T))
-        return SweepCommand(Ts, ns.lam, setting_from(ns, Ts[0]), ns.out)
+        return SweepCommand(Ts, ns.lam, model_from(ns), ns.out)
     if ns.command == "eval":
         plan = plans.parse(ns.plan, ns.T)
         return EvalCommand(ns.plan, setting_from(ns, plan.T), tuple(parse_float_list(ns.lam, "lam")))

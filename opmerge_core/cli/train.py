@@ -39,7 +39,7 @@ def spec_from(args: argparse.Namespace) -> train_spec.TrainSpec:
     return train_spec.TrainSpec(
         T=check_T(T), lam=parse_float_list(args.lam, "lam"),
         strategies=tuple(s for s in strategies.split(",") if s.strip()), plan=plan_text,
-        schedule=args.schedule, init=args.init, surrogate=args.surrogate, K=args.K,
+        schedule=args.schedule, init=args.init, surrogate=args.surrogate, uniform_K=args.uniform_K,
         steps=args.steps, lr=args.lr, batch=args.batch, optimizer=args.optimizer, seed=args.seed,
         inputs=args.inputs, student=args.student, hidden=args.hidden, device=args.device)
 
@@ -229,7 +229,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="trig", help=f"one of {', '.join(SCHEDULES)}")
     p.add_argument("--init", default="teacher", help=f"one of {', '.join(INITS)}")
     p.add_argument("--surrogate", default="teacher", help=f"one of {', '.join(SURROGATES)}")
-    p.add_argument("--K", default="4", help="block size of the `uniform` strategy (default 4)")
+    p.add_argument("--K", dest="uniform_K", default="4",
+                   help="block size of the `uniform` strategy (default 4)")
     p.add_argument("--threads", default="1", help="torch CPU threads (default 1)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--scheduler", metavar="ADDRESS", default=os.environ.get("OPMERGE_SCHEDULER"),

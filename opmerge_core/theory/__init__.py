@@ -1,7 +1,7 @@
 """The linear-Gaussian model (docs/THEORY.md). T is always the number of teacher steps (THEORY §1),
 in every name here too (``validation.T_MAX``, the ``*_T_MAX`` / ``*_T_MIN`` bounds of these modules).
 
-- ``schedules``, ``operators`` (§1), ``shrinkage`` (§2), ``setting`` (T, S and the model choices);
+- ``schedules``, ``operators`` (§1), ``shrinkage`` (§2), ``setting`` (``Model``: S and the model choices; ``Setting``: a model at T);
 - ``plans`` (§3): merge plans, named strategies, parsing, enumeration;
 - ``dp`` (§4): the exact min/max DP over all plans (``dp_kernels`` in numba, ``dp_numpy`` in numpy);
 - ``value_sets`` (§4): sets of achievable values, for the mixed band and for every plan's value;

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from opmerge_core.theory import planner, sweep
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.thresholds import lam_B, lam_V
 
 
@@ -25,11 +25,9 @@ def thresholds(setting: Setting) -> tuple[float, float]:
     return lam_B(setting), lam_V(setting)
 
 
-def phase(lams: tuple[float, ...], Ts: tuple[int, ...], S: float, schedule: str, init: str,
-          surrogate: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The λ × T phase diagram and the thresholds of each T (THEORY §5)."""
-    df = sweep.phase_sweep(np.asarray(lams), list(Ts), S, schedule, init, surrogate)
-    return df, sweep.thresholds(list(Ts), S, schedule, init, surrogate)
+def phase(lams: tuple[float, ...], Ts: tuple[int, ...], model: Model) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The λ × T phase diagram of ``model`` and the thresholds of each T (THEORY §5)."""
+    return sweep.phase_sweep(np.asarray(lams), list(Ts), model), sweep.thresholds(list(Ts), model)
 
 
 def per_direction(setting: Setting, lams: np.ndarray) -> tuple[list[str], dict[float, float]]:

@@ -1,13 +1,18 @@
-"""A `Setting`: T (teacher steps, THEORY §1), the shrinkage budget S (§2) and the model choices of
-THEORY.md, validated once.
+"""The model and the setting, validated once: a ``Model`` is everything but T — the shrinkage budget S
+(THEORY §2), the model choices of THEORY.md and the block size of the ``uniform`` strategy (§3) — and
+``model.at(T)`` is the ``Setting`` at T teacher steps (§1), which computes the operators.
 
 Model choices (THEORY.md marks them **[model choice]**; defaults never change silently):
 schedule (``trig``), student init (``teacher``), surrogate (``teacher`` = P, or ``exact`` = r_0/r_T).
+
+A ``Model`` is the one shape these choices travel in: the dashboard's URL state, cache keys and
+compute-backend tasks for results over many T (phase diagrams), the CLI's specs and the training
+spec all carry one (or a ``Setting``, which is a model at one T).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -20,9 +25,11 @@ SURROGATES = ("teacher", "exact")
 SURROGATE_LABELS = {"teacher": "teacher composite P (default)", "exact": "exact flow map r_0/r_T"}
 
 
-@dataclass(frozen=True)
-class Setting:
-    T: int
+@dataclass(frozen=True, kw_only=True)
+class Model:
+    """The model without T: budget S, schedule, init, surrogate and the ``uniform`` block size K.
+    ``model.at(T)`` is the ``Setting`` at T; ``setting.model`` gives the model back."""
+
     S: float = 1.0
     schedule: str = "trig"
     init: str = "teacher"
@@ -30,15 +37,41 @@ class Setting:
     uniform_K: int = 4
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "T", check_T(self.T))
         object.__setattr__(self, "S", check_S(self.S))
         check_choice(self.schedule, SCHEDULES, "schedule")
         check_choice(self.init, shrinkage.INITS, "init")
         check_choice(self.surrogate, SURROGATES, "surrogate")
         object.__setattr__(self, "uniform_K", check_int(self.uniform_K, "K (uniform block size)", hi=T_MAX))
 
+    def at(self, T: int) -> Setting:
+        """This model at T teacher steps."""
+        return Setting(T, **self._choices())
+
+    @property
+    def model(self) -> Model:
+        """The model alone (for a ``Setting``: without its T)."""
+        return self if type(self) is Model else Model(**self._choices())
+
+    def _choices(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(Model)}
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Setting(Model):
+    """A model at T teacher steps: ``Setting(T, S=…, schedule=…, …)`` (the model's fields are
+    keyword-only) or ``model.at(T)``."""
+
+    T: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T", check_T(self.T))
+        super().__post_init__()
+
+    def as_dict(self) -> dict:
+        return {"T": self.T, **self._choices()}
 
     @cached_property
     def alpha_sigma(self) -> tuple[np.ndarray, np.ndarray]:

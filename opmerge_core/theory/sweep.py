@@ -9,7 +9,7 @@ import pandas as pd
 
 from opmerge_core.basics.validation import check_lam, check_T
 from opmerge_core.theory import planner, plans
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.thresholds import lam_B, lam_V
 
 if TYPE_CHECKING:
@@ -48,37 +48,34 @@ def _check_grid(lams: np.ndarray, Ts: list[int]) -> tuple[np.ndarray, list[int]]
     return lams, Ts
 
 
-def phase_sweep(lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
-                init: str = "teacher", surrogate: str = "teacher", uniform_K: int = 4) -> pd.DataFrame:
-    """The λ × T phase diagram as a long DataFrame (one row per (T, λ))."""
+def phase_sweep(lams: np.ndarray, Ts: list[int], model: Model | None = None) -> pd.DataFrame:
+    """The λ × T phase diagram of ``model`` (default ``Model()``) as a long DataFrame (one row per (T, λ))."""
     lams, Ts = _check_grid(lams, Ts)
-    frames = [compare(Setting(T, S, schedule, init, surrogate, uniform_K), lams) for T in Ts]
+    model = model or Model()
+    frames = [compare(model.at(T), lams) for T in Ts]
     return pd.concat(frames, ignore_index=True)
 
 
-def thresholds(Ts: list[int], S: float = 1.0, schedule: str = "trig", init: str = "teacher",
-               surrogate: str = "teacher") -> pd.DataFrame:
+def thresholds(Ts: list[int], model: Model | None = None) -> pd.DataFrame:
     """λ_B(T) (largest λ with BOOT exactly optimal, a certified switch point: ``thresholds.lam_B``) and
-    λ_V (A*_1 = 1) for each T."""
-    rows = []
+    λ_V (A*_1 = 1) of ``model`` (default ``Model()``) for each T."""
+    model, rows = model or Model(), []
     for T in Ts:
-        setting = Setting(check_T(T), S, schedule, init, surrogate)
+        setting = model.at(T)
         rows.append({"T": T, "lam_B": lam_B(setting), "lam_V": lam_V(setting)})
     return pd.DataFrame(rows)
 
 
-def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int], S: float = 1.0, schedule: str = "trig",
-                     init: str = "teacher", surrogate: str = "teacher",
-                     uniform_K: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
+def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int],
+                     model: Model | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
     ``distributed.Client``), one task per T, the largest (one DP costs ∝ T³) first. Each task is the
     local run's own batch over λ, so the result is bit for bit the local one."""
     lams, Ts = _check_grid(lams, Ts)
+    model = model or Model()
     order = sorted(range(len(Ts)), key=lambda i: -Ts[i])
-    parts = client.map(compare, [Setting(Ts[i], S, schedule, init, surrogate, uniform_K) for i in order],
-                       [lams] * len(Ts), pure=False)
-    limits = client.map(thresholds, [[Ts[i]] for i in order], S=S, schedule=schedule, init=init,
-                        surrogate=surrogate, pure=False)
+    parts = client.map(compare, [model.at(Ts[i]) for i in order], [lams] * len(Ts), pure=False)
+    limits = client.map(thresholds, [[Ts[i]] for i in order], model=model, pure=False)
     back = np.argsort(order)
     frames, rows = client.gather(parts), client.gather(limits)
     return (pd.concat([frames[j] for j in back], ignore_index=True),

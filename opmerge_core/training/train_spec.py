@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from opmerge_core.basics.progress import CancelFlag, Progress
-from opmerge_core.basics.validation import S_MAX, T_MAX, check_choice, check_int, check_lam, check_T
+from opmerge_core.basics.validation import S_MAX, check_choice, check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.plans import Plan
-from opmerge_core.theory.setting import Setting
+from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.training.closed_form import theory
 from opmerge_core.training.results import TrainResult
@@ -42,7 +42,7 @@ class TrainSpec(TrainConfig):
     schedule: str = "trig"
     init: str = "teacher"
     surrogate: str = "teacher"
-    K: int = 4
+    uniform_K: int = 4
 
     def __post_init__(self) -> None:
         super().__post_init__()                 # validate (and normalise) the optimisation settings
@@ -54,17 +54,19 @@ class TrainSpec(TrainConfig):
             raise ValueError("choose at least one strategy or type a plan")
         object.__setattr__(self, "strategies", names)
         object.__setattr__(self, "T", check_T(self.T, hi=T_MAX_TRAIN))
-        object.__setattr__(self, "K", check_int(self.K, "K (uniform block size)", hi=T_MAX))
-        self.setting()                          # and the model choices
+        object.__setattr__(self, "uniform_K", self.model().uniform_K)   # the model choices, validated
 
     def config(self) -> TrainConfig:
         """The optimisation settings alone."""
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
+    def model(self) -> Model:
+        """The model at the realised budget (S is capped at S_MAX, where ρ = 1 anyway)."""
+        return Model(S=min(self.S_eff, S_MAX), schedule=self.schedule, init=self.init,
+                     surrogate=self.surrogate, uniform_K=self.uniform_K)
+
     def setting(self) -> Setting:
-        """The setting at the realised budget (S is capped at S_MAX, where ρ = 1 anyway)."""
-        return Setting(T=self.T, S=min(self.S_eff, S_MAX), schedule=self.schedule, init=self.init,
-                       surrogate=self.surrogate, uniform_K=self.K)
+        return self.model().at(self.T)
 
     def plans(self) -> dict[str, Plan]:
         setting, lam = self.setting(), np.asarray(self.lam)
@@ -74,7 +76,7 @@ class TrainSpec(TrainConfig):
                 out[name] = (planner.optimal(setting, lam)[0].plan if lam.size == 1
                              else shared_plan(setting, lam).plan)
             else:
-                out[name] = plans.strategy(name, self.T, self.K)
+                out[name] = plans.strategy(name, self.T, self.uniform_K)
         if self.plan:
             out[CUSTOM] = plans.parse(self.plan, self.T)
         return out
@@ -83,11 +85,6 @@ class TrainSpec(TrainConfig):
         d = asdict(self)
         d["lam"], d["strategies"] = list(self.lam), list(self.strategies)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainSpec:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def run(spec: TrainSpec, *, progress: Progress | None = None, cancel: CancelFlag | None = None

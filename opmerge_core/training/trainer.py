@@ -31,7 +31,6 @@ A wave is processed in chunks of at most 2²² sample elements, so memory stays 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,14 @@ import torch
 
 from opmerge_core.basics.device import DEVICES, pick_device
 from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel
-from opmerge_core.basics.validation import check_choice, check_int, check_lam, check_positive, check_T
+from opmerge_core.basics.validation import (
+    check_choice,
+    check_count,
+    check_int,
+    check_lam,
+    check_positive,
+    check_T,
+)
 from opmerge_core.theory import shrinkage
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
@@ -94,9 +100,9 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", _check_count(self.steps, "steps", STEPS_MAX))
-        object.__setattr__(self, "batch", _check_count(self.batch, "batch", BATCH_MAX))
-        object.__setattr__(self, "hidden", _check_count(self.hidden, "hidden", HIDDEN_MAX))
+        object.__setattr__(self, "steps", check_count(self.steps, "steps", hi=STEPS_MAX))
+        object.__setattr__(self, "batch", check_count(self.batch, "batch", hi=BATCH_MAX))
+        object.__setattr__(self, "hidden", check_count(self.hidden, "hidden", hi=HIDDEN_MAX))
         object.__setattr__(self, "lr", check_positive(self.lr, "lr", hi=LR_MAX))
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.inputs, INPUTS, "inputs")
@@ -111,17 +117,6 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _check_count(value: object, name: str, hi: int) -> int:
-    """A positive integer ≤ hi; non-positive values get a message that says so."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if math.isfinite(number) and number <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return check_int(value, name, hi=hi)
 
 
 # ---- the run ------------------------------------------------------------------------------------
