@@ -1,6 +1,6 @@
 """Check that a built opmerge wheel holds everything `opmerge dashboard` needs (used by .ci/run and
-tests/test_wheel.py): both import packages, every page, the Streamlit config, and the assets as package
-data under opmerge_core/assets/. Prints one line per problem; exit code 1 if any."""
+tests/test_wheel.py): both import packages, every page, the Streamlit config, the shipped lessons, and
+the assets as package data under opmerge_core/assets/. Prints one line per problem; exit code 1 if any."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def required() -> list[str]:
     names = ["opmerge_core/__init__.py", "opmerge_core/cli/dashboard.py", f"{APP_PACKAGE}/app.py",
              f"{APP_PACKAGE}/.streamlit/config.toml"]
     names += [f"{APP_PACKAGE}/{p.relative_to(app).as_posix()}" for p in sorted(app.rglob("*.py"))]
+    names += [f"{APP_PACKAGE}/lessons/{p.name}" for p in sorted((app / "lessons").glob("*.toml"))]
     names += [f"opmerge_core/assets/{p.name}" for p in sorted((ROOT / "assets").iterdir()) if p.is_file()]
     return names
 

@@ -1,10 +1,10 @@
 """Which shared controls each page shows, and where.
 
 Every page shows the shared, URL-bound teaching parameters that act on it and only those
-(``PAGE_CONTROLS``); the SFD and Mixtures pages have only their own controls. Normally they sit in the
-sidebar; in presentation mode (``?present=1``) λ, T and S move onto the *stage*, large sliders at the
-top of the main area (keyboard steppable: focus a slider, then ←/→), and the rest stay in the
-collapsed sidebar. The widgets are the same keyed, bound widgets either way, so URLs are unchanged.
+(``url_params.PAGE_CONTROLS``); the SFD and Mixtures pages have only their own controls. Normally they
+sit in the sidebar; in presentation mode (``?present=1``) λ, T and S move onto the *stage*, large
+sliders at the top of the main area (keyboard steppable: focus a slider, then ←/→), and the rest stay
+in the collapsed sidebar. The widgets are the same keyed, bound widgets either way, so URLs are unchanged.
 """
 
 from __future__ import annotations
@@ -19,21 +19,13 @@ from opmerge_dashboard.params import (
     parameter_widgets,
     params,
 )
+from opmerge_dashboard.url_params import PAGE_CONTROLS  # url path -> the shared parameters acting on it
 
-THEORY = SHARED_WIDGETS
-# url path of a page -> the shared parameters that act on it (order: SHARED_WIDGETS)
-PAGE_CONTROLS: dict[str, tuple[str, ...]] = {
-    "phase": THEORY, "operators": THEORY, "playground": THEORY, "spectrum": THEORY, "about": THEORY,
-    "experiments": ("S", "schedule", "init", "surrogate"),       # each section has its own T / λ grid
-    "celeba": ("T", "S", "schedule", "init", "surrogate"),       # λ is the latent spectrum
-    "train": ("lam", "schedule", "init", "surrogate"),           # own T; S is set by η · steps
-    "sfd": (), "mixtures": (),
-}
 STAGE = ("lam", "T", "S")
 
 
 def for_page(url_path: str) -> tuple[str, ...]:
-    return PAGE_CONTROLS.get(url_path or "phase", THEORY)
+    return PAGE_CONTROLS.get(url_path or "phase", SHARED_WIDGETS)
 
 
 def stage(keys: tuple[str, ...]) -> None:

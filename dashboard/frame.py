@@ -7,9 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from opmerge_dashboard import controls, presentation
+from opmerge_dashboard import controls, lesson_view, presentation
 from opmerge_dashboard.backend import keep_jobs_alive, warm_up
-from opmerge_dashboard.params import sanitize_url, show_url_warnings
+from opmerge_dashboard.params import sanitize_page, sanitize_url, show_url_warnings
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 # (file, title, material icon, url path), in the order of the navigation bar
@@ -22,7 +22,8 @@ PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
          ("celeba.py", "CelebA latents", "face", "celeba"),
          ("sfd.py", "SFD", "fast_forward", "sfd"),
          ("mixtures.py", "Mixtures", "scatter_plot", "mixtures"),
-         ("about.py", "About", "info", "about")]
+         ("about.py", "About", "info", "about"),
+         ("lessons.py", "Lessons", "school", "lessons")]
 
 
 def run() -> None:
@@ -37,16 +38,20 @@ def run() -> None:
         st.html(presentation.CSS)
 
     warm_up()
+    lesson_view.open_step()         # ?lesson=…&step=…: the step's state, before any widget exists
     sanitize_url()
 
-    pages = [st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
-             for f, t, i, u in PAGES]
-    page = st.navigation(pages, position="top")
+    pages = {u: st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
+             for f, t, i, u in PAGES}
+    page = st.navigation(list(pages.values()), position="top")
+    lesson_view.switch_if_needed(page.url_path or "phase", pages)
+    sanitize_page(page.url_path or "phase")
 
     keys = controls.for_page(page.url_path)
     with st.sidebar:
         st.markdown("### opmerge")
         st.caption("Diffusion trajectory distillation as operator merging (arXiv 2505.16024).")
+        st.page_link(pages["lessons"], label="Lessons: guided tours for a class", icon=":material/school:")
         controls.sidebar(keys)
         st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",
                              help="Format of the camera button in every figure's toolbar.")
@@ -57,4 +62,5 @@ def run() -> None:
 
     show_url_warnings()
     keep_jobs_alive()
+    lesson_view.bar()
     page.run()

@@ -10,149 +10,73 @@ the core's ``Model`` (everything but T).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import streamlit as st
 
-from opmerge_core.basics.validation import check_choice, check_lam, check_S, check_T
-from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Model, Setting
 from opmerge_core.theory.shrinkage import INIT_LABELS, INITS
-
-# ---- the parameters -----------------------------------------------------------------------------
-# λ lives on a log-spaced grid of round numbers, refined around the transition (λ ≈ 1 … 2), so the
-# URL carries readable values (lam=0.5) and a keyboard arrow moves one grid step.
-LAM_GRID: tuple[float, ...] = (
-    0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95,
-    1.0, 1.02, 1.05, 1.1, 1.2, 1.3, 1.5, 1.7, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0,
-    20.0, 25.0, 30.0, 40.0, 50.0,
+from opmerge_dashboard.url_params import (  # noqa: F401  (re-exported: the pages import them from here)
+    DEFAULTS,
+    LAM_GRID,
+    LAM_MAX,
+    LAM_MIN,
+    OWN,
+    PARAM_KEYS,
+    PLAN_URL_MAX,
+    PRESET_BY_LABEL,
+    PRESETS,
+    S_MAX,
+    S_MIN,
+    S_STEP,
+    T_MAX,
+    T_MIN,
+    THEORY,
+    THEORY_WIDGETS,
+    Param,
+    Preset,
+    resolve,
 )
-LAM_MIN, LAM_MAX = LAM_GRID[0], LAM_GRID[-1]
-T_MIN, T_MAX = 2, 1024
-S_MIN, S_MAX, S_STEP = 0.05, 20.0, 0.05
+
 WARN, ERROR = ":material/warning:", ":material/error:"  # alert icons
-PLAN_URL_MAX = 20_000            # characters of plan text accepted from the URL / text box
-
-DEFAULTS: dict[str, object] = {
-    "lam": 0.5, "T": 32, "S": 1.0, "schedule": "trig", "init": "teacher", "surrogate": "teacher",
-    "plan": "", "preset": None,
-}
-PARAM_KEYS = tuple(DEFAULTS)
-
-
-@dataclass(frozen=True)
-class Preset:
-    label: str
-    values: dict
-    story: str
-
-
-PRESETS: dict[str, Preset] = {
-    "below": Preset("Below the transition", {"lam": 0.5, "T": 32, "S": 1.0},
-                    "λ < 1: every plan overshoots P, the smallest value wins — sequential BOOT."),
-    "at1": Preset("At λ = 1", {"lam": 1.0, "T": 32, "S": 1.0},
-                  "λ = 1: all teacher steps are equal (A*_t = cos(π/2T)); BOOT is still optimal."),
-    "hybrid": Preset("Hybrid band", {"lam": 1.3, "T": 32, "S": 1.0},
-                     "λ_B(T) < λ < λ_V: the optimum is a hybrid plan between BOOT and vanilla."),
-    "above": Preset("Far above", {"lam": 5.0, "T": 32, "S": 1.0},
-                    "λ ≫ 1: every plan undershoots P, the largest value wins — vanilla."),
-}
-PRESET_BY_LABEL = {p.label: code for code, p in PRESETS.items()}
 
 # ---- URL sanitising (before any widget is created) ----------------------------------------------
 
 
-def _nearest_lam(x: float) -> float:
-    return min(LAM_GRID, key=lambda g: abs(math.log(g) - math.log(x)))
-
-
-def _check_lam(raw: str) -> tuple[float, str | None]:
-    x = float(check_lam(raw, lo=LAM_MIN, hi=LAM_MAX)[0])
-    snapped = _nearest_lam(x)
-    note = None if math.isclose(snapped, x, rel_tol=1e-9) else f"λ = {x:g} is shown as the nearest " \
-        f"grid value {snapped:g}"
-    return snapped, note
-
-
-def _check_T(raw: str) -> tuple[int, None]:
-    return check_T(raw, lo=T_MIN, hi=T_MAX), None
-
-
-def _check_S(raw: str) -> tuple[float, str | None]:
-    x = check_S(raw, lo=S_MIN, hi=S_MAX)
-    snapped = round(round(x / S_STEP) * S_STEP, 2)
-    snapped = min(max(snapped, S_MIN), S_MAX)
-    return snapped, None if math.isclose(snapped, x) else f"S = {x:g} is shown as {snapped:g}"
-
-
-def _choice(options: tuple[str, ...], name: str):
-    def check(raw: str) -> tuple[str, None]:
-        return check_choice(raw, options, name), None
-    return check
-
-
-def _check_preset(raw: str) -> tuple[str, None]:
-    code = raw if raw in PRESETS else PRESET_BY_LABEL.get(raw)
-    if code is None:
-        raise ValueError(f"unknown preset {raw!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[code].label, None
-
-
-def _check_plan(raw: str) -> tuple[str, None]:
-    if len(raw) > PLAN_URL_MAX:
-        raise ValueError(f"plan is too long ({len(raw)} characters, max {PLAN_URL_MAX})")
-    if raw.strip():
-        plans.parse(raw)  # raises ValueError("position N: ...")
-    return raw, None
-
-
-_CHECKS = {"lam": _check_lam, "T": _check_T, "S": _check_S, "schedule": _choice(SCHEDULES, "schedule"),
-           "init": _choice(INITS, "init"), "surrogate": _choice(SURROGATES, "surrogate"), "plan": _check_plan,
-           "preset": _check_preset}
+def _seed(params: dict[str, Param], flag: str) -> None:
+    """Once per session (per ``flag``): check the URL's values of ``params`` and seed session_state
+    with the good ones (defaults for the rest). Bad values → a message in ``_url_warnings`` (shown by
+    ``show_url_warnings``) and the default."""
+    if st.session_state.get(flag):
+        return
+    st.session_state[flag] = True
+    raw = {key: st.query_params.get(key) for key in params}
+    resolved = resolve(params, {k: v for k, v in raw.items() if v is not None})
+    warnings = st.session_state.setdefault("_url_warnings", [])
+    for key, message, is_note in resolved.problems:
+        if is_note:
+            warnings.append(f"URL parameter `{key}`: {message}.")
+            continue
+        default = params[key].default
+        shown = "empty" if default in ("", None) else repr(default)
+        warnings.append(f"URL parameter `{key}`: {message} — using the default ({shown}).")
+    for key, text in resolved.rejected.items():
+        st.session_state[f"_rejected_{key}"] = text
+    for key, value in resolved.values.items():
+        st.session_state[key] = value
 
 
 def sanitize_url() -> None:
-    """Once per session: validate the URL's parameters and seed session_state with good values.
+    """Once per session: the shared theory parameters from the URL (a preset in the URL fills the
+    parameters the URL does not give explicitly)."""
+    _seed(THEORY, "_url_checked")
 
-    Bad values → a message in ``st.session_state["_url_warnings"]`` (shown by ``show_url_warnings``)
-    and the default. A preset in the URL fills the parameters the URL does not give explicitly.
-    """
-    if st.session_state.get("_url_checked"):
-        return
-    st.session_state["_url_checked"] = True
-    warnings: list[str] = []
-    given: dict[str, object] = {}
-    for key in PARAM_KEYS:
-        raw = st.query_params.get(key)
-        if raw is None:
-            continue
-        try:
-            value, note = _CHECKS[key](str(raw))
-        except (ValueError, TypeError, OverflowError) as exc:
-            default = DEFAULTS[key]
-            shown = "empty" if default in ("", None) else repr(default)
-            warnings.append(f"URL parameter `{key}`: {exc} — using the default ({shown}).")
-            st.session_state[f"_rejected_{key}"] = str(raw)
-            continue
-        if note:
-            warnings.append(f"URL parameter `{key}`: {note}.")
-        given[key] = value
-    if "preset" in given:  # a preset fills what the URL does not say explicitly
-        for key, value in PRESETS[PRESET_BY_LABEL[given["preset"]]].values.items():
-            given.setdefault(key, value)
-    if given.get("plan"):
-        plan_T = plans.parse(given["plan"]).T
-        if "T" not in given and T_MIN <= plan_T <= T_MAX:
-            given["T"] = plan_T
-        elif given.get("T", DEFAULTS["T"]) != plan_T:
-            warnings.append(f"URL parameter `plan` is for T = {plan_T} but T = "
-                            f"{given.get('T', DEFAULTS['T'])} — using the default (empty).")
-            st.session_state["_rejected_plan"] = given.pop("plan")
-    for key in PARAM_KEYS:
-        st.session_state[key] = given.get(key, DEFAULTS[key])
-    st.session_state["_url_warnings"] = warnings
+
+def sanitize_page(page: str) -> None:
+    """Once per session and page: the page's own URL parameters (``url_params.OWN``)."""
+    if page in OWN:
+        _seed(OWN[page], f"_url_checked_{page}")
 
 
 def show_url_warnings() -> None:
@@ -194,7 +118,7 @@ def fmt_lam(x: float) -> str:
     return f"{x:g}"
 
 
-SHARED_WIDGETS = ("preset", "lam", "T", "S", "schedule", "init", "surrogate")  # in display order
+SHARED_WIDGETS = THEORY_WIDGETS  # in display order
 
 
 def _preset_widget() -> None:

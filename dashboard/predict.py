@@ -13,11 +13,10 @@ import streamlit as st
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_dashboard.params import Params
+from opmerge_dashboard.questions import REGIME_ANSWER, STRATEGY_CHOICES, why_optimal
 
-CHOICES = {"boot": "Sequential BOOT — merge one teacher step at a time",
-           "vanilla": "Vanilla — one student for all T steps at once",
-           "hybrid": "Something in between — a hybrid plan"}
-ANSWER = {"boot": "boot", "vanilla": "vanilla", "hybrid": "hybrid", "mixed": "hybrid"}
+# the "optimal strategy" question of the lessons, asked at the current state (questions.py)
+CHOICES, ANSWER, why = STRATEGY_CHOICES, REGIME_ANSWER, why_optimal
 PICK, REVEALED = "_predict_pick", "_predict_revealed"     # session memory only
 URL_ON = ("1", "true", "yes", "on")                       # ?predict=1 (also ?predict=true)
 
@@ -34,27 +33,6 @@ def _reveal(question: tuple[Setting, float]) -> None:
 def _again() -> None:
     st.session_state.pop(REVEALED, None)
     st.session_state.pop(PICK, None)
-
-
-def why(best: planner.OptimalPlan, lam: float, T: int, lam_B: float, lam_V: float) -> str:
-    """The reason for the winner, from the numbers at this setting (THEORY §4)."""
-    where = f"λ = {lam:g}, T = {T}"
-    if best.regime == "boot":
-        return (f"At {where} (λ ≤ λ_B(T) = {lam_B:.4g}) **every plan overshoots the target**: the smallest "
-                f"one-step value over all plans is {best.lo:.5f} ≥ P = {best.P:.5f}. So the plan with the "
-                "smallest value wins, and merging one step at a time shrinks the most, because "
-                "f(xy) − f(x)f(y) = ρ(1−ρ)(1−x)(1−y) ≥ 0: **sequential BOOT**.")
-    if best.regime == "vanilla":
-        return (f"At {where} (λ ≥ λ_V = {lam_V:.4g}) **every plan undershoots the target**: the largest "
-                f"one-step value over all plans is {best.hi:.5f} ≤ P = {best.P:.5f}. So the plan with the "
-                "largest value — the least shrinkage — wins: train once on all steps, **vanilla**.")
-    if best.regime == "mixed":
-        return (f"At {where} some plans overshoot P = {best.P:.5f} and some undershoot it (values from "
-                f"{best.lo:.5f} to {best.hi:.5f}): the optimum is the plan landing closest to P, neither "
-                "extreme — a thin band just above λ = 1.")
-    return (f"At {where}, between λ_B(T) = {lam_B:.4g} and λ_V = {lam_V:.4g}, neither extreme is "
-            f"best: the optimum (value {best.value:.5f}, target P = {best.P:.5f}) mixes BOOT-like chains "
-            "inside a flatter tree, moving from BOOT towards vanilla as λ grows: a **hybrid**.")
 
 
 def _named_w2(p: Params, name: str) -> float:

@@ -316,12 +316,15 @@ def spectrum_regimes(lams: np.ndarray, regimes: Sequence[str]) -> go.Figure:
     return _layout(fig, "Per-direction optimal regime along the spectrum")
 
 
-def strategy_bars(names: Sequence[str], w2: Sequence[float], highlight: str) -> go.Figure:
+def strategy_bars(names: Sequence[str], w2: Sequence[float], highlight: str, *,
+                  title: str = "One plan for the whole spectrum: error by plan",
+                  y_title: str = "total W2 over all directions") -> go.Figure:
+    """W2 per plan as bars, ``highlight`` in black."""
     colors = ["#000" if n == highlight else "#88AACC" for n in names]
     fig = go.Figure(go.Bar(x=list(names), y=list(w2), marker_color=colors,
                            text=[f"{w:.4g}" for w in w2], textposition="outside"))
-    fig.update_yaxes(title="total W2 over all directions")
-    return _layout(fig, "One plan for the whole spectrum: error by plan", showlegend=False)
+    fig.update_yaxes(title=y_title)
+    return _layout(fig, title, showlegend=False)
 
 
 # ---- paper experiments --------------------------------------------------------------------------
