@@ -20,7 +20,8 @@ APP = "../dashboard/app.py"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "LESSONS.md"
 TITLES = {"phase": "The phase transition of operator merging", "operators": "Teacher operators",
           "playground": "Plan playground", "spectrum": "A whole spectrum, one plan",
-          "experiments": "Paper experiments, live", "train": "Train real students", "celeba": "CelebA latents",
+          "experiments": "Paper experiments, live", "train": "Train real students",
+          "celeba": "CelebA latents",
           "sfd": "SFD: Simple and Fast Distillation",
           "mixtures": "Gaussian mixtures: distilling a nonlinear teacher", "about": "About this lab"}
 GOOD_STEP = '''
@@ -127,7 +128,8 @@ def test_sfd_questions_read_the_shipped_reference_run() -> None:
     from opmerge_core.sfd import reference
     ref = reference.load_sfd()
     run = next(r for r in ref.runs if r["params"]["algorithm"] == "sfd" and r["params"]["nfe"] == 3)
-    beats = run["metrics"]["latent_fd"] + 2 * run["metrics"]["latent_fd_sd"] < run["metrics"]["latent_fd_solver"]
+    m = run["metrics"]
+    beats = m["latent_fd"] + 2 * m["latent_fd_sd"] < m["latent_fd_solver"]
     assert questions.solve("sfd_beats_solver", {"nfe": "3"}, {}).correct == ("yes" if beats else "no")
     with pytest.raises(ValueError, match="NFE 5"):
         questions.solve("sfd_beats_solver", {"nfe": "5"}, {})
@@ -147,9 +149,11 @@ BAD = [
     ('title = "x"' + GOOD_STEP.replace("T = 8", "T = 8, colour = 1"), "unknown parameter `colour`", 1),
     ('title = "x"' + GOOD_STEP + GOOD_STEP.replace("lam = 0.5", "lam = -1"), "parameter `lam`", 2),
     ('title = "x"' + GOOD_STEP.replace("lam = 0.5", "lam = 0.33"), "grid value", 1),
-    ('title = "x"' + GOOD_STEP.replace('narrative = "Look at the plan."', ""), "missing field `narrative`", 1),
+    ('title = "x"' + GOOD_STEP.replace('narrative = "Look at the plan."', ""),
+     "missing field `narrative`", 1),
     ('title = "x"' + GOOD_STEP + '[steps.question]\nkind = "telepathy"\n', "unknown question kind", 1),
-    ('title = "x"' + GOOD_STEP + '[steps.question]\nkind = "smaller_w2"\nparams = { a = "boot", b = "boot" }\n',
+    ('title = "x"' + GOOD_STEP
+     + '[steps.question]\nkind = "smaller_w2"\nparams = { a = "boot", b = "boot" }\n',
      "same plan", 1),
     ('title = "x"' + GOOD_STEP + '[steps.question]\nkind = "optimal_strategy"\nparams = { lam = "big" }\n',
      "parameter `lam`", 1),
@@ -190,7 +194,7 @@ def test_a_teachers_folder_adds_and_replaces_lessons(tmp_path: Path) -> None:
     assert catalog.lessons["mine"].title == "Mine"
     assert catalog.lessons["phase-transition"].title == "My own phase transition"
     assert len(catalog.errors) == 1 and "broken.toml, step 1" in catalog.errors[0]
-    with pytest.raises(LessonError, match="broken.toml, step 1"):
+    with pytest.raises(LessonError, match=r"broken\.toml, step 1"):
         lessons.load("broken", tmp_path)
     with pytest.raises(LessonError, match="unknown lesson 'nope'"):
         lessons.load("nope", tmp_path)
@@ -258,3 +262,21 @@ def test_url_budget_defaults_are_the_cores() -> None:
     assert url_params.SFD_DEFAULT_BUDGET == distill.DEFAULT_BUDGET
     assert url_params.SFD_MIXTURE_BUDGET == distill.MIXTURE_BUDGET
     assert url_params.MIXTURE_PAGE_BUDGET == lab.MIXTURE_PAGE_BUDGET
+
+
+def test_the_example_in_the_docs_is_a_valid_lesson(tmp_path: Path) -> None:
+    """docs/LESSONS.md's complete example loads, and its questions are answered by the engine."""
+    example = re.search(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S).group(1)
+    lesson = lessons.load_file(write(tmp_path, "two-regimes", example))
+    assert [s.page for s in lesson.steps] == ["phase", "playground"]
+    first, second = (questions.solve(s.question.kind, s.question.params, s.state) for s in lesson.steps)
+    assert first.correct == "vanilla" and second.correct == "b"
+
+
+def test_the_docs_list_every_question_kind_and_page() -> None:
+    from opmerge_dashboard.url_params import PAGES
+    text = DOC.read_text(encoding="utf-8")
+    for kind in questions.KINDS:
+        assert f"`{kind}`" in text
+    for page in PAGES:
+        assert f"`{page}`" in text

@@ -21,8 +21,6 @@ from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.distill import (
     ALGORITHM_LABELS,
     ALGORITHMS,
-    DEFAULT_BUDGET,
-    MIXTURE_BUDGET,
     NFE_MAX,
     NFE_MIN,
     SFD_LR,
@@ -37,8 +35,8 @@ from opmerge_dashboard.backend import backend, heavy, session_owner
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import figure, show_cli
+from opmerge_dashboard.url_params import SFD_BUDGETS, SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET
 
-BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
 
 
@@ -98,30 +96,39 @@ st.caption("A student copied from the teacher learns to follow the teacher's tra
 folder = str(latents.assets_dir())
 available = teachers(folder)
 names = list(TEACHERS)
-default = next((n for n in names if available[n] is None), "mixture-2d")
+if "sfd_teacher" not in st.query_params and available.get(st.session_state.get("sfd_teacher")) is not None:
+    # the default teacher is missing (no assets): start from the first one that is there
+    st.session_state["sfd_teacher"] = next((n for n in names if available[n] is None), "mixture-2d")
+BOUND = dict(bind="query-params", persist_state="session")      # every control is in the URL
+
+
+def _teacher_changed() -> None:
+    """Each teacher has its own sensible budget (the 2-D mixtures need far fewer trajectories)."""
+    mixture = st.session_state.get("sfd_teacher") == "mixture-2d"
+    st.session_state["sfd_budget"] = SFD_MIXTURE_BUDGET if mixture else SFD_DEFAULT_BUDGET
+
+
 c1, c2 = st.columns([2, 1])
-teacher = c1.selectbox("teacher", names, index=names.index(default), key="sfd_teacher",
-                       format_func=lambda k: TEACHER_LABELS[k])
+teacher = c1.selectbox("teacher", names, key="sfd_teacher", format_func=lambda k: TEACHER_LABELS[k],
+                       on_change=_teacher_changed, **BOUND)
 preset = c2.selectbox("2-D mixture", list(mixtures.PRESETS), key="sfd_preset",
-                      format_func=lambda k: mixtures.PRESET_LABELS[k], disabled=teacher != "mixture-2d")
+                      format_func=lambda k: mixtures.PRESET_LABELS[k], disabled=teacher != "mixture-2d",
+                      **BOUND)
 if available[teacher] is not None:
     st.warning(f"Teacher `{teacher}` is not available: {available[teacher]}")
 
 c1, c2, c3 = st.columns(3)
 algorithm = c1.selectbox("algorithm", ALGORITHMS, key="sfd_algorithm",
-                         format_func=lambda k: ALGORITHM_LABELS[k])
-nfe = int(c2.slider("student NFE", NFE_MIN, NFE_MAX, 3, key="sfd_nfe",
-                    help="SFD-v serves NFE 2–5 with one model; this is the NFE reported."))
-solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS,
-                      index=solvers.SOLVERS.index("dpmpp3m"), key="sfd_solver",
-                      format_func=lambda k: solvers.SOLVER_LABELS[k])
+                         format_func=lambda k: ALGORITHM_LABELS[k], **BOUND)
+nfe = int(c2.slider("student NFE", NFE_MIN, NFE_MAX, key="sfd_nfe",
+                    help="SFD-v serves NFE 2–5 with one model; this is the NFE reported.", **BOUND))
+solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS, key="sfd_solver",
+                      format_func=lambda k: solvers.SOLVER_LABELS[k], **BOUND)
 c4, c5, c6 = st.columns(3)
-M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, 3, key="sfd_M"))
-afs = c5.toggle("analytical first step (AFS)", value=False, key="sfd_afs",
-                help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.")
-budget = int(c6.select_slider("budget (trajectories)", BUDGETS,
-                              value=MIXTURE_BUDGET if teacher == "mixture-2d" else DEFAULT_BUDGET,
-                              key="sfd_budget"))
+M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, key="sfd_M", **BOUND))
+afs = c5.toggle("analytical first step (AFS)", key="sfd_afs",
+                help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.", **BOUND)
+budget = int(c6.select_slider("budget (trajectories)", SFD_BUDGETS, key="sfd_budget", **BOUND))
 lr = 1e-3 if teacher == "mixture-2d" else SFD_LR
 try:
     cfg = DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
