@@ -105,12 +105,13 @@ def leave() -> None:
 # streamlit-shortcuts (PyPI) binds keys to buttons, but its listener takes ←/→ from every element, so a
 # focused slider could no longer be stepped with the keyboard (presentation mode relies on that). This
 # listener leaves keys alone when a form control, slider, tab or menu has the focus.
+# It runs in a hidden iframe (st.iframe: its script runs each time it is mounted; st.html's scripts did not
+# run on a first page load) and replaces the listener a previous mount left on the app's document.
 KEYS_JS = """<script>
 (() => {
-  const w = window.parent || window, doc = w.document;
-  if (w.__opmergeLessonKeys) return;
-  w.__opmergeLessonKeys = true;
-  doc.addEventListener("keydown", (e) => {
+  const w = window.parent, doc = w.document;
+  if (w.__opmergeLessonKeys) doc.removeEventListener("keydown", w.__opmergeLessonKeys);
+  w.__opmergeLessonKeys = (e) => {
     if (e.defaultPrevented || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
     const key = {ArrowLeft: "lesson_prev", ArrowRight: "lesson_next"}[e.key];
     if (!key) return;
@@ -120,15 +121,18 @@ KEYS_JS = """<script>
         + '[role="tab"], [role="menu"], [role="menuitem"], [role="spinbutton"], .js-plotly-plot')) return;
     const button = doc.querySelector(`.st-key-${key} button:not([disabled])`);
     if (button) { e.preventDefault(); button.click(); }
-  });
+  };
+  doc.addEventListener("keydown", w.__opmergeLessonKeys);
 })();
 </script>"""
 
 CSS = """<style>
+  .st-key-lesson_keys { display: none; }
   .st-key-lesson_bar { border-left: 6px solid #0072B2; padding: 0.2rem 0 0.2rem 1rem; margin-bottom: 0.6rem; }
   .st-key-lesson_bar .lesson-where { color: #0072B2; font-weight: 600; letter-spacing: 0.02em; }
 </style>"""
 PRESENT_CSS = """<style>
+  .st-key-lesson_keys { display: none; }
   .st-key-lesson_bar [data-testid="stMarkdownContainer"] p,
   .st-key-lesson_bar [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; line-height: 1.45; }
   .st-key-lesson_bar h2 { font-size: 2.0rem !important; }
@@ -145,7 +149,9 @@ def bar() -> None:
         return
     lesson, step = found
     n = len(lesson.steps)
-    st.html(CSS + (PRESENT_CSS if presentation.active() else "") + KEYS_JS, unsafe_allow_javascript=True)
+    st.html(CSS + (PRESENT_CSS if presentation.active() else ""))
+    with st.container(key="lesson_keys"):
+        st.iframe(KEYS_JS, height=1)
     with st.container(key="lesson_bar"):
         head, prev, nxt = st.columns([6, 1, 1], vertical_alignment="center")
         head.markdown(f"<span class='lesson-where'>{_escape(lesson.title)} · step {step.index} of {n}</span>",

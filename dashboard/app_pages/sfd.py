@@ -96,9 +96,12 @@ st.caption("A student copied from the teacher learns to follow the teacher's tra
 folder = str(latents.assets_dir())
 available = teachers(folder)
 names = list(TEACHERS)
-if "sfd_teacher" not in st.query_params and available.get(st.session_state.get("sfd_teacher")) is not None:
-    # the default teacher is missing (no assets): start from the first one that is there
-    st.session_state["sfd_teacher"] = next((n for n in names if available[n] is None), "mixture-2d")
+# Once per session, before the widget exists: when the default teacher is missing (no assets) and the
+# URL names none, start from the first teacher that is there.
+if not st.session_state.get("_sfd_teacher_checked"):
+    st.session_state["_sfd_teacher_checked"] = True
+    if "sfd_teacher" not in st.query_params and available.get(st.session_state.get("sfd_teacher")):
+        st.session_state["sfd_teacher"] = next((n for n in names if available[n] is None), "mixture-2d")
 BOUND = dict(bind="query-params", persist_state="session")      # every control is in the URL
 
 

@@ -1,0 +1,80 @@
+"""End-to-end: a lesson in Debian chromium — open a step by URL, move with → and the Next button, answer
+the question and see the reveal; ←/→ on a focused slider still move the slider; a 1280×720 screenshot
+of a step in presentation mode (test-artifacts/lesson_present.png)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def where(page) -> str:
+    return page.locator(".st-key-lesson_bar .lesson-where").inner_text().strip()
+
+
+def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -> None:
+    page.goto(f"{app_url}/?lesson=phase-transition&step=3")
+    idle(page)
+    assert where(page).endswith("step 3 of 9")
+    assert page.locator("h1").filter(has_text="Plan playground").count() == 1
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")   # no control focused
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(500)
+    idle(page)
+    assert where(page).endswith("step 4 of 9")
+    assert "lesson=phase-transition" in page.url and "step=4" in page.url
+    assert page.locator("h1").filter(has_text="The phase transition of operator merging").count() == 1
+    thumbs = page.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").all_inner_texts()
+    assert thumbs[:2] == ["0.5", "32"], thumbs                      # the step's λ and T
+
+    # the question of step 4 asks about λ = 3: pick, reveal, see the answer and its figure
+    box = page.locator(".st-key-lesson_question")
+    box.get_by_text("Sequential BOOT — merge one teacher step at a time").click()
+    page.wait_for_timeout(300)
+    idle(page)
+    box.get_by_role("button", name="Reveal the answer").click()
+    page.wait_for_timeout(300)
+    idle(page)
+    revealed = box.get_by_test_id("stAlert").inner_text()
+    assert "Answer: Vanilla" in revealed and "Not quite" in revealed and "undershoots" in revealed
+    assert box.locator(".js-plotly-plot").count() == 1
+
+    # ←/→ on a focused slider move the slider, not the lesson
+    slider = page.get_by_test_id("stSidebar").get_by_role("slider").first
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(500)
+    idle(page)
+    assert where(page).endswith("step 4 of 9")
+    assert page.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").first.inner_text() == "0.6"
+
+    page.locator(".st-key-lesson_next button").click()
+    page.wait_for_timeout(300)
+    idle(page)
+    assert where(page).endswith("step 5 of 9")
+    assert page.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").first.inner_text() == "3"
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(500)
+    idle(page)
+    assert where(page).endswith("step 4 of 9")
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_lesson_step_in_presentation_mode(browser, app_url, artifacts, idle) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.goto(f"{app_url}/?lesson=phase-transition&step=5&present=1")
+    idle(page)
+    assert where(page).endswith("step 5 of 9")
+    assert "present=1" in page.url
+    size = page.evaluate("""() => parseFloat(getComputedStyle(document.querySelector(
+        '.st-key-lesson_bar [data-testid="stMarkdownContainer"] p')).fontSize)""")
+    assert size >= 26, size                                          # large narrative on stage
+    page.screenshot(path=str(artifacts / "lesson_present.png"))
+    page.goto(f"{app_url}/lessons?present=1")
+    idle(page)
+    assert page.get_by_text("Few-step distillation in practice").count() >= 1
+    page.screenshot(path=str(artifacts / "lesson_index_present.png"))
+    context.close()
