@@ -153,7 +153,8 @@ def bar() -> None:
     with st.container(key="lesson_keys"):
         st.iframe(KEYS_JS, height=1)
     with st.container(key="lesson_bar"):
-        head, prev, nxt = st.columns([6, 1, 1], vertical_alignment="center")
+        widths = [5, 2, 2] if presentation.active() else [6, 1, 1]     # on stage: room for the large labels
+        head, prev, nxt = st.columns(widths, vertical_alignment="center")
         head.markdown(f"<span class='lesson-where'>{_escape(lesson.title)} · step {step.index} of {n}</span>",
                       unsafe_allow_html=True)
         prev.button("Previous", key="lesson_prev", icon=":material/arrow_back:", on_click=go,
