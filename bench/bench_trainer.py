@@ -20,7 +20,7 @@ import torch
 from opmerge_core.theory import plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.training import trainer
-from opmerge_core.training.trainer import TrainConfig
+from opmerge_core.training.config import TrainConfig
 
 CONFIG = TrainConfig(steps=200, lr=0.05, batch=256, device="cpu")
 CPU: list[float] = []   # process CPU seconds of each run (less sensitive to other load than wall time)

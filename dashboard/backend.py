@@ -4,6 +4,7 @@ progress placeholder while they compute, the server's warm-up and this session's
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import uuid
@@ -15,14 +16,16 @@ from opmerge_core.theory import dp
 from opmerge_dashboard.params import ERROR
 
 WAIT_S = float(os.environ.get("OPMERGE_WAIT_S", "0.3"))   # wait this long before showing a placeholder
+# every worker of the embedded cluster runs its DPs in the compiled kernels, loaded as it starts
+WORKER_SETUP = functools.partial(dp.load_kernels, warm=True)
 
 
 def backend() -> compute.Backend:
     """The process-wide compute backend (a Dask cluster): every session's heavy work goes there."""
-    return compute.default_backend()
+    return compute.default_backend(WORKER_SETUP)
 
 
-def heavy(fn, *args, label: str):
+def shared_result(fn, *args, label: str):
     """``fn(*args)`` computed on the backend: the result, or None while it computes — then a progress
     placeholder is shown and the page reruns by itself when the result is ready. Identical requests
     of all sessions share one computation; results are cached for everyone."""
@@ -60,7 +63,7 @@ def warm_up() -> threading.Thread:
     student's rerun waits behind those imports."""
     def start() -> None:
         dp.load_kernels(warm=True)
-        compute.default_backend()
+        backend()
         import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
 
     thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
@@ -82,6 +85,6 @@ def keep_jobs_alive() -> None:
 def prefetch(*calls: tuple) -> None:
     """Submit heavy ``(fn, *args)`` calls to the backend without waiting, so a page's heavy results
     compute side by side on the workers while the page waits for the first of them."""
-    with contextlib.suppress(ValueError):          # an unreachable scheduler: ``heavy`` says so
+    with contextlib.suppress(ValueError):          # an unreachable scheduler: ``shared_result`` says so
         for fn, *args in calls:
             backend().cached(fn, *args)

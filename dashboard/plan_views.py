@@ -2,7 +2,7 @@
 strategy curves, thresholds, the phase diagram, per-direction and shared plans, plan trees and tables.
 
 Cheap results are computed in the server; heavy ones (large T, grids) on the compute backend
-(``backend.heavy``: None while they compute). Cached calls take the frozen ``Setting`` (or its
+(``backend.shared_result``: None while they compute). Cached calls take the frozen ``Setting`` (or its
 ``Model`` for results over many T) as their key.
 """
 
@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from opmerge_core.theory import heavy as heavy_core
 from opmerge_core.theory import planner, plans, sweep, value_sets
 from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
+from opmerge_core.theory.thresholds import switch_points
 from opmerge_dashboard import figures
-from opmerge_dashboard.backend import heavy
+from opmerge_dashboard.backend import shared_result
 from opmerge_dashboard.params import LAM_MAX, LAM_MIN
 
 CURVE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 61)   # strategy curves (only λ in (1, λ_V) need a DP)
@@ -29,7 +29,7 @@ IN_PROCESS_T_MAX = 256   # one DP up to here costs a few ms: computed in the ser
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _optimal_here(setting: Setting, lam: float) -> planner.OptimalPlan:
-    return heavy_core.optimal(setting, lam)
+    return planner.optimal_at(setting, lam)
 
 
 def _phase_args(model: Model) -> tuple:
@@ -38,10 +38,10 @@ def _phase_args(model: Model) -> tuple:
 
 def home_calls(setting: Setting, lam: float) -> list[tuple]:
     """The heavy calls of the home page for a setting (see ``backend.prefetch``)."""
-    calls = [(heavy_core.thresholds, setting), (sweep.compare, setting, CURVE_LAMS),
-             (heavy_core.phase, *_phase_args(setting.model))]
+    calls = [(switch_points, setting), (sweep.compare, setting, CURVE_LAMS),
+             (sweep.phase, *_phase_args(setting.model))]
     if setting.T > IN_PROCESS_T_MAX:
-        calls.insert(0, (heavy_core.optimal, setting, float(lam)))
+        calls.insert(0, (planner.optimal_at, setting, float(lam)))
     return calls
 
 
@@ -49,33 +49,33 @@ def optimal(setting: Setting, lam: float) -> planner.OptimalPlan | None:
     """The DP-optimal plan (None while a large-T DP computes on the backend)."""
     if setting.T <= IN_PROCESS_T_MAX:
         return _optimal_here(setting, lam)
-    return heavy(heavy_core.optimal, setting, float(lam), label=f"Optimal plan at T = {setting.T}")
+    return shared_result(planner.optimal_at, setting, float(lam), label=f"Optimal plan at T = {setting.T}")
 
 
 def compare(setting: Setting, lams: tuple[float, ...]) -> pd.DataFrame | None:
-    return heavy(sweep.compare, setting, np.asarray(lams), label=f"Strategies at T = {setting.T}")
+    return shared_result(sweep.compare, setting, np.asarray(lams), label=f"Strategies at T = {setting.T}")
 
 
 def curves(setting: Setting) -> pd.DataFrame | None:
-    return heavy(sweep.compare, setting, CURVE_LAMS, label=f"Strategy curves at T = {setting.T}")
+    return shared_result(sweep.compare, setting, CURVE_LAMS, label=f"Strategy curves at T = {setting.T}")
 
 
 def thresholds(setting: Setting) -> tuple[float, float] | None:
-    return heavy(heavy_core.thresholds, setting, label=f"Thresholds λ_B(T), λ_V at T = {setting.T}")
+    return shared_result(switch_points, setting, label=f"Thresholds λ_B(T), λ_V at T = {setting.T}")
 
 
 def phase(model: Model) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    return heavy(heavy_core.phase, *_phase_args(model),
+    return shared_result(sweep.phase, *_phase_args(model),
                  label="λ × T phase diagram (computed once for everyone, then cached)")
 
 
 def per_direction(setting: Setting, lams: np.ndarray) -> tuple[list[str], dict[float, float]] | None:
-    return heavy(heavy_core.per_direction, setting, np.asarray(lams, dtype=float),
+    return shared_result(sweep.per_direction, setting, np.asarray(lams, dtype=float),
                  label=f"Per-direction DP for {np.unique(lams).size} eigenvalues")
 
 
 def shared(setting: Setting, lams: tuple[float, ...]) -> SharedPlan | None:
-    return heavy(shared_plan, setting, np.asarray(lams),
+    return shared_result(shared_plan, setting, np.asarray(lams),
                  label=f"Shared plan for {len(lams)} directions (Pareto DP)")
 
 

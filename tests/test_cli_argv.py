@@ -27,7 +27,7 @@ from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Model, Setting
 from opmerge_core.theory.shrinkage import INITS
 from opmerge_core.training import train_spec
-from opmerge_core.training.trainer import INPUTS, OPTIMIZERS, STUDENTS
+from opmerge_core.training.config import INPUTS, OPTIMIZERS, STUDENTS
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -358,14 +358,12 @@ def test_threads_get_the_same_extremes():
 
 
 def test_per_direction_regimes_and_w2_equal_the_dp_of_each_direction():
-    """heavy.per_direction skips the DP outside (λ_B, λ_V) (THEORY §5): it must agree with it."""
-    from opmerge_core.theory import heavy
-
+    """sweep.per_direction skips the DP outside (λ_B, λ_V) (THEORY §5): it must agree with it."""
     rng = np.random.default_rng(7)
     for T, S, schedule in ((12, 1.0, "trig"), (24, 3.0, "cosine"), (40, 0.5, "edm")):
         setting = Setting(T=T, S=S, schedule=schedule)
         lams = np.concatenate([rng.uniform(0.05, 5.0, 20), [1.0, 1.02, 1.3, 2.0]])
-        regimes, w2 = heavy.per_direction(setting, lams)
+        regimes, w2 = sweep.per_direction(setting, lams)
         for x, regime in zip(lams, regimes):
             best = planner.optimal(setting, float(x))[0]
             assert regime == best.regime, (T, schedule, x)

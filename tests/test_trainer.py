@@ -11,7 +11,7 @@ from opmerge_core.basics.progress import Cancelled
 from opmerge_core.theory import operators, plans
 from opmerge_core.theory.setting import Setting
 from opmerge_core.training import closed_form, trainer
-from opmerge_core.training.trainer import TrainConfig
+from opmerge_core.training.config import TrainConfig
 
 torch.set_num_threads(1)
 # λ < 1, λ ≈ 1, between 1 and 2, > 2; many coordinates each so Monte-Carlo checks have power.

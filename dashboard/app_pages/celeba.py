@@ -18,7 +18,7 @@ from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
-from opmerge_dashboard.backend import backend, heavy, session_owner
+from opmerge_dashboard.backend import backend, session_owner, shared_result
 from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
@@ -36,9 +36,9 @@ def load(folder: str):
 def comparison(setting: Setting, folder: str) -> celeba.Comparison | None:
     """Every method on every latent direction (the compute backend; None while it computes)."""
     _, stats = load(folder)
-    return heavy(celeba.compare, setting, stats.eigvals, setting.T <= SHARED_T_MAX,
-                 label=f"Planning all {stats.eigvals.size} latent directions at T = {setting.T} "
-                       "(shared plan included)")
+    return shared_result(celeba.compare, setting, stats.eigvals, setting.T <= SHARED_T_MAX,
+                         label=f"Planning all {stats.eigvals.size} latent directions at T = {setting.T} "
+                               "(shared plan included)")
 
 
 # ---- trainer runs on the compute backend (never in the script thread) --------------------------
@@ -123,8 +123,8 @@ done = trained_run(p.setting)
 if done is not None:
     st.caption(f"With trainer run {done.id}: below each strategy's theory row, its **trained** students "
                "(the operators SGD actually reached), from the same z_T.")
-png = heavy(celeba.face_grid_png, latents.assets_stamp(folder), comp.operators_only(), n, seed, gain, columns,
-            scale, done.result["operators"] if done else None, label="Decoding the faces")
+png = shared_result(celeba.face_grid_png, latents.assets_stamp(folder), comp.operators_only(), n, seed, gain,
+                    columns, scale, done.result["operators"] if done else None, label="Decoding the faces")
 if png is not None:
     st.image(png, width="content", output_format="PNG")
     st.download_button("PNG: face grid", png, file_name="opmerge_celeba_grid.png", mime="image/png",

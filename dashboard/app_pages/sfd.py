@@ -31,7 +31,7 @@ from opmerge_core.sfd.metrics import FD_LABEL
 from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
-from opmerge_dashboard.backend import backend, heavy, session_owner
+from opmerge_dashboard.backend import backend, session_owner, shared_result
 from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import figure, show_cli
@@ -174,8 +174,8 @@ if teacher.startswith("latent") and available[teacher] is None:
         if samples:
             rows = {k: samples[k] for k in FACE_ORDER if k in samples}
             labels = {**METHOD_LABELS, "teacher": f"teacher, {sfd_lab.TEACHER_REF_NFE} NFE"}
-            png = heavy(sfd_lab.face_rows_png, latents.assets_stamp(folder), rows, labels, scale,
-                        label="Decoding the faces")
+            png = shared_result(sfd_lab.face_rows_png, latents.assets_stamp(folder), rows, labels, scale,
+                                label="Decoding the faces")
             if png is not None:
                 st.image(png, output_format="PNG", width="content")
             source = ("the shipped reference run (train a student to see yours)." if from_reference else

@@ -14,7 +14,7 @@ import streamlit as st
 
 from opmerge_core.cli import train as train_cli
 from opmerge_core.theory import plans
-from opmerge_core.training import train_spec, trainer
+from opmerge_core.training import config, train_spec, trainer
 from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.figures import train as figs
 from opmerge_dashboard.jobs import job_panel
@@ -82,9 +82,9 @@ lr = float(c2.select_slider("learning rate η", LRS, value=0.005, key="tr_lr"))
 batch = int(c3.select_slider("batch", BATCHES, value=256, key="tr_batch"))
 seed = int(c4.number_input("seed", 0, 2**31 - 1, 0, key="tr_seed"))
 c1, c2, c3 = st.columns(3)
-optimizer = c1.segmented_control("optimiser", trainer.OPTIMIZERS, default="sgd", key="tr_opt") or "sgd"
-student = c2.segmented_control("student", trainer.STUDENTS, default="linear", key="tr_student") or "linear"
-inputs = c3.segmented_control("inputs", trainer.INPUTS, default="forward", key="tr_inputs",
+optimizer = c1.segmented_control("optimiser", config.OPTIMIZERS, default="sgd", key="tr_opt") or "sgd"
+student = c2.segmented_control("student", config.STUDENTS, default="linear", key="tr_student") or "linear"
+inputs = c3.segmented_control("inputs", config.INPUTS, default="forward", key="tr_inputs",
                               help="forward: z_s ~ N(0, r_s²) (THEORY §2 default); boot: z_T pushed "
                                    "through the current model (earlier students) to s.") or "forward"
 

@@ -101,7 +101,11 @@ class Backend:
 
     def __init__(self, address: str | None = None, *, n_workers: int | None = None,
                  store: RunStore | None = None, cache: ResultCache | None = None,
-                 lease_s: float = LEASE_S, allowed_failures: int = 1):
+                 lease_s: float = LEASE_S, allowed_failures: int = 1,
+                 worker_setup: Callable[[], Any] | None = None):
+        """``worker_setup``: run once on every worker of the embedded cluster as it starts (a
+        picklable callable without arguments, e.g. loading compiled kernels); an existing cluster's
+        workers are set up by whoever started them."""
         from distributed import Client
 
         self.address = address
@@ -111,7 +115,7 @@ class Backend:
         else:
             self.cluster = embedded_cluster(n_workers, allowed_failures)
             self.client = Client(self.cluster, set_as_default=False)
-            self.client.register_plugin(NiceWorkers())
+            self.client.register_plugin(NiceWorkers(worker_setup))
         self.store = store if store is not None else RunStore()
         self.cache = cache if cache is not None else ResultCache()
         self.lease_s = lease_s
@@ -374,8 +378,9 @@ _DEFAULT: Backend | None = None
 _DEFAULT_LOCK = threading.Lock()
 
 
-def default_backend() -> Backend:
-    """The process-wide backend (started on first use): ``$OPMERGE_SCHEDULER`` or an embedded cluster.
+def default_backend(worker_setup: Callable[[], Any] | None = None) -> Backend:
+    """The process-wide backend (started on first use): ``$OPMERGE_SCHEDULER`` or an embedded cluster
+    whose workers run ``worker_setup`` (given by the caller that starts it: the dashboard).
 
     The run store and the result cache follow ``$OPMERGE_HOME`` (tests change it); the cluster stays.
     """
@@ -383,7 +388,7 @@ def default_backend() -> Backend:
     with _DEFAULT_LOCK:
         if _DEFAULT is None or _DEFAULT._closed:
             address = os.environ.get("OPMERGE_SCHEDULER") or None
-            _DEFAULT = Backend(address)
+            _DEFAULT = Backend(address, worker_setup=worker_setup)
             # before concurrent.futures' own exit hook: Dask's callback threads still take work then
             threading._register_atexit(_DEFAULT.shutdown)
         elif _DEFAULT.store.path != default_path():

@@ -3,7 +3,9 @@
 ``run_task`` calls the job function with ``progress(done, total, info)`` — throttled Dask events to
 the submitting server (worker ``log_event`` → client ``subscribe_topic``) — and, for a run, ``cancel``,
 a Dask ``Event`` polled cooperatively; the function raises ``progress.Cancelled`` when it sees it set.
-``NiceWorkers`` is the embedded cluster's worker plugin.
+``NiceWorkers`` is the embedded cluster's worker plugin; what else a worker sets up (e.g. loading
+compiled kernels) is passed in from above by whoever starts the backend (``Backend(worker_setup=…)``):
+the backend knows nothing of the work it runs.
 """
 
 from __future__ import annotations
@@ -74,13 +76,16 @@ def run_task(fn: Callable, args: tuple, topic: str, key: str, recorded: bool) ->
 
 
 class NiceWorkers(WorkerPlugin):
-    """Worker plugin of the embedded cluster: a lower CPU priority, so the server's UI wins the CPU."""
+    """Worker plugin of the embedded cluster: a lower CPU priority, so the server's UI wins the CPU,
+    then ``setup()`` if given (a picklable callable without arguments, run once per worker)."""
 
     name = "opmerge-nice"
+
+    def __init__(self, setup: Callable[[], Any] | None = None):
+        self.worker_setup = setup
 
     def setup(self, worker) -> None:
         with contextlib.suppress(OSError):
             os.nice(10)
-        from opmerge_core.theory import dp
-
-        dp.load_kernels(warm=True)     # every DP of a worker in the compiled kernels, loaded now
+        if self.worker_setup is not None:
+            self.worker_setup()

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES, Model, Setting
 from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.theory.shrinkage import INITS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from distributed import Client
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -124,7 +129,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         from opmerge_core.backend import cluster
 
         with cluster.connect(args.scheduler) as client:
-            df, th = sweep.sweep_on_cluster(client, lams, Ts, model)
+            df, th = sweep_on_cluster(client, lams, Ts, model)
     else:
         df, th = sweep.phase_sweep(lams, Ts, model), sweep.thresholds(Ts, model)
     df = df.merge(th, on="T")
@@ -145,6 +150,25 @@ def run_sweep(args: argparse.Namespace) -> int:
           (f" written to {args.out}" if args.out else ""))
     print(summary.to_string())
     return 0
+
+
+def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int],
+                     model: Model) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``sweep.phase_sweep`` and ``sweep.thresholds`` spread over a Dask cluster (``client``: a
+    ``distributed.Client``), one task per T, the largest (one DP costs ∝ T³) first. Each task is the
+    local run's own batch over λ, so the result is bit for bit the local one."""
+    import pandas as pd
+
+    from opmerge_core.theory import sweep  # pandas
+
+    lams, Ts = sweep.check_grid(lams, Ts)
+    order = sorted(range(len(Ts)), key=lambda i: -Ts[i])
+    parts = client.map(sweep.compare, [model.at(Ts[i]) for i in order], [lams] * len(Ts), pure=False)
+    limits = client.map(sweep.thresholds, [[Ts[i]] for i in order], model=model, pure=False)
+    back = np.argsort(order)
+    frames, rows = client.gather(parts), client.gather(limits)
+    return (pd.concat([frames[j] for j in back], ignore_index=True),
+            pd.concat([rows[j] for j in back], ignore_index=True))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

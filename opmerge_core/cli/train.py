@@ -22,7 +22,7 @@ from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES
 from opmerge_core.theory.shrinkage import INITS
 from opmerge_core.training import train_spec
-from opmerge_core.training.trainer import INPUTS, OPTIMIZERS, STUDENTS
+from opmerge_core.training.config import INPUTS, OPTIMIZERS, STUDENTS
 
 DEFAULT_STRATEGIES = "boot,vanilla,dp"
 

@@ -114,13 +114,13 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
     ``progress(done, total, info)`` runs over both batched runs (``info["stage"]``: 0 or 1);
     ``Cancelled`` if ``cancel`` is set.
     """
-    from opmerge_core.training import trainer
+    from opmerge_core.training import config, trainer
 
     setting, lam = comparison.setting, comparison.lam
     if setting.S <= 0:
         raise ValueError("training needs a shrinkage budget S > 0 (lr = S / (2 steps))")
-    steps = check_int(steps, "steps", hi=trainer.STEPS_MAX)
-    config = trainer.TrainConfig(steps=steps, lr=setting.S / (2.0 * steps), seed=seed, device=device)
+    steps = check_int(steps, "steps", hi=config.STEPS_MAX)
+    cfg = config.TrainConfig(steps=steps, lr=setting.S / (2.0 * steps), seed=seed, device=device)
     by_text = {p.text: name for name, p in comparison.strategy_plans.items()}
     extra: dict[str, list[int]] = {}
     for i, p in enumerate(comparison.dp_plans):
@@ -135,7 +135,7 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
         return lambda done, total, info: progress(k * STAGE_UNITS + STAGE_UNITS * done // max(total, 1),
                                                   n_stages * STAGE_UNITS, {**info, "stage": k})
 
-    run = trainer.train(setting, lam, comparison.strategy_plans, config, progress=stage(0), cancel=cancel)
+    run = trainer.train(setting, lam, comparison.strategy_plans, cfg, progress=stage(0), cancel=cancel)
     trained = {name: np.asarray(r.empirical, dtype=np.float64) for name, r in run.plans.items()}
     dp = np.full(lam.size, np.nan)
     for i, p in enumerate(comparison.dp_plans):
@@ -145,7 +145,7 @@ def train_strategies(comparison: Comparison, steps: int = 200, seed: int = 0, de
         union = np.array(sorted(i for idx in extra.values() for i in idx))
         where = {int(i): j for j, i in enumerate(union)}          # direction -> column in this run
         extra_plans = {f"dp{k}": comparison.dp_plans[idx[0]] for k, idx in enumerate(extra.values())}
-        r = trainer.train(setting, lam[union], extra_plans, config, progress=stage(1), cancel=cancel)
+        r = trainer.train(setting, lam[union], extra_plans, cfg, progress=stage(1), cancel=cancel)
         for k, idx in enumerate(extra.values()):
             dp[idx] = r.plans[f"dp{k}"].empirical[[where[i] for i in idx]]
     trained["dp"] = dp

@@ -13,16 +13,16 @@ max-DP give the exact extremes over ALL multiway plans. O(T³) time, O(T²) memo
 time; no argmin tables: plans are rebuilt by re-scanning the O(T) candidates of each node on the path
 (O(T²) in all).
 
-Which code runs depends on T alone, never on the process: for T <= NUMPY_DP_T_MAX either the numpy
-DP batched over λ (``dp_numpy``: a one-off small DP, faster than numba's start-up) or, once the
-compiled kernels are loaded (servers, workers), ``dp_kernels.fill_small`` — the two round every
+Which code runs: for T <= NUMPY_DP_T_MAX either the numpy DP batched over λ (``dp_numpy``: a one-off
+small DP, faster than numba's start-up) or, in a process that chose the compiled kernels with
+``load_kernels()`` (servers, workers, thresholds), ``dp_kernels.fill_small`` — the two round every
 candidate the same way, so their results are equal bit for bit; above, the fastmath sweeps of
-``dp_kernels`` (plain, then cache-blocked beyond SWEEP_KERNEL_T_MAX).
+``dp_kernels`` (plain, then cache-blocked beyond SWEEP_KERNEL_T_MAX). The choice is that one explicit
+call, never which modules happen to be imported.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -40,6 +40,7 @@ NUMPY_DP_T_MAX = 64           # up to this T: numpy or fill_small (same bits); a
 NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
 BUFFER_T_MAX = 512            # per-thread table buffers up to this T (page-faulting fresh tables on
 _BUFFERS = threading.local()  # every call costs about as much as the DP itself at T = 256)
+_kernels_chosen = False       # set by load_kernels(): small DPs of this process run in the kernels too
 
 
 @dataclass(frozen=True)
@@ -66,17 +67,18 @@ def load_kernels(warm: bool = False) -> None:
     workers and thresholds call this; one-off CLI commands do not (numba's start-up). ``warm``: also
     run a small DP with each small-T and large-T kernel, so their compiled code is loaded before the
     first real request."""
+    global _kernels_chosen
     kernels()
+    _kernels_chosen = True
     if warm:
         for T in (NUMPY_DP_T_MAX, NUMPY_DP_T_MAX + 1):
             extremes(Setting(T=T, S=1.0), np.array([0.5, 1.3, 3.0]))
 
 
 def _use_numpy(T: int, n_lam: int) -> bool:
-    """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) while the compiled
-    kernels are not loaded yet (a speed choice: at these T both DPs give the same bits)."""
-    return (T <= NUMPY_DP_T_MAX and n_lam * T**3 <= NUMPY_DP_WORK_MAX
-            and "opmerge_core.theory.dp_kernels" not in sys.modules)
+    """The numpy DP for a small one-off job (L · T³ <= NUMPY_DP_WORK_MAX) unless the process chose
+    the compiled kernels (a speed choice: at these T both DPs give the same bits)."""
+    return T <= NUMPY_DP_T_MAX and n_lam * T**3 <= NUMPY_DP_WORK_MAX and not _kernels_chosen
 
 
 # ---- one extreme in the kernels -----------------------------------------------------------------

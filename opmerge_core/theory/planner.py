@@ -63,6 +63,11 @@ def optimal(setting: Setting, lam: np.ndarray | float, exact_mixed: bool = True,
     return optimal_and_extremes(setting, check_lam(lam), exact_mixed, bounds)[0]
 
 
+def optimal_at(setting: Setting, lam: float) -> OptimalPlan:
+    """The W2-optimal plan at one λ (``optimal`` of a single value)."""
+    return optimal(setting, lam)[0]
+
+
 def optimal_and_extremes(setting: Setting, lam: np.ndarray, exact_mixed: bool = True,
                          bounds: bool = True) -> tuple[list[OptimalPlan], LazyExtremes]:
     """``optimal`` for a checked λ array, with the extremes it computed (and the plans of them)."""

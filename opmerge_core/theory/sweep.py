@@ -1,8 +1,8 @@
-"""Phase diagrams (THEORY §5): the optimal plan and every named strategy over a λ grid × list of T."""
+"""Sweeps over λ (THEORY §4–§5): every named strategy against the optimum over a λ grid (``compare``),
+phase diagrams over a λ grid × list of T (``phase``), the regime of every direction of a spectrum
+(``per_direction``)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,10 +10,7 @@ import pandas as pd
 from opmerge_core.basics.validation import check_lam, check_T
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Model, Setting
-from opmerge_core.theory.thresholds import lam_B, lam_V
-
-if TYPE_CHECKING:
-    from distributed import Client
+from opmerge_core.theory.thresholds import switch_points
 
 SWEEP_POINTS_MAX = 200_000   # λ values × T values accepted in one sweep
 
@@ -37,7 +34,7 @@ def compare(setting: Setting, lam: np.ndarray | float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_grid(lams: np.ndarray, Ts: list[int]) -> tuple[np.ndarray, list[int]]:
+def check_grid(lams: np.ndarray, Ts: list[int]) -> tuple[np.ndarray, list[int]]:
     """A valid λ grid and list of T, bounded to SWEEP_POINTS_MAX points."""
     lams = check_lam(lams)
     Ts = [check_T(T) for T in Ts]
@@ -50,7 +47,7 @@ def _check_grid(lams: np.ndarray, Ts: list[int]) -> tuple[np.ndarray, list[int]]
 
 def phase_sweep(lams: np.ndarray, Ts: list[int], model: Model | None = None) -> pd.DataFrame:
     """The λ × T phase diagram of ``model`` (default ``Model()``) as a long DataFrame (one row per (T, λ))."""
-    lams, Ts = _check_grid(lams, Ts)
+    lams, Ts = check_grid(lams, Ts)
     model = model or Model()
     frames = [compare(model.at(T), lams) for T in Ts]
     return pd.concat(frames, ignore_index=True)
@@ -61,22 +58,22 @@ def thresholds(Ts: list[int], model: Model | None = None) -> pd.DataFrame:
     λ_V (A*_1 = 1) of ``model`` (default ``Model()``) for each T."""
     model, rows = model or Model(), []
     for T in Ts:
-        setting = model.at(T)
-        rows.append({"T": T, "lam_B": lam_B(setting), "lam_V": lam_V(setting)})
+        lo, hi = switch_points(model.at(T))
+        rows.append({"T": T, "lam_B": lo, "lam_V": hi})
     return pd.DataFrame(rows)
 
 
-def sweep_on_cluster(client: Client, lams: np.ndarray, Ts: list[int],
-                     model: Model | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``phase_sweep`` and ``thresholds`` spread over a Dask cluster (``client``: a
-    ``distributed.Client``), one task per T, the largest (one DP costs ∝ T³) first. Each task is the
-    local run's own batch over λ, so the result is bit for bit the local one."""
-    lams, Ts = _check_grid(lams, Ts)
-    model = model or Model()
-    order = sorted(range(len(Ts)), key=lambda i: -Ts[i])
-    parts = client.map(compare, [model.at(Ts[i]) for i in order], [lams] * len(Ts), pure=False)
-    limits = client.map(thresholds, [[Ts[i]] for i in order], model=model, pure=False)
-    back = np.argsort(order)
-    frames, rows = client.gather(parts), client.gather(limits)
-    return (pd.concat([frames[j] for j in back], ignore_index=True),
-            pd.concat([rows[j] for j in back], ignore_index=True))
+def phase(lams: tuple[float, ...], Ts: tuple[int, ...], model: Model) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The λ × T phase diagram of ``model`` and the thresholds of each T (THEORY §5)."""
+    return phase_sweep(np.asarray(lams), list(Ts), model), thresholds(list(Ts), model)
+
+
+def per_direction(setting: Setting, lams: np.ndarray) -> tuple[list[str], dict[float, float]]:
+    """Each direction's own optimal regime and W2 (THEORY §1, §4): the DP runs only inside the
+    transition band (λ_B, λ_V); outside it the regime is known."""
+    lams = np.asarray(lams, dtype=float)
+    lo, hi = switch_points(setting)
+    distinct = np.unique(lams)
+    best = dict(zip(distinct.tolist(), planner.optimal(setting, distinct)))
+    regimes = ["boot" if x <= lo else "vanilla" if x >= hi else best[float(x)].regime for x in lams]
+    return regimes, {x: b.w2 for x, b in best.items()}

@@ -21,6 +21,11 @@ def lam_V(setting: Setting) -> float:
     return float(s1**2 / (a1 * (1.0 - a1))) if 0 < a1 < 1 else float("inf")
 
 
+def switch_points(setting: Setting) -> tuple[float, float]:
+    """(λ_B(T), λ_V): BOOT is exactly optimal up to the first, vanilla from the second on."""
+    return lam_B(setting), lam_V(setting)
+
+
 def _probe(setting: Setting, lam: float) -> tuple[bool, Plan | None]:
     """(is BOOT the optimal regime at λ, the min-plan if the min-DP ran)."""
     best, sides = optimal_and_extremes(setting, check_lam(lam), exact_mixed=False, bounds=False)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opmerge_core.theory.plans import Plan, Span
 from opmerge_core.theory.setting import Setting, total_w2
-
-if TYPE_CHECKING:
-    from opmerge_core.training.trainer import TrainConfig
+from opmerge_core.training.config import TrainConfig
 
 
 @dataclass

@@ -22,8 +22,9 @@ from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import shared_plan
 from opmerge_core.training.closed_form import theory
+from opmerge_core.training.config import TrainConfig
 from opmerge_core.training.results import TrainResult
-from opmerge_core.training.trainer import T_MAX_TRAIN, TrainConfig, train
+from opmerge_core.training.trainer import T_MAX_TRAIN, train
 
 STRATEGY_CHOICES = (*plans.STRATEGIES, "dp")
 CUSTOM = "custom"

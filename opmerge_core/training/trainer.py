@@ -38,21 +38,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from opmerge_core.basics.device import DEVICES, pick_device
+from opmerge_core.basics.device import pick_device
 from opmerge_core.basics.progress import CancelFlag, Progress, check_cancel
 from opmerge_core.basics.validation import (
-    check_choice,
-    check_count,
-    check_int,
     check_lam,
-    check_positive,
     check_T,
 )
 from opmerge_core.theory import shrinkage
 from opmerge_core.theory.plans import Plan
 from opmerge_core.theory.setting import Setting
 from opmerge_core.training.closed_form import fill_theory, initial_operator, sgd_moments
-from opmerge_core.training.graph import INPUTS, MergeGraph, Node, build_graph
+from opmerge_core.training.config import TrainConfig
+from opmerge_core.training.graph import MergeGraph, Node, build_graph
 from opmerge_core.training.results import MergeRecord, PlanResult, TrainResult
 from opmerge_core.training.students import (
     MergeChunk,
@@ -66,57 +63,15 @@ from opmerge_core.training.students import (
 
 T_MAX_TRAIN = 1024
 D_MAX_TRAIN = 4096
-STEPS_MAX = 100_000
-BATCH_MAX = 65_536
-LR_MAX = 100.0
-HIDDEN_MAX = 256
 SAMPLE_ELEMENTS_MAX = 2**24   # batch × d (× hidden) in one sample tensor
 CHUNK_ELEMENTS = 2**22        # merges × batch × d (× hidden) trained at once
 MLP_BANK_MAX = 2**24          # MLP students × d × hidden kept in memory
 LOSS_POINTS = 100             # loss-curve points kept per merge (about)
 PROGRESS_POINTS = 20          # progress reports per chunk (about)
 
-OPTIMIZERS = ("sgd", "adam")
-STUDENTS = ("linear", "mlp")
-
 
 class TrainingFailed(ValueError):
     """The run cannot continue (non-finite loss). The message is the failure reason."""
-
-
-# ---- configuration ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (THEORY §6). ``S_eff = 2 · lr · steps`` is the budget SGD realises."""
-
-    steps: int = 200
-    lr: float = 0.05
-    batch: int = 256
-    optimizer: str = "sgd"
-    seed: int = 0
-    inputs: str = "forward"
-    student: str = "linear"
-    hidden: int = 16
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", check_count(self.steps, "steps", hi=STEPS_MAX))
-        object.__setattr__(self, "batch", check_count(self.batch, "batch", hi=BATCH_MAX))
-        object.__setattr__(self, "hidden", check_count(self.hidden, "hidden", hi=HIDDEN_MAX))
-        object.__setattr__(self, "lr", check_positive(self.lr, "lr", hi=LR_MAX))
-        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
-        check_choice(self.inputs, INPUTS, "inputs")
-        check_choice(self.student, STUDENTS, "student")
-        check_choice(self.device, DEVICES, "device")
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", lo=0, hi=2**31 - 1))
-
-    @property
-    def S_eff(self) -> float:
-        """The shrinkage budget S = κτ = 2 η n realised by SGD (THEORY §2, §6)."""
-        return 2.0 * self.lr * self.steps
-
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 # ---- the run ------------------------------------------------------------------------------------
