@@ -90,7 +90,7 @@ def test_module_level_imports_have_no_cycle():
 
     def visit(node: str, path: list[str]) -> None:
         if node in path:
-            raise AssertionError("import cycle: " + " → ".join(path[path.index(node):] + [node]))
+            raise AssertionError("import cycle: " + " → ".join([*path[path.index(node):], node]))
         if node in done:
             return
         for nxt in sorted(graph[node]):
