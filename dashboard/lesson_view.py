@@ -184,8 +184,8 @@ def answer(step: Step) -> questions.Answer | None:
     assert q is not None
     qparams, state = tuple(sorted(q.params.items())), tuple(sorted(step.state.items()))
     if questions.is_heavy(q.kind, q.params, step.state):
-        from opmerge_dashboard.backend import heavy
-        return heavy(questions.solve, q.kind, q.params, step.state, label="Computing the answer")
+        from opmerge_dashboard.backend import shared_result
+        return shared_result(questions.solve, q.kind, q.params, step.state, label="Computing the answer")
     return _answer(q.kind, qparams, state)
 
 

@@ -150,10 +150,11 @@ def named_w2(setting: Setting, lam: float) -> dict[str, float]:
 
 
 def _optimal_answer(state: dict) -> Answer:
-    from opmerge_core.theory.heavy import optimal, thresholds
+    from opmerge_core.theory.planner import optimal_at
+    from opmerge_core.theory.thresholds import switch_points
     setting, lam = setting_of(state), float(state["lam"])
-    best = optimal(setting, lam)
-    lam_B, lam_V = thresholds(setting)
+    best = optimal_at(setting, lam)
+    lam_B, lam_V = switch_points(setting)
     bars = {**named_w2(setting, lam), f"DP optimum ({best.label})": best.w2}
     fig = _bars(bars, f"DP optimum ({best.label})", f"W2 of every strategy at λ = {lam:g}, T = {setting.T}")
     exact = "" if best.exact else (" (T is too large for the exact search in the mixed band: the best known "
