@@ -145,3 +145,22 @@ def _is_num(parts: Sequence[str]) -> bool:
     except ValueError:
         return False
     return True
+
+
+URL_MAX = 500         # characters of a server address given by a flag or the environment
+
+
+def check_base_url(raw: object, name: str = "public URL") -> str:
+    """A server's base address: http(s)://host[:port][/path], no query or fragment; returned without
+    a trailing slash (a room's links are built on it)."""
+    from urllib.parse import urlsplit, urlunsplit
+    url = str(raw).strip()
+    try:
+        parts = urlsplit(url)
+        _ = parts.port                          # raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or len(url) > URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment or any(c.isspace() for c in url):
+        raise ValueError(f"{name} must be http(s)://host[:port][/path], got {str(raw)[:80]!r}")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))

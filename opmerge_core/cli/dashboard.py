@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping
 from importlib.resources import files
 
+from opmerge_core.basics.validation import check_base_url
+
 # The dashboard's import package: the only place the CLI names it (pyproject.toml maps it to the source
 # folder dashboard/).
 APP_PACKAGE = "opmerge_dashboard"
@@ -73,6 +75,13 @@ def _positive_int(raw: str) -> int:
     return n
 
 
+def _public_url(raw: str) -> str:
+    try:
+        return check_base_url(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="launch the interactive dashboard (Streamlit)")
     p.add_argument("--port", type=int, default=8501)
@@ -85,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(sets OPMERGE_SCHEDULER for the server)")
     p.add_argument("--workers", type=_positive_int, metavar="N",
                    help="worker processes of the embedded Dask cluster (sets OPMERGE_WORKERS)")
+    p.add_argument("--public-url", type=_public_url, metavar="URL",
+                   help="the server's address as students reach it (behind a proxy, or a name they "
+                        "know): the base of a room's student link and QR code (sets OPMERGE_PUBLIC_URL)")
     p.set_defaults(func=run, pass_through=True)
     p.epilog = "Any other flags go to `streamlit run` and override the defaults, e.g. --server.port"
 
@@ -102,12 +114,15 @@ def streamlit_command(args: argparse.Namespace) -> list[str]:
 
 
 def server_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
-    """The server's environment: ``environ`` plus OPMERGE_SCHEDULER / OPMERGE_WORKERS if given."""
+    """The server's environment: ``environ`` plus OPMERGE_SCHEDULER / OPMERGE_WORKERS /
+    OPMERGE_PUBLIC_URL if given."""
     env = dict(environ)
     if args.scheduler is not None:
         env["OPMERGE_SCHEDULER"] = args.scheduler
     if args.workers is not None:
         env["OPMERGE_WORKERS"] = str(args.workers)
+    if args.public_url is not None:
+        env["OPMERGE_PUBLIC_URL"] = args.public_url
     return env
 
 
