@@ -85,7 +85,8 @@ def test_create_and_show(home, capsys):
 def test_create_prints_both_links_and_warns_about_localhost(home, capsys):
     assert main(["room", "create"]) == 0
     out, err = capsys.readouterr()
-    assert "Students:  http://localhost:8501/?room=" in out and "Teacher:   http://localhost:8501/?room=" in out
+    assert "Students:  http://localhost:8501/?room=" in out
+    assert "Teacher:   http://localhost:8501/?room=" in out
     assert "only works on this computer" in err
 
 

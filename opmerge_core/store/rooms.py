@@ -30,14 +30,12 @@ import logging
 import os
 import secrets
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from opmerge_core.store.runstore import default_path
+from opmerge_core.store.runstore import Database
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"    # 31 symbols: no 0/O, 1/I/L
 CODE_LEN = 6                                   # 31^6 ≈ 8.9e8 codes
@@ -169,36 +167,14 @@ class StepRecord:
 VOTED, CHANGED, UNCHANGED = "voted", "changed", "unchanged"
 
 
-class RoomStore:
+class RoomStore(Database):
     """Rooms in the run store's SQLite file (module docstring). Thread-safe; many processes may share
     the file. ``clock`` (unix seconds) is injectable for expiry tests."""
 
     def __init__(self, path: str | os.PathLike | None = None, *, clock: Callable[[], float] = time.time):
-        self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path, _SCHEMA)
         self.clock = clock
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
         self.purge()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> RoomStore:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _exec(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, tuple(args))
 
     def _transaction(self, statements: Iterable[tuple[str, tuple]]) -> None:
         with self._lock:

@@ -96,14 +96,14 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class RunStore:
-    """A SQLite table of runs (see the module docstring). Thread-safe; usable from many processes."""
+class Database:
+    """One connection to the store's SQLite file (WAL, autocommit, rows by name) shared by threads
+    behind a lock, with ``schema`` created idempotently. The run store and the rooms
+    (``store.rooms``) are two sets of tables in one file."""
 
-    def __init__(self, path: str | os.PathLike | None = None, *, stale_after: float = STALE_AFTER,
-                 recover: bool = True):
+    def __init__(self, path: str | os.PathLike | None, schema: str):
         self.path = Path(path) if path is not None else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.stale_after = stale_after
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
                                    isolation_level=None)
@@ -111,19 +111,13 @@ class RunStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            for column in ("pid_start", "instance"):   # a store created before the column existed
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
-        self.recovered: list[int] = self.recover() if recover else []
+            self._db.executescript(schema)
 
-    # ---- life cycle -------------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -132,6 +126,21 @@ class RunStore:
     def _exec(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
         with self._lock:
             return self._db.execute(sql, tuple(args))
+
+
+class RunStore(Database):
+    """A SQLite table of runs (see the module docstring). Thread-safe; usable from many processes."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, stale_after: float = STALE_AFTER,
+                 recover: bool = True):
+        super().__init__(path, _SCHEMA)
+        self.stale_after = stale_after
+        with self._lock:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for column in ("pid_start", "instance"):   # a store created before the column existed
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+        self.recovered: list[int] = self.recover() if recover else []
 
     # ---- writing ----------------------------------------------------------------------------------
     def create(self, kind: str, params: dict | None = None, *, owner: str | None = None,
