@@ -10,6 +10,12 @@ widget states) and reads ``ForwardMsg``s until ``script_finished``.
     run = await session.rerun({"lam": select_slider("2.5")})  # move a widget by its key
     await session.close()
 
+Fragments with ``run_every`` are rerun by the client, as the browser does: the server announces each
+(``auto_rerun``: fragment id, interval; ``stop_auto_rerun``) and :meth:`Session.fragment_rerun` sends
+the rerun (``ClientState.fragment_id``, ``is_auto_rerun``). A fragment that calls ``st.rerun()`` or a
+page that calls ``st.switch_page`` ends its run early (``FINISHED_EARLY_FOR_RERUN``); the client then
+reads on to the end of the run that follows, and a page switch updates :attr:`Session.page`.
+
 Widget values travel as ``WidgetState`` protos; a widget's id comes from the ``new_element``
 deltas of the previous run (element ids end in ``-<key>``). Encodings (streamlit 1.67 source):
 ``st.select_slider`` → ``string_array_value`` of the *formatted* options (``format_func``), see
@@ -83,10 +89,12 @@ class Run:
     status: str                           # ScriptFinishedStatus name
     deltas: int
     errors: list[str] = field(default_factory=list)  # exception elements and st.error texts
+    full: bool = True                     # a whole-page run (False: only a fragment ran)
 
     @property
     def ok(self) -> bool:
-        return not self.errors and self.status == "FINISHED_SUCCESSFULLY"
+        return not self.errors and self.status in ("FINISHED_SUCCESSFULLY",
+                                                   "FINISHED_FRAGMENT_RUN_SUCCESSFULLY")
 
 
 def _set_value(state: WidgetState, value: WidgetValue) -> None:
@@ -123,13 +131,19 @@ class Session:
         self.widget_ids: dict[str, str] = {}     # user key → widget id (from the last runs)
         self.widget_states: dict[str, WidgetState] = {}  # widget id → last value sent
         self.bound: set[str] = set()             # keys of widgets bound to the URL
-        self.texts: list[str] = []               # markdown/caption/title bodies of the last run
+        self.texts: list[str] = []               # markdown/caption/title bodies of the last full run
+        self.fragment_texts: list[str] = []      # the same, of the last fragment-only run
+        self.auto_reruns: dict[str, float] = {}  # fragment id → interval (s) the server asked for
         self.first: Run | None = None            # the page load done by connect()
         self.broken = False                      # a run timed out: the socket is out of step
         self._partial = Run(0.0, None, None, "TIMEOUT", 0)
 
+    async def fragment_rerun(self, fragment_id: str, *, timeout: float = 300.0) -> Run:
+        """What the browser sends every ``auto_rerun`` interval: rerun one fragment."""
+        return await self.rerun(timeout=timeout, fragment_id=fragment_id)
+
     async def rerun(self, changes: Mapping[str, WidgetValue] | None = None, *,
-                    timeout: float = 300.0) -> Run:
+                    timeout: float = 300.0, fragment_id: str | None = None) -> Run:
         """Send ``rerun_script`` with ``changes`` (widget key → value) and wait for it to finish.
 
         A run that does not finish within ``timeout`` comes back with status "TIMEOUT" (and the
@@ -151,11 +165,14 @@ class Session:
         cs.query_string = self.query
         cs.page_name = self.page
         cs.widget_states.widgets.extend(self.widget_states.values())
+        if fragment_id is not None:
+            cs.fragment_id = fragment_id
+            cs.is_auto_rerun = True
         t0 = time.perf_counter()
         self._partial = Run(0.0, None, None, "TIMEOUT", 0)
         await self._ws.write_message(msg.SerializeToString(), binary=True)
         try:
-            return await asyncio.wait_for(self._read_run(t0), timeout)
+            return await asyncio.wait_for(self._read_run(t0, fragment_id is not None), timeout)
         except TimeoutError:
             # The run is still going on the server: this socket's next messages would belong to
             # it, so the session is done. The partial Run says how far the page got.
@@ -171,8 +188,9 @@ class Session:
         query = [(k, x) for k, x in parse_qsl(self.query, keep_blank_values=True) if k != key]
         self.query = urlencode(query + [(key, x) for x in items])
 
-    async def _read_run(self, t0: float) -> Run:
+    async def _read_run(self, t0: float, fragment_run: bool = False) -> Run:
         run = self._partial                       # filled in as messages arrive
+        run.full = not fragment_run
         texts: list[str] = []
         while True:
             raw = await self._ws.read_message()
@@ -192,13 +210,31 @@ class Session:
                 self._read_delta(fwd.delta, run.errors, texts)
             elif kind == "page_info_changed":     # the browser would rewrite its URL
                 self.query = fwd.page_info_changed.query_string
+            elif kind == "navigation":            # the page this run is on (after st.switch_page)
+                nav = fwd.navigation
+                page = next((p for p in nav.app_pages if p.page_script_hash == nav.page_script_hash), None)
+                if page is not None:
+                    self.page = page.url_pathname
+            elif kind == "auto_rerun":
+                self.auto_reruns[fwd.auto_rerun.fragment_id] = fwd.auto_rerun.interval
+            elif kind == "stop_auto_rerun":
+                for fid in fwd.stop_auto_rerun.fragment_ids:
+                    self.auto_reruns.pop(fid, None)
             elif kind == "session_event" and fwd.session_event.HasField(
                     "script_compilation_exception"):
                 exc = fwd.session_event.script_compilation_exception
                 run.errors.append(f"compile error {exc.type}: {exc.message}")
             elif kind == "script_finished":
                 status = FINISHED.Name(fwd.script_finished)
+                if status == "FINISHED_EARLY_FOR_RERUN":
+                    texts = []                    # st.rerun / st.switch_page: a new run follows
+                    run.full = True
+                    continue
                 if status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY":
+                    if fragment_run and not run.full:
+                        self.fragment_texts = texts
+                        run.elapsed, run.status = now, status
+                        return run
                     continue                      # a fragment's own run, not ours
                 self.texts = texts
                 run.elapsed, run.status = now, status

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from opmerge_dashboard import controls, lesson_view, presentation
+from opmerge_dashboard import controls, lesson_view, presentation, room_view
 from opmerge_dashboard.backend import keep_jobs_alive, warm_up
 from opmerge_dashboard.params import sanitize_page, sanitize_url, show_url_warnings
 
@@ -38,6 +38,8 @@ def run() -> None:
         st.html(presentation.CSS)
 
     warm_up()
+    nav = room_nav()
+    room_view.enter(nav)            # ?room=…: join; a student following gets the teacher's step in the URL
     lesson_view.open_step()         # ?lesson=…&step=…: the step's state, before any widget exists
     sanitize_url()
 
@@ -55,8 +57,11 @@ def run() -> None:
         controls.sidebar(keys)
         st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",
                              help="Format of the camera button in every figure's toolbar.")
+        room_view.sidebar(nav)
         if not present:
             st.caption("Tip: add `?present=1` to the URL for presentation mode.")
+    if room_view.main():            # the teacher's join screen fills the page
+        return
     if present:
         controls.stage(keys)
 
@@ -64,3 +69,15 @@ def run() -> None:
     keep_jobs_alive()
     lesson_view.bar()
     page.run()
+
+
+def room_nav() -> room_view.Nav:
+    """How a room sees this session's lesson step and moves it (the lesson's URL parameters, applied
+    by ``lesson_view.open_step`` in the same run)."""
+    found = lesson_view.current()
+    return room_view.Nav((found[0].name, found[1].index) if found else None, _open_lesson_step)
+
+
+def _open_lesson_step(lesson: str, k: int) -> None:
+    st.query_params["lesson"] = lesson
+    st.query_params["step"] = str(k)
