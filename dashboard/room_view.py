@@ -1,11 +1,13 @@
 """Rooms in the dashboard: join by link or code, follow the teacher, vote; the teacher's panel and QR.
 
-The frame calls, on every script run: ``enter(nav)`` after the navigation (a ``?room=CODE[&key=KEY]``
-URL joins; a pending "go to the teacher's step" is carried out), ``sidebar(nav)`` in the sidebar (join by
-code, start a room, follow / leave) and ``main(nav)`` above the page (a student's banner and follow
+The frame calls, on every script run: ``enter(nav)`` first, before the lesson step of the URL is
+applied (a ``?room=CODE[&key=KEY]`` URL joins; a student following the teacher gets the teacher's
+lesson step written into the URL, so the same run shows it), ``sidebar(nav)`` in the sidebar (join by
+code, start a room, follow / leave) and ``main()`` above the page (a student's banner and follow
 poll, or the teacher's panel). ``nav`` is how rooms see lessons without importing their view: where
 this session is (lesson name, step) and how to open a step. The question panel of a lesson step calls
-``poll(lesson, step, choices)`` for the vote / reveal / counts of that question in a room.
+``poll(lesson, step, choices)`` for the vote / reveal / counts of that question in a room. The teacher
+moves through the lesson with the lesson bar (Previous / Next, ←/→); the room follows the teacher.
 
 Following is cheap: a student's ``_follow`` fragment reruns every ``FOLLOW_S`` seconds, reads one row
 (the room's lesson, step, revision) and reruns the whole page only when the revision changed. The
@@ -40,6 +42,8 @@ _REV = "_room_rev"        # the room revision this session last followed
 _GOTO = "_room_goto"      # a pending move to the teacher's step (done by the next full run)
 _SEEN = "_room_seen"      # when this session last wrote its presence
 FOLLOW = "room_follow"    # widget key: follow the teacher (students)
+JOIN_SCREEN = "room_join_screen"   # widget key: the teacher's full-size QR code
+JOIN_QR_PX = 500          # the join screen's QR code: 37 modules of 13.5 px on a 1280×720 projector
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Nav:
     """This session's place in the lessons and how to move it (given by the frame)."""
 
     here: tuple[str, int] | None                       # (lesson name, 1-based step), None off a lesson
-    go: Callable[[str, int], None] | None = None       # open step k of a lesson (ends the run)
+    go: Callable[[str, int], None] | None = None       # open step k of a lesson (in this run)
 
 
 NOWHERE = Nav(None)
@@ -129,6 +133,7 @@ def _join(code: str, key: str | None, nav: Nav) -> None:
         st.session_state["_room_message"] = (f"Wrong teacher key for room {room.code}: you are in the room "
                                              "as a student. Use the teacher link exactly as it was printed.")
     st.session_state[_ROOM] = Membership(room.id, room.code, key if teacher else None)
+    st.session_state[JOIN_SCREEN] = teacher and not room.revision     # a new room: let the class join
     st.session_state[_REV] = None
     st.session_state[FOLLOW] = True
     # a student goes to the teacher's step; so does a teacher who opens the link off a lesson
@@ -136,7 +141,7 @@ def _join(code: str, key: str | None, nav: Nav) -> None:
 
 
 def _go(nav: Nav, lesson: str, step: int) -> None:
-    """Open ``step`` of ``lesson`` in this session (switches page: ends the run)."""
+    """Open ``step`` of ``lesson`` in this session (the lessons apply it later in this run)."""
     if nav.go is None:
         return
     try:
@@ -147,8 +152,8 @@ def _go(nav: Nav, lesson: str, step: int) -> None:
 
 # ---- every run ------------------------------------------------------------------------------------------
 def enter(nav: Nav = NOWHERE) -> None:
-    """After the navigation, before the page: join from the URL, keep the URL in step, and carry out
-    a pending move to the teacher's step (students following; a teacher re-opening the link)."""
+    """First thing in a run: join from the URL, keep the URL in step, and carry out a pending move to
+    the teacher's step (students following; a teacher re-opening the link)."""
     code, key = st.query_params.get("room"), st.query_params.get("key")
     m = membership()
     if code and (m is None or code.upper() != m.code or (key and key != m.key)):
@@ -235,21 +240,24 @@ def _create(nav: Nav) -> None:
         st.session_state["_room_message"] = str(exc)
         st.rerun()
     st.session_state[_ROOM] = Membership(room.id, room.code, key)
+    st.session_state[JOIN_SCREEN] = True
     st.rerun()
 
 
 # ---- above the page ---------------------------------------------------------------------------------------
-def main(nav: Nav = NOWHERE) -> None:
+def main() -> bool:
+    """Above the page: messages, then a student's banner (the follow poll) or the teacher's panel.
+    Returns True when the teacher's join screen is up: then the frame draws nothing else."""
     message = st.session_state.pop("_room_message", None)
     if message:
         st.warning(message, icon=WARN)
     m = membership()
     if m is None:
-        return
+        return False
     if m.teacher:
-        teacher_panel(m, nav)
-    else:
-        _follow()
+        return teacher_panel(m)
+    _follow()
+    return False
 
 
 @st.fragment(run_every=FOLLOW_S)
@@ -345,71 +353,62 @@ def qr(link: str) -> bytes:
     return room_links.qr_png(link)
 
 
-def teacher_panel(m: Membership, nav: Nav) -> None:
+def teacher_panel(m: Membership) -> bool:
+    """The room's code and link, the live counts, back / reveal / next / close; or the join screen
+    (True)."""
     room = store().get(m.room_id)
     if room is None:
-        return
+        return False
     student, teacher, local = links(m.code, m.key)
     st.html(CSS)
     with st.container(key="room_teacher", border=True):
-        if st.toggle("Join screen", key="room_join_screen", help="A full-size QR code and the code, for "
-                     "the class to join. Turn it off to teach."):
-            join_screen(m.code, student, local)
-        live, actions = st.columns([3, 2], vertical_alignment="top")
-        with live:
+        head, toggle = st.columns([4, 1], vertical_alignment="center")
+        head.markdown(f"<p class='room-head'>Room <b>{m.code}</b> · <span class='room-url'>{student}"
+                      "</span></p>", unsafe_allow_html=True)
+        joining = toggle.toggle("Join screen", key=JOIN_SCREEN, help="The QR code and the code, full size, "
+                                "for the class to join. Turn it off to teach.")
+        if joining:
+            join_screen(m.code, student)
+        else:
             _live(m.room_id)
-        with actions:
-            _actions(m, room, nav)
-            with st.popover("Links and QR code", icon=":material/qr_code_2:"):
-                st.image(qr(student), width=280)
-                st.markdown("Student link")
-                st.code(student, language=None)
-                st.markdown("Teacher link — **keep it private**: it holds the teacher key")
-                st.code(teacher, language=None)
+            _actions(m, room, student, teacher)
     if local:
-        st.warning(f"The student link points at this computer ({student.split('/?')[0]}): students' "
-                   "devices cannot open it. Serve with `opmerge dashboard --address 0.0.0.0 --public-url "
-                   "http://ADDRESS:8501` (ADDRESS: this machine's address on the class network) and open "
-                   "the dashboard through that address.", icon=WARN)
+        st.warning("This student link only works on this computer: serve the dashboard with "
+                   "`--address 0.0.0.0 --public-url http://ADDRESS:8501` and open it by that address "
+                   "(README: Leading a class).", icon=WARN)
+    return joining
 
 
-def join_screen(code: str, student: str, local: bool) -> None:
-    """The QR code as large as the screen allows, with the code and the link in text."""
-    left, right = st.columns([5, 4], vertical_alignment="center", gap="large")
-    left.image(qr(student), width="stretch", caption=None)
-    with right:
-        st.markdown(f"<div class='room-join'><p>Join the class</p><p class='room-code'>{code}</p>"
-                    f"<p class='room-url'>{student}</p><p>Scan the code, or open the dashboard and type "
-                    f"<b>{code}</b> under <i>Join a class</i> in the sidebar.</p></div>",
-                    unsafe_allow_html=True)
+def join_screen(code: str, student: str) -> None:
+    """The QR code as large as a 1280×720 projector allows, with the code and the link in text."""
+    left, right = st.columns([3, 2], vertical_alignment="center", gap="medium")
+    left.image(qr(student), width=JOIN_QR_PX)
+    right.markdown(f"<div class='room-join'><p>Join the class</p><p class='room-code'>{code}</p>"
+                   f"<p class='room-url'>{student}</p><p>Scan the code, or open the dashboard and type "
+                   f"<b>{code}</b> under <i>Join a class</i> in the sidebar.</p></div>",
+                   unsafe_allow_html=True)
 
 
-def _actions(m: Membership, room: Room, nav: Nav) -> None:
-    """Back / reveal / next / close. Navigation moves the teacher's view (and so the room)."""
-    here = nav.here
-    back, reveal, nxt = st.columns(3)
+def _actions(m: Membership, room: Room, student: str, teacher: str) -> None:
+    """Reveal / close / links. (The teacher moves on with the lesson bar: the room follows.)"""
     if room.closed:
-        st.info("This room is closed. Its record: `opmerge room show " + m.code + " --key …`.")
+        st.info(f"This room is closed. Its record: `opmerge room show {m.code} --key …`.")
         return
-    if back.button("Back", key="room_back", icon=":material/arrow_back:", disabled=not here or here[1] <= 1,
-                   width="stretch"):
-        _teacher_go(nav, here[0], here[1] - 1)
-    if reveal.button("Reveal", key="room_reveal", icon=":material/visibility:", type="primary",
-                     disabled=not here or here != (room.lesson, room.step), width="stretch"):
+    reveal, close, share = st.columns(3, vertical_alignment="center")
+    if reveal.button("Reveal the answer", key="room_reveal", icon=":material/visibility:", type="primary",
+                     disabled=not room.lesson, width="stretch"):
         _teacher_act(lambda: store().reveal(room, m.key))
-    if nxt.button("Next", key="room_next", icon=":material/arrow_forward:", disabled=not here,
-                  width="stretch"):
-        _teacher_go(nav, here[0], here[1] + 1)
-    with st.popover("Close the room", icon=":material/door_front:"):
+    with close.popover("Close the room", icon=":material/door_front:", width="stretch"):
         st.markdown("Students are told the room is closed; votes stop. The record stays until the room "
                     "expires.")
         if st.button("Close it for everyone", key="room_close", type="primary"):
             _teacher_act(lambda: store().close_room(room, m.key))
-
-
-def _teacher_go(nav: Nav, lesson: str, step: int) -> None:
-    if _allow("teacher"):
-        _go(nav, lesson, step)
+    with share.popover("Links", icon=":material/qr_code_2:", width="stretch"):
+        st.image(qr(student), width=280)
+        st.markdown("Student link")
+        st.code(student, language=None)
+        st.markdown("Teacher link — **keep it private**: it holds the teacher key")
+        st.code(teacher, language=None)
 
 
 def _teacher_act(action) -> None:
@@ -429,17 +428,18 @@ def _live(room_id: int) -> None:
     if pos is None:
         return
     counts = store().counts(room_id, pos.lesson, pos.step)
-    code = membership().code if membership() else ""
-    a, b, c = st.columns(3)
-    a.metric("Room code", code)
-    b.metric("Connected", store().connected(room_id))
-    c.metric("Votes", sum(counts.values()))
+    numbers, chart = st.columns([1, 3], vertical_alignment="center")
+    numbers.metric("Connected", store().connected(room_id))
+    numbers.metric("Votes", sum(counts.values()))
     question = _question(pos.lesson, pos.step)
-    if question is None:
-        st.caption("No question at this step." if pos.lesson else "Open a lesson: the class follows you.")
-        return
-    fig = votes_bar(question.choices, counts, font_size=24 if presentation.active() else 18)
-    st.plotly_chart(fig, key="room_votes", config=plotly_config("room_votes"))
+    with chart:
+        if question is None:
+            st.caption("No question at this step." if pos.lesson else
+                       "Open a lesson: the class follows your steps.")
+            return
+        st.markdown(f"**{question.prompt}**" + (" · *revealed*" if pos.revealed else ""))
+        fig = votes_bar(question.choices, counts, font_size=24 if presentation.active() else 18)
+        st.plotly_chart(fig, key="room_votes", config=plotly_config("room_votes"))
 
 
 def _question(lesson: str, step: int):
@@ -453,8 +453,11 @@ def _question(lesson: str, step: int):
 
 
 CSS = """<style>
-  .room-join p { font-size: 1.6rem; margin: 0.2rem 0; }
-  .room-join .room-code { font-size: 6rem; font-weight: 800; letter-spacing: 0.5rem; color: #0072B2;
-                          font-family: ui-monospace, monospace; }
-  .room-join .room-url { font-size: 1.4rem; font-family: ui-monospace, monospace; word-break: break-all; }
+  .room-head { font-size: 1.3rem; margin: 0; }
+  .room-head b { font-family: ui-monospace, monospace; letter-spacing: 0.15rem; color: #0072B2; }
+  .room-url { font-family: ui-monospace, monospace; word-break: break-all; }
+  .room-join p { font-size: 1.5rem; margin: 0.3rem 0; }
+  .room-join .room-code { font-size: 3.6rem; font-weight: 800; letter-spacing: 0.1rem; color: #0072B2;
+                          font-family: ui-monospace, monospace; line-height: 1.1; }
+  .room-join .room-url { font-size: 1.25rem; }
 </style>"""

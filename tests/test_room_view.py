@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from opmerge_core.store.rooms import RoomStore
 
 APP = "../dashboard/app.py"          # relative to this file
-TEACHER_BUTTONS = {"room_back", "room_reveal", "room_next", "room_close"}
+TEACHER_BUTTONS = {"room_reveal", "room_close"}
 
 
 @pytest.fixture
@@ -37,11 +37,23 @@ def texts(at: AppTest) -> str:
                     for e in getattr(at, kind))
 
 
-def test_teacher_link_shows_the_controls(store):
+def teacher_view(room, key) -> AppTest:
+    """The teacher link; a new room opens on the join screen, turned off here to teach."""
+    at = open_app(room=room.code, key=key)
+    if at.toggle(key="room_join_screen").value:
+        at.toggle(key="room_join_screen").set_value(False).run()
+    assert not at.exception
+    return at
+
+
+def test_teacher_link_opens_on_the_join_screen_then_shows_the_controls(store):
     room, key = store.create()
     at = open_app(room=room.code, key=key)
+    assert at.toggle(key="room_join_screen").value and len(at.get("image")) == 1   # the QR code
+    assert room.code in texts(at) and not at.get("plotly_chart")   # the join screen replaces the page
+    at.toggle(key="room_join_screen").set_value(False).run()
     assert TEACHER_BUTTONS <= buttons(at)
-    assert {m.label: m.value for m in at.metric}["Room code"] == room.code
+    assert {m.label: m.value for m in at.metric}["Connected"] == "0"
     assert at.query_params["key"] == key                # reload-safe: the key stays in the URL
 
 
@@ -82,7 +94,7 @@ def test_join_by_code_in_the_sidebar_and_leave(store):
 
 def test_teacher_closes_the_room(store):
     room, key = store.create()
-    at = open_app(room=room.code, key=key)
+    at = teacher_view(room, key)
     at.button(key="room_close").click().run()
     assert not at.exception and store.get(room.id).closed
     assert "room_reveal" not in buttons(at) and "This room is closed" in texts(at)
