@@ -14,6 +14,10 @@ the scenarios one after the other on that server:
   each heavy load is reported with its time to the first delta, to the first delta of the page's
   main area, and to script_finished. The class keeps moving λ until the heavy student is done, and
   is also reported over the time each heavy load was running.
+* ``room``: one teacher and ``--room-students`` students in a room, following the teacher through
+  ``--room-steps`` steps of ``--room-lesson`` and voting (``room_scenario.py``): p95 of follow latency,
+  vote → teacher count latency and ordinary interactions, and server CPU per following student per
+  minute (against the teacher alone, same run).
 * ``memory``: ``--memory-students`` students move λ without thinking (T every 10th move, and a new
   session every 50 moves); server RSS after 100 and after 1,000 interactions, and the ratio.
 
@@ -46,6 +50,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+import room_scenario  # noqa: E402
 import stclient  # noqa: E402
 from streamlit.logger import set_log_level  # noqa: E402
 
@@ -326,11 +331,40 @@ def print_result(r: Result, base: Result | None) -> None:
               f"n={len(during)} p95 {pct(during, 95):.2f} s max {max(during, default=0):.2f} s")
 
 
+async def run_room(server: stclient.DashboardServer, args: argparse.Namespace) -> room_scenario.RoomStats:
+    return await room_scenario.run_room(
+        server, students=args.room_students, lesson_name=args.room_lesson, steps=args.room_steps,
+        dwell=args.room_dwell, idle=args.room_idle, seed=args.seed,
+        lam_choices=[fmt_lam(x) for x in LAM_GRID if 0.1 <= x <= 10])
+
+
+def print_room(r: room_scenario.RoomStats, args: argparse.Namespace) -> None:
+    def line(name: str, xs: list[float], target: float | None = None) -> str:
+        goal = f" (target p95 ≤ {target:g} s)" if target else ""
+        return (f"{'':<4}{name:<28} n={len(xs):4d}  p50 {pct(xs, 50):6.2f} s  p95 {pct(xs, 95):6.2f} s  "
+                f"max {max(xs, default=float('nan')):6.2f} s{goal}")
+    n = args.room_students
+    per_min = (r.cpu_follow - r.cpu_idle) / n / (args.room_idle / 60)
+    print(f"room: 1 teacher + {n} students, lesson {args.room_lesson}, {args.room_steps} steps of "
+          f"{args.room_dwell:g} s, errors {sum(r.errors.values())}")
+    print(line("follow (Next → new step)", r.follow, 2))
+    print(line("vote → teacher's count", r.vote_count, 2))
+    print(line("interactions (vote, λ)", r.interactions, 1))
+    print(line("follow polls (fragment)", r.polls))
+    print(line("page loads (student link)", r.loads))
+    print(f"{'':<4}server CPU: teacher alone {r.cpu_idle:.1f} s, with {n} students following "
+          f"{r.cpu_follow:.1f} s in {args.room_idle:g} s → {1e3 * per_min:.0f} ms per following student "
+          f"per minute ({100 * per_min * n / 60:.0f}% of a core for the class)")
+    for err, count in r.errors.most_common(8):
+        print(f"{'':<4}error ×{count}: {err}")
+
+
 def scenario_list(raw: str) -> list[str]:
     items = [s.strip() for s in raw.split(",") if s.strip()]
     for s in items:
-        if not (s.isdigit() and 1 <= int(s) <= 100) and s not in ("heavy", "memory"):
-            raise argparse.ArgumentTypeError(f"scenario {s!r}: a student count 1..100, heavy or memory")
+        if not (s.isdigit() and 1 <= int(s) <= 100) and s not in ("heavy", "memory", "room"):
+            raise argparse.ArgumentTypeError(f"scenario {s!r}: a student count 1..100, heavy, memory "
+                                             "or room")
     return items
 
 
@@ -345,6 +379,12 @@ def main() -> None:
     ap.add_argument("--memory-timeout", type=float, default=900.0)
     ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
                     help="seconds a heavy page load may take before it counts as failed")
+    ap.add_argument("--room-students", type=int, default=30)
+    ap.add_argument("--room-lesson", default="phase-transition")
+    ap.add_argument("--room-steps", type=int, default=4, help="steps the teacher leads the room through")
+    ap.add_argument("--room-dwell", type=float, default=15.0, help="seconds on each step")
+    ap.add_argument("--room-idle", type=float, default=30.0,
+                    help="seconds of the CPU phases (teacher alone; students only following)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--server-args", default="",
                     help="extra `opmerge dashboard` flags, as one string: --server-args=--dev")
@@ -375,6 +415,9 @@ def main() -> None:
             loads = asyncio.run(warm_up(server.url))
             print("warm-up home page loads: " + ", ".join(f"T={T} {dt:.1f} s" for T, dt in loads))
         for name in args.scenarios:
+            if name == "room":
+                print_room(asyncio.run(run_room(server, args)), args)
+                continue
             if name == "memory":
                 r, rss_at = asyncio.run(run_memory(server, args))
                 print_result(r, None)

@@ -75,6 +75,21 @@ def selectbox(option: str) -> WidgetValue:
     return ("string_value", option)
 
 
+def radio(formatted: str) -> WidgetValue:
+    """`st.radio` value: the option as its ``format_func`` prints it."""
+    return ("string_value", formatted)
+
+
+def toggle(on: bool) -> WidgetValue:
+    """`st.toggle` / `st.checkbox` value."""
+    return ("bool_value", on)
+
+
+def click() -> WidgetValue:
+    """A button press: sent with this rerun only (the browser resets triggers after a run)."""
+    return ("trigger_value", True)
+
+
 class StreamlitClientError(RuntimeError):
     """The server closed the socket or did not finish a run in time."""
 
@@ -151,12 +166,16 @@ class Session:
         """
         if self.broken:
             raise StreamlitClientError("this session timed out earlier: open a new one")
+        triggers: list[WidgetState] = []
         for key, value in (changes or {}).items():
             if key not in self.widget_ids:
                 raise KeyError(f"no widget with key {key!r} in the last run "
                                f"(known: {sorted(self.widget_ids)})")
             state = WidgetState(id=self.widget_ids[key])
             _set_value(state, value)
+            if value[0] == "trigger_value":      # one-shot: not resent with later runs
+                triggers.append(state)
+                continue
             self.widget_states[state.id] = state
             if key in self.bound:                # the browser rewrites its URL the same way
                 self._set_query(key, value)
@@ -164,7 +183,7 @@ class Session:
         cs = msg.rerun_script
         cs.query_string = self.query
         cs.page_name = self.page
-        cs.widget_states.widgets.extend(self.widget_states.values())
+        cs.widget_states.widgets.extend([*self.widget_states.values(), *triggers])
         if fragment_id is not None:
             cs.fragment_id = fragment_id
             cs.is_auto_rerun = True
@@ -256,6 +275,8 @@ class Session:
             errors.append(err)
         if element.WhichOneof("type") == "markdown":
             texts.append(element.markdown.body)
+        elif element.WhichOneof("type") == "metric":      # as "label: value"
+            texts.append(f"{element.metric.label}: {element.metric.body}")
 
     async def close(self) -> None:
         self._ws.close()
