@@ -50,7 +50,6 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import room_scenario  # noqa: E402
 import stclient  # noqa: E402
 from streamlit.logger import set_log_level  # noqa: E402
 
@@ -331,14 +330,16 @@ def print_result(r: Result, base: Result | None) -> None:
               f"n={len(during)} p95 {pct(during, 95):.2f} s max {max(during, default=0):.2f} s")
 
 
-async def run_room(server: stclient.DashboardServer, args: argparse.Namespace) -> room_scenario.RoomStats:
+async def run_room(server: stclient.DashboardServer, args: argparse.Namespace):
+    import room_scenario  # the lessons it walks through are imported only for this scenario
     return await room_scenario.run_room(
         server, students=args.room_students, lesson_name=args.room_lesson, steps=args.room_steps,
         dwell=args.room_dwell, idle=args.room_idle, seed=args.seed,
         lam_choices=[fmt_lam(x) for x in LAM_GRID if 0.1 <= x <= 10])
 
 
-def print_room(r: room_scenario.RoomStats, args: argparse.Namespace) -> None:
+def print_room(r, args: argparse.Namespace) -> None:
+    """The room scenario's report (``room_scenario.RoomStats``)."""
     def line(name: str, xs: list[float], target: float | None = None) -> str:
         goal = f" (target p95 ≤ {target:g} s)" if target else ""
         return (f"{'':<4}{name:<28} n={len(xs):4d}  p50 {pct(xs, 50):6.2f} s  p95 {pct(xs, 95):6.2f} s  "

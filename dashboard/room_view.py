@@ -294,7 +294,7 @@ def _follow() -> None:
 class Poll:
     """What the question panel of a step needs in a room (None from ``poll`` when solo)."""
 
-    vote: object | None          # Callable[[str], None] for a student at the teacher's step, else None
+    vote: Callable[[str], None] | None   # a student's vote, while it may still change; else None
     revealed: bool
     counts: dict[str, int] | None  # the class's votes: live for the teacher, after the reveal for students
     mine: str | None             # this session's vote
