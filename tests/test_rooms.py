@@ -51,6 +51,7 @@ def test_code_and_key(store):
     assert other.code != room.code and other_key != key
     assert not store.is_teacher(room, other_key) and not store.is_teacher(room, None)
     assert not store.is_teacher(room, "x" * 10_000)
+    assert not any(rooms.new_key().startswith("-") for _ in range(2000))   # not an option on a CLI
 
 
 @pytest.mark.parametrize("bad", ["", "ABC", "ABCDEFG", "ABCDE0", "ABCDEI", "ABC DE!", "ÄBCDEF"])

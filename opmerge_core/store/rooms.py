@@ -120,7 +120,11 @@ def normalize_code(raw: str) -> str:
 
 
 def new_key() -> str:
-    return secrets.token_urlsafe(KEY_BYTES)
+    """A teacher key; never one starting with "-", which a command line would take for an option
+    (`opmerge room show CODE --key KEY`)."""
+    while (key := secrets.token_urlsafe(KEY_BYTES)).startswith("-"):
+        pass
+    return key
 
 
 def _digest(*parts: str) -> str:
