@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from opmerge_dashboard import lessons, presentation, questions
+from opmerge_dashboard import lessons, presentation, questions, room_view
 from opmerge_dashboard.lessons import Lesson, LessonError, Step
 from opmerge_dashboard.params import ERROR
 
@@ -87,7 +87,8 @@ def switch_if_needed(current_page: str, pages: dict[str, st.Page]) -> None:
     """After ``st.navigation``: go to the page of the step just opened (keeps lesson, step, present)."""
     target = st.session_state.pop(SWITCH, None)
     if target and target != current_page and target in pages:
-        keep = {k: st.query_params[k] for k in ("lesson", "step", "present", "room") if k in st.query_params}
+        keep = {k: st.query_params[k] for k in ("lesson", "step", "present", "room", "key")
+                if k in st.query_params}
         st.switch_page(pages[target], query_params=keep)
 
 
@@ -164,7 +165,11 @@ def bar() -> None:
         st.subheader(step.title, anchor=False)
         st.markdown(step.narrative)
         if step.question is not None:
-            question_panel(lesson, step)
+            room = room_view.poll(lesson.name, step.index, tuple(k for k, _ in step.question.choices))
+            if room is None:                        # alone, or away from the room's step
+                question_panel(lesson, step)
+            else:
+                question_panel(lesson, step, vote=room.vote, revealed=room.revealed, counts=room.counts)
 
 
 def _escape(text: str) -> str:
@@ -213,7 +218,7 @@ def question_panel(lesson: Lesson, step: Step, *, vote: Callable[[str], None] | 
     with st.container(border=True, key="lesson_question"):
         st.markdown(f"**Question.** {q.prompt}")
         pick = st.radio("Your answer", list(labels), index=None, key=key, format_func=labels.get,
-                        disabled=shown and solo, label_visibility="collapsed",
+                        disabled=shown or (not solo and vote is None), label_visibility="collapsed",
                         on_change=(lambda: vote(st.session_state[key])) if vote else None)
         if solo and not shown:
             st.button("Reveal the answer", key=f"{key}_reveal", type="primary", disabled=pick is None,

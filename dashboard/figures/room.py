@@ -23,10 +23,11 @@ def votes_bar(choices: Sequence[tuple[str, str]], counts: Mapping[str, int], *,
     text = [f"{v}  ({100 * v / total:.0f}%)" if total else "0" for v in n]
     colors = [LIVE if correct is None else CORRECT if k == correct else OTHER for k in keys]
     fig = go.Figure(go.Bar(x=n, y=labels, orientation="h", marker_color=colors, text=text,
-                           textposition="outside", cliponaxis=False, hoverinfo="skip"))
+                           textposition="outside", cliponaxis=False, hoverinfo="skip",
+                           textfont_size=font_size))
     fig.update_layout(height=70 + 64 * len(keys), margin=dict(l=10, r=40, t=10, b=10),
                       font=dict(size=font_size), showlegend=False, bargap=0.3,
                       plot_bgcolor="white", paper_bgcolor="white")
     fig.update_xaxes(visible=False, range=[0, max([*n, 1]) * 1.35])
-    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ")
+    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ", tickfont_size=font_size)
     return fig
