@@ -256,7 +256,7 @@ class Session:
                         return run
                     continue                      # a fragment's own run, not ours
                 self.texts = texts
-                run.elapsed, run.status = now, status
+                run.elapsed, run.status, run.full = now, status, True
                 return run
 
     def _read_delta(self, delta: Any, errors: list[str], texts: list[str]) -> None:
