@@ -431,25 +431,38 @@ def _live(room_id: int) -> None:
     numbers, chart = st.columns([1, 3], vertical_alignment="center")
     numbers.metric("Connected", store().connected(room_id))
     numbers.metric("Votes", sum(counts.values()))
-    question = _question(pos.lesson, pos.step)
+    step = _step(pos.lesson, pos.step)
     with chart:
-        if question is None:
+        if step is None or step.question is None:
             st.caption("No question at this step." if pos.lesson else
                        "Open a lesson: the class follows your steps.")
             return
+        question = step.question
         st.markdown(f"**{question.prompt}**" + (" · *revealed*" if pos.revealed else ""))
-        fig = votes_bar(question.choices, counts, font_size=24 if presentation.active() else 18)
+        fig = votes_bar(question.choices, counts, correct=_correct(step) if pos.revealed else None,
+                        font_size=24 if presentation.active() else 18)
         st.plotly_chart(fig, key="room_votes", config=plotly_config("room_votes"))
 
 
-def _question(lesson: str, step: int):
+def _step(lesson: str, k: int):
+    """Step ``k`` of ``lesson`` (lessons.Step), or None if there is no such step."""
     if not lesson:
         return None
     from opmerge_dashboard import lessons
     try:
-        return lessons.load(lesson).steps[step - 1].question
+        return lessons.load(lesson).steps[k - 1]
     except (ValueError, IndexError):
         return None
+
+
+def _correct(step) -> str | None:
+    """The engine's answer to the step's question (None while it computes or if it cannot)."""
+    from opmerge_dashboard import lesson_view  # imports this module: import here, not at the top
+    try:
+        answer = lesson_view.answer(step)
+    except ValueError:
+        return None
+    return answer.correct if answer is not None else None
 
 
 CSS = """<style>

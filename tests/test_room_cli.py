@@ -128,3 +128,14 @@ def test_dashboard_public_url(home, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["dashboard", "--public-url", "not a url"])
     assert exc.value.code == 2 and "public URL" in capsys.readouterr().err
+
+
+def test_votes_bar_keeps_the_choice_order_and_marks_the_answer():
+    from opmerge_dashboard.figures.room import CORRECT, LIVE, OTHER, votes_bar
+    choices = (("boot", "BOOT"), ("vanilla", "Vanilla"), ("hybrid", "Hybrid"))
+    bar = votes_bar(choices, {"vanilla": 3, "boot": 1}).data[0]
+    assert list(bar.y) == ["BOOT", "Vanilla", "Hybrid"] and list(bar.x) == [1, 3, 0]
+    assert list(bar.text) == ["1  (25%)", "3  (75%)", "0  (0%)"] and set(bar.marker.color) == {LIVE}
+    revealed = votes_bar(choices, {"vanilla": 3, "boot": 1}, correct="boot").data[0]
+    assert list(revealed.marker.color) == [CORRECT, OTHER, OTHER]
+    assert list(votes_bar(choices, {}).data[0].text) == ["0", "0", "0"]     # no votes yet

@@ -108,3 +108,49 @@ def test_expired_room_is_left_with_a_message(store, monkeypatch):
     store._exec("UPDATE rooms SET expires = 0 WHERE id = ?", (room.id,))
     at.run()
     assert not at.exception and "has expired" in texts(at) and "room_leave" not in buttons(at)
+
+
+LESSON, STEP = "phase-transition", 4          # a step on the default page with a question
+
+
+def vote_key() -> str:
+    return f"lq_{LESSON}_{STEP}"
+
+
+def student_at_step(room) -> AppTest:
+    at = open_app(room=room.code)
+    assert at.query_params["lesson"] == LESSON and at.query_params["step"] == str(STEP)   # followed
+    assert vote_key() in {r.key for r in at.radio}
+    return at
+
+
+def test_votes_from_the_page_one_per_session_changeable_until_the_reveal(store):
+    room, key = store.create(LESSON, step=STEP)
+    a, b = student_at_step(room), student_at_step(room)
+    a.radio(key=vote_key()).set_value("boot").run()
+    b.radio(key=vote_key()).set_value("boot").run()
+    assert store.counts(room.id, LESSON, STEP) == {"boot": 2}
+    b.radio(key=vote_key()).set_value("vanilla").run()          # b changes their mind
+    assert store.counts(room.id, LESSON, STEP) == {"boot": 1, "vanilla": 1}
+    teacher = teacher_view(room, key)
+    assert {m.label: m.value for m in teacher.metric}["Votes"] == "2"
+    assert teacher.radio(key=vote_key()).disabled                 # the teacher does not vote
+    teacher.button(key="room_reveal").click().run()
+    assert not teacher.exception and store.position(room.id).revealed
+    a.run()                                                       # the next poll: revealed
+    assert a.radio(key=vote_key()).disabled
+    assert any("Answer:" in str(x.value) for x in [*a.success, *a.info])
+    assert store.counts(room.id, LESSON, STEP) == {"boot": 1, "vanilla": 1}
+
+
+def test_a_flood_of_votes_is_rate_limited_and_never_double_counted(store):
+    from opmerge_core.store import rooms
+    room, _ = store.create(LESSON, step=STEP)
+    at = student_at_step(room)
+    # this session's bucket: 3 votes, no refill (so the test does not depend on the machine's speed)
+    at.session_state["_room_limits"] = {"vote": rooms.RateLimit(rate=0.0, burst=3)}
+    before = rooms.IGNORED["vote rate limit"]
+    for i in range(10):
+        at.radio(key=vote_key()).set_value(("boot", "vanilla")[i % 2]).run()
+    assert rooms.IGNORED["vote rate limit"] == before + 7         # refused and counted in the log
+    assert store.counts(room.id, LESSON, STEP) == {"boot": 1}     # the 3rd vote (boot) stood

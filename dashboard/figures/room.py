@@ -1,7 +1,7 @@
 """The class's votes on one question: a horizontal bar per choice (pure: counts in, figure out).
 
 Bars keep the question's choice order (top to bottom), each labelled with its count and share; after
-the reveal the correct choice is drawn in the palette's blue and the others in grey.
+the reveal the correct choice is drawn in the palette's green and the others in grey.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-LIVE, CORRECT, OTHER = "#0072B2", "#0072B2", "#BBBBBB"
+LIVE, CORRECT, OTHER = "#0072B2", "#009E73", "#BBBBBB"    # the lesson's histogram: correct in green
 
 
 def votes_bar(choices: Sequence[tuple[str, str]], counts: Mapping[str, int], *,

@@ -29,6 +29,7 @@ def where(page) -> str:
     return page.locator(".lesson-where").first.inner_text()
 
 
+@pytest.mark.timeout(900)        # four browsers on a shared 2-core machine
 def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
     lesson = lessons.load(LESSON)
     k = first_question_step(lesson)
@@ -39,7 +40,8 @@ def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
 
     teacher_ctx = browser.new_context(viewport=PROJECTOR)
     teacher = teacher_ctx.new_page()
-    teacher.goto(f"{app_url}/?present=1&room={room.code}&key={key}&lesson={LESSON}&step={k}")
+    teacher.goto(f"{app_url}/?present=1&room={room.code}&key={key}&lesson={LESSON}&step={k}",
+                 timeout=LOAD_MS)
     idle(teacher, LOAD_MS)
     # the join screen: a QR code of the student link, the code and the link in text
     teacher.get_by_text(room.code, exact=True).first.wait_for()
@@ -54,7 +56,7 @@ def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
     for _ in range(3):
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
         page = ctx.new_page()
-        page.goto(student_link)                     # the short link: the room brings them to the step
+        page.goto(student_link, timeout=LOAD_MS)    # the short link: the room brings them to the step
         page.locator(".lesson-where").first.wait_for(timeout=LOAD_MS)
         assert where(page).endswith(f"step {k} of {n}"), where(page)
         assert page.locator(".st-key-room_reveal").count() == 0          # no teacher controls
