@@ -36,7 +36,7 @@ def shared_result(fn, *args, label: str):
         return None
     if not job.done:
         job.wait(WAIT_S)
-    if job.status == "done":
+    if job.status == compute.Status.DONE:
         return job.result
     if job.done:
         st.error(f"{label} failed: {job.error}", icon=ERROR)
@@ -50,7 +50,7 @@ def _pending(job_id: str, label: str) -> None:
     job = backend().get(job_id)
     if job is None or job.done:
         st.rerun()
-    where = (f"queued (position {job.queue_position})" if job.status == "queued" else
+    where = (f"queued (position {job.queue_position})" if job.status == compute.Status.QUEUED else
              f"computing on the cluster, {job.elapsed:.0f} s")
     st.progress(min(max(job.progress, 0.0), 1.0), text=f":material/hourglass_top: {label} — {where} …")
 

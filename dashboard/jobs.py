@@ -13,8 +13,8 @@ from collections.abc import Callable
 import streamlit as st
 
 from opmerge_core.backend import compute
+from opmerge_core.figures.train import live_loss
 from opmerge_dashboard.backend import backend, session_owner
-from opmerge_dashboard.figures.train import live_loss
 from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import WARN
 
@@ -54,9 +54,9 @@ def job_panel(job_id: int | None, *, what: str, key: str,
 
 
 def _finished(job: compute.Job, what: str, show_result: Callable[[compute.Job], None] | None) -> None:
-    if job.status == "failed":
+    if job.status == compute.Status.FAILED:
         st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=WARN)
-    elif job.status == "cancelled":
+    elif job.status == compute.Status.CANCELLED:
         st.info(f"{what} (run {job.id}) was cancelled.")
     elif show_result is None:
         st.success(f"{what} (run {job.id}) done.")
@@ -79,7 +79,7 @@ def _active(job_id: int, what: str, key: str, show_result: Callable[[compute.Job
             st.rerun()
         return
     backend().touch(session_owner())
-    if job.status == "queued":
+    if job.status == compute.Status.QUEUED:
         st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in order, "
                 f"{backend().n_workers} at a time.")
     else:

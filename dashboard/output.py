@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from opmerge_dashboard import figures, presentation
+from opmerge_core import figures, presentation
 
 
 def plotly_config(name: str) -> dict:

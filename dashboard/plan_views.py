@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import figures
 from opmerge_core.theory import planner, plans, sweep, value_sets
 from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
 from opmerge_core.theory.thresholds import switch_points
-from opmerge_dashboard import figures
 from opmerge_dashboard.backend import shared_result
 from opmerge_dashboard.params import LAM_MAX, LAM_MIN
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from opmerge_dashboard.figures.theory import TrustedFigure
+from opmerge_core.figures.theory import TrustedFigure
 
 FIG_FONT = 22            # px, Plotly base font on stage (15 otherwise, figures.theory.FONT)
 FIG_HEIGHT_SCALE = 1.2   # larger type needs a taller plot area

@@ -165,7 +165,7 @@ def _optimal_answer(state: dict) -> Answer:
 
 
 def _bars(w2: Mapping[str, float], highlight: str, title: str) -> go.Figure:
-    from opmerge_dashboard.figures.theory import strategy_bars
+    from opmerge_core.figures.theory import strategy_bars
     return strategy_bars(list(w2), list(w2.values()), highlight, title=title,
                          y_title="W2 (smaller is better)")
 
@@ -249,8 +249,8 @@ _kind(Kind(
 
 # ---- theory: the teacher's own shrinkage ----------------------------------------------------------
 def _teacher_answer(s: dict) -> Answer:
+    from opmerge_core.figures.operators import composite_vs_exact
     from opmerge_core.theory import operators
-    from opmerge_dashboard.figures.operators import composite_vs_exact
     setting, lam = setting_of(s), float(s["lam"])
     P, exact = float(setting.P([lam])[0]), float(setting.exact([lam])[0])
     ratio = P / exact
@@ -448,9 +448,9 @@ def _modes_state(s: dict) -> tuple[str, int, str, bool]:
 def _solver_modes_answer(s: dict) -> Answer:
     import numpy as np
 
+    from opmerge_core.figures.sfd import densities
     from opmerge_core.sfd import mixtures, solvers
     from opmerge_core.sfd.sampling import solver_grid
-    from opmerge_dashboard.figures.sfd import densities
     preset, nfe, solver, afs = _modes_state(s)
     g = mixtures.preset(preset)
     x = solvers.DEFAULT_T_MAX * np.random.default_rng(0).standard_normal((MODES_SAMPLES, g.dim))

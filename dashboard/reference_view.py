@@ -71,7 +71,7 @@ def sfd_run(folder: str, teacher: str) -> None:
                "them). " + runs[0]["command"])
     curve = runs[0]["metrics"].get("loss_curve")
     if isinstance(curve, list) and len(curve) >= 2:
-        from opmerge_dashboard.figures.sfd import loss_curve
+        from opmerge_core.figures.sfd import loss_curve
         figure(loss_curve([float(v) for v in curve]), "sfd_reference_loss",
                       key="fig_sfd_reference_loss")
 

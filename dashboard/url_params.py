@@ -227,8 +227,8 @@ SOLVER = choice(lambda: tuple(_solver_labels()), _solver_labels, name="solver")
 MIXTURE = choice(_mixture_presets, _mixture_labels, name="mixture preset")
 SFD_BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)       # trajectories (SFD page)
 MIXTURE_BUDGETS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)         # per student (Mixtures page)
-# the core's defaults (distill.DEFAULT_BUDGET, MIXTURE_BUDGET, lab.MIXTURE_PAGE_BUDGET; a test keeps them
-# equal) — written here so that checking a URL does not import torch
+# the core's defaults (distill.DEFAULT_BUDGET, MIXTURE_BUDGET, mixture_demo.MIXTURE_PAGE_BUDGET; a test
+# keeps them equal) — written here so that checking a URL does not import torch
 SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET, MIXTURE_PAGE_BUDGET = 80_000, 8192, 32_768
 
 OWN: dict[str, dict[str, Param]] = {

@@ -260,12 +260,12 @@ def test_the_cli_checks_lessons_without_streamlit() -> None:
 
 def test_url_budget_defaults_are_the_cores() -> None:
     """url_params writes the core's budget defaults down (checking a URL must not import torch)."""
-    from opmerge_core.sfd import distill, lab
+    from opmerge_core.sfd import distill, mixture_demo
     from opmerge_dashboard import url_params
 
     assert url_params.SFD_DEFAULT_BUDGET == distill.DEFAULT_BUDGET
     assert url_params.SFD_MIXTURE_BUDGET == distill.MIXTURE_BUDGET
-    assert url_params.MIXTURE_PAGE_BUDGET == lab.MIXTURE_PAGE_BUDGET
+    assert url_params.MIXTURE_PAGE_BUDGET == mixture_demo.MIXTURE_PAGE_BUDGET
 
 
 def test_the_example_in_the_docs_is_a_valid_lesson(tmp_path: Path) -> None:

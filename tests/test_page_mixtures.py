@@ -64,11 +64,12 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
 
 def test_training_function_protocol_progress_and_cancel():
     from opmerge_core.basics.progress import Cancelled
-    from opmerge_core.sfd import lab as sfd_lab
+    from opmerge_core.sfd import mixture_demo
 
-    spec = sfd_lab.MixtureSpec(preset="two-blobs", nfe=1, budget=256, n_samples=200)
+    spec = mixture_demo.MixtureSpec(preset="two-blobs", nfe=1, budget=256, n_samples=200)
     seen = []
-    out = sfd_lab.train_mixture_demo(spec, progress=lambda d, t, info: seen.append((d, t, info["student"])))
+    out = mixture_demo.train_mixture_demo(spec,
+                                          progress=lambda d, t, info: seen.append((d, t, info["student"])))
     assert seen[-1][:2] == (512, 512) and {s[2] for s in seen} == {"sfd", "alg1"}
     assert [m["method"] for m in out["metrics"]] == ["data", "teacher", "solver", "sfd", "alg1"]
 
@@ -77,9 +78,9 @@ def test_training_function_protocol_progress_and_cancel():
             return True
 
     with pytest.raises(Cancelled):
-        sfd_lab.train_mixture_demo(spec, cancel=Flag())
+        mixture_demo.train_mixture_demo(spec, cancel=Flag())
     import pickle
 
-    assert pickle.loads(pickle.dumps(spec)) == spec and pickle.dumps(sfd_lab.train_mixture_demo)
+    assert pickle.loads(pickle.dumps(spec)) == spec and pickle.dumps(mixture_demo.train_mixture_demo)
     with pytest.raises(ValueError, match="NFE"):
-        sfd_lab.MixtureSpec(nfe=9)
+        mixture_demo.MixtureSpec(nfe=9)

@@ -214,9 +214,9 @@ def test_cli_sfd_train_json_and_run_store(capsys, tmp_path, monkeypatch):
     row = RunStore(tmp_path / "runs.sqlite").get(out["run_id"])
     assert row["status"] == "done" and row["params"]["teacher"] == "mixture-2d"
     assert row["metrics"]["latent_fd"] == out["latent_fd"]
-    from opmerge_core.sfd import lab as sfd_lab
+    from opmerge_core.sfd import history
 
-    table = sfd_lab.runs_table(RunStore(tmp_path / "runs.sqlite"))
+    table = history.runs_table(RunStore(tmp_path / "runs.sqlite"))
     assert [(r["method"], r["nfe"]) for r in table] == [("sfd", 2), ("solver", out["nfe_solver"])]
     code = main(["sfd", "train", "--teacher", "mixture-2d", "--nfe", "2", "--budget", "256",
                  "--n-eval", "100", "--no-store", "--json"])

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from opmerge_core import figures
 from opmerge_core.latent import images
 from opmerge_core.sfd import reference
-from opmerge_dashboard import controls, figures, presentation
+from opmerge_dashboard import controls, presentation
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

@@ -12,6 +12,7 @@ import streamlit as st
 
 from opmerge_core.backend import compute
 from opmerge_core.cli import celeba as celeba_cli
+from opmerge_core.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_core.latent import celeba, latents
 from opmerge_core.theory.planner import REGIME_LABELS
 from opmerge_core.theory.setting import Setting
@@ -19,7 +20,6 @@ from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
 from opmerge_dashboard.backend import backend, session_owner, shared_result
-from opmerge_dashboard.figures.celeba import latent_spectrum, w2_split_bars
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import params
@@ -72,7 +72,8 @@ def show_trained(job: compute.Job) -> None:
 def trained_run(setting: Setting) -> compute.Job | None:
     """The finished trainer run of this session for these settings, or None."""
     job = backend().get(st.session_state.get("celeba_job", -1))
-    ok = job is not None and job.status == "done" and st.session_state.get("celeba_job_key") == setting
+    ok = (job is not None and job.status == compute.Status.DONE
+          and st.session_state.get("celeba_job_key") == setting)
     return job if ok and isinstance(job.result, dict) and "operators" in job.result else None
 
 

@@ -2,7 +2,7 @@
 
 Trajectories of the teacher (solid) and of the students (dashed, markers at their timestamps),
 the final densities side by side, and how the error of merging m teacher steps into one operator
-grows with m. All numbers come from ``opmerge_core.sfd.lab.train_mixture_demo`` and
+grows with m. All numbers come from ``opmerge_core.sfd.mixture_demo.train_mixture_demo`` and
 ``opmerge_core.sfd.mixtures.merge_errors``; this page only submits, caches and draws. The students train
 on the compute backend (never in the script thread) with a real budget, followed in the job panel
 (``jobs.py``); finished results are shared by all sessions (same settings → no retraining).
@@ -17,11 +17,10 @@ import streamlit as st
 
 from opmerge_core.backend import compute
 from opmerge_core.cli import sfd as sfd_cli
-from opmerge_core.sfd import lab as sfd_lab
-from opmerge_core.sfd import mixtures, solvers
+from opmerge_core.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
+from opmerge_core.sfd import mixture_demo, mixtures, solvers
 from opmerge_core.sfd.distill import DistillConfig
 from opmerge_dashboard.backend import backend, session_owner
-from opmerge_dashboard.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.url_params import MIXTURE_BUDGETS
@@ -35,15 +34,15 @@ def finished() -> dict:
     return {}
 
 
-def job_for(spec: sfd_lab.MixtureSpec) -> compute.Job | None:
+def job_for(spec: mixture_demo.MixtureSpec) -> compute.Job | None:
     """This session's job for ``spec``: submitted if there is none; a job for other settings is
     cancelled (its result would be stale)."""
     job = backend().get(st.session_state.get("mix_job", -1))
     if job is not None and st.session_state.get("mix_job_key") == spec:
         return job
-    if job is not None and job.status in ("queued", "running"):
+    if job is not None and not job.done:
         job.cancel()
-    job = backend().submit(KIND, sfd_lab.train_mixture_demo, spec, params=dataclasses.asdict(spec),
+    job = backend().submit(KIND, mixture_demo.train_mixture_demo, spec, params=dataclasses.asdict(spec),
                            owner=session_owner(), lease=True)
     st.session_state["mix_job"], st.session_state["mix_job_key"] = job.id, spec
     return job
@@ -71,7 +70,7 @@ def merge_rows(preset: str) -> list[dict]:
     return mixtures.merge_errors(mixtures.preset(preset), T=16, ms=(1, 2, 4, 8, 16), n=1500)
 
 
-def cli_spec(spec: sfd_lab.MixtureSpec) -> sfd_cli.SfdTrainSpec:
+def cli_spec(spec: mixture_demo.MixtureSpec) -> sfd_cli.SfdTrainSpec:
     """The SFD student of ``spec`` as an ``opmerge sfd train`` run (Algorithm 1 is trained likewise)."""
     return sfd_cli.SfdTrainSpec("mixture-2d", spec.preset, DistillConfig(
         nfe=spec.nfe, solver=spec.solver, M=spec.M, afs=spec.afs, budget=spec.budget, lr=spec.lr,
@@ -103,12 +102,12 @@ if afs and nfe == 1:
 
 out, valid = None, False
 try:
-    spec = sfd_lab.MixtureSpec(preset, nfe, solver, M, afs, budget, seed=seed)    # bad values: ValueError
+    spec = mixture_demo.MixtureSpec(preset, nfe, solver, M, afs, budget, seed=seed)   # bad values: ValueError
     valid = True
     out = finished().get(spec)
     if out is None:
         job = job_for(spec)
-        if job.status == "done" and job.result is not None:
+        if job.status == compute.Status.DONE and job.result is not None:
             results = finished()
             while len(results) >= 32:                 # bounded: drop the oldest
                 results.pop(next(iter(results)))

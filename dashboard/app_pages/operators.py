@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import figures
 from opmerge_core.theory import operators
-from opmerge_dashboard import figures
 from opmerge_dashboard.output import figure
 from opmerge_dashboard.params import model_choices_text, params
 

@@ -5,9 +5,9 @@ import re
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import figures
 from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory import plans
-from opmerge_dashboard import figures
 from opmerge_dashboard import plan_views as views
 from opmerge_dashboard.output import figure, show_cli
 from opmerge_dashboard.params import ERROR, PLAN_URL_MAX, WARN, params

@@ -15,9 +15,10 @@ import streamlit as st
 
 from opmerge_core.backend import compute
 from opmerge_core.cli import sfd as sfd_cli
+from opmerge_core.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_core.latent import latents
+from opmerge_core.sfd import history, mixtures, solvers
 from opmerge_core.sfd import lab as sfd_lab
-from opmerge_core.sfd import mixtures, solvers
 from opmerge_core.sfd.distill import (
     ALGORITHM_LABELS,
     ALGORITHMS,
@@ -32,7 +33,6 @@ from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
 from opmerge_dashboard.backend import backend, session_owner, shared_result
-from opmerge_dashboard.figures.sfd import METHOD_LABELS, loss_curve, quality_vs_seconds
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import figure, show_cli
 from opmerge_dashboard.url_params import SFD_BUDGETS, SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET
@@ -152,7 +152,7 @@ if st.session_state.get("sfd_job") is None:
 
 st.subheader("Quality vs fine-tuning time")
 backend().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
-rows = pd.DataFrame(sfd_lab.runs_table(backend().store, teacher))
+rows = pd.DataFrame(history.runs_table(backend().store, teacher))
 if rows.empty:
     rows = reference_view.sfd_quality_rows(folder, teacher)
 if rows.empty:
@@ -164,7 +164,7 @@ else:
 
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
-    samples = sfd_lab.latest_samples(backend().store, teacher, nfe, afs)
+    samples = history.latest_samples(backend().store, teacher, nfe, afs)
     from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")
@@ -174,7 +174,7 @@ if teacher.startswith("latent") and available[teacher] is None:
         if samples:
             rows = {k: samples[k] for k in FACE_ORDER if k in samples}
             labels = {**METHOD_LABELS, "teacher": f"teacher, {sfd_lab.TEACHER_REF_NFE} NFE"}
-            png = shared_result(sfd_lab.face_rows_png, latents.assets_stamp(folder), rows, labels, scale,
+            png = shared_result(latents.rows_png, latents.assets_stamp(folder), rows, labels, scale,
                                 label="Decoding the faces")
             if png is not None:
                 st.image(png, output_format="PNG", width="content")

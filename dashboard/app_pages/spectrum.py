@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core import figures
 from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory import plans
 from opmerge_core.theory.setting import total_w2
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
-from opmerge_dashboard import figures
 from opmerge_dashboard import plan_views as views
 from opmerge_dashboard.output import command, figure, show_cli
 from opmerge_dashboard.params import ERROR, WARN, params

@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from opmerge_core.backend.compute import Status
 from opmerge_core.cli import train as train_cli
+from opmerge_core.figures import train as figs
 from opmerge_core.theory import plans
 from opmerge_core.training import config, train_spec, trainer
 from opmerge_dashboard.backend import backend, session_owner
-from opmerge_dashboard.figures import train as figs
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import PLAN_URL_MAX, WARN, params
@@ -130,7 +131,7 @@ if "tr_job" not in st.session_state and "tr_sweep_job" not in st.session_state:
 
 # ---- results of this session's last training ----------------------------------------------------
 job = backend().get(st.session_state.get("tr_job", -1))
-if job is not None and job.status == "done" and job.result is not None:
+if job is not None and job.status == Status.DONE and job.result is not None:
     result: trainer.TrainResult = job.result
     st.header(f"Results of run {job.id}")
     c1, c2, c3 = st.columns(3)
@@ -179,12 +180,12 @@ if job is not None and job.status == "done" and job.result is not None:
             z = (per_merge["learned"] - per_merge["closed_form"]).abs() / per_merge["mc_std"]
             st.caption(f"Trained − closed form, in units of the predicted Monte-Carlo error (from batch "
                        f"and steps): median {z.median():.2f}, max {z.max():.2f}.")
-elif job is not None and job.status == "done":
+elif job is not None and job.status == Status.DONE:
     st.caption("The result of this run is no longer in memory; see the runs table below.")
 
 # ---- shrinkage vs training budget --------------------------------------------------------------
 sweep_job = backend().get(st.session_state.get("tr_sweep_job", -1))
-if sweep_job is not None and sweep_job.status == "done" and sweep_job.result is not None:
+if sweep_job is not None and sweep_job.status == Status.DONE and sweep_job.result is not None:
     st.header("Shrinkage vs training budget")
     sweep_spec: train_spec.TrainSpec = sweep_job.result["spec"]
     sweep = pd.DataFrame(sweep_job.result["rows"])

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opmerge_core.backend.cluster import connect, embedded_cluster
-from opmerge_core.backend.worker import NiceWorkers, cancel_event_name, run_task
+from opmerge_core.backend.worker import PROGRESS_EVENT, NiceWorkers, cancel_event_name, run_task
 from opmerge_core.basics.progress import Cancelled
 from opmerge_core.store.cache import ResultCache, code_version
 from opmerge_core.store.runs import Finalize, Ledger, Run, failure_reason
-from opmerge_core.store.runstore import RunStore, default_path
+from opmerge_core.store.runstore import FINISHED, RunStore, Status, default_path
 
 LEASE_S = 120.0            # seconds without a touch before a leased session's jobs are cancelled
 LOSS_POINTS_MAX = 2000     # live loss points kept per job
@@ -58,7 +58,7 @@ class Job:
     owner: str | None = None
     lease: bool = False
     record: bool = True
-    status: str = "queued"
+    status: Status = Status.QUEUED
     progress: float = 0.0
     info: dict = field(default_factory=dict)
     losses: list[tuple[float, float]] = field(default_factory=list)   # (progress, loss)
@@ -76,7 +76,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("done", "failed", "cancelled")
+        return self.status in FINISHED
 
     @property
     def elapsed(self) -> float:
@@ -163,13 +163,13 @@ class Backend:
         key = f"{fn.__name__}-{tokenize(name, args, code_version())}"
         with self._lock:
             job = self._by_key.get(key)
-            if job is not None and (not job.done or job.status == "done"
+            if job is not None and (not job.done or job.status == Status.DONE
                                     or time.time() - (job.finished or 0) <= RETRY_AFTER):
                 return job
             hit, value = self.cache.get(key)
             job = Job(key, key, kind, {"fn": name}, record=False, _backend=self)
             if hit:
-                job.status, job.result, job.progress = "done", value, 1.0
+                job.status, job.result, job.progress = Status.DONE, value, 1.0
                 job.started = job.finished = time.time()
                 job._done.set()
                 return job
@@ -200,10 +200,10 @@ class Backend:
             return [j for j in self._jobs.values() if owner is None or j.owner == owner]
 
     def queue_position(self, job: Job) -> int | None:
-        if job.status != "queued":
+        if job.status != Status.QUEUED:
             return None
         with self._lock:
-            queued = sorted((j for j in self._jobs.values() if j.status == "queued"),
+            queued = sorted((j for j in self._jobs.values() if j.status == Status.QUEUED),
                             key=lambda j: j.created)
         return next((i + 1 for i, j in enumerate(queued) if j is job), None)
 
@@ -214,7 +214,7 @@ class Backend:
             if job.done:
                 return
             job.cancel_requested = True
-            started = job.status == "running"
+            started = job.status == Status.RUNNING
         if job.record:
             from distributed import Event
 
@@ -250,12 +250,12 @@ class Backend:
         job = self._by_key.get(msg.get("key"))
         if job is None or job.done:
             return
-        if job.status == "queued":
-            job.status, job.started = "running", time.time()
+        if job.status == Status.QUEUED:
+            job.status, job.started = Status.RUNNING, time.time()
             if job._run is not None:
                 with contextlib.suppress(Exception):
                     job._run.start()
-        if msg.get("event") == "progress":
+        if msg.get("event") == PROGRESS_EVENT:
             job.progress = msg["done"] / max(msg["total"], 1)
             job.info = msg.get("info") or {}
             if "loss" in job.info:
@@ -267,21 +267,21 @@ class Backend:
 
     def _finished(self, job: Job, future) -> None:
         """Done callback (a Dask callback thread): result or error → job, store, cache."""
-        status, error, result = "done", None, None
+        status, error, result = Status.DONE, None, None
         try:
             if future.cancelled():
-                status, error = "cancelled", "cancelled"
+                status = error = Status.CANCELLED
             else:
                 result = future.result()
         except BaseException as exc:  # the task's own exception, re-raised by Dask
             status, error = self._classify(job, exc)
         if job._run is not None:
             status, error = self._record(job._run, status, error, result, job.finalize)
-        job.result = result if status == "done" else None
+        job.result = result if status == Status.DONE else None
         job.status, job.error, job.finished = status, error, time.time()
         if job.started is None:
             job.started = job.finished
-        if status == "done":
+        if status == Status.DONE:
             job.progress = 1.0
             if not job.record:
                 self.cache.put(job.key, result)
@@ -295,29 +295,29 @@ class Backend:
         self._evict()
 
     @staticmethod
-    def _classify(job: Job, exc: BaseException) -> tuple[str, str]:
+    def _classify(job: Job, exc: BaseException) -> tuple[Status, str]:
         from distributed import KilledWorker
 
         if isinstance(exc, KilledWorker):
-            return "failed", WORKER_DIED
+            return Status.FAILED, WORKER_DIED
         if job.cancel_requested or isinstance(exc, Cancelled | CancelledError):
-            return "cancelled", "cancelled"
-        return "failed", failure_reason(exc)
+            return Status.CANCELLED, Status.CANCELLED
+        return Status.FAILED, failure_reason(exc)
 
     @staticmethod
-    def _record(run: Run, status: str, error: str | None, result: Any,
-                finalize: Finalize | None) -> tuple[str, str | None]:
+    def _record(run: Run, status: Status, error: str | None, result: Any,
+                finalize: Finalize | None) -> tuple[Status, str | None]:
         """Finish the run (server side); a result that cannot be recorded fails it."""
         try:
-            if status == "done":
+            if status == Status.DONE:
                 run.done(result, finalize)
-            elif status == "cancelled":
-                run.cancelled(error or "cancelled")
+            elif status == Status.CANCELLED:
+                run.cancelled(error or Status.CANCELLED)
             else:
-                run.failed(error or "failed")
+                run.failed(error or Status.FAILED)
         except Exception:
-            if run.status == "failed":          # finalize raised: the run says why
-                return "failed", run.error
+            if run.status == Status.FAILED:      # finalize raised: the run says why
+                return Status.FAILED, run.error
         return status, error
 
     def _evict(self) -> None:
@@ -326,7 +326,7 @@ class Backend:
         now = time.time()
         with self._lock:
             for job in [j for j in self._jobs.values() if j.done and not j.record]:
-                if job.status == "done" or now - (job.finished or now) > RETRY_AFTER:
+                if job.status == Status.DONE or now - (job.finished or now) > RETRY_AFTER:
                     self._forget(job)
             runs = sorted((j for j in self._jobs.values() if j.done and j.record),
                           key=lambda j: j.finished or 0)
@@ -364,9 +364,9 @@ class Backend:
                 self.cluster.close(timeout=10)
         for job in pending:                       # nobody will report on them any more
             if not job.done:
-                self._finished_without(job, "cancelled" if cancel else "failed", "server shut down")
+                self._finished_without(job, Status.CANCELLED if cancel else Status.FAILED, "server shut down")
 
-    def _finished_without(self, job: Job, status: str, error: str) -> None:
+    def _finished_without(self, job: Job, status: Status, error: str) -> None:
         job.status, job.error, job.finished = status, error, time.time()
         if job._run is not None:
             with contextlib.suppress(Exception):

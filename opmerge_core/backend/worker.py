@@ -20,6 +20,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 PROGRESS_EVERY = 0.25      # seconds between progress events sent by a worker
 CANCEL_POLL = 0.25         # seconds between a worker's looks at its cancel flag
+STARTED_EVENT, PROGRESS_EVENT = "running", "progress"   # the events a task sends its server
 
 
 def cancel_event_name(key: str) -> str:
@@ -35,7 +36,7 @@ class EventReporter:
 
         self.topic, self.key, self._last = topic, key, 0.0
         self._worker = get_worker()
-        self.send("running", 0, 1, {})
+        self.send(STARTED_EVENT, 0, 1, {})
 
     def send(self, event: str, done: int, total: int, info: dict) -> None:
         clean = {k: float(v) if isinstance(v, int | float) or hasattr(v, "item") else str(v)
@@ -47,7 +48,7 @@ class EventReporter:
         now = time.monotonic()
         if now - self._last >= PROGRESS_EVERY or done >= total:
             self._last = now
-            self.send("progress", done, total, info or {})
+            self.send(PROGRESS_EVENT, done, total, info or {})
 
 
 class EventCancelFlag:

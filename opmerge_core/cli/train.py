@@ -16,7 +16,7 @@ from opmerge_core.basics.device import DEVICES
 from opmerge_core.basics.validation import check_int, check_T, parse_float_list
 from opmerge_core.cli import argv
 from opmerge_core.store import runs
-from opmerge_core.store.runstore import RunStore
+from opmerge_core.store.runstore import RunStore, Status
 from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES
@@ -122,7 +122,7 @@ def _train_on_cluster(address: str, store: RunStore, spec: train_spec.TrainSpec,
             job.cancel()
             job.wait(30)
             raise
-        if job.status != "done":
+        if job.status != Status.DONE:
             raise ValueError(f"run {job.id} {job.status} on the cluster: {job.error}")
         return job.id, job.result
     finally:
@@ -159,7 +159,7 @@ def run_list(args: argparse.Namespace) -> int:
                    f"{p.get('optimizer', '')} steps={p.get('steps')} lr={p.get('lr')}")
         if m.get("w2_empirical"):
             summary += "  W2 " + " ".join(f"{k}={v:.3g}" for k, v in m["w2_empirical"].items())
-        if r["error"] and r["status"] != "done":
+        if r["error"] and r["status"] != Status.DONE:
             summary += f"  [{r['error']}]"
         print(f"{r['id']:>5}  {r['created']:<25} {r['kind']:<6} {r['status']:<10} "
               f"{r['progress']:>5.0%}  {summary}")

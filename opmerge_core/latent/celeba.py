@@ -24,10 +24,11 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from opmerge_core.basics.progress import CancelFlag, Progress
 from opmerge_core.basics.validation import check_int, check_lam, check_positive
+from opmerge_core.latent.images import enlarge, labelled_grid, png_bytes
 from opmerge_core.latent.latents import LatentStats
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
@@ -215,15 +216,7 @@ def face_grid(faces: dict[str, np.ndarray], gain: float = 5.0, label_width: int 
     rows: list[tuple[str, np.ndarray]] = [(row_label(k), faces[k]) for k in keys]
     rows += [(f"{row_label(k)} - teacher x{gain:g}", difference(faces[k], faces["teacher"], gain))
              for k in keys if k != "teacher"]
-    n, h, w = faces["teacher"].shape[:3]
-    label_w = label_width
-    grid = Image.new("RGB", (label_w + n * w, len(rows) * h), (255, 255, 255))
-    draw = ImageDraw.Draw(grid)
-    for r, (label, imgs) in enumerate(rows):
-        draw.text((4, r * h + h // 2 - 6), label, fill=(0, 0, 0))
-        for c in range(n):
-            grid.paste(Image.fromarray(imgs[c]), (label_w + c * w, r * h))
-    return grid
+    return labelled_grid(rows, label_width)
 
 
 def face_grid_png(stamp: tuple[str, int, int], comparison: Comparison, n_samples: int, seed: int,
@@ -233,7 +226,6 @@ def face_grid_png(stamp: tuple[str, int, int], comparison: Comparison, n_samples
     (``latents.assets_stamp``): a pure result for the compute backend. ``trained`` (method → trained
     operator per direction) adds each strategy's trained row; ``columns`` keeps only those z_T;
     ``scale`` enlarges the tiles (nearest neighbour)."""
-    from opmerge_core.latent.images import enlarge, png_bytes
     from opmerge_core.latent.latents import cached_assets
 
     model, stats = cached_assets(stamp)

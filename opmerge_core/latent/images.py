@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from opmerge_core.basics.validation import check_int
 
@@ -146,3 +146,16 @@ def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def labelled_grid(rows: Sequence[tuple[str, np.ndarray]], label_width: int) -> Image.Image:
+    """One row of uint8 tiles (n, h, w, 3) per ``(label, tiles)``, the label written in a white
+    margin of ``label_width`` pixels on the left (the face grids of the CelebA and SFD labs)."""
+    n, h, w = rows[0][1].shape[:3]
+    grid = Image.new("RGB", (label_width + n * w, len(rows) * h), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    for r, (label, tiles) in enumerate(rows):
+        draw.text((4, r * h + h // 2 - 6), label, fill=(0, 0, 0))
+        for c in range(min(n, len(tiles))):
+            grid.paste(Image.fromarray(tiles[c]), (label_width + c * w, r * h))
+    return grid

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from opmerge_core.latent.images import load_images
+from opmerge_core.latent.images import enlarge, labelled_grid, load_images, png_bytes
 from opmerge_core.latent.vae import VAE, load_vae, save_fp16, split_indices, to_tensor, to_uint8
 
 VAE_FILE = "vae_celeba64_fp16.pt"
@@ -148,6 +148,16 @@ def assets_stamp(assets: str | Path | None = None) -> tuple[str, int, int]:
 def cached_assets(stamp: tuple[str, int, int]) -> tuple[VAE, LatentStats]:
     """``load_assets`` once per process (a compute-backend worker decodes many grids) per ``stamp``."""
     return load_assets(stamp[0])
+
+
+def rows_png(stamp: tuple[str, int, int], rows: dict[str, np.ndarray], labels: dict[str, str], scale: int,
+             keep: int = 8, label_width: int = 170) -> bytes:
+    """The first ``keep`` latents of every entry of ``rows`` decoded with the VAE of ``stamp``
+    (``assets_stamp``), one labelled row each (``labels``, else the key), enlarged ``scale`` times, as
+    PNG bytes: a pure result for the compute backend."""
+    model = cached_assets(stamp)[0]
+    faces = [(labels.get(k, k), decode(model, z[:keep])) for k, z in rows.items()]
+    return png_bytes(enlarge(labelled_grid(faces, label_width), scale))
 
 
 def load_assets(assets: str | Path | None = None,

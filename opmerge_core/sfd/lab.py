@@ -1,7 +1,8 @@
 """One SFD experiment end to end (SFD.md "The project's scaled-down SFD"): load a teacher, distil a
 student, evaluate it against the plain solver at the same NFE and the teacher at many steps (``job``),
 and what a finished run records in the run store (``record``; the run life cycle is store/runs.py).
-Used by ``opmerge sfd train``, bench/bench_sfd.py and the dashboard's SFD page.
+Used by ``opmerge sfd train``, bench/bench_sfd.py and the dashboard's SFD page; finished runs are read
+back by ``history``, the Mixtures page's experiment is ``mixture_demo``.
 
 Metrics (all on the same starting noise): ``latent_fd`` (student), ``latent_fd_solver`` (the plain
 solver with the teacher at the same NFE; ``nfe_solver`` is the NFE it really used), ``latent_fd_teacher``
@@ -15,20 +16,19 @@ evaluated at every NFE it serves.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from opmerge_core.basics.device import pick_device, torch_threads
-from opmerge_core.basics.progress import CancelFlag, Progress, report
+from opmerge_core.basics.progress import CancelFlag, Progress
 from opmerge_core.basics.validation import check_int
-from opmerge_core.sfd import mixtures, solvers
+from opmerge_core.sfd import mixtures
 from opmerge_core.sfd.distill import SFDV_NFE, DistillConfig, distill
 from opmerge_core.sfd.metrics import FD_LABEL, fd_floor, latent_fd, mean_sd
-from opmerge_core.sfd.networks import conditioned
-from opmerge_core.sfd.sampling import noise, sample_solver, sample_student, solver_grid, solver_nfe
+from opmerge_core.sfd.sampling import noise, sample_solver, sample_student, solver_nfe
 from opmerge_core.sfd.teachers import TEACHERS, Teacher, load_teacher
 
 RUN_KIND = "sfd"
@@ -150,164 +150,9 @@ def available_teachers(assets: str | None = None) -> dict[str, str | None]:
     return out
 
 
-def runs_table(store, teacher: str | None = None, limit: int = 500) -> list[dict]:
-    """Finished SFD runs of the store as flat rows (newest first), plus one plain-solver row per run
-    (fine-tuning 0 s): the data of the "quality vs fine-tuning seconds" plot."""
-    rows = []
-    for r in store.list(kind=RUN_KIND, status="done", limit=limit):
-        p, m = r["params"], r["metrics"]
-        if "latent_fd" not in m or (teacher and p.get("teacher") != teacher):
-            continue
-        base = {"run_id": r["id"], "teacher": p.get("teacher"), "nfe": p.get("nfe"), "afs": p.get("afs"),
-                "solver_name": p.get("solver"), "M": p.get("M"), "budget": p.get("budget")}
-        rows.append({**base, "method": p.get("algorithm"), "seconds": m.get("finetune_seconds", 0.0),
-                     "latent_fd": m["latent_fd"]})
-        rows.append({**base, "method": "solver", "seconds": 0.0, "latent_fd": m["latent_fd_solver"],
-                     "nfe": m.get("nfe_solver", p.get("nfe"))})      # the NFE the baseline really used
-    return rows
-
-
-def latest_samples(store, teacher: str, nfe: int, afs: bool) -> dict[str, np.ndarray]:
-    """The kept samples (same evaluation noise) of the newest finished run of each algorithm for this
-    teacher/NFE/AFS, plus the plain solver and the teacher at many steps from the newest of them."""
-    out: dict[str, np.ndarray] = {}
-    for r in store.list(kind=RUN_KIND, status="done", limit=500):
-        p, path = r["params"], r["artifacts"].get("samples")
-        if (p.get("teacher"), p.get("nfe"), bool(p.get("afs"))) != (teacher, nfe, afs) or not path:
-            continue
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if not out:
-                    out["teacher"], out["solver"] = f["teacher"], f["solver"]
-                out.setdefault(p["algorithm"], f["student"])
-        except (OSError, KeyError, ValueError):
-            continue
-    return out
-
-
-def face_rows(rows: dict[str, np.ndarray], labels: dict[str, str]):
-    """A PIL image: one labelled row of uint8 faces (n, h, w, 3) per entry."""
-    from PIL import Image, ImageDraw
-    first = next(iter(rows.values()))
-    n, h, w = first.shape[:3]
-    label_w = 170
-    grid = Image.new("RGB", (label_w + n * w, len(rows) * h), (255, 255, 255))
-    draw = ImageDraw.Draw(grid)
-    for r, (key, imgs) in enumerate(rows.items()):
-        draw.text((4, r * h + h // 2 - 6), labels.get(key, key), fill=(0, 0, 0))
-        for c in range(min(n, len(imgs))):
-            grid.paste(Image.fromarray(imgs[c]), (label_w + c * w, r * h))
-    return grid
-
-
-def face_rows_png(stamp: tuple[str, int, int], samples: dict[str, np.ndarray], labels: dict[str, str],
-                  scale: int, keep: int = 8) -> bytes:
-    """``face_rows`` of the first ``keep`` latents of every entry of ``samples``, decoded with the VAE
-    of ``stamp`` (``latents.assets_stamp``), as PNG bytes: a pure result for the compute backend."""
-    from opmerge_core.latent import latents
-    from opmerge_core.latent.images import enlarge, png_bytes
-
-    model = latents.cached_assets(stamp)[0]
-    faces = {k: latents.decode(model, v[:keep]) for k, v in samples.items()}
-    return png_bytes(enlarge(face_rows(faces, labels), scale))
-
-
 def _thin(values: list[float], keep: int = 200) -> list[float]:
     """At most ``keep`` evenly spaced points of a loss curve (for plots)."""
     if len(values) <= keep:
         return [float(v) for v in values]
     idx = np.linspace(0, len(values) - 1, keep).round().astype(int)
     return [float(values[i]) for i in idx]
-
-
-# ----------------------------------------------------------------- 2-D demo (the Mixtures page)
-
-MIXTURE_PAGE_BUDGET = 32_768    # trajectories per student on the Mixtures page (see MixtureSpec)
-
-
-@dataclass(frozen=True)
-class MixtureSpec:
-    """One Mixtures-page experiment (picklable: plain fields only). Two students (SFD and Algorithm 1)
-    are distilled from the exact mixture teacher with ``budget`` trajectories each."""
-
-    preset: str = "ring8"
-    nfe: int = 2
-    solver: str = "dpmpp3m"
-    M: int = 3
-    afs: bool = False
-    budget: int = MIXTURE_PAGE_BUDGET
-    lr: float = 3e-3
-    seed: int = 0
-    n_paths: int = 12
-    n_samples: int = 3000
-    lower_order_final: str = "sfd"
-
-    def __post_init__(self) -> None:
-        check_int(self.n_paths, "trajectories shown", hi=200)
-        check_int(self.n_samples, "samples", lo=100, hi=20_000)
-        mixtures.preset(self.preset)
-        self.configs()                                  # every student's config is valid too
-
-    def configs(self) -> dict[str, DistillConfig]:
-        """The distillation config of each student."""
-        return {alg: DistillConfig(nfe=self.nfe, algorithm=alg, solver=self.solver, M=self.M,
-                                   afs=self.afs, budget=self.budget, lr=self.lr, seed=self.seed,
-                                   lower_order_final=self.lower_order_final)
-                for alg in ("sfd", "alg1")}
-
-
-def train_mixture_demo(spec: MixtureSpec, progress: Progress | None = None,
-                       cancel: CancelFlag | None = None) -> dict:
-    """Everything the Mixtures page draws, for one 2-D mixture (the job-runner protocol
-    ``fn(spec, progress=None, cancel=None)``): trajectories (teacher on its fine grid, plain solver, SFD
-    and Algorithm 1 students on theirs), final samples of each plus exact data, and per method the sliced
-    W2 and FD against exact samples and the mode coverage (``mixtures.mode_coverage``).
-
-    ``progress(done, total, info)``: trajectories trained over both students, ``info`` = {"student",
-    "loss"}. ``cancel``: any object with ``is_set()``; when set, training stops and
-    :class:`~opmerge_core.basics.progress.Cancelled` is raised. Runs on one torch thread."""
-    configs = spec.configs()
-    with torch_threads(1):
-        return _mixture_demo(spec, configs, progress, cancel)
-
-
-def _mixture_demo(spec: MixtureSpec, configs: dict[str, DistillConfig], progress: Progress | None,
-                  cancel: CancelFlag | None) -> dict:
-    teacher = load_teacher("mixture-2d", preset=spec.preset)
-    total = sum(c.iterations * c.batch for c in configs.values())
-    students, offset = {}, 0
-    for alg, cfg in configs.items():
-        def part(done: int, _total: int, info: dict, alg=alg, offset=offset) -> None:
-            report(progress, offset + done, total, student=alg, **info)
-
-        students[alg] = distill(teacher.model, cfg, device="cpu", progress=part, cancel=cancel)
-        offset += cfg.iterations * cfg.batch
-    cfg, lof, n_paths = configs["sfd"], spec.lower_order_final, spec.n_paths
-    x = noise(spec.n_samples, 2, spec.seed + EVAL_SEED)
-    fine = solvers.teacher_grid(cfg.n, spec.M)
-    with torch.no_grad():
-        _, t_traj = solvers.solve(conditioned(teacher.model, None), x, fine, spec.solver,
-                                      return_trajectory=True, lower_order_final=lof)
-        s_final, s_traj = sample_solver(teacher.model, x, spec.nfe, spec.solver, spec.afs,
-                                            return_trajectory=True, lower_order_final=lof)
-    paths = {"teacher": (fine, t_traj[:, :n_paths].numpy()),
-             "solver": (solver_grid(spec.nfe, spec.solver, spec.afs), s_traj[:, :n_paths].numpy())}
-    finals = {"data": teacher.mixture.sample(spec.n_samples, spec.seed + 1), "teacher": t_traj[-1].numpy(),
-              "solver": s_final.numpy()}
-    grid = solvers.time_grid(cfg.n)
-    for alg, result in students.items():
-        final, traj = sample_student(result.student, x, cfg.n, spec.afs, return_trajectory=True)
-        paths[alg] = (grid, traj[:, :n_paths].numpy())
-        finals[alg] = final.numpy()
-    exact = teacher.mixture.sample(spec.n_samples, spec.seed + 2)
-    nfes = {"teacher": len(fine) - 1, "solver": solver_nfe(spec.nfe, spec.solver, spec.afs),
-            "sfd": spec.nfe, "alg1": spec.nfe}
-    metrics = []
-    for k, v in finals.items():
-        near, hit = mixtures.mode_coverage(teacher.mixture, v)
-        metrics.append({"method": k, "nfe": nfes.get(k), "sliced_w2": mixtures.sliced_w2(v, exact),
-                        "fd": latent_fd(v, teacher.ref_mean, teacher.ref_cov), "near_modes": near,
-                        "modes_hit": hit,
-                        "finetune_seconds": students[k].seconds if k in students else 0.0})
-    return {"paths": paths, "finals": finals, "metrics": metrics, "n": cfg.n, "fine_grid": fine,
-            "label": teacher.label, "K": teacher.mixture.K, "spec": asdict(spec)}

@@ -131,7 +131,7 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 def sfd_rows(ref: SFDReference, teacher: str | None = None) -> list[dict]:
     """The reference runs as rows of the "quality vs fine-tuning seconds" plot (the shape of
-    :func:`opmerge_core.sfd.lab.runs_table`): one row per run plus its plain-solver baseline at 0 s."""
+    :func:`opmerge_core.sfd.history.runs_table`): one row per run plus its plain-solver baseline at 0 s."""
     rows = []
     for i, r in enumerate(ref.runs):
         p, m = r.get("params", {}), r["metrics"]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opmerge_core.basics.progress import CancelFlag, Cancelled, Progress
-from opmerge_core.store.runstore import ACTIVE, Heartbeat, RunStore
+from opmerge_core.store.runstore import ACTIVE, Heartbeat, RunStore, Status
 
 STORE_EVERY = 0.5          # seconds between progress writes of one run to the store
 USER_INTERRUPT = "interrupted by the user"
@@ -62,7 +62,7 @@ class Run:
     """One recorded run; every write of its row goes through here (see the module docstring)."""
 
     def __init__(self, ledger: Ledger, run_id: int, store_every: float):
-        self.id, self.status, self.error = run_id, "queued", None
+        self.id, self.status, self.error = run_id, Status.QUEUED, None
         self._ledger, self._every = ledger, store_every
         self._last_write = float("-inf")
         self._lock = threading.Lock()
@@ -76,14 +76,14 @@ class Run:
 
     def start(self) -> None:
         with self._lock:
-            if self.status == "queued":
-                self.status = "running"
+            if self.status == Status.QUEUED:
+                self.status = Status.RUNNING
                 self.store.start(self.id)
 
     def progress(self, done: int, total: int, info: dict | None = None) -> None:
         """Record ``done / total`` (throttled: at most every ``STORE_EVERY`` s, and the last step)."""
         now = time.monotonic()
-        if self.status != "running" or (now - self._last_write < self._every and done < total):
+        if self.status != Status.RUNNING or (now - self._last_write < self._every and done < total):
             return
         self._last_write = now
         with contextlib.suppress(sqlite3.Error):      # busy: the next report writes it
@@ -99,19 +99,19 @@ class Run:
             except Exception as exc:
                 self.failed(f"recording the result failed: {failure_reason(exc)}")
                 raise
-        self._finish("done", metrics=recorded.get("metrics"), artifacts=recorded.get("artifacts"))
+        self._finish(Status.DONE, metrics=recorded.get("metrics"), artifacts=recorded.get("artifacts"))
 
     def failed(self, error: str) -> None:
-        self._finish("failed", error=error)
+        self._finish(Status.FAILED, error=error)
 
-    def cancelled(self, error: str = "cancelled") -> None:
-        self._finish("cancelled", error=error)
+    def cancelled(self, error: str = Status.CANCELLED) -> None:
+        self._finish(Status.CANCELLED, error=error)
 
     @property
     def finished(self) -> bool:
         return self.status not in ACTIVE
 
-    def _finish(self, status: str, **fields: Any) -> None:
+    def _finish(self, status: Status, **fields: Any) -> None:
         with self._lock:
             if self.finished:
                 return

@@ -27,9 +27,24 @@ import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
-ACTIVE = ("queued", "running")
+
+class Status(StrEnum):
+    """Where a run (and a compute job, compute.py) is in its life cycle. Members are the strings stored
+    in the ``status`` column (``Status.DONE == "done"``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+FINISHED = (Status.DONE, Status.FAILED, Status.CANCELLED)
+_ACTIVE_SQL = "(" + ",".join(f"'{s}'" for s in ACTIVE) + ")"     # SQL: status IN _ACTIVE_SQL
 INTERRUPTED = "interrupted: process died"
 STALE_AFTER = 600.0      # seconds without a heartbeat before a run counts as dead
 HEARTBEAT_EVERY = 5.0    # seconds between heartbeats
@@ -149,14 +164,14 @@ class RunStore(Database):
         pid = os.getpid() if pid is None else pid
         mine = pid == os.getpid()
         cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, pid_start, heartbeat, "
-                         "owner, instance) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                         (_now_iso(), kind, json.dumps(params or {}), pid,
+                         "owner, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (_now_iso(), kind, json.dumps(params or {}), Status.QUEUED, pid,
                           process_start(pid), time.time(), owner, INSTANCE if mine else None))
         return int(cur.lastrowid)
 
     def start(self, run_id: int) -> None:
-        self._exec("UPDATE runs SET status='running', pid=?, pid_start=?, heartbeat=?, instance=? "
-                   "WHERE id=?", (os.getpid(), process_start(os.getpid()), time.time(), INSTANCE, run_id))
+        self._exec("UPDATE runs SET status=?, pid=?, pid_start=?, heartbeat=?, instance=? WHERE id=?",
+                   (Status.RUNNING, os.getpid(), process_start(os.getpid()), time.time(), INSTANCE, run_id))
 
     def update(self, run_id: int, *, progress: float | None = None, metrics: dict | None = None) -> None:
         """Progress in [0, 1] and/or metrics; also refreshes the heartbeat."""
@@ -173,16 +188,16 @@ class RunStore(Database):
         ids = list(run_ids)
         if ids:
             marks = ",".join("?" * len(ids))
-            self._exec(f"UPDATE runs SET heartbeat=? WHERE id IN ({marks}) AND status IN "
-                       "('queued','running')", [time.time(), *ids])
+            self._exec(f"UPDATE runs SET heartbeat=? WHERE id IN ({marks}) AND status IN {_ACTIVE_SQL}",
+                       [time.time(), *ids])
 
     def finish(self, run_id: int, status: str, *, metrics: dict | None = None,
                artifacts: dict | None = None, error: str | None = None) -> None:
-        if status not in ("done", "failed", "cancelled"):
-            raise ValueError(f"a run finishes as done, failed or cancelled, not {status!r}")
+        if status not in FINISHED:
+            raise ValueError(f"a run finishes as {', '.join(FINISHED)}, not {status!r}")
         sets = ["status=?", "finished=?", "heartbeat=?", "error=?"]
         args: list = [status, _now_iso(), time.time(), error]
-        if status == "done":
+        if status == Status.DONE:
             sets.append("progress=1")
         if metrics is not None:
             sets.append("metrics=?")
@@ -202,7 +217,7 @@ class RunStore(Database):
         now, me = time.time(), os.getpid()
         dead = []
         for row in self._exec("SELECT id, pid, pid_start, heartbeat, instance FROM runs WHERE status "
-                              "IN ('queued','running')").fetchall():
+                              f"IN {_ACTIVE_SQL}").fetchall():
             pid = row["pid"]
             if row["instance"] == INSTANCE or (pid == me and row["instance"] is None):
                 continue                                    # ours (or a row made for us by pid)
@@ -212,8 +227,8 @@ class RunStore(Database):
             if pid == me or not pid_alive(pid) or reused or stale:
                 dead.append(int(row["id"]))
         for run_id in dead:
-            self._exec("UPDATE runs SET status='failed', error=?, finished=? WHERE id=? AND "
-                       "status IN ('queued','running')", (INTERRUPTED, _now_iso(), run_id))
+            self._exec("UPDATE runs SET status=?, error=?, finished=? WHERE id=? AND "
+                       f"status IN {_ACTIVE_SQL}", (Status.FAILED, INTERRUPTED, _now_iso(), run_id))
         return dead
 
     # ---- reading ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from opmerge_dashboard.figures.theory import _layout, log_ticks
+from opmerge_core.figures.theory import _layout, log_ticks
 
 METHOD_COLORS = {"teacher": "#000000", "solver": "#D55E00", "sfd": "#0072B2", "alg1": "#009E73",
                  "sfd-v": "#CC79A7", "data": "#555555"}

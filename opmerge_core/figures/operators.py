@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from opmerge_dashboard.figures.theory import FONT, _decorate, _hline, _layout, from_dict
+from opmerge_core.figures.theory import FONT, _decorate, _hline, _layout, from_dict
 
 
 def operators_per_step(A: np.ndarray, projection: np.ndarray, rescale: np.ndarray) -> go.Figure:

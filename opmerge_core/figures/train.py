@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from opmerge_dashboard.figures.theory import STRATEGY_COLORS, _layout
+from opmerge_core.figures.theory import STRATEGY_COLORS, _layout
 
 OTHER_COLORS = ("#009E73", "#E69F00", "#56B4E9", "#CC79A7", "#999999")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from opmerge_dashboard.figures.theory import _layout, spectrum_regimes
+from opmerge_core.figures.theory import _layout, spectrum_regimes
 
 SPLIT_COLORS = {"w2": "#333333", "w2_low": "#0072B2", "w2_high": "#D55E00"}
 SPLIT_LABELS = {"w2": "all directions", "w2_low": "directions with λ < 1", "w2_high": "directions with λ ≥ 1"}

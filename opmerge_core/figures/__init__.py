@@ -1,12 +1,14 @@
-"""All Plotly figure builders of the dashboard (pure: data in, ``go.Figure`` out).
+"""All Plotly figure builders (pure: data in, ``go.Figure`` out): the dashboard draws with them and so
+can a notebook. They live in the core, not in the dashboard's folder, because the core's Python API
+(``opmerge_core.api``) returns them and the core never imports the dashboard.
 
 One module per page group: ``theory`` (phase transition, plans, spectrum, paper experiments) and
 ``operators``, re-exported here for the theory pages; ``train``, ``celeba`` and ``sfd`` (SFD and
 Mixtures pages) are imported by their pages directly.
 """
 
-from opmerge_dashboard.figures.operators import composite_vs_exact, geometry_animation, operators_per_step
-from opmerge_dashboard.figures.theory import (
+from opmerge_core.figures.operators import composite_vs_exact, geometry_animation, operators_per_step
+from opmerge_core.figures.theory import (
     REGIME_COLORS,
     STRATEGY_COLORS,
     add_lam_line,
