@@ -138,11 +138,7 @@ if job is not None and job.status == Status.DONE and job.result is not None:
     c1.metric("S_eff = 2ηn", f"{result.S_eff:g}")
     c2.metric("students trained", f"{len(result.records)}")
     c3.metric("seconds", f"{result.seconds:.2f}", help=f"on {result.device}")
-    w2 = pd.DataFrame([{"strategy": n, "plan": r.plan.text, "w2_empirical": r.w2_empirical_total,
-                        "w2_theory": r.w2_theory_total,
-                        **({"empirical": float(r.empirical[0]), "theory": float(r.theory[0])}
-                           if result.lam.size == 1 else {})}
-                       for n, r in result.plans.items()])
+    w2 = result.w2_table()
     left, right = st.columns([3, 2])
     with left:
         figure(figs.w2_bars(w2), "train_w2", w2)
@@ -164,11 +160,7 @@ if job is not None and job.status == Status.DONE and job.result is not None:
     if not records:
         st.caption("T = 1: no merge to train.")
     else:
-        per_merge = pd.DataFrame([{"merge": k + 1, "span": f"z_{r.span[1]} → z_{r.span[0]}",
-                                   "learned": float(r.learned[j]), "closed_form": float(r.closed_form[j]),
-                                   "theory": float(r.theory[j]), "target": float(r.target[j]),
-                                   "A0": float(r.A0[j]), "input_var": float(r.input_var[j]),
-                                   "mc_std": float(r.mc_std[j])} for k, r in enumerate(records)])
+        per_merge = result.merge_table(view, j)
         left, right = st.columns(2)
         with left:
             figure(figs.merge_operators(per_merge, view, float(result.lam[j])),

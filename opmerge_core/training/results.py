@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from opmerge_core.theory.plans import Plan, Span
 from opmerge_core.theory.setting import Setting, total_w2
@@ -67,6 +68,26 @@ class TrainResult:
         """The records of one plan's merges, in post-order."""
         p = self.plans[name]
         return [self.records[p.nodes[span]] for span in p.plan.post_order()]
+
+    def w2_table(self) -> pd.DataFrame:
+        """One row per plan: its text and total W2, trained and by theory at S_eff (and, for one λ, the
+        one-step operators)."""
+        one = self.lam.size == 1
+        return pd.DataFrame([{"strategy": n, "plan": p.plan.text, "w2_empirical": p.w2_empirical_total,
+                              "w2_theory": p.w2_theory_total,
+                              **({"empirical": float(p.empirical[0]), "theory": float(p.theory[0])}
+                                 if one else {})}
+                             for n, p in self.plans.items()])
+
+    def merge_table(self, name: str, j: int = 0) -> pd.DataFrame:
+        """One row per merge of plan ``name`` (post-order) at coordinate ``j``: the trained operator
+        next to the closed form (empirical children, S_eff), the theory chain and the Monte-Carlo
+        error the closed form predicts (THEORY §2, §6)."""
+        return pd.DataFrame([{"merge": k + 1, "span": f"z_{r.span[1]} → z_{r.span[0]}",
+                              "learned": float(r.learned[j]), "closed_form": float(r.closed_form[j]),
+                              "theory": float(r.theory[j]), "target": float(r.target[j]),
+                              "A0": float(r.A0[j]), "input_var": float(r.input_var[j]),
+                              "mc_std": float(r.mc_std[j])} for k, r in enumerate(self.merges(name))])
 
     def summary(self) -> dict:
         """JSON-ready: per plan the one-step operators and W2 (lists over λ)."""
