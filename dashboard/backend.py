@@ -64,7 +64,7 @@ def warm_up() -> threading.Thread:
     def start() -> None:
         dp.load_kernels(warm=True)
         backend()
-        import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL for ~1.6 s
+        import opmerge_core.latent.latents  # noqa: F401  torch: importing it later holds the GIL a long while
 
     thread = threading.Thread(target=start, name="opmerge-warm-up", daemon=True)
     thread.start()

@@ -9,7 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from opmerge_core import figures, presentation
+from opmerge_core import figures
+from opmerge_dashboard import presentation
 
 
 def plotly_config(name: str) -> dict:

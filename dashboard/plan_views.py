@@ -23,7 +23,7 @@ from opmerge_dashboard.params import LAM_MAX, LAM_MIN
 CURVE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 61)   # strategy curves (only λ in (1, λ_V) need a DP)
 PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
 CURVE_GRID, PHASE_GRID = (f"{LAM_MIN:g}:{LAM_MAX:g}:{lams.size}:log" for lams in (CURVE_LAMS, PHASE_LAMS))
-PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # T = 384 would add ~1.3 s cold
+PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # larger T: most of the cold time
 IN_PROCESS_T_MAX = 256   # one DP up to here costs a few ms: computed in the server, above on a worker
 
 
@@ -124,7 +124,7 @@ def strategies_table(setting: Setting, lam: float, dp_label: str, dp_value: floa
     return table
 
 
-ENUMERATE_T_MAX = value_sets.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10 (~10 ms)
+ENUMERATE_T_MAX = value_sets.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10
 
 
 @st.cache_data(max_entries=32, show_spinner="Evaluating every plan …")

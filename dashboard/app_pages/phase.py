@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
-from opmerge_core import figures, predict
+from opmerge_core import figures
 from opmerge_core.cli import theory as theory_cli
 from opmerge_dashboard import plan_views as views
+from opmerge_dashboard import predict
 from opmerge_dashboard.backend import prefetch
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import WARN, params

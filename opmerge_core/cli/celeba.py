@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with vae_celeba64_fp16.pt and celeba_latent_stats.npz "
                         "(default $OPMERGE_ASSETS or the repository's assets/)")
     c.add_argument("--train", action="store_true",
-                   help="also train every strategy with the trainer (SGD, lr = S/(2 steps)); slow: ~1 min; "
+                   help="also train every strategy with the trainer (SGD, lr = S/(2 steps)); slow "
+                        "(bench/bench_celeba.py); "
                         "the grid then shows each strategy's trained students below its theory row")
     c.add_argument("--train-steps", default="200", help="SGD steps per merge with --train (default 200)")
     c.add_argument("--device", default="auto", help="auto | cpu | cuda (VAE decoding and --train)")

@@ -48,8 +48,8 @@ SERVING_OPTIONS: tuple[tuple[str, str, str | None], ...] = (
     # default, kept explicit): a student dragging λ does not queue stale runs.
     ("runner.fastReruns", "true", None),
     # Streamlit runs a full gc.collect(2) after every script run. With torch, numba and plotly
-    # loaded that was 90% of the server's GIL time under load (bench/bench_load.py: 240 → 50 ms of
-    # server CPU per home-page rerun without it). Python's own generational GC still collects
+    # loaded that was most of the server's GIL time under load (bench/bench_load.py measures the
+    # server CPU per rerun). Python's own generational GC still collects
     # cycles; the memory scenario of the load benchmark checks that RSS stays bounded.
     ("runner.postScriptGC", "false", None),
     # Compression costs server CPU on every message, and the server is CPU-bound (one core per

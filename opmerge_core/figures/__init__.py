@@ -4,9 +4,10 @@ can a notebook. They live in the core, not in the dashboard's folder, because th
 
 One module per page group: ``theory`` (phase transition, plans, spectrum, paper experiments) and
 ``operators``, re-exported here for the theory pages; ``train``, ``celeba`` and ``sfd`` (SFD and
-Mixtures pages) are imported by their pages directly.
+Mixtures pages) as submodules (``figures.train.w2_bars``).
 """
 
+from opmerge_core.figures import celeba, sfd, train
 from opmerge_core.figures.operators import composite_vs_exact, geometry_animation, operators_per_step
 from opmerge_core.figures.theory import (
     REGIME_COLORS,
@@ -30,6 +31,7 @@ __all__ = [
     "STRATEGY_COLORS",
     "add_lam_line",
     "add_phase_point",
+    "celeba",
     "composite_vs_exact",
     "from_dict",
     "gap_grid_heatmap",
@@ -40,7 +42,9 @@ __all__ = [
     "plan_tree",
     "plan_value_hist",
     "regime_heatmap",
+    "sfd",
     "spectrum_regimes",
     "strategy_bars",
     "strategy_curves",
+    "train",
 ]

@@ -90,8 +90,9 @@ def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
 
 
 # Shapes and annotations are collected as plain dicts and set in one layout update: plotly's
-# add_vline/add_vrect validate every property incrementally and cost ~10 ms each (the λ-drag budget
-# is 150 ms for the whole page). Shapes take data values on log axes, annotations take log10 values.
+# add_vline/add_vrect validate every property incrementally, a cost a λ drag pays for every line
+# (bench/bench_dashboard.py times the drag).
+# Shapes take data values on log axes, annotations take log10 values.
 def _vline(x: float, *, text: str | None = None, dash: str = "solid", color: str = "black", width: float = 2,
            log_x: bool = False, anchor: str = "center", yref: str = "paper") -> tuple[dict, list[dict]]:
     shape = dict(type="line", xref="x", yref=yref, x0=x, x1=x, y0=0, y1=1,

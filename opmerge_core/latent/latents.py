@@ -30,11 +30,10 @@ from opmerge_core.latent.vae import VAE, load_vae, save_fp16, split_indices, to_
 
 VAE_FILE = "vae_celeba64_fp16.pt"
 STATS_FILE = "celeba_latent_stats.npz"
-CELEBA_ZIP = "../shared/data/celeba64/celeba_test_crops_64_q95.zip"   # the CelebA crops (assets/README.md)
-REGENERATE = (f"opmerge vae train --images {CELEBA_ZIP} --max-minutes 65 --out runs/vae_celeba, then "
-              f"python -m opmerge_core.latent.latents --images {CELEBA_ZIP} "
-              "--vae runs/vae_celeba/vae_fp16.pt --assets assets (from the repository root; runs/ is "
-              "git-ignored; see assets/README.md)")
+REGENERATE = ("opmerge vae train --images CELEBA_CROPS --max-minutes 65 --out runs/vae_celeba, then "
+              "python -m opmerge_core.latent.latents --images CELEBA_CROPS "
+              "--vae runs/vae_celeba/vae_fp16.pt --assets assets (from the repository root, CELEBA_CROPS "
+              "being the CelebA face crops: a folder or zip, see assets/README.md; runs/ is git-ignored)")
 MAX_ENCODE = 250_000     # images encoded at once (bounded like images.MAX_IMAGES)
 
 

@@ -37,7 +37,7 @@ from opmerge_core.theory.setting import Setting
 SWEEP_KERNEL_T_MAX = 1024     # the plain column sweep while its tables fit in cache; beyond, blocked
 SWEEP_BLOCK = 16              # starts per block of the blocked sweep (rows read once per block)
 NUMPY_DP_T_MAX = 64           # up to this T: numpy or fill_small (same bits); above, fastmath sweeps
-NUMPY_DP_WORK_MAX = 2 * 64**3  # start-up (~0.7 s, once per process) for a one-off plan; see _use_numpy
+NUMPY_DP_WORK_MAX = 2 * 64**3  # numpy DP work below numba's start-up (once per process); see _use_numpy
 BUFFER_T_MAX = 512            # per-thread table buffers up to this T (page-faulting fresh tables on
 _BUFFERS = threading.local()  # every call costs about as much as the DP itself at T = 256)
 _kernels_chosen = False       # set by load_kernels(): small DPs of this process run in the kernels too
@@ -56,7 +56,7 @@ class Extremes:
 
 # ---- which DP runs ------------------------------------------------------------------------------
 def kernels() -> ModuleType:
-    """The compiled kernels (imports numba on first use: ~0.7 s, once per process)."""
+    """The compiled kernels (imports numba on first use: a start-up cost, once per process)."""
     from opmerge_core.theory import dp_kernels
     return dp_kernels
 

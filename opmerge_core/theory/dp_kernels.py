@@ -1,5 +1,5 @@
-"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``dp`` (numba's import
-and first cached dispatch cost ~0.7 s, more than a whole DP at T <= 64, which numpy does instead).
+"""Compiled kernels of the merge-plan DP (THEORY §4). Imported lazily by ``dp`` (numba's import and
+first cached dispatch cost more than a whole DP at T <= 64, which numpy does instead; bench/bench_cli.py).
 
 Every kernel is ``nogil`` (pages call them from threads) and ``cache=True``. Sentinels are finite
 (±BIG) and every sentinel is overwritten by a real candidate before it is read, so ``fastmath``'s

@@ -1,9 +1,9 @@
 """The merge-plan DP (THEORY §4) in plain numpy, batched over λ, for small T.
 
 Same column sweep as ``dp_kernels.fill_sweep`` (Wt[s, m] = W[m, s], Ut[s, m] = U[m, s]), with every
-numpy operation running over all λ of the batch at once: at T <= 64 this costs a few milliseconds,
-less than importing numba and loading its cached kernels (~0.7 s), which is what keeps
-``opmerge plan`` instant. Every candidate is rounded as in ``dp_kernels.fill_small`` (the compiled
+numpy operation running over all λ of the batch at once: at T <= 64 this costs less than importing
+numba and loading its cached kernels, which is what keeps ``opmerge plan`` quick (bench/bench_cli.py
+measures both). Every candidate is rounded as in ``dp_kernels.fill_small`` (the compiled
 DP at the same T), so the two give the same tables bit for bit. ``rebuild_merges`` is plain Python
 that numba also compiles (``dp_kernels.rebuild``), so both paths rebuild plans the same way.
 """
