@@ -43,6 +43,8 @@ def test_stage_slider_moves_lambda_across_one(page, app_url, artifacts, idle, sh
     idle(page)
     assert thumb.inner_text().strip() == "3"
     assert metric_value(page, "Optimal plan") == "Vanilla"
+    # the URL follows the widget after its rerun: poll it (a loaded machine may lag behind the thumb)
+    page.wait_for_function(r"() => /[?&]lam=3(\.0)?(&|$)/.test(location.search)", timeout=30_000)
     assert re.search(r"[?&]lam=3(\.0)?(&|$)", page.url) and "present=1" in page.url, page.url
     page.screenshot(path=str(artifacts / "present_1280x720_lam3.png"))
     shoot(page, "present_1280_full_lam3")                              # the whole page, 1280 wide
