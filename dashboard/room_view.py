@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from opmerge_core.figures.room import votes_bar
 from opmerge_core.store import rooms
 from opmerge_core.store.rooms import RateLimit, Room, RoomError, RoomStore
 from opmerge_dashboard import presentation, room_links
-from opmerge_core.figures.room import votes_bar
 from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import ERROR, WARN
 
