@@ -131,7 +131,7 @@ def test_dashboard_public_url(home, capsys):
 
 
 def test_votes_bar_keeps_the_choice_order_and_marks_the_answer():
-    from opmerge_dashboard.figures.room import CORRECT, LIVE, OTHER, votes_bar
+    from opmerge_core.figures.room import CORRECT, LIVE, OTHER, votes_bar
     choices = (("boot", "BOOT"), ("vanilla", "Vanilla"), ("hybrid", "Hybrid"))
     bar = votes_bar(choices, {"vanilla": 3, "boot": 1}).data[0]
     assert list(bar.y) == ["BOOT", "Vanilla", "Hybrid"] and list(bar.x) == [1, 3, 0]
