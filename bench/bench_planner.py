@@ -104,6 +104,7 @@ def limit_s(T: int, mhz: float) -> float:
 
 def bench_kernel(Ts: tuple[int, ...], mhz: float) -> None:
     print("\n1. kernel: both extremes + plans (planner time / baseline = ratio)")
+    dp.load_kernels()          # the compiled planner at every T, as servers and cluster workers run it
     loop_256 = None
     for T in Ts:
         setting = Setting(T=T)
