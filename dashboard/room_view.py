@@ -254,9 +254,11 @@ def main() -> bool:
     m = membership()
     if m is None:
         return False
+    st.html(CSS)
     if m.teacher:
         return teacher_panel(m)
-    _follow()
+    with st.container(key="room_banner"):
+        _follow()
     return False
 
 
@@ -360,7 +362,6 @@ def teacher_panel(m: Membership) -> bool:
     if room is None:
         return False
     student, teacher, local = links(m.code, m.key)
-    st.html(CSS)
     with st.container(key="room_teacher", border=True):
         head, toggle = st.columns([4, 1], vertical_alignment="center")
         head.markdown(f"<p class='room-head'>Room <b>{m.code}</b> · <span class='room-url'>{student}"
@@ -466,6 +467,9 @@ def _correct(step) -> str | None:
 
 
 CSS = """<style>
+  /* polled every second: never fade the panel out while a poll runs (slow server) */
+  .st-key-room_teacher [data-stale="true"], .st-key-room_banner [data-stale="true"] {
+    opacity: 1 !important; transition: none !important; }
   .room-head { font-size: 1.3rem; margin: 0; }
   .room-head b { font-family: ui-monospace, monospace; letter-spacing: 0.15rem; color: #0072B2; }
   .room-url { font-family: ui-monospace, monospace; word-break: break-all; }
