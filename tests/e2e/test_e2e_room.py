@@ -50,7 +50,7 @@ def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
     decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(shot).convert("L"))]
     assert decoded == [student_link], decoded
     teacher.get_by_text("Join screen").click()
-    idle(teacher)
+    idle(teacher, LOAD_MS)
 
     students = []
     for _ in range(3):
@@ -66,7 +66,7 @@ def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
     labels = [label for _, label in question.choices]
     for i, page in enumerate(students):
         page.locator(".st-key-lesson_question").get_by_text(labels[i % 2], exact=True).click()
-        idle(page)
+        idle(page, LOAD_MS)
 
     votes = teacher.get_by_test_id("stMetric").filter(has_text="Votes").get_by_test_id("stMetricValue")
     teacher.wait_for_function("el => el.innerText.trim() === '3'", arg=votes.element_handle(),
@@ -76,7 +76,7 @@ def test_room_vote_reveal_follow(browser, app_url, artifacts, idle) -> None:
     teacher.screenshot(path=str(artifacts / "room_teacher_present_1280x720.png"))
 
     teacher.locator(".st-key-room_reveal button").click()
-    idle(teacher)
+    idle(teacher, LOAD_MS)
     for page in students:                           # everyone sees the answer and the class histogram
         page.get_by_text("What the class answered").first.wait_for(timeout=FOLLOW_MS)
     students[0].screenshot(path=str(artifacts / "room_student_revealed.png"))
