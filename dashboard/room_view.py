@@ -396,8 +396,10 @@ def _actions(m: Membership, room: Room, student: str, teacher: str) -> None:
         st.info(f"This room is closed. Its record: `opmerge room show {m.code} --key …`.")
         return
     reveal, close, share = st.columns(3, vertical_alignment="center")
-    if reveal.button("Reveal the answer", key="room_reveal", icon=":material/visibility:", type="primary",
-                     disabled=not room.lesson, width="stretch"):
+    pos = store().position(room.id)
+    if reveal.button("Revealed" if pos and pos.revealed else "Reveal the answer", key="room_reveal",
+                     icon=":material/visibility:", type="primary", width="stretch",
+                     disabled=not room.lesson or pos is None or pos.revealed):
         _teacher_act(lambda: store().reveal(room, m.key))
     with close.popover("Close the room", icon=":material/door_front:", width="stretch"):
         st.markdown("Students are told the room is closed; votes stop. The record stays until the room "

@@ -137,6 +137,7 @@ def test_votes_from_the_page_one_per_session_changeable_until_the_reveal(store):
     assert teacher.radio(key=vote_key()).disabled                 # the teacher does not vote
     teacher.button(key="room_reveal").click().run()
     assert not teacher.exception and store.position(room.id).revealed
+    assert teacher.button(key="room_reveal").disabled                 # revealed once, for good
     a.run()                                                       # the next poll: revealed
     assert a.radio(key=vote_key()).disabled
     assert any("Answer:" in str(x.value) for x in [*a.success, *a.info])

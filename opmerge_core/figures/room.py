@@ -29,5 +29,6 @@ def votes_bar(choices: Sequence[tuple[str, str]], counts: Mapping[str, int], *,
                       font=dict(size=font_size), showlegend=False, bargap=0.3,
                       plot_bgcolor="white", paper_bgcolor="white")
     fig.update_xaxes(visible=False, range=[0, max([*n, 1]) * 1.35])
-    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ", tickfont_size=font_size)
+    fig.update_yaxes(autorange="reversed", automargin=True, ticksuffix="  ", tickfont_size=font_size,
+                     tickfont_color="#222222")                   # dark labels for a projector
     return fig
