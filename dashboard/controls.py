@@ -22,9 +22,13 @@ from opmerge_dashboard.params import (
 from opmerge_dashboard.url_params import PAGE_CONTROLS  # url path -> the shared parameters acting on it
 
 STAGE = ("lam", "T", "S")
+THEORY = SHARED_WIDGETS
+WITHOUT_CONTROLS = ("lessons",)      # pages no teaching parameter acts on (and no lesson step opens)
 
 
 def for_page(url_path: str) -> tuple[str, ...]:
+    if url_path in WITHOUT_CONTROLS:
+        return ()
     return PAGE_CONTROLS.get(url_path or "phase", SHARED_WIDGETS)
 
 

@@ -52,8 +52,9 @@ def test_sidebar_shows_only_the_controls_of_the_page(page: str) -> None:
 
 def test_every_page_has_a_control_set() -> None:
     pages = {f.stem for f in (Path(APP).parent / "app_pages").glob("*.py")}
-    assert pages == set(controls.PAGE_CONTROLS)
+    assert pages == set(controls.PAGE_CONTROLS) | set(controls.WITHOUT_CONTROLS)
     assert all(set(keys) <= set(controls.THEORY) for keys in controls.PAGE_CONTROLS.values())
+    assert all(controls.for_page(page) == () for page in controls.WITHOUT_CONTROLS)
 
 
 def test_source_tree_uses_the_repository_assets(monkeypatch) -> None:
