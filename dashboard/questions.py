@@ -256,12 +256,11 @@ def _teacher_answer(s: dict) -> Answer:
     ratio = P / exact
     correct = "exact" if math.isclose(ratio, 1.0, rel_tol=1e-9) else "less" if ratio < 1 else "more"
     geo = operators.geometry(setting.alpha, setting.sigma, [lam])
-    why = (f"At λ = {lam:g}, T = {setting.T}: P = ∏ A*_t = {P:.5f} and the exact flow map r₀/r_T = "
-           f"{exact:.5f}, "
-           f"so P/(r₀/r_T) = {ratio:.4f}. Each DDIM step is a projection (cos Δθ_t ≤ 1) followed by "
-           f"the exact "
-           "rescaling r_{t−1}/r_t, so P = (r₀/r_T)·∏ cos Δθ_t ≤ r₀/r_T (Prop. 3.2): the teacher "
-           "itself shrinks.")
+    why = (f"At λ = {lam:g}, T = {setting.T}: $P = \\prod_t A^*_t$ = {P:.5f} and the exact flow map "
+           f"$r_0/r_T$ = {exact:.5f}, so $P/(r_0/r_T)$ = {ratio:.4f}. Each DDIM step is a projection "
+           "($\\cos\\Delta\\theta_t \\le 1$) followed by the exact rescaling $r_{t-1}/r_t$, so "
+           "$P = (r_0/r_T)\\prod_t \\cos\\Delta\\theta_t \\le r_0/r_T$ (Prop. 3.2): "
+           "the teacher itself shrinks.")
     return Answer(correct, why, composite_vs_exact(geo.A_star[:, 0], geo.r[:, 0]))
 
 

@@ -62,6 +62,25 @@ def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -
     assert page.get_by_test_id("stException").count() == 0
 
 
+def test_a_revealed_reason_renders_its_math(page, app_url, artifacts, idle) -> None:
+    """The reason is markdown with inline LaTeX: symbols such as A*_t and r_{t-1} are typeset, never
+    eaten by markdown emphasis."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/?lesson=phase-transition&step=1")
+    idle(page)
+    box = page.locator(".st-key-lesson_question")
+    box.get_by_text("the teacher shrinks the signal").click()
+    page.wait_for_timeout(300)
+    idle(page)
+    box.get_by_role("button", name="Reveal the answer").click()
+    page.wait_for_timeout(300)
+    idle(page)
+    alert = box.get_by_test_id("stAlert")
+    assert "Right!" in alert.inner_text()
+    assert alert.locator(".katex").count() >= 4 and alert.locator("em").count() == 0
+    alert.screenshot(path=str(artifacts / "lesson_revealed_reason.png"))
+
+
 def test_lesson_step_in_presentation_mode(browser, app_url, artifacts, idle) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
