@@ -1,31 +1,44 @@
 """Classroom load: simulated students drive a real `opmerge dashboard` over Streamlit's websocket.
 
-    .venv/bin/python bench/bench_load.py [--scenarios 1,10,20,heavy,memory] [--duration 60]
-        [--students 20] [--profile /tmp/load.folded] [--server-args=--dev]
+    .venv/bin/python bench/bench_load.py [--scenarios 1,20,heavy,memory] [--duration 60] [--quick]
+        [--students 20] [--processes N] [--profile /tmp/load.folded] [--server-args=--dev]
 
-Starts the server (`opmerge dashboard`, temporary OPMERGE_HOME, 127.0.0.1, a free port), then runs
-the scenarios one after the other on that server:
+Starts the server (`opmerge dashboard`, or with ``--processes N`` the web tier: N server processes
+behind the proxy, one shared Dask cluster; temporary OPMERGE_HOME, 127.0.0.1, free ports), then
+runs the scenarios one after the other on it. Every student is a browser tab as
+``stclient.Session`` emulates it (cookies, fragment timers), so every interaction is timed twice:
+**first content** (send → the run's script_finished: the page is drawn, maybe with placeholders)
+and **complete** (send → nothing pending: the browser has rerun the placeholders' fragments until
+their results were drawn).
+
+Scenarios (``--scenarios``, comma separated; ``name:N`` sets a class size, default ``--students``):
 
 * ``N`` (a number): N students. Each opens the home page with a random λ on the dashboard's λ grid
-  (log-uniform in [0.05, 50]) and a random T ∈ {16, 32, 64, 128}, then loops: think 0.5–2 s, move
-  λ (widget state of the ``lam`` select slider, same session). Latency = send → script_finished.
-* ``heavy``: ``--students`` students as above, plus one heavy student who opens (typed URLs, so a
-  new session each) the home page at T = 1024, then /celeba at T = 64, then /spectrum at T = 256;
-  each heavy load is reported with its time to the first delta, to the first delta of the page's
-  main area, and to script_finished. The class keeps moving λ until the heavy student is done, and
-  is also reported over the time each heavy load was running.
+  (log-uniform in [0.05, 50]) and a random T ∈ {16, 32, 64, 128}, then loops: think 0.5–2 s (its
+  fragment timers keep firing, as in a browser), move λ (widget state of the ``lam`` select slider,
+  same session).
+* ``heavy``: a class as above plus one heavy student who opens (typed URLs, so a new session each)
+  the home page at T = 1024, then /celeba at T = 64, then /spectrum at T = 256, each reported with
+  its first delta, first main-area delta, first content and complete. The others' p95 over the
+  heavy loads is compared with the light-only class of the same size (run it first in the same
+  invocation: ``--scenarios 20,heavy:20``).
 * ``room``: one teacher and ``--room-students`` students in a room, following the teacher through
   ``--room-steps`` steps of ``--room-lesson`` and voting (``room_scenario.py``): p95 of follow latency,
   vote → teacher count latency and ordinary interactions, and server CPU per following student per
   minute (against the teacher alone, same run).
-* ``memory``: ``--memory-students`` students move λ without thinking (T every 10th move, and a new
-  session every 50 moves); server RSS after 100 and after 1,000 interactions, and the ratio.
+* ``memory``: students move λ without thinking (T every 10th move, a new session every 50 moves);
+  server RSS after each of ``--memory-marks`` interactions, and the ratio.
+* ``soak``: a class for ``--duration`` seconds (600 for the 10-minute soak) with server RSS sampled
+  every ``--soak-every`` seconds: RSS at the end against RSS at minute 2 (or at 20 % of a shorter
+  run).
 
-Printed per scenario: interactions, p50 / p95 / max, errors (exception or st.error elements,
-abnormal finishes, timeouts), page loads, server CPU seconds per interaction, RSS of the server
-process and (separately) of its children, and p50/p95 ratios against the 1-student run (run ``1``
-in the same invocation: the machine may be shared). Everything is bounded (``--duration`` per
-scenario, ``--memory-timeout``) and stops by itself; traffic stays on 127.0.0.1.
+Other scenarios register themselves with ``@scenario`` (one driver, one report). Printed per scenario:
+interactions, first-content and complete p50 / p95 / max, errors (exception or st.error elements,
+abnormal finishes, timeouts, pages still pending at the deadline), page loads, server CPU per
+interaction (all server processes, workers excluded), RSS of the server processes and (separately)
+of the rest (Dask workers, proxy), and p95 ratios against the 1-student run (run ``1`` in the same
+invocation: the machine may be shared). Everything is bounded (``--duration`` per scenario,
+``--memory-timeout``) and stops by itself; traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +73,8 @@ from opmerge_dashboard.params import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa
 
 T_CHOICES = (16, 32, 64, 128)
 HEAVY_PAGES = (("", 1024), ("celeba", 64), ("spectrum", 256))   # (url path, T)
-RUN_TIMEOUT = 300.0                       # one script run, seconds
+RUN_TIMEOUT = 300.0                       # one interaction until complete, seconds
+QUICK_DURATION = 15.0                     # --quick: seconds per scenario
 
 
 # ---- what a student does --------------------------------------------------------------------------
@@ -73,35 +88,57 @@ def home_query(lam: float, T: int) -> str:
     return f"lam={fmt_lam(lam)}&T={T}"
 
 
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    if len(xs) == 1:
+        return xs[0]
+    return statistics.quantiles(xs, n=100, method="inclusive")[round(q) - 1]
+
+
 @dataclass
 class Stats:
-    """Interactions of one group of students: (start time, latency) pairs and errors."""
+    """Interactions of one group of students: (start, first content, complete) and errors."""
 
-    runs: list[tuple[float, float]] = field(default_factory=list)
-    loads: list[float] = field(default_factory=list)
+    runs: list[tuple[float, float, float]] = field(default_factory=list)
+    loads: list[tuple[float, float]] = field(default_factory=list)     # page loads: first, complete
+    fragment_runs: int = 0
     errors: Counter = field(default_factory=Counter)
 
-    def record(self, t_start: float, run: stclient.Run) -> None:
-        self.runs.append((t_start, run.elapsed))
-        for err in run.errors:
-            self.errors[err[:120]] += 1
-        if run.status != "FINISHED_SUCCESSFULLY" and not run.errors:
-            self.errors[f"finished {run.status}"] += 1
+    def record(self, t_start: float, step: stclient.Interaction, *, load: bool = False) -> None:
+        for err in step.errors:
+            self.errors[re.sub(r"\d+(\.\d+)? s\b", "N s", err)[:120]] += 1
+        if step.first.status not in stclient.DONE and not step.errors:
+            self.errors[f"finished {step.first.status}"] += 1
+        self.fragment_runs += step.fragment_runs
+        complete = step.complete if step.complete is not None else float("inf")
+        if load:
+            self.loads.append((step.first.elapsed, complete))
+        else:
+            self.runs.append((t_start, step.first.elapsed, complete))
 
-    def latencies(self, window: tuple[float, float] | None = None) -> list[float]:
+    def first(self, window: tuple[float, float] | None = None) -> list[float]:
+        return [f for t, f, c in self._in(window)]
+
+    def complete(self, window: tuple[float, float] | None = None) -> list[float]:
+        return [c for t, f, c in self._in(window)]
+
+    def _in(self, window: tuple[float, float] | None) -> list[tuple[float, float, float]]:
         if window is None:
-            return [dt for _, dt in self.runs]
+            return self.runs
         lo, hi = window
-        return [dt for t, dt in self.runs if t < hi and t + dt > lo]   # overlapping the window
+        return [r for r in self.runs if r[0] < hi and r[0] + r[2] > lo]   # overlapping the window
+
+    @property
+    def interactions(self) -> int:
+        return len(self.runs) + len(self.loads)
 
 
 async def open_home(url: str, rng: random.Random, stats: Stats) -> stclient.Session:
     t0 = time.monotonic()
     session = await stclient.connect(url, "", home_query(random_lam(rng), rng.choice(T_CHOICES)),
                                      timeout=RUN_TIMEOUT)
-    stats.record(t0, session.first)
-    stats.loads.append(session.first.elapsed)
-    stats.runs.pop()                              # page loads are reported apart from λ moves
+    stats.record(t0, session.load, load=True)
     return session
 
 
@@ -116,7 +153,7 @@ async def student(url: str, rng: random.Random, stats: Stats, duration: float,
 
     try:
         while more():
-            await asyncio.sleep(rng.uniform(*think))
+            await session.idle(rng.uniform(*think))
             if not more():
                 break
             if session.broken:                     # a run timed out: reload the tab
@@ -125,23 +162,85 @@ async def student(url: str, rng: random.Random, stats: Stats, duration: float,
                 continue
             t0 = time.monotonic()
             try:
-                run = await session.rerun({"lam": stclient.select_slider(fmt_lam(random_lam(rng)))},
-                                          timeout=RUN_TIMEOUT)
+                step = await session.interact(
+                    {"lam": stclient.select_slider(fmt_lam(random_lam(rng)))}, timeout=RUN_TIMEOUT)
             except stclient.StreamlitClientError as exc:
                 stats.errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                 await session.close()
                 session = await open_home(url, rng, stats)
                 continue
-            stats.record(t0, run)
+            stats.record(t0, step)
     finally:
         await session.close()
+
+
+# ---- scenarios ------------------------------------------------------------------------------------
+@dataclass
+class Result:
+    name: str
+    stats: Stats
+    cpu_s: float
+    rss: tuple[int, int]
+    lines: list[str] = field(default_factory=list)     # the scenario's own report lines
+
+
+@dataclass
+class Context:
+    """What a scenario gets: the server, the options, the results of the scenarios run before."""
+
+    server: stclient.DashboardServer
+    args: argparse.Namespace
+    results: dict[str, Result] = field(default_factory=dict)   # by scenario token, e.g. "20"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[[Context, int], Awaitable[Result]]   # (context, class size) → result
+    help: str
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str, help: str):
+    """Register ``async def fn(ctx, n) -> Result`` as scenario ``name`` (``name:N`` passes N)."""
+    def register(fn):
+        SCENARIOS[name] = Scenario(name, fn, help)
+        return fn
+    return register
+
+
+async def measured(ctx: Context, name: str, stats: Stats, *tasks: Awaitable) -> tuple[Result, list]:
+    """Run the students' tasks; the server's CPU and RSS over them."""
+    cpu0 = ctx.server.cpu()
+    out = await asyncio.gather(*tasks)
+    return Result(name, stats, ctx.server.cpu() - cpu0, ctx.server.rss()), out
+
+
+def classroom(ctx: Context, n: int, stats: Stats, seed: int, wait_for: asyncio.Event | None = None,
+              duration: float | None = None) -> list[Awaitable]:
+    rng = random.Random(ctx.args.seed + seed)
+    return [student(ctx.server.url, random.Random(rng.random()), stats,
+                    ctx.args.duration if duration is None else duration, ctx.args.think, wait_for)
+            for _ in range(n)]
+
+
+@scenario("class", "N students moving λ (the token is the number itself: 20)")
+async def run_class(ctx: Context, n: int) -> Result:
+    stats = Stats()
+    tasks = classroom(ctx, n, stats, seed=n)
+    if ctx.args.profile and str(n) == ctx.args.profile_scenario:
+        tasks.append(profile(ctx.server, ctx.args))
+    result, _ = await measured(ctx, f"{n} students", stats, *tasks)
+    return result
 
 
 @dataclass
 class HeavyLoad:
     page: str
     T: int
-    run: stclient.Run
+    load: stclient.Interaction
     window: tuple[float, float]
 
 
@@ -155,8 +254,8 @@ async def heavy_student(url: str, rng: random.Random, start_after: float, gap: f
             query = home_query(random_lam(rng), T) if page == "" else f"T={T}"
             t0 = time.monotonic()
             session = await stclient.connect(url, page, query, timeout=page_timeout)
-            loads.append(HeavyLoad(page or "home", T, session.first,
-                                   (t0, t0 + session.first.elapsed)))
+            end = session.load.complete if session.load.complete is not None else page_timeout
+            loads.append(HeavyLoad(page or "home", T, session.load, (t0, t0 + end)))
             await session.close()
             await asyncio.sleep(gap)
     finally:
@@ -164,51 +263,31 @@ async def heavy_student(url: str, rng: random.Random, start_after: float, gap: f
     return loads
 
 
-async def warm_up(url: str) -> list[tuple[int, float]]:
-    """Load the home page once per T, so the first scenario does not pay numba JIT and T caches."""
-    times = []
-    for T in T_CHOICES:
-        session = await stclient.connect(url, "", home_query(0.5, T), timeout=RUN_TIMEOUT)
-        times.append((T, session.first.elapsed))
-        await session.close()
-    return times
-
-
-# ---- scenarios ------------------------------------------------------------------------------------
-@dataclass
-class Result:
-    name: str
-    stats: Stats
-    cpu_s: float
-    rss: tuple[int, int]
-    heavy: list[HeavyLoad] = field(default_factory=list)
-
-
-def pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    if len(xs) == 1:
-        return xs[0]
-    return statistics.quantiles(xs, n=100, method="inclusive")[round(q) - 1]
-
-
-async def run_class(server: stclient.DashboardServer, n: int, args: argparse.Namespace,
-                    heavy: bool) -> Result:
-    rng = random.Random(args.seed + n + (1000 if heavy else 0))
-    stats = Stats()
-    cpu0 = server.cpu()
-    done = asyncio.Event() if heavy else None
-    tasks = [student(server.url, random.Random(rng.random()), stats, args.duration, args.think, done)
-             for _ in range(n)]
-    if heavy:
-        tasks.append(heavy_student(server.url, random.Random(rng.random()),
-                                   start_after=0.15 * args.duration, gap=2.0, done=done,
-                                   page_timeout=args.page_timeout))
-    if args.profile and str(n) == args.profile_scenario and not heavy:
-        tasks.append(profile(server, args))
-    out = await asyncio.gather(*tasks)
-    name = f"{n} students" + (" + heavy" if heavy else "")
-    return Result(name, stats, server.cpu() - cpu0, server.rss(), out[n] if heavy else [])
+@scenario("heavy", "a class plus one student opening heavy pages (compare with the class alone)")
+async def run_heavy(ctx: Context, n: int) -> Result:
+    stats, done = Stats(), asyncio.Event()
+    heavy = heavy_student(ctx.server.url, random.Random(ctx.args.seed + 1000),
+                          start_after=0.15 * ctx.args.duration, gap=2.0, done=done,
+                          page_timeout=ctx.args.page_timeout)
+    result, out = await measured(ctx, f"{n} students + heavy", stats,
+                                 *classroom(ctx, n, stats, seed=n + 1000, wait_for=done), heavy)
+    windows = []
+    for h in out[-1]:
+        windows.append(h.window)
+        during = stats.complete(h.window)
+        first = h.load.first
+        result.lines.append(
+            f"heavy /{h.page} T={h.T}: first delta {first.first_delta or 0:.2f} s, first main-area "
+            f"delta {first.first_main_delta or 0:.2f} s, first content {first.elapsed:.2f} s, "
+            f"complete {fmt_s(h.load.complete)} ({first.status}, errors {len(h.load.errors)}); "
+            f"others meanwhile: n={len(during)} p95 {pct(during, 95):.2f} s")
+    during = [c for t, f, c in stats.runs if any(t < hi and t + c > lo for lo, hi in windows)]
+    light = ctx.results.get(str(n))
+    if light is not None and during:
+        ratio = pct(during, 95) / pct(light.stats.complete(), 95)
+        result.lines.append(f"others during the heavy loads: p95 complete {pct(during, 95):.2f} s = "
+                            f"{ratio:.2f}× the light-only class ({n} students, same run; target ≤ 1.2)")
+    return result
 
 
 async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list[int],
@@ -225,7 +304,7 @@ async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list
             change = ({"T": stclient.slider(rng.choice(T_CHOICES))} if moves % 10 == 0 else
                       {"lam": stclient.select_slider(fmt_lam(random_lam(rng)))})
             t0 = time.monotonic()
-            stats.record(t0, await session.rerun(change, timeout=RUN_TIMEOUT))
+            stats.record(t0, await session.interact(change, timeout=RUN_TIMEOUT))
             for mark in marks:
                 if len(stats.runs) >= mark and mark not in rss_at:
                     rss_at[mark] = server.rss()
@@ -233,22 +312,80 @@ async def memory_student(url: str, rng: random.Random, stats: Stats, marks: list
         await session.close()
 
 
-async def run_memory(server: stclient.DashboardServer, args: argparse.Namespace) -> tuple[Result, dict]:
-    rng = random.Random(args.seed + 7)
+@scenario("memory", "students without think time; server RSS after --memory-marks interactions")
+async def run_memory(ctx: Context, n: int) -> Result:
+    rng = random.Random(ctx.args.seed + 7)
     stats, rss_at = Stats(), {}
-    marks = sorted(args.memory_marks)
-    cpu0 = server.cpu()
-    deadline = time.monotonic() + args.memory_timeout
-    await asyncio.gather(*[memory_student(server.url, random.Random(rng.random()), stats, marks,
-                                          rss_at, server, deadline)
-                           for _ in range(args.memory_students)])
-    return Result(f"memory ({args.memory_students} students, no think)", stats,
-                  server.cpu() - cpu0, server.rss()), rss_at
+    marks = sorted(ctx.args.memory_marks)
+    deadline = time.monotonic() + ctx.args.memory_timeout
+    result, _ = await measured(ctx, f"memory ({n} students, no think)", stats, *[
+        memory_student(ctx.server.url, random.Random(rng.random()), stats, marks, rss_at, ctx.server,
+                       deadline) for _ in range(n)])
+    for mark in sorted(rss_at):
+        s, k = rss_at[mark]
+        result.lines.append(f"after {mark:5d} interactions: RSS server {mb(s)}, others {mb(k)}")
+    lo, hi = min(rss_at, default=0), max(rss_at, default=0)
+    if lo != hi:
+        result.lines.append(f"RSS ratio {hi}/{lo}: {rss_at[hi][0] / rss_at[lo][0]:.2f} (target ≤ 1.3)")
+    return result
+
+
+async def sample_rss(server: stclient.DashboardServer, every: float, until: float,
+                     samples: list[tuple[float, int]]) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() < until:
+        samples.append((time.monotonic() - t0, server.rss()[0]))
+        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
+    samples.append((time.monotonic() - t0, server.rss()[0]))
+
+
+@scenario("soak", "a class for --duration seconds: server RSS at the end against RSS at minute 2")
+async def run_soak(ctx: Context, n: int) -> Result:
+    stats, samples = Stats(), []
+    duration = ctx.args.duration
+    sampler = sample_rss(ctx.server, ctx.args.soak_every, time.monotonic() + duration, samples)
+    result, _ = await measured(ctx, f"soak ({n} students, {duration:g} s)", stats,
+                               *classroom(ctx, n, stats, seed=n + 2000), sampler)
+    mark = min(120.0, 0.2 * duration)
+    at_mark = next((rss for t, rss in samples if t >= mark), samples[-1][1])
+    end = samples[-1][1]
+    result.lines.append(f"RSS server at {mark:.0f} s {mb(at_mark)}, at the end {mb(end)}: "
+                        f"{end / at_mark:.2f}× (target ≤ 1.1); samples every {ctx.args.soak_every:g} s: "
+                        + " ".join(f"{rss / 2**20:.0f}" for _, rss in samples[:: max(1, len(samples) // 12)]))
+    return result
+
+
+@scenario("room", "a teacher leading --room-students students through a lesson (room_scenario.py)")
+async def run_room(ctx: Context, n: int) -> Result:
+    import room_scenario  # the lessons it walks through are imported only for this scenario
+    args = ctx.args
+    r = await room_scenario.run_room(
+        ctx.server, students=n, lesson_name=args.room_lesson, steps=args.room_steps,
+        dwell=args.room_dwell, idle=args.room_idle, seed=args.seed,
+        lam_choices=[fmt_lam(x) for x in LAM_GRID if 0.1 <= x <= 10])
+
+    def line(name: str, xs: list[float], target: float | None = None) -> str:
+        goal = f" (target p95 ≤ {target:g} s)" if target else ""
+        return (f"{name:<28} n={len(xs):4d}  p50 {pct(xs, 50):6.2f} s  p95 {pct(xs, 95):6.2f} s  "
+                f"max {max(xs, default=float('nan')):6.2f} s{goal}")
+    per_min = (r.cpu_follow - r.cpu_idle) / n / (args.room_idle / 60)
+    stats = Stats(errors=r.errors)
+    return Result(f"room (1 teacher + {n})", stats, 0.0, ctx.server.rss(), lines=[
+        f"lesson {args.room_lesson}, {args.room_steps} steps of {args.room_dwell:g} s",
+        line("follow (Next → new step)", r.follow, 2),
+        line("vote → teacher's count", r.vote_count, 2),
+        line("interactions (vote, λ)", r.interactions, 1),
+        line("follow polls (fragment)", r.polls),
+        line("page loads (student link)", r.loads),
+        f"server CPU: teacher alone {r.cpu_idle:.1f} s, with {n} students following "
+        f"{r.cpu_follow:.1f} s in {args.room_idle:g} s → {1e3 * per_min:.0f} ms per following student "
+        f"per minute ({100 * per_min * n / 60:.0f}% of a core for the class)"])
 
 
 # ---- profiling (py-spy, optional) -----------------------------------------------------------------
 async def profile(server: stclient.DashboardServer, args: argparse.Namespace) -> None:
-    """py-spy the server for ``--profile-seconds`` once the students have loaded their pages."""
+    """py-spy the (first) server process for ``--profile-seconds`` once the students have loaded
+    their pages."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(exe).exists():
         print("py-spy not found: no profile (pip install py-spy)", file=sys.stderr)
@@ -258,8 +395,8 @@ async def profile(server: stclient.DashboardServer, args: argparse.Namespace) ->
     await asyncio.sleep(warmup)
     folded = Path(args.profile)
     proc = await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(server.proc.pid), "--duration", str(seconds), "--rate", "50",
-        "--format", "raw", "--output", str(folded), "--nonblocking",
+        exe, "record", "--pid", str(server.pids()[0]), "--duration", str(seconds),
+        "--rate", str(args.profile_rate), "--format", "raw", "--output", str(folded), "--nonblocking",
         *(["--gil"] if args.profile_mode == "gil" else []),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
@@ -305,87 +442,96 @@ def mb(n: int) -> str:
     return f"{n / 2**20:.0f} MB"
 
 
+def fmt_s(x: float | None) -> str:
+    return "pending" if x is None or math.isinf(x) else f"{x:.2f} s"
+
+
 def print_result(r: Result, base: Result | None) -> None:
-    lat = r.stats.latencies()
+    first, complete = r.stats.first(), r.stats.complete()
     n_err = sum(r.stats.errors.values())
-    per = r.cpu_s / max(len(lat) + len(r.stats.loads), 1)
-    p50, p95 = pct(lat, 50), pct(lat, 95)
-    line = (f"{r.name:<34} n={len(lat):4d}  p50 {p50:6.2f} s  p95 {p95:6.2f} s  "
-            f"max {max(lat, default=float('nan')):6.2f} s  errors {n_err:3d}  "
-            f"server CPU {1e3 * per:5.0f} ms/run  RSS server {mb(r.rss[0])}, children {mb(r.rss[1])}")
+    per = r.cpu_s / max(r.stats.interactions, 1)
+    pad = " " * 36
+    if not r.stats.interactions:             # a scenario with its own figures (e.g. room)
+        print(f"{r.name:<36}errors {n_err}")
+        for err, count in r.stats.errors.most_common(8):
+            print(f"{pad}error ×{count}: {err}")
+        for extra in r.lines:
+            print(f"{pad}{extra}")
+        return
+    print(f"{r.name:<36}n={len(complete):4d}  complete p50 {pct(complete, 50):5.2f} s  p95 "
+          f"{pct(complete, 95):5.2f} s  max {max(complete, default=float('nan')):5.2f} s  |  first "
+          f"content p50 {pct(first, 50):5.2f} s  p95 {pct(first, 95):5.2f} s  |  errors {n_err}")
+    line = (f"{pad}server CPU {1e3 * per:.0f} ms/interaction ({r.stats.fragment_runs} fragment "
+            f"reruns), RSS server {mb(r.rss[0])}, others {mb(r.rss[1])}")
     if base is not None and base is not r and base.stats.runs:
-        b = base.stats.latencies()
-        line += f"  | ×1-student: p50 {p50 / pct(b, 50):5.1f}, p95 {p95 / pct(b, 95):5.1f}"
+        b = base.stats.complete()
+        line += (f"  | ×1-student: p50 {pct(complete, 50) / pct(b, 50):.1f}, "
+                 f"p95 {pct(complete, 95) / pct(b, 95):.1f}")
     print(line)
     if r.stats.loads:
-        print(f"{'':<34} page loads: n={len(r.stats.loads)} p50 {pct(r.stats.loads, 50):.2f} s, "
-              f"max {max(r.stats.loads):.2f} s")
+        loads = [c for _, c in r.stats.loads]
+        print(f"{pad}page loads: n={len(loads)} complete p50 {pct(loads, 50):.2f} s, max "
+              f"{fmt_s(max(loads))}; first content p50 {pct([f for f, _ in r.stats.loads], 50):.2f} s")
     for err, count in r.stats.errors.most_common(5):
-        print(f"{'':<34} error ×{count}: {err}")
-    for h in r.heavy:
-        during = r.stats.latencies(h.window)
-        print(f"{'':<34} heavy /{h.page} T={h.T}: first delta {h.run.first_delta or 0:6.2f} s, "
-              f"first main-area delta {h.run.first_main_delta or 0:6.2f} s, finished "
-              f"{h.run.elapsed:6.2f} s ({h.run.status}, errors {len(h.run.errors)}); others meanwhile: "
-              f"n={len(during)} p95 {pct(during, 95):.2f} s max {max(during, default=0):.2f} s")
+        print(f"{pad}error ×{count}: {err}")
+    for extra in r.lines:
+        print(f"{pad}{extra}")
 
 
-async def run_room(server: stclient.DashboardServer, args: argparse.Namespace):
-    import room_scenario  # the lessons it walks through are imported only for this scenario
-    return await room_scenario.run_room(
-        server, students=args.room_students, lesson_name=args.room_lesson, steps=args.room_steps,
-        dwell=args.room_dwell, idle=args.room_idle, seed=args.seed,
-        lam_choices=[fmt_lam(x) for x in LAM_GRID if 0.1 <= x <= 10])
+def scenario_token(raw: str) -> tuple[str, Scenario, int | None]:
+    name, _, count = raw.partition(":")
+    if name.isdigit() and not count:
+        name, count = "class", name
+    if name not in SCENARIOS or (count and not (count.isdigit() and 1 <= int(count) <= 200)):
+        raise argparse.ArgumentTypeError(
+            f"scenario {raw!r}: a student count 1..200, or one of {', '.join(sorted(SCENARIOS))} "
+            f"(optionally NAME:N for N students)")
+    return raw, SCENARIOS[name], int(count) if count else None
 
 
-def print_room(r, args: argparse.Namespace) -> None:
-    """The room scenario's report (``room_scenario.RoomStats``)."""
-    def line(name: str, xs: list[float], target: float | None = None) -> str:
-        goal = f" (target p95 ≤ {target:g} s)" if target else ""
-        return (f"{'':<4}{name:<28} n={len(xs):4d}  p50 {pct(xs, 50):6.2f} s  p95 {pct(xs, 95):6.2f} s  "
-                f"max {max(xs, default=float('nan')):6.2f} s{goal}")
-    n = args.room_students
-    per_min = (r.cpu_follow - r.cpu_idle) / n / (args.room_idle / 60)
-    print(f"room: 1 teacher + {n} students, lesson {args.room_lesson}, {args.room_steps} steps of "
-          f"{args.room_dwell:g} s, errors {sum(r.errors.values())}")
-    print(line("follow (Next → new step)", r.follow, 2))
-    print(line("vote → teacher's count", r.vote_count, 2))
-    print(line("interactions (vote, λ)", r.interactions, 1))
-    print(line("follow polls (fragment)", r.polls))
-    print(line("page loads (student link)", r.loads))
-    print(f"{'':<4}server CPU: teacher alone {r.cpu_idle:.1f} s, with {n} students following "
-          f"{r.cpu_follow:.1f} s in {args.room_idle:g} s → {1e3 * per_min:.0f} ms per following student "
-          f"per minute ({100 * per_min * n / 60:.0f}% of a core for the class)")
-    for err, count in r.errors.most_common(8):
-        print(f"{'':<4}error ×{count}: {err}")
+def scenario_list(raw: str) -> list[tuple[str, Scenario, int | None]]:
+    return [scenario_token(s.strip()) for s in raw.split(",") if s.strip()]
 
 
-def scenario_list(raw: str) -> list[str]:
-    items = [s.strip() for s in raw.split(",") if s.strip()]
-    for s in items:
-        if not (s.isdigit() and 1 <= int(s) <= 100) and s not in ("heavy", "memory", "room"):
-            raise argparse.ArgumentTypeError(f"scenario {s!r}: a student count 1..100, heavy, memory "
-                                             "or room")
-    return items
+def default_size(name: str, args: argparse.Namespace) -> int:
+    return {"memory": args.memory_students, "room": args.room_students}.get(name, args.students)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+async def warm_up(url: str) -> list[tuple[int, float]]:
+    """Load the home page once per T, so the first scenario does not pay numba JIT and T caches."""
+    times = []
+    for T in T_CHOICES:
+        session = await stclient.connect(url, "", home_query(0.5, T), timeout=RUN_TIMEOUT)
+        times.append((T, session.load.complete or float("inf")))
+        await session.close()
+    return times
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 epilog="scenarios: " + "; ".join(f"{s.name}: {s.help}"
+                                                                  for s in SCENARIOS.values()))
     ap.add_argument("--scenarios", type=scenario_list, default=scenario_list("1,10,20,heavy,memory"))
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of λ moves per scenario")
-    ap.add_argument("--students", type=int, default=20, help="class size of the heavy scenario")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"a smoke run: {QUICK_DURATION:g} s per scenario, memory marks 50 and 200")
+    ap.add_argument("--students", type=int, default=20, help="class size of heavy and soak (default)")
+    ap.add_argument("--processes", type=int,
+                    help="serve with the web tier: N server processes behind the proxy (default: "
+                         "one plain `opmerge dashboard` process)")
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     ap.add_argument("--memory-students", type=int, default=5)
     ap.add_argument("--memory-marks", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--memory-timeout", type=float, default=900.0)
-    ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
-                    help="seconds a heavy page load may take before it counts as failed")
+    ap.add_argument("--soak-every", type=float, default=10.0, help="seconds between RSS samples")
     ap.add_argument("--room-students", type=int, default=30)
     ap.add_argument("--room-lesson", default="phase-transition")
     ap.add_argument("--room-steps", type=int, default=4, help="steps the teacher leads the room through")
     ap.add_argument("--room-dwell", type=float, default=15.0, help="seconds on each step")
     ap.add_argument("--room-idle", type=float, default=30.0,
                     help="seconds of the CPU phases (teacher alone; students only following)")
+    ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
+                    help="seconds a heavy page load may take before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--server-args", default="",
                     help="extra `opmerge dashboard` flags, as one string: --server-args=--dev")
@@ -393,48 +539,42 @@ def main() -> None:
                     help="py-spy the server during one scenario; collapsed stacks go to PATH")
     ap.add_argument("--profile-scenario", default="20", help="student count to profile")
     ap.add_argument("--profile-seconds", type=int, default=20)
+    ap.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--profile-mode", choices=("gil", "all"), default="gil",
                     help="gil: only the thread holding the GIL (= the server's CPU); all: every thread")
     ap.add_argument("--no-warmup", action="store_true",
                     help="skip loading the home page once per T before the scenarios")
     args = ap.parse_args()
-    if not 1 <= args.duration <= 3600 or not 1 <= args.students <= 100 \
-            or not 1 <= args.memory_students <= 50 or not 0 <= args.think[0] <= args.think[1] <= 60:
-        ap.error("bounds: 1 ≤ duration ≤ 3600, 1 ≤ students ≤ 100, 1 ≤ memory students ≤ 50, "
-                 "0 ≤ think ≤ 60")
+    if args.quick:
+        args.duration = min(args.duration, QUICK_DURATION)
+        args.memory_marks = [50, 200]
+        args.soak_every = min(args.soak_every, 2.0)
+    if not 1 <= args.duration <= 3600 or not 1 <= args.students <= 200 \
+            or not 1 <= args.memory_students <= 50 or not 0 <= args.think[0] <= args.think[1] <= 60 \
+            or not 1 <= (args.processes or 1) <= 16 or not 0.5 <= args.soak_every <= 600:
+        ap.error("bounds: 1 ≤ duration ≤ 3600, 1 ≤ students ≤ 200, 1 ≤ memory students ≤ 50, "
+                 "0 ≤ think ≤ 60, 1 ≤ processes ≤ 16, 0.5 ≤ soak-every ≤ 600")
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     print(f"bench_load: {os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (shared machine: compare ratios)")
     t0 = time.monotonic()
-    server = stclient.DashboardServer(shlex.split(args.server_args))
-    print(f"server up in {time.monotonic() - t0:.1f} s at {server.url} (pid {server.proc.pid}), "
-          f"RSS {mb(server.rss()[0])}; scenarios: {', '.join(args.scenarios)}, "
+    server = stclient.DashboardServer(shlex.split(args.server_args), processes=args.processes)
+    print(f"server up in {time.monotonic() - t0:.1f} s at {server.url} ({server.describe()}), "
+          f"RSS {mb(server.rss()[0])}; scenarios: {', '.join(t for t, _, _ in args.scenarios)}, "
           f"{args.duration:g} s each\n")
-    base = None
+    ctx = Context(server, args)
     try:
         if not args.no_warmup:
             loads = asyncio.run(warm_up(server.url))
             print("warm-up home page loads: " + ", ".join(f"T={T} {dt:.1f} s" for T, dt in loads))
-        for name in args.scenarios:
-            if name == "room":
-                print_room(asyncio.run(run_room(server, args)), args)
-                continue
-            if name == "memory":
-                r, rss_at = asyncio.run(run_memory(server, args))
-                print_result(r, None)
-                for mark in sorted(rss_at):
-                    s, k = rss_at[mark]
-                    print(f"{'':<34} after {mark:5d} interactions: RSS server {mb(s)}, children {mb(k)}")
-                lo, hi = min(rss_at, default=0), max(rss_at, default=0)
-                if lo != hi:
-                    print(f"{'':<34} RSS ratio {hi}/{lo}: {rss_at[hi][0] / rss_at[lo][0]:.2f} "
-                          f"(target ≤ 1.3)")
-                continue
-            heavy = name == "heavy"
-            r = asyncio.run(run_class(server, args.students if heavy else int(name), args, heavy))
-            if name == "1":
-                base = r
-            print_result(r, base)
+        for token, sc, n in args.scenarios:
+            r = asyncio.run(sc.run(ctx, n if n is not None else default_size(sc.name, args)))
+            ctx.results[token] = r
+            print_result(r, ctx.results.get("1"))
     finally:
         server.stop()
     t = psutil.Process().cpu_times()

@@ -3,6 +3,9 @@
 The defaults are those of a deployed app (a classroom server): no file watcher, no run-on-save, no
 browser, no telemetry, small uploads. ``--dev`` brings the watcher and run-on-save back. Flags that
 ``opmerge dashboard`` does not know go to ``streamlit run`` after the defaults, so they win.
+
+``--processes N`` serves a lecture hall instead: N server processes behind HAProxy with one shared Dask
+cluster (tier.py).
 """
 
 from __future__ import annotations
@@ -97,6 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--public-url", type=_public_url, metavar="URL",
                    help="the server's address as students reach it (behind a proxy, or a name they "
                         "know): the base of a room's student link and QR code (sets OPMERGE_PUBLIC_URL)")
+    p.add_argument("--processes", type=_positive_int, metavar="N",
+                   help="the web tier: N server processes behind HAProxy (sticky by cookie) on "
+                        "--address/--port, one shared Dask cluster; needs the haproxy package")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="the tier's private folder (config, logs, tier.json); default: a temporary one")
     p.set_defaults(func=run, pass_through=True)
     p.epilog = "Any other flags go to `streamlit run` and override the defaults, e.g. --server.port"
 
@@ -126,7 +134,17 @@ def server_env(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str
     return env
 
 
+def tier_server_argv(args: argparse.Namespace, port: int) -> list[str]:
+    """One server process of the tier: the same command on 127.0.0.1:port (only the proxy faces the
+    students)."""
+    return streamlit_command(argparse.Namespace(**{**vars(args), "port": port, "address": "127.0.0.1"}))
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.processes is not None:
+        from opmerge_core.cli import tier
+
+        return tier.serve(args, lambda port: tier_server_argv(args, port), server_env(args, os.environ))
     cmd = streamlit_command(args)
     env = server_env(args, os.environ)
     sys.stdout.flush()

@@ -1,0 +1,233 @@
+"""The web tier (`opmerge dashboard --processes N`): HAProxy's generated configuration, and the whole
+tier started on loopback — cookie stickiness for a tab's page, websocket and media, cookie-less
+clients spread over the processes, a killed server process redispatched and restarted, and no child
+left behind by SIGTERM or by a killed supervisor (functional, not timed)."""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+
+from opmerge_core.cli import tier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import stclient
+
+HAPROXY = next((p for p in ("/usr/sbin/haproxy", "/usr/bin/haproxy") if os.access(p, os.X_OK)), None)
+needs_haproxy = pytest.mark.skipif(
+    HAPROXY is None and os.environ.get("CI") != "true",   # under CI a missing proxy fails the tests
+    reason="haproxy is not installed (apt-get install -y haproxy)")
+
+
+def run_async(coro):
+    """``asyncio.run`` in a thread of its own (the browser tests keep an event loop in the main one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def poll(condition, timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
+def proxy_stats(run_dir: Path) -> dict[str, str]:
+    """Server name → status (UP, DOWN, …) from HAProxy's stats socket."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(run_dir / "haproxy.sock"))
+        sock.sendall(b"show stat\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    rows = [line.split(",") for line in data.decode().splitlines() if line and not line.startswith("#")]
+    return {r[1]: r[17] for r in rows if r[0] == "streamlit" and r[1] not in ("BACKEND", "FRONTEND")}
+
+
+# ---- the configuration -----------------------------------------------------------------------------
+@needs_haproxy
+def test_generated_config_is_valid_and_sticky_by_cookie(tmp_path):
+    cfg = tier.haproxy_config("127.0.0.1:8501", [("s1", 9001), ("s2", 9002)], tmp_path)
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    subprocess.run([tier.find_haproxy(), "-c", "-q", "-f", str(tmp_path / "haproxy.cfg")], check=True)
+    assert f"cookie {tier.COOKIE} insert indirect nocache" in cfg
+    assert "server s1 127.0.0.1:9001 cookie s1" in cfg and "server s2 127.0.0.1:9002 cookie s2" in cfg
+    assert "option httpchk GET /_stcore/health" in cfg and "option redispatch" in cfg
+    assert "timeout tunnel" in cfg                     # websockets outlive the HTTP timeouts
+    assert "balance source" not in cfg and "hash-type" not in cfg   # never by client address
+
+
+def test_processes_must_be_positive():
+    with pytest.raises(SystemExit):
+        tier_cli("--processes", "0")
+
+
+def tier_cli(*argv: str):
+    from opmerge_core.cli import build_parser
+
+    return build_parser(["dashboard"]).parse_args(["dashboard", *argv])
+
+
+# ---- the whole tier on loopback --------------------------------------------------------------------
+class Tier:
+    """`opmerge dashboard --processes N` as a subprocess, with its tier.json."""
+
+    def __init__(self, home: Path, processes: int, timeout: float = 240):
+        self.port = stclient.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.run_dir = home / "run"
+        self.log = open(home / "tier.log", "w+b")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opmerge_core", "dashboard", "--processes", str(processes),
+             "--workers", "1", "--port", str(self.port), "--address", "127.0.0.1",
+             "--run-dir", str(self.run_dir)],
+            env={**os.environ, "OPMERGE_HOME": str(home / "home")}, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        try:
+            poll(lambda: self.state().get("ready") or self.proc.poll() is not None, timeout,
+                 "the tier came up")
+        except AssertionError:
+            self.stop()
+            raise
+        assert self.proc.poll() is None, self.output()
+
+    def state(self) -> dict:
+        try:
+            return json.loads((self.run_dir / "tier.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def pid(self, name: str) -> int:
+        return next(c["pid"] for c in self.state()["children"] if c["name"] == name)
+
+    def tree(self) -> list[psutil.Process]:
+        return [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def hall(tmp_path_factory):
+    t = Tier(tmp_path_factory.mktemp("tier"), processes=2)
+    yield t
+    t.stop()
+
+
+async def open_tab(url: str, lam: str, T: int) -> tuple[stclient.Session, str]:
+    """A new browser (empty cookie jar) on the home page; its CSV download's media URL."""
+    session = await stclient.connect(url, "", f"lam={lam}&T={T}", timeout=180, jar={})
+    assert session.first.ok, session.first.errors
+    return session, await session.download_url("csv_strategies_w2")
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(600)
+def test_a_tab_sticks_to_one_process_and_cookieless_clients_spread(hall):
+    async def scenario():
+        tabs = [await open_tab(hall.url, lam, T) for lam, T in (("0.3", 20), ("4", 24), ("1.5", 28))]
+        try:
+            servers = [s.jar.get(tier.COOKIE) for s, _ in tabs]
+            # cookie-less clients from one address (all 127.0.0.1) land on different processes
+            assert set(servers) == {"s1", "s2"}, servers
+            for session, media in tabs:
+                mine = session.jar[tier.COOKIE]
+                other = {"s1": "s2", "s2": "s1"}[mine]
+                # the page, the websocket and the media all went to the cookie's process: the
+                # media file exists there, made by the script run of this tab's websocket …
+                assert (await session.fetch(media))[0] == 200
+                assert (await session.fetch(media))[0] == 200     # again: stable
+                # … and nowhere else (each tab's settings are its own)
+                assert (await stclient._get(hall.url + media, {tier.COOKIE: other}))[0] == 404
+                # the socket is still the same session: a rerun keeps its widget state
+                run = await session.rerun({"lam": stclient.select_slider("2")}, timeout=180)
+                assert run.ok and session.jar[tier.COOKIE] == mine
+        finally:
+            for session, _ in tabs:
+                await session.close()
+
+    run_async(scenario())
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(600)
+def test_a_killed_process_is_redispatched_then_restarted(hall):
+    old = hall.pid("s1")
+    os.kill(old, signal.SIGKILL)
+
+    async def tab_with_dead_cookie():
+        jar = {tier.COOKIE: "s1"}
+        session = await stclient.connect(hall.url, "", "lam=0.5&T=16", timeout=180, jar=jar)
+        await session.close()
+        return session.first, jar
+
+    # its students reconnect to the other process (option redispatch), which sets its own cookie
+    first, jar = run_async(tab_with_dead_cookie())
+    assert first.ok and jar[tier.COOKIE] in ("s1", "s2")
+    # the supervisor restarts it; HAProxy puts it back into rotation once it answers its health check
+    poll(lambda: hall.pid("s1") != old, 30, "the supervisor restarted s1")
+    poll(lambda: proxy_stats(hall.run_dir).get("s1") == "UP", 240, "s1 back in rotation")
+    assert "s1 (pid" in hall.output() and "restarting" in hall.output()
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
+def test_sigterm_stops_every_child(hall):
+    tree = hall.tree()
+    assert len(tree) >= 6          # supervisor, scheduler, workers (+ a worker process), 2 servers, proxy
+    hall.proc.send_signal(signal.SIGTERM)
+    assert hall.proc.wait(timeout=60) == 0
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, [(p.pid, p.cmdline()[:4]) for p in alive]
+    assert not (hall.run_dir / "haproxy.sock").exists() or proxy_dead(hall.run_dir)
+
+
+def proxy_dead(run_dir: Path) -> bool:
+    try:
+        proxy_stats(run_dir)
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
+def test_a_killed_supervisor_leaves_no_orphans(tmp_path):
+    t = Tier(tmp_path, processes=1)
+    tree = t.tree()
+    try:
+        t.proc.kill()                   # no chance to clean up: the children must go by themselves
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        assert not alive, [(p.pid, p.cmdline()[:4]) for p in alive]
+    finally:
+        for p in tree:                  # never leave a tier running, whatever the outcome
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        t.stop()
