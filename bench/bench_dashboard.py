@@ -74,7 +74,7 @@ def main() -> None:
 
     # the phase diagram alone: computed here (cold), on the compute backend (cold: a fresh cache),
     # and again from the backend's cache
-    args = (tuple(plan_views.PHASE_LAMS.tolist()), plan_views.PHASE_TS, Model())
+    args = (plan_views.PHASE_LAMS, plan_views.PHASE_TS, Model())
     t0 = time.perf_counter()
     sweep.phase(*args)
     here = time.perf_counter() - t0

@@ -55,7 +55,7 @@ def _pending(job_id: str, label: str) -> None:
     st.progress(min(max(job.progress, 0.0), 1.0), text=f":material/hourglass_top: {label} — {where} …")
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache                    # once per process (a dict lookup on every rerun)
 def warm_up() -> threading.Thread:
     """Once per server process: start the compute backend in the background, so the cluster is up
     by the time the first heavy request arrives, load the compiled DP kernels (the in-process DPs of
@@ -76,9 +76,16 @@ def session_owner() -> str:
     return st.session_state.setdefault("job_owner", uuid.uuid4().hex)
 
 
-@st.fragment(run_every=30)
 def keep_jobs_alive() -> None:
-    """Renew this session's job lease from every page (closing the tab stops the renewals)."""
+    """Renew this session's job lease from every page (closing the tab stops the renewals). Only a
+    session that has started jobs has a lease: the others skip the fragment (elements cost server
+    CPU on every rerun)."""
+    if "job_owner" in st.session_state:
+        _renew_lease()
+
+
+@st.fragment(run_every=30)
+def _renew_lease() -> None:
     backend().touch(session_owner())
 
 

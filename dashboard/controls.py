@@ -51,8 +51,8 @@ def sidebar(keys: tuple[str, ...]) -> None:
         if presentation.active() and shown != keys:
             st.caption("λ, T and S are on the stage (top of the page).")
         parameter_widgets(shown)
-        st.markdown("**Active model choices** (assumptions, see About)")
-        st.caption(model_choices_text(params()))
+        st.markdown("**Active model choices** (assumptions, see About)\n\n"
+                    f":small[:gray[{model_choices_text(params())}]]")
     else:
         st.caption("This page has its own controls (on the page); the shared theory controls "
                    "(λ, T, S, schedule …) are on the theory pages.")

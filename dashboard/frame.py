@@ -26,6 +26,16 @@ PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
          ("lessons.py", "Lessons", "school", "lessons")]
 
 
+def session_pages() -> dict:
+    """url path → ``st.Page``, made once per session (each page costs path checks and hashing; a page
+    object is not shared between sessions, whose script runs mark it callable in turn)."""
+    if "_pages" not in st.session_state:
+        st.session_state["_pages"] = {
+            u: st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
+            for f, t, i, u in PAGES}
+    return st.session_state["_pages"]
+
+
 def run() -> None:
     """One script run: the frame around the current page, then the page."""
     present = str(st.query_params.get("present", st.session_state.get("_present", ""))) == "1"
@@ -43,16 +53,15 @@ def run() -> None:
     lesson_view.open_step()         # ?lesson=…&step=…: the step's state, before any widget exists
     sanitize_url()
 
-    pages = {u: st.Page(PAGES_DIR / f, title=t, icon=f":material/{i}:", url_path=u, default=u == "phase")
-             for f, t, i, u in PAGES}
+    pages = session_pages()
     page = st.navigation(list(pages.values()), position="top")
     lesson_view.switch_if_needed(page.url_path or "phase", pages)
     sanitize_page(page.url_path or "phase")
 
     keys = controls.for_page(page.url_path)
     with st.sidebar:
-        st.markdown("### opmerge")
-        st.caption("Diffusion trajectory distillation as operator merging (arXiv 2505.16024).")
+        st.markdown("### opmerge\n:small[:gray[Diffusion trajectory distillation as operator merging "
+                    "(arXiv 2505.16024).]]")
         st.page_link(pages["lessons"], label="Lessons: guided tours for a class", icon=":material/school:")
         controls.sidebar(keys)
         st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections.abc import Callable
 
@@ -48,7 +49,20 @@ def command(argv: list[str]) -> str:
     return shlex.join(["opmerge", *argv])
 
 
+@functools.lru_cache(maxsize=1024)
+def _command_line(to_argv: Callable, spec: type, args: tuple) -> str:
+    return command(to_argv(spec(*args)))
+
+
+def show_command(to_argv: Callable, spec: type, *args, label: str = "Reproduce with the CLI") -> None:
+    """``show_cli`` of the CLI command ``to_argv(spec(*args))`` (a command spec of opmerge_core.cli and
+    its module's ``to_argv``; hashable arguments), memoised: a page shows the same commands on every
+    rerun, and building a spec validates its arguments again."""
+    show_cli(_command_line(to_argv, spec, args), label)
+
+
 def show_cli(argv: list[str] | str, label: str = "Reproduce with the CLI") -> None:
-    """A command (argv, or an already written shell line) under a caption."""
-    st.caption(label)
-    st.code(argv if isinstance(argv, str) else command(argv), language="bash", wrap_lines=True)
+    """A command (argv, or an already written shell line) in a code block headed by ``label`` as a
+    shell comment (one element: every element costs the server CPU on every rerun)."""
+    line = argv if isinstance(argv, str) else command(argv)
+    st.code(f"# {label}\n{line}", language="bash", wrap_lines=True)

@@ -10,6 +10,7 @@ the core's ``Model`` (everything but T).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import streamlit as st
@@ -192,15 +193,27 @@ class Params:
 
     @property
     def setting(self) -> Setting:
-        return self.model.at(self.T)
+        return _setting(self.model, self.T)
+
+
+# One Model / Setting object per distinct value, shared by every rerun of every session: a page asks
+# for ``p.setting`` many times per rerun, and each new object would be validated again (and
+# recompute its schedule arrays).
+@functools.lru_cache(maxsize=256)
+def _model(S: float, schedule: str, init: str, surrogate: str) -> Model:
+    return Model(S=S, schedule=schedule, init=init, surrogate=surrogate)
+
+
+@functools.lru_cache(maxsize=1024)
+def _setting(model: Model, T: int) -> Setting:
+    return model.at(T)
 
 
 def params() -> Params:
     s = st.session_state
     get = lambda k: s[k] if s.get(k) is not None else DEFAULTS[k]  # noqa: E731
-    return Params(float(get("lam")), int(get("T")), Model(S=float(get("S")), schedule=str(get("schedule")),
-                                                          init=str(get("init")),
-                                                          surrogate=str(get("surrogate"))))
+    return Params(float(get("lam")), int(get("T")), _model(float(get("S")), str(get("schedule")),
+                                                           str(get("init")), str(get("surrogate"))))
 
 
 def model_choices_text(p: Params) -> str:

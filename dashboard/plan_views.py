@@ -4,12 +4,23 @@ strategy curves, thresholds, the phase diagram, per-direction and shared plans, 
 Cheap results are computed in the server; heavy ones (large T, grids) on the compute backend
 (``backend.shared_result``: None while they compute). Cached calls take the frozen ``Setting`` (or its
 ``Model`` for results over many T) as their key.
+
+Every rerun of a page asks for its views again, so their caches are plain ``functools.lru_cache``s
+shared by the sessions of the process: ``st.cache_data`` would hash the arguments with Streamlit's
+hasher and unpickle a copy of the result on every call (1–2 ms each, several per rerun: half the
+home page's server CPU under load, bench_load + py-spy). The results are shared, so they are never
+mutated (``figures.add_lam_line`` and ``add_phase_point`` return new specs; tables are Arrow tables).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from opmerge_core import figures
@@ -20,20 +31,30 @@ from opmerge_core.theory.thresholds import switch_points
 from opmerge_dashboard.backend import shared_result
 from opmerge_dashboard.params import LAM_MAX, LAM_MIN
 
-CURVE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 61)   # strategy curves (only λ in (1, λ_V) need a DP)
-PHASE_LAMS = np.geomspace(LAM_MIN, LAM_MAX, 41)
-CURVE_GRID, PHASE_GRID = (f"{LAM_MIN:g}:{LAM_MAX:g}:{lams.size}:log" for lams in (CURVE_LAMS, PHASE_LAMS))
+# λ grids as tuples: hashable, so a result's cache key is memoised (compute.result_key)
+CURVE_LAMS = tuple(np.geomspace(LAM_MIN, LAM_MAX, 61).tolist())   # strategy curves (DPs only in (1, λ_V))
+PHASE_LAMS = tuple(np.geomspace(LAM_MIN, LAM_MAX, 41).tolist())
+CURVE_GRID, PHASE_GRID = (f"{LAM_MIN:g}:{LAM_MAX:g}:{len(lams)}:log"
+                          for lams in (CURVE_LAMS, PHASE_LAMS))
 PHASE_TS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 512)  # larger T: most of the cold time
 IN_PROCESS_T_MAX = 256   # one DP up to here costs a few ms: computed in the server, above on a worker
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@dataclass(frozen=True)
+class Data:
+    """An argument left out of a memo's key (``st.cache_data``'s leading underscore): all ``Data``
+    are equal. Only for data that the other arguments determine (e.g. the curves of a setting)."""
+
+    value: Any = field(compare=False)
+
+
+@functools.lru_cache(maxsize=256)
 def _optimal_here(setting: Setting, lam: float) -> planner.OptimalPlan:
     return planner.optimal_at(setting, lam)
 
 
 def _phase_args(model: Model) -> tuple:
-    return tuple(PHASE_LAMS.tolist()), PHASE_TS, model
+    return PHASE_LAMS, PHASE_TS, model
 
 
 def home_calls(setting: Setting, lam: float) -> list[tuple]:
@@ -79,20 +100,39 @@ def shared(setting: Setting, lams: tuple[float, ...]) -> SharedPlan | None:
                  label=f"Shared plan for {len(lams)} directions (Pareto DP)")
 
 
-# Figures that do not depend on λ are cached as plain specs (keyed by the setting alone; the data
-# arguments are not hashed); the page adds the λ marker and builds the figure without re-validation
-# (figures.from_dict), which keeps a λ change cheap.
-@st.cache_data(max_entries=64, show_spinner=False)
-def curves_spec(setting: Setting, _df: pd.DataFrame, lam_B: float, lam_V: float) -> dict:
-    return figures.plain_spec(figures.strategy_curves(_df, None, lam_B, lam_V))
+# Figures that do not depend on λ are cached as plain specs (keyed by the setting alone: the data
+# comes from the backend's results for that setting); the page adds the λ marker and builds the figure
+# without re-validation (figures.from_dict), which keeps a λ change cheap.
+def curves_spec(setting: Setting, df: pd.DataFrame, lam_B: float, lam_V: float) -> dict:
+    return _curves_spec(setting, lam_B, lam_V, Data(df))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def phase_spec(model: Model, _ph: pd.DataFrame, _th: pd.DataFrame) -> dict:
-    return figures.plain_spec(figures.phase_diagram(_ph, _th))
+@functools.lru_cache(maxsize=64)
+def _curves_spec(setting: Setting, lam_B: float, lam_V: float, df: Data) -> dict:
+    return figures.plain_spec(figures.strategy_curves(df.value, None, lam_B, lam_V))
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
+def phase_spec(model: Model, ph: pd.DataFrame, th: pd.DataFrame) -> dict:
+    return _phase_spec(model, Data((ph, th)))
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_spec(model: Model, data: Data) -> dict:
+    return figures.plain_spec(figures.phase_diagram(*data.value))
+
+
+def not_proven(key: tuple, df: pd.DataFrame) -> int:
+    """Rows of ``df`` (the result of the views call ``key``) whose DP value is the best known, not
+    proven optimal (column ``exact`` false)."""
+    return _not_proven(key, Data(df))
+
+
+@functools.lru_cache(maxsize=256)
+def _not_proven(key: tuple, df: Data) -> int:
+    return int((~df.value["exact"]).sum())
+
+
+@functools.lru_cache(maxsize=128)
 def span_values(setting: Setting, plan_text: str, lam: float) -> dict:
     plan = plans.parse(plan_text, setting.T)
     return {span: float(v[0]) for span, v in plans.evaluate_spans(plan, setting, [lam]).items()}
@@ -100,7 +140,7 @@ def span_values(setting: Setting, plan_text: str, lam: float) -> dict:
 
 # The λ slider has LAM_GRID's 40 values, so every (setting, λ) view below is computed once for all
 # sessions: a classroom moving λ mostly reads these caches.
-@st.cache_data(max_entries=1024, show_spinner=False)
+@functools.lru_cache(maxsize=1024)
 def plan_view(setting: Setting, lam: float, plan_text: str, title: str) -> tuple[dict, pd.DataFrame]:
     """A plan's tree figure (plain spec) at one λ and the span values behind it."""
     values = span_values(setting, plan_text, lam)
@@ -109,10 +149,11 @@ def plan_view(setting: Setting, lam: float, plan_text: str, title: str) -> tuple
     return figures.plain_spec(figures.plan_tree(plans.parse(plan_text, setting.T), values, title)), tree_df
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+@functools.lru_cache(maxsize=1024)
 def strategies_table(setting: Setting, lam: float, dp_label: str, dp_value: float,
-                     dp_w2: float) -> pd.DataFrame:
-    """Every named strategy's one-step value and W2 at one λ, next to the DP optimum."""
+                     dp_w2: float) -> pa.Table:
+    """Every named strategy's one-step value and W2 at one λ, next to the DP optimum (an Arrow table:
+    ``st.dataframe`` shows it without converting a DataFrame on every rerun)."""
     rows = []
     for name, plan in plans.named_plans(setting.T).items():
         v = float(plan.evaluate(setting, [lam])[0])
@@ -121,7 +162,7 @@ def strategies_table(setting: Setting, lam: float, dp_label: str, dp_value: floa
     rows.append({"strategy": f"DP optimum ({dp_label})", "value": dp_value, "W2": dp_w2})
     table = pd.DataFrame(rows)
     table["gap to DP"] = table["W2"] - dp_w2
-    return table
+    return pa.Table.from_pandas(table, preserve_index=False)
 
 
 ENUMERATE_T_MAX = value_sets.ALL_VALUES_T_MAX  # all plans' values: 103,049 plans at T = 10

@@ -50,7 +50,7 @@ def test_page_renders_from_url_state(assets, monkeypatch):
     assert "Sequential BOOT" in metrics["optimal regimes"] and "Vanilla" in metrics["optimal regimes"]
     assert at.session_state["T"] == 8 and at.session_state["S"] == 2.0
     command = next(c.value for c in at.code if "--T 8 --shrinkage 2" in c.value)
-    spec = celeba_cli.parse(shlex.split(command)[1:])        # the real CLI reads it back
+    spec = celeba_cli.parse(shlex.split(command, comments=True)[1:])   # the real CLI reads it back
     assert (spec.setting.T, spec.setting.S, spec.samples) == (8, 2.0, 6)
     assert len(at.get("image")) == 1                                  # the face grid
     table = at.dataframe[0].value

@@ -54,7 +54,7 @@ def test_training_runs_in_the_job_runner_and_the_page_shows_it(monkeypatch, tmp_
     assert any("share of samples near one of the 2 modes" in m.value for m in at.markdown)
     cli = "opmerge sfd train --teacher mixture-2d --preset two-blobs --nfe 1"
     command = next(c.value for c in at.code if cli in c.value)
-    spec = sfd_cli.parse(shlex.split(command)[1:])           # the real CLI reads it back
+    spec = sfd_cli.parse(shlex.split(command, comments=True)[1:])   # the real CLI reads it back
     assert (spec.preset, spec.config.nfe, spec.config.budget) == ("two-blobs", 1, 1024)
     from opmerge_dashboard.backend import backend
 

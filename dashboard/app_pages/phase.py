@@ -8,7 +8,7 @@ from opmerge_core.cli import theory as theory_cli
 from opmerge_dashboard import plan_views as views
 from opmerge_dashboard import predict
 from opmerge_dashboard.backend import prefetch
-from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.output import csv_download, figure, show_command
 from opmerge_dashboard.params import WARN, params
 
 p = params()
@@ -30,6 +30,37 @@ MEANING = {
     "mixed": "some plans overshoot P and some undershoot it; the optimum is the plan whose value lands "
              "closest to P (a thin band just above λ = 1).",
 }
+
+# The static explanation is one element (text and formulas): every element costs server CPU on every
+# rerun of every student.
+WHAT_TO_NOTICE = r"""#### What to notice
+
+Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above λ_V the vermillion
+**vanilla** curve does. In between, the optimum is a hybrid that no named strategy matches.
+
+$$
+A^*_t=\frac{\alpha_{t-1}\alpha_t\lambda+\sigma_{t-1}\sigma_t}{\alpha_t^2\lambda+\sigma_t^2},\quad
+P=\prod_{t=1}^{T}A^*_t
+$$
+
+A merge with shrinkage ρ acts like f(x) = 1 − ρ + ρx, and
+
+$$
+f(xy)-f(x)f(y)=\rho(1-\rho)(1-x)(1-y)
+$$
+
+Merging one step at a time gives a **smaller** one-step operator than merging everything at once.
+When every plan overshoots P (λ ≤ 1) smaller is better → BOOT; when every plan undershoots (large λ)
+larger is better → vanilla.
+
+$$
+W_2=r_T\,|S-P|
+$$
+
+$$
+\lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad \lambda_V=1+\tfrac{1}{\alpha_1}
+$$
+"""
 
 PENDING = "…"
 c1, c2, c3, c4 = st.columns([2.2, 1, 1, 1])
@@ -53,9 +84,9 @@ def plan_section(best) -> None:
                                          f"Optimal plan at λ = {p.lam:g}, T = {p.T}")
         figure(spec, "optimal_plan_tree", tree_df)
     with right:
-        st.markdown(f"**{best.label}** — {MEANING[best.regime]}")
+        st.markdown(f"**{best.label}** — {MEANING[best.regime]}\n\n"
+                    "Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
         text = best.plan.text
-        st.markdown("Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
         st.code(text if len(text) <= 600 else text[:600] + " …", language=None, wrap_lines=True)
         st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
                    f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
@@ -64,8 +95,8 @@ def plan_section(best) -> None:
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
                                     ("value", "W2", "gap to DP")})
-        csv_download(table, "strategies_w2")
-        show_cli(theory_cli.to_argv(theory_cli.PlanCommand(p.setting, (p.lam,))))
+        csv_download(table.to_pandas, "strategies_w2")
+        show_command(theory_cli.to_argv, theory_cli.PlanCommand, p.setting, (p.lam,))
 
 
 if best is not None:
@@ -78,25 +109,12 @@ with left:
     if df is not None and thresholds is not None:
         figure(figures.add_lam_line(views.curves_spec(p.setting, df, lam_B, lam_V), p.lam),
                "strategy_curves", df)
-        if not df["exact"].all():
-            st.warning(f"{int((~df['exact']).sum())} λ values of the dashed DP curve lie in the mixed "
-                       "band: there the DP value is the best known, **not proven optimal**.",
-                       icon=WARN)
+        if n := views.not_proven(("curves", p.setting), df):
+            st.warning(f"{n} λ values of the dashed DP curve lie in the mixed band: there the DP value "
+                       "is the best known, **not proven optimal**.", icon=WARN)
 with right:
-    st.markdown("#### What to notice")
-    st.markdown("Below λ = 1 the blue **BOOT** curve coincides with the dashed DP optimum; above "
-                "λ_V the vermillion **vanilla** curve does. In between, the optimum is a hybrid that "
-                "no named strategy matches.")
-    st.latex(r"A^*_t=\frac{\alpha_{t-1}\alpha_t\lambda+\sigma_{t-1}\sigma_t}{\alpha_t^2\lambda+\sigma_t^2},"
-             r"\quad P=\prod_{t=1}^{T}A^*_t")
-    st.markdown("A merge with shrinkage ρ acts like f(x) = 1 − ρ + ρx, and")
-    st.latex(r"f(xy)-f(x)f(y)=\rho(1-\rho)(1-x)(1-y)")
-    st.markdown("Merging one step at a time gives a **smaller** one-step operator than merging "
-                "everything at once. When every plan overshoots P (λ ≤ 1) smaller is better → BOOT; "
-                "when every plan undershoots (large λ) larger is better → vanilla.")
-    st.latex(r"W_2=r_T\,|S-P|")
-    st.latex(r"\lambda_B(T)\approx 1+\tfrac{1.6}{T},\qquad \lambda_V=1+\tfrac{1}{\alpha_1}")
-    show_cli(theory_cli.to_argv(theory_cli.SweepCommand((p.T,), views.CURVE_GRID, p.model)))
+    st.markdown(WHAT_TO_NOTICE)
+    show_command(theory_cli.to_argv, theory_cli.SweepCommand, (p.T,), views.CURVE_GRID, p.model)
 
 left, right = st.columns([3, 2])
 with left:
@@ -107,11 +125,11 @@ with left:
         figure(figures.add_phase_point(views.phase_spec(p.model, ph, th), p.lam, p.T),
                "phase_diagram", lambda: ph.merge(th, on="T")[columns])
 with right:
-    st.markdown("#### Reading the phase diagram")
-    st.markdown("Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
+    st.markdown("#### Reading the phase diagram\n\n"
+                "Blue: sequential BOOT is exactly optimal; vermillion: vanilla. The solid line "
                 "λ_B(T) hugs λ = 1 as T grows; the dashed line λ_V = 1 + 1/α₁ tends to 2. The star "
                 "is the current setting. Change **S** in the sidebar: the thresholds do not move.")
-    if phase is not None and not phase[0]["exact"].all():
-        st.warning(f"{int((~phase[0]['exact']).sum())} cells lie in the mixed band at large T: their plan is "
-                   "the best known, **not proven optimal**.", icon=WARN)
-    show_cli(theory_cli.to_argv(theory_cli.SweepCommand(views.PHASE_TS, views.PHASE_GRID, p.model)))
+    if phase is not None and (n := views.not_proven(("phase", p.model), phase[0])):
+        st.warning(f"{n} cells lie in the mixed band at large T: their plan is the best known, **not "
+                   "proven optimal**.", icon=WARN)
+    show_command(theory_cli.to_argv, theory_cli.SweepCommand, views.PHASE_TS, views.PHASE_GRID, p.model)

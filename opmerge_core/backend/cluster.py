@@ -51,7 +51,13 @@ def embedded_cluster(n_workers: int | None, allowed_failures: int):
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+    # The scheduler and the workers' nannies of a LocalCluster run in this (the server's) process and
+    # share its GIL: their monitors sample every few seconds instead of several times a second.
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
+                          "distributed.admin.system-monitor.interval": "5s",
+                          "distributed.admin.system-monitor.disk": False,
+                          "distributed.worker.memory.monitor-interval": "1s",
+                          "distributed.admin.tick.interval": "500ms"}):
         return LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
                             processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                             worker_dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,

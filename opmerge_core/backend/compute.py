@@ -25,6 +25,7 @@ be recovered as failed by the next ``RunStore`` (runstore.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -96,6 +97,28 @@ class Job:
         return self._done.wait(timeout)
 
 
+def _tokenized_key(fn: Callable, args: tuple) -> str:
+    from dask.base import tokenize
+
+    return f"{fn.__name__}-{tokenize(f'{fn.__module__}.{fn.__qualname__}', args, code_version())}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _memo_key(fn: Callable, args: tuple, types: tuple) -> str:
+    return _tokenized_key(fn, args)
+
+
+def result_key(fn: Callable, args: tuple) -> str:
+    """The cache key of ``fn(*args)``: the same for identical requests of every session, process and
+    restart (Dask's ``tokenize`` of the function's name, the arguments and ``code_version``). Pages ask
+    for their results on every rerun, so the key of hashable arguments (frozen settings, tuples,
+    numbers) is memoised; arrays are tokenized each time."""
+    try:
+        return _memo_key(fn, args, tuple(type(a) for a in args))   # 1 and 1.0: different keys
+    except TypeError:                                               # unhashable arguments
+        return _tokenized_key(fn, args)
+
+
 class Backend:
     """A Dask client plus the run life cycle, the shared result cache and session leases."""
 
@@ -157,10 +180,8 @@ class Backend:
     def cached(self, fn: Callable, *args, kind: str = "compute") -> Job:
         """A pure heavy result ``fn(*args)``: from the cache, the identical in-flight job, or a new one.
         The returned job may already be done (cache hit)."""
-        from dask.base import tokenize
-
         name = f"{fn.__module__}.{fn.__qualname__}"
-        key = f"{fn.__name__}-{tokenize(name, args, code_version())}"
+        key = result_key(fn, args)
         with self._lock:
             job = self._by_key.get(key)
             if job is not None and (not job.done or job.status == Status.DONE
@@ -375,6 +396,7 @@ class Backend:
 
 
 _DEFAULT: Backend | None = None
+_DEFAULT_HOME: str | None = None         # $OPMERGE_HOME when _DEFAULT last checked its store
 _DEFAULT_LOCK = threading.Lock()
 
 
@@ -384,13 +406,15 @@ def default_backend(worker_setup: Callable[[], Any] | None = None) -> Backend:
 
     The run store and the result cache follow ``$OPMERGE_HOME`` (tests change it); the cluster stays.
     """
-    global _DEFAULT
+    global _DEFAULT, _DEFAULT_HOME
     with _DEFAULT_LOCK:
+        home = os.environ.get("OPMERGE_HOME")     # every rerun asks: compare paths only on a change
         if _DEFAULT is None or _DEFAULT._closed:
             address = os.environ.get("OPMERGE_SCHEDULER") or None
             _DEFAULT = Backend(address, worker_setup=worker_setup)
             # before concurrent.futures' own exit hook: Dask's callback threads still take work then
             threading._register_atexit(_DEFAULT.shutdown)
-        elif _DEFAULT.store.path != default_path():
+        elif home != _DEFAULT_HOME and _DEFAULT.store.path != default_path():
             _DEFAULT.rehome(RunStore(), ResultCache())
+        _DEFAULT_HOME = home
         return _DEFAULT

@@ -66,21 +66,20 @@ def _base_layout(title: str, height: int = 420, **kw) -> dict:
 
 
 def add_lam_line(spec: dict, lam: float) -> dict:
-    """Mark the current λ on a figure spec with a log λ x axis (in place; returns the spec)."""
+    """A new spec: ``spec`` (a log λ x axis; shared, left unchanged) with the current λ marked."""
     shape, notes = _vline(lam, text=f"λ = {lam:g}", log_x=True)
-    layout = spec.setdefault("layout", {})
-    layout["shapes"] = [*layout.get("shapes", ()), shape]
-    layout["annotations"] = [*layout.get("annotations", ()), *notes]
-    return spec
+    layout = spec.get("layout", {})
+    return {**spec, "layout": {**layout, "shapes": [*layout.get("shapes", ()), shape],
+                               "annotations": [*layout.get("annotations", ()), *notes]}}
 
 
 def add_phase_point(spec: dict, lam: float, T: int) -> dict:
-    """Mark the current (λ, T) on a phase-diagram spec (x = log10 λ, y = log2 T)."""
-    spec.setdefault("data", []).append(dict(
-        type="scatter", x=[float(np.log10(lam))], y=[float(np.log2(T))], mode="markers",
-        name=f"you: λ={lam:g}, T={T}",
-        marker=dict(size=18, symbol="star", color="#F0E442", line=dict(color="black", width=2))))
-    return spec
+    """A new spec: the phase diagram ``spec`` (x = log10 λ, y = log2 T; shared, left unchanged) with
+    the current (λ, T) marked."""
+    star = dict(type="scatter", x=[float(np.log10(lam))], y=[float(np.log2(T))], mode="markers",
+                name=f"you: λ={lam:g}, T={T}",
+                marker=dict(size=18, symbol="star", color="#F0E442", line=dict(color="black", width=2)))
+    return {**spec, "data": [*spec.get("data", ()), star]}
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420, **kw) -> go.Figure:
