@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from opmerge_dashboard import presentation
+from opmerge_dashboard.params import BOUND
 
 SCALES = (1, 2, 3, 4)          # 64, 128, 192, 256 px tiles
 
@@ -21,9 +22,10 @@ def tile_control(key: str, container=st) -> int:
 
 
 def column_control(n: int, key: str, container=st) -> tuple[int, ...] | None:
-    """Zoom onto some columns (one z_T each); None = all ``n``."""
+    """Zoom onto some columns (one z_T each), bound to the URL (``key`` is its parameter); None = all
+    ``n``."""
     picked = container.multiselect("zoom on columns (same z_T in every row)", list(range(1, n + 1)),
-                                   key=key, placeholder="all columns",
+                                   key=key, placeholder="all columns", **BOUND,
                                    help="Show only these columns, e.g. 2 or 3 faces at a large size.")
     picked = [c for c in picked if c <= n]
     return tuple(c - 1 for c in sorted(picked)) or None

@@ -53,7 +53,7 @@ class Step:
     index: int                              # 1-based
     title: str
     page: str                               # the page's url path, e.g. "phase"
-    params: dict[str, str]                  # URL parameters as written (strings)
+    params: dict[str, str | list[str]]      # URL parameters as written (strings; a list for a multiselect)
     narrative: str                          # markdown
     question: Question | None = None
     state: dict[str, object] = field(default_factory=dict)   # every parameter of the page: given or default
@@ -97,18 +97,25 @@ def _text(table: dict, key: str, where: str, limit: int, *, required: bool = Tru
     return value
 
 
-def _url_value(value: object) -> str:
-    """A TOML value as the URL string a page reads (true/false, 0.5, 32, text)."""
+def _url_value(value: object) -> str | list[str]:
+    """A TOML value as the URL string a page reads (true/false, 0.5, 32, text); an array (the values
+    of a multiselect) as the list of those strings."""
+    if isinstance(value, list):
+        return [_one_url_value(v) for v in value]
+    return _one_url_value(value)
+
+
+def _one_url_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return f"{value:g}" if isinstance(value, float) else str(value)
     if isinstance(value, str):
         return value
-    raise ValueError(f"must be text, a number or true/false, got {type(value).__name__}")
+    raise ValueError(f"must be text, a number, true/false or an array of those, got {type(value).__name__}")
 
 
-def _string_table(table: object, what: str, where: str) -> dict[str, str]:
+def _string_table(table: object, what: str, where: str) -> dict[str, str | list[str]]:
     if table is None:
         return {}
     if not isinstance(table, dict):
@@ -121,7 +128,7 @@ def _string_table(table: object, what: str, where: str) -> dict[str, str]:
             out[key] = _url_value(value)
         except ValueError as exc:
             raise LessonError(f"{where}: `{what}.{key}` {exc}") from None
-        if len(out[key]) > VALUE_MAX:
+        if len(str(out[key])) > VALUE_MAX:
             raise LessonError(f"{where}: `{what}.{key}` is too long (max {VALUE_MAX} characters)")
     return out
 

@@ -48,24 +48,38 @@ WARN, ERROR = ":material/warning:", ":material/error:"  # alert icons
 def _seed(params: dict[str, Param], flag: str) -> None:
     """Once per session (per ``flag``): check the URL's values of ``params`` and seed session_state
     with the good ones (defaults for the rest). Bad values → a message in ``_url_warnings`` (shown by
-    ``show_url_warnings``) and the default."""
+    ``show_url_warnings``) and the default.
+
+    On its first run a bound widget takes its value from the URL if *Streamlit* can read it, even over
+    session_state (it would show ``T=3.5`` as 3, a slider value off its step as is, and keep only the
+    labels of a multiselect's list that mixes codes and labels). So a value rejected or snapped here,
+    or a list not written as its widget writes it, leaves the URL and the script reruns once, before
+    any widget exists: the widget then shows what the check (and the warning) says."""
     if st.session_state.get(flag):
         return
     st.session_state[flag] = True
-    raw = {key: st.query_params.get(key) for key in params}
-    resolved = resolve(params, {k: v for k, v in raw.items() if v is not None})
+    raw = {key: st.query_params.get_all(key) if p.multi else st.query_params.get(key)
+           for key, p in params.items() if key in st.query_params}
+    resolved = resolve(params, raw)
     warnings = st.session_state.setdefault("_url_warnings", [])
     for key, message, is_note in resolved.problems:
         if is_note:
             warnings.append(f"URL parameter `{key}`: {message}.")
             continue
-        default = params[key].default
-        shown = "empty" if default in ("", None) else repr(default)
+        default = list(params[key].default) if params[key].multi else params[key].default
+        shown = "empty" if default in ("", None, []) else repr(default)
         warnings.append(f"URL parameter `{key}`: {message} — using the default ({shown}).")
     for key, text in resolved.rejected.items():
         st.session_state[f"_rejected_{key}"] = text
     for key, value in resolved.values.items():
         st.session_state[key] = value
+    corrected = {key for key, _, _ in resolved.problems if key in st.query_params}
+    corrected |= {key for key, p in params.items() if p.multi and key in raw and key not in resolved.rejected
+                  and raw[key] != [p.label(v) for v in resolved.values[key]]}
+    for key in corrected:
+        del st.query_params[key]
+    if corrected:
+        st.rerun()
 
 
 def sanitize_url() -> None:
@@ -78,6 +92,17 @@ def sanitize_page(page: str) -> None:
     """Once per session and page: the page's own URL parameters (``url_params.OWN``)."""
     if page in OWN:
         _seed(OWN[page], f"_url_checked_{page}")
+
+
+BOUND = dict(bind="query-params", persist_state="session")      # a page's own control, in the URL
+_OWN_PARAMS = {key: param for page in OWN.values() for key, param in page.items()}
+
+
+def default(key: str) -> object:
+    """A page's own URL parameter's default, given to its widget too: the URL then holds only the
+    values that differ from it (a bound widget drops its default from the URL)."""
+    param = _OWN_PARAMS[key]
+    return list(param.default) if param.multi else param.default
 
 
 def show_url_warnings() -> None:

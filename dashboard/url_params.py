@@ -21,6 +21,7 @@ from opmerge_core.theory import plans
 from opmerge_core.theory.schedules import SCHEDULES
 from opmerge_core.theory.setting import SURROGATES
 from opmerge_core.theory.shrinkage import INITS
+from opmerge_core.training.graph import INPUTS
 
 # ---- the shared theory parameters (the sidebar) -------------------------------------------------
 # λ lives on a log-spaced grid of round numbers, refined around the transition (λ ≈ 1 … 2), so the
@@ -104,32 +105,63 @@ def _check_plan(raw: str) -> tuple[str, None]:
 
 # ---- check builders for the pages' own widgets ---------------------------------------------------
 Options = Sequence[object] | Callable[[], Sequence[object]]
+Labels = Mapping[object, str] | Callable[[], Mapping[object, str]]      # option -> the label it shows
 
 
 def _options(options: Options) -> Sequence[object]:
     return options() if callable(options) else options
 
 
-def choice(options: Options, labels: Callable[[], Mapping[str, str]] | None = None,
-           name: str = "value") -> Check:
-    """One of ``options`` (a tuple, or a function giving it: lazy imports). A selectbox bound to the
-    URL writes its *label* there (``format_func``), so a label is accepted too and read as its code."""
-    def check(raw: str) -> tuple[object, None]:
-        allowed = _options(options)
+def _labels(labels: Labels | None) -> Mapping[str, str]:
+    return (labels() if callable(labels) else labels) or {}
+
+
+def _pick(raw: str, allowed: Sequence[object], labels: Labels | None, name: str) -> object:
+    """The option ``raw`` names: the option itself (a number also by value: 1 = 1.0), or its label."""
+    for option in allowed:
+        if raw == str(option):
+            return option
+    if any(isinstance(o, int | float) and not isinstance(o, bool) for o in allowed):
+        try:
+            x = float(raw)
+        except ValueError:
+            x = math.nan
         for option in allowed:
-            if raw == str(option):
-                return option, None
-        by_label = {v: k for k, v in (labels() if labels else {}).items()}
-        if raw in by_label:
-            return by_label[raw], None
-        raise ValueError(f"unknown {name} {raw!r}; choose one of: {', '.join(map(str, allowed))}")
+            if isinstance(option, int | float) and math.isclose(x, option, rel_tol=1e-12):
+                return option
+    by_label = {str(v): k for k, v in _labels(labels).items()}
+    if raw in by_label:
+        return by_label[raw]
+    raise ValueError(f"unknown {name} {raw!r}; choose one of: {', '.join(map(str, allowed))}")
+
+
+def choice(options: Options, labels: Labels | None = None, name: str = "value") -> Check:
+    """One of ``options`` (a tuple, or a function giving it: lazy imports). A selection widget bound
+    to the URL writes its *label* there (``format_func``), so a label is accepted too and read as its
+    option; a number matches by value (``1`` is the option ``1.0``)."""
+    def check(raw: str) -> tuple[object, None]:
+        return _pick(raw, _options(options), labels, name), None
+    return check
+
+
+def choices(options: Options, labels: Labels | None = None, name: str = "value",
+            most: int | None = None) -> Check:
+    """Several of ``options`` (a multiselect: ``?k=a&k=b`` in the URL, a TOML array in a lesson), each
+    read as ``choice`` reads it, in the order given, repeats dropped; an empty list is allowed."""
+    def check(raw: str | Sequence[str]) -> tuple[list, None]:
+        allowed = _options(options)
+        items = [raw] if isinstance(raw, str) else list(raw)
+        if len(items) > (most or len(allowed)):
+            raise ValueError(f"at most {most or len(allowed)} values, got {len(items)}")
+        picked = [_pick(str(item), allowed, labels, name) for item in items if str(item) != ""]
+        return list(dict.fromkeys(picked)), None
     return check
 
 
 def integer(lo: int, hi: int) -> Check:
     def check(raw: str) -> tuple[int, None]:
         text = raw.strip().lstrip("+")
-        if not text.isdigit() or not lo <= int(text) <= hi:
+        if not (text.isascii() and text.isdigit()) or not lo <= int(text) <= hi:
             raise ValueError(f"must be an integer in [{lo}, {hi}], got {raw!r}")
         return int(text), None
     return check
@@ -159,10 +191,14 @@ def flag(raw: str) -> tuple[bool, None]:
 
 @dataclass(frozen=True)
 class Param:
-    """One URL parameter: the value its widget shows when the URL does not give it, and its check."""
+    """One URL parameter: the value its widget shows when the URL does not give it, and its check.
+    ``multi``: a multiselect's list of values (repeated in the URL, ``?k=a&k=b``; an array in a lesson),
+    which its widget writes as ``label(value)`` for each value (its ``format_func``)."""
 
     default: object
     check: Check
+    multi: bool = False
+    label: Callable[[object], str] = str
 
 
 THEORY: dict[str, Param] = {
@@ -231,7 +267,71 @@ MIXTURE_BUDGETS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)         # per st
 # keeps them equal) — written here so that checking a URL does not import torch
 SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET, MIXTURE_PAGE_BUDGET = 80_000, 8192, 32_768
 
+# Train page: its own T, the spectrum it trains on and the optimiser's settings
+TRAIN_T = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+TRAIN_STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+TRAIN_LRS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+TRAIN_BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+TRAIN_SPECTRA = {"sidebar": "sidebar λ", "power-law": "power law", "two-level": "two-level"}
+TRAIN_D_MIN, TRAIN_D_MAX = 2, 64
+TRAIN_LABELS = {**plans.STRATEGY_LABELS, "dp": "DP optimum (at S_eff)", "custom": "typed plan"}
+
+
+def train_label(strategy: str) -> str:
+    return TRAIN_LABELS.get(strategy, strategy)
+
+
+SEED_MAX = 2**31 - 1                                   # the trainer's seed bound
+# the trainer's choices (a test keeps them equal to the core's), written here: the trainer imports torch
+TRAIN_OPTIMIZERS, TRAIN_STUDENTS = ("sgd", "adam"), ("linear", "mlp")
+TRAIN_STRATEGIES = (*plans.STRATEGIES, "dp")            # train_spec.STRATEGY_CHOICES
+# CelebA page: the face grid
+FACES_MIN, FACES_MAX = 2, 12
+FACES_SEED_MAX = 10_000
+GAIN_MIN, GAIN_MAX, GAIN_STEP = 1.0, 20.0, 1.0
+# Spectrum page: where the eigenvalues come from (an upload's content is never in the URL)
+SPECTRUM_SOURCES = {"power-law": "power law", "two-level": "two-level", "flat": "flat", "upload": "upload"}
+SPECTRUM_D_MIN, SPECTRUM_D_MAX = 4, 256
+HIGH_LAM_MIN, HIGH_LAM_MAX, HIGH_LAM_STEP = 0.05, 50.0, 0.01      # two-level: the high λ
+EXPONENT_MIN, EXPONENT_MAX, EXPONENT_STEP = 0.1, 4.0, 0.1        # power law: λ_i = 10 · i^(−a)
+# Paper experiments page: each section's own T
+EXPERIMENT_T = (8, 16, 32, 64, 128, 256)
+EXPERIMENT_T_C = (8, 16, 32, 64, 128)
+
 OWN: dict[str, dict[str, Param]] = {
+    "train": {
+        "tr_strategies": Param(("boot", "vanilla", "dp"),
+                               choices(TRAIN_STRATEGIES, TRAIN_LABELS, name="strategy"), multi=True,
+                               label=train_label),
+        "tr_plan": Param("", _check_plan),
+        "tr_T": Param(32, choice(TRAIN_T, name="T")),
+        "tr_spectrum": Param("sidebar", choice(tuple(TRAIN_SPECTRA), TRAIN_SPECTRA, name="spectrum")),
+        "tr_d": Param(8, integer(TRAIN_D_MIN, TRAIN_D_MAX)),
+        "tr_steps": Param(200, choice(TRAIN_STEPS, name="number of steps")),
+        "tr_lr": Param(0.005, choice(TRAIN_LRS, name="learning rate")),
+        "tr_batch": Param(256, choice(TRAIN_BATCHES, name="batch")),
+        "tr_seed": Param(0, integer(0, SEED_MAX)),
+        "tr_opt": Param("sgd", choice(TRAIN_OPTIMIZERS, name="optimiser")),
+        "tr_student": Param("linear", choice(TRAIN_STUDENTS, name="student")),
+        "tr_inputs": Param("forward", choice(INPUTS, name="inputs")),
+    },
+    "celeba": {
+        "celeba_samples": Param(6, integer(FACES_MIN, FACES_MAX)),
+        "celeba_seed": Param(0, integer(0, FACES_SEED_MAX)),
+        "celeba_gain": Param(5.0, number(GAIN_MIN, GAIN_MAX, GAIN_STEP)),
+        "celeba_columns": Param((), choices(range(1, FACES_MAX + 1), name="column"), multi=True),
+    },
+    "spectrum": {
+        "sp_source": Param("power-law", choice(tuple(SPECTRUM_SOURCES), SPECTRUM_SOURCES, name="spectrum")),
+        "sp_d": Param(32, integer(SPECTRUM_D_MIN, SPECTRUM_D_MAX)),
+        "sp_hi": Param(5.0, number(HIGH_LAM_MIN, HIGH_LAM_MAX, HIGH_LAM_STEP)),
+        "sp_a": Param(1.0, number(EXPONENT_MIN, EXPONENT_MAX, EXPONENT_STEP)),
+    },
+    "experiments": {
+        "ex_T": Param(64, choice(EXPERIMENT_T, name="T")),
+        "ex_strategy": Param("boot", choice(plans.STRATEGIES, plans.STRATEGY_LABELS, name="strategy")),
+        "ex_T_c": Param(32, choice(EXPERIMENT_T_C, name="T")),
+    },
     "sfd": {
         "sfd_teacher": Param("latent-mlp", choice(_teachers, _teacher_labels, name="teacher")),
         "sfd_preset": Param("ring8", MIXTURE),
@@ -277,10 +377,43 @@ class Resolved:
     rejected: dict[str, str]
 
 
+# relations between two parameters of a page, checked once both are known
+PLAN_T = {"plan": "T", "tr_plan": "tr_T"}               # a plan -> the T it must be for (it sets it)
+AT_MOST = {"celeba_columns": "celeba_samples"}          # a list of numbers -> the parameter bounding them
+
+
+def _raw_value(param: Param, text: object) -> str | list[str]:
+    """A URL (or lesson) value as its check reads it: a list for a multiselect, else one string."""
+    if param.multi:
+        return [str(t) for t in text] if isinstance(text, list | tuple) else [str(text)]
+    if isinstance(text, list | tuple):
+        if len(text) != 1:
+            raise ValueError(f"takes one value, got {len(text)}")
+        text = text[0]
+    return str(text)
+
+
+def _plan_sets_T(plan_key: str, T_key: str, params: Mapping[str, Param], given: dict, out: Resolved) -> None:
+    """A plan sets its T unless the URL gives T (a good or a rejected one) or the page does not offer
+    that T; a plan for another T than the one shown is rejected."""
+    plan_T = plans.parse(given[plan_key]).T
+    if T_key not in given and T_key not in out.rejected:
+        try:
+            value, note = params[T_key].check(str(plan_T))
+            if note is None:
+                given[T_key] = value
+        except ValueError:
+            pass
+    T = given.get(T_key, params[T_key].default)
+    if T != plan_T:
+        out.problems.append((plan_key, f"the plan is for T = {plan_T} but T = {T}", False))
+        out.rejected[plan_key] = given.pop(plan_key)
+
+
 def resolve(params: Mapping[str, Param], raw: Mapping[str, object]) -> Resolved:
     """Check the raw URL values of ``params`` (missing ones take their default). A theory preset fills
     the parameters the URL does not give; a plan sets T unless T is given (a plan for another T is
-    rejected)."""
+    rejected); a list bounded by another parameter (``AT_MOST``) must stay within it."""
     out = Resolved({}, [], {})
     given: dict[str, object] = {}
     for key, param in params.items():
@@ -288,7 +421,7 @@ def resolve(params: Mapping[str, Param], raw: Mapping[str, object]) -> Resolved:
         if text is None:
             continue
         try:
-            value, note = param.check(str(text))
+            value, note = param.check(_raw_value(param, text))
         except (ValueError, TypeError, OverflowError) as exc:
             out.problems.append((key, str(exc), False))
             out.rejected[key] = str(text)
@@ -300,15 +433,18 @@ def resolve(params: Mapping[str, Param], raw: Mapping[str, object]) -> Resolved:
         for key, value in PRESETS[PRESET_BY_LABEL[given["preset"]]].values.items():
             if key in params:
                 given.setdefault(key, value)
-    if given.get("plan"):
-        plan_T = plans.parse(given["plan"]).T
-        if "T" not in given and T_MIN <= plan_T <= T_MAX:
-            given["T"] = plan_T
-        elif given.get("T", DEFAULTS["T"]) != plan_T:
-            T = given.get("T", DEFAULTS["T"])
-            out.problems.append(("plan", f"the plan is for T = {plan_T} but T = {T}", False))
-            out.rejected["plan"] = given.pop("plan")
-    out.values = {key: given.get(key, param.default) for key, param in params.items()}
+    for plan_key, T_key in PLAN_T.items():
+        if given.get(plan_key) and T_key in params:
+            _plan_sets_T(plan_key, T_key, params, given, out)
+    for key, bound_key in AT_MOST.items():
+        if key in given and bound_key in params:
+            bound = given.get(bound_key, params[bound_key].default)
+            beyond = [x for x in given[key] if x > bound]
+            if beyond:
+                out.problems.append((key, f"{beyond[0]} is more than {bound_key} = {bound}", False))
+                out.rejected[key] = str(raw[key])
+                given.pop(key)
+    out.values = {key: given.get(key, list(p.default) if p.multi else p.default) for key, p in params.items()}
     return out
 
 

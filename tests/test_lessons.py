@@ -73,7 +73,7 @@ def test_every_step_of_every_shipped_lesson_opens_in_its_state() -> None:
             for key, value in step.state.items():
                 widgets = [w for w in at.get("slider") + at.get("select_slider") + at.get("selectbox")
                            + at.get("toggle") + at.get("segmented_control") + at.get("number_input")
-                           + at.get("text_input") if getattr(w, "key", None) == key]
+                           + at.get("text_input") + at.get("multiselect") if getattr(w, "key", None) == key]
                 for w in widgets:
                     assert w.value == value or (value is None and w.value in (None, "")), \
                         (lesson.name, step.index, key, w.value, value)

@@ -22,7 +22,8 @@ from opmerge_dashboard import reference_view
 from opmerge_dashboard.backend import backend, session_owner, shared_result
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
-from opmerge_dashboard.params import params
+from opmerge_dashboard.params import BOUND, default, params
+from opmerge_dashboard.url_params import FACES_MAX, FACES_MIN, FACES_SEED_MAX, GAIN_MAX, GAIN_MIN, GAIN_STEP
 
 TRAIN_STEPS = 200
 
@@ -92,9 +93,11 @@ except ValueError as exc:
     st.stop()
 
 c1, c2, c3 = st.columns(3)
-n = c1.slider("faces per row", 2, 12, 6, key="celeba_samples")
-seed = int(c2.number_input("seed of z_T", 0, 10_000, 0, step=1, key="celeba_seed"))
-gain = float(c3.slider("difference amplification", 1.0, 20.0, 5.0, step=1.0, key="celeba_gain"))
+n = c1.slider("faces per row", FACES_MIN, FACES_MAX, default("celeba_samples"), key="celeba_samples", **BOUND)
+seed = int(c2.number_input("seed of z_T", 0, FACES_SEED_MAX, default("celeba_seed"), step=1,
+                           key="celeba_seed", **BOUND))
+gain = float(c3.slider("difference amplification", GAIN_MIN, GAIN_MAX, default("celeba_gain"), step=GAIN_STEP,
+                       key="celeba_gain", **BOUND))
 c4, c5 = st.columns([3, 4])
 scale = face_view.tile_control("celeba_tile", c4)
 columns = face_view.column_control(n, "celeba_columns", c5)

@@ -12,7 +12,8 @@ from opmerge_core.theory import plans
 from opmerge_core.theory.setting import Setting
 from opmerge_dashboard import plan_views as views
 from opmerge_dashboard.output import command, figure, show_cli
-from opmerge_dashboard.params import WARN, model_choices_text, params
+from opmerge_dashboard.params import BOUND, WARN, default, model_choices_text, params
+from opmerge_dashboard.url_params import EXPERIMENT_T, EXPERIMENT_T_C
 
 p = params()
 st.title("Paper experiments, live")
@@ -34,7 +35,7 @@ def _not_exact_note(df: pd.DataFrame) -> None:
 # ---- (a) gap of every strategy vs λ -------------------------------------------------------------
 st.header("(a) Gap of every named strategy to the DP optimum")
 A_LAMS = tuple(np.geomspace(0.05, 20.0, 50))
-T_a = st.select_slider("T", [8, 16, 32, 64, 128, 256], value=64, key="ex_T")
+T_a = st.select_slider("T", EXPERIMENT_T, value=default("ex_T"), key="ex_T", **BOUND)
 df_a = views.compare(setting_at(T_a), A_LAMS)
 th_a = views.thresholds(setting_at(T_a))
 
@@ -69,7 +70,8 @@ def grid(df_b: pd.DataFrame) -> None:
     left, right = st.columns([3, 2])
     with left:
         strategy = st.segmented_control("Colour by the gap of", plans.STRATEGIES, key="ex_strategy",
-                                        default="boot", format_func=plans.STRATEGY_LABELS.get) or "boot"
+                                        default=default("ex_strategy"), format_func=plans.STRATEGY_LABELS.get,
+                                        **BOUND) or default("ex_strategy")
         figure(figures.gap_grid_heatmap(df_b, strategy), "exp_b_grid", df_b)
     with right:
         st.markdown("**What to notice.** The optimal regime flips between λ = 1.02 and 2 for every T "
@@ -90,7 +92,7 @@ if all(part is not None for part in parts_b):
 st.header("(c) The switch point does not depend on S")
 C_S = (1.0, 3.0, 6.4, 10.0)
 C_LAMS = tuple(np.geomspace(0.05, 20.0, 50))
-T_c = st.select_slider("T ", [8, 16, 32, 64, 128], value=32, key="ex_T_c")
+T_c = st.select_slider("T ", EXPERIMENT_T_C, value=default("ex_T_c"), key="ex_T_c", **BOUND)
 parts_c = [(S, views.compare(setting_at(T_c, S), C_LAMS), views.thresholds(setting_at(T_c, S))) for S in C_S]
 
 

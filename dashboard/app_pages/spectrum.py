@@ -11,18 +11,29 @@ from opmerge_core.theory.setting import total_w2
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import plan_views as views
 from opmerge_dashboard.output import command, figure, show_cli
-from opmerge_dashboard.params import ERROR, WARN, params
+from opmerge_dashboard.params import BOUND, ERROR, WARN, default, params
 from opmerge_dashboard.spectrum_upload import SPECTRUM_VALUES_MAX, parse_spectrum
+from opmerge_dashboard.url_params import (
+    EXPONENT_MAX,
+    EXPONENT_MIN,
+    EXPONENT_STEP,
+    HIGH_LAM_MAX,
+    HIGH_LAM_MIN,
+    HIGH_LAM_STEP,
+    SPECTRUM_D_MAX,
+    SPECTRUM_D_MIN,
+    SPECTRUM_SOURCES,
+)
 
 p = params()
 st.title("A whole spectrum, one plan")
 st.caption("Data x₀ ~ N(0, Σ): in the eigenbasis each direction i is its own 1-D problem with λ = λ_i, "
            "but a real student is trained once for all of them.")
 
-SOURCES = ("power law", "two-level", "flat", "upload")
 c1, c2, c3 = st.columns([2, 1, 1])
-source = c1.segmented_control("Spectrum", SOURCES, key="sp_source", default="power law")
-d = c2.slider("directions d", 4, 256, 32, key="sp_d")
+source = c1.segmented_control("Spectrum", list(SPECTRUM_SOURCES), default=default("sp_source"),
+                              format_func=SPECTRUM_SOURCES.get, key="sp_source", **BOUND)
+d = c2.slider("directions d", SPECTRUM_D_MIN, SPECTRUM_D_MAX, default("sp_d"), key="sp_d", **BOUND)
 lams = None
 if source == "upload":
     up = st.file_uploader("Eigenvalues: .csv/.txt (numbers) or .npy (1-D float array), ≤ 1 MB and "
@@ -35,17 +46,19 @@ if source == "upload":
         except ValueError as exc:
             st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon=ERROR)
     if lams is None:
-        source = "power law"
+        source = "power-law"
 if lams is None:
     i = np.arange(1, d + 1)
     if source == "two-level":
-        hi = c3.number_input("high λ", 0.05, 50.0, 5.0, key="sp_hi")
+        hi = c3.number_input("high λ", HIGH_LAM_MIN, HIGH_LAM_MAX, default("sp_hi"), step=HIGH_LAM_STEP,
+                             key="sp_hi", **BOUND)
         lams = np.where(i <= d // 2, hi, 0.2)
     elif source == "flat":
         lams = np.full(d, p.lam)
         c3.caption(f"all λ_i = λ = {p.lam:g} (sidebar)")
     else:
-        a = c3.number_input("exponent a in λ_i = 10·i^(−a)", 0.1, 4.0, 1.0, step=0.1, key="sp_a")
+        a = c3.number_input("exponent a in λ_i = 10·i^(−a)", EXPONENT_MIN, EXPONENT_MAX, default("sp_a"),
+                            step=EXPONENT_STEP, key="sp_a", **BOUND)
         lams = 10.0 * i ** -a
 lams = np.asarray(lams, dtype=float)
 setting = p.setting

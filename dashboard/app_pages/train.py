@@ -16,20 +16,29 @@ from opmerge_core.backend.compute import Status
 from opmerge_core.cli import train as train_cli
 from opmerge_core.figures import train as figs
 from opmerge_core.theory import plans
-from opmerge_core.training import config, train_spec, trainer
+from opmerge_core.training import train_spec, trainer
 from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
-from opmerge_dashboard.params import PLAN_URL_MAX, WARN, params
+from opmerge_dashboard.params import BOUND, PLAN_URL_MAX, WARN, default, params
+from opmerge_dashboard.url_params import (
+    INPUTS,
+    SEED_MAX,
+    TRAIN_BATCHES,
+    TRAIN_D_MAX,
+    TRAIN_D_MIN,
+    TRAIN_LRS,
+    TRAIN_OPTIMIZERS,
+    TRAIN_SPECTRA,
+    TRAIN_STEPS,
+    TRAIN_STRATEGIES,
+    TRAIN_STUDENTS,
+    TRAIN_T,
+    train_label,
+)
 
-T_OPTIONS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
-STEPS = (5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-LRS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-BATCHES = (8, 16, 32, 64, 128, 256, 512, 1024, 4096)
-SPECTRA = ("sidebar λ", "power law", "two-level")
 SWEEP_FACTORS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)   # budget sweep: × the chosen steps
 WORK_WARN = 3e9           # merge-steps × batch × d above which the page warns about the wait
-LABELS = {**plans.STRATEGY_LABELS, "dp": "DP optimum (at S_eff)", "custom": "typed plan"}
 
 
 def submit(spec: train_spec.TrainSpec) -> None:
@@ -56,21 +65,21 @@ st.caption("Every merge of a plan becomes a real student — a diagonal linear o
            "shared S does not apply here (S_eff replaces it); λ, schedule, init and surrogate do.")
 
 c1, c2, c3 = st.columns([2, 2, 1])
-strategies = c1.multiselect("strategies", train_spec.STRATEGY_CHOICES, default=["boot", "vanilla", "dp"],
-                            key="tr_strategies", format_func=lambda k: LABELS.get(k, k))
+strategies = c1.multiselect("strategies", TRAIN_STRATEGIES, default=default("tr_strategies"),
+                            format_func=train_label, key="tr_strategies", **BOUND)
 plan_text = c2.text_input("typed plan (optional, trained as 'custom')", key="tr_plan",
-                          placeholder="e.g. [[4 3] 2 1]", max_chars=PLAN_URL_MAX)
-T = c3.select_slider("T", T_OPTIONS, value=min(T_OPTIONS, key=lambda t: abs(t - min(p.T, 32))),
-                     key="tr_T")
+                          placeholder="e.g. [[4 3] 2 1]", max_chars=PLAN_URL_MAX, **BOUND)
+T = c3.select_slider("T", TRAIN_T, value=default("tr_T"), key="tr_T", **BOUND)
 
 c1, c2, c3 = st.columns([2, 1, 1])
-spectrum = c1.segmented_control("λ", SPECTRA, default="sidebar λ", key="tr_spectrum") or "sidebar λ"
-if spectrum == "power law":
-    d = int(c2.slider("directions d", 2, 64, 8, key="tr_d"))
+spectrum = c1.segmented_control("λ", list(TRAIN_SPECTRA), default=default("tr_spectrum"), key="tr_spectrum",
+                                format_func=TRAIN_SPECTRA.get, **BOUND) or default("tr_spectrum")
+if spectrum in ("power-law", "two-level"):
+    d = int(c2.slider("directions d", TRAIN_D_MIN, TRAIN_D_MAX, default("tr_d"), key="tr_d", **BOUND))
+if spectrum == "power-law":
     lam = 10.0 * np.arange(1, d + 1) ** -1.0
     c3.caption("λ_i = 10 / i")
 elif spectrum == "two-level":
-    d = int(c2.slider("directions d", 2, 64, 8, key="tr_d"))
     lam = np.where(np.arange(d) < d // 2, 5.0, 0.2)
     c3.caption("half λ = 5, half λ = 0.2")
 else:
@@ -78,16 +87,20 @@ else:
     c2.caption(f"λ = {p.lam:g} (sidebar)")
 
 c1, c2, c3, c4 = st.columns(4)
-steps = int(c1.select_slider("steps per merge", STEPS, value=200, key="tr_steps"))
-lr = float(c2.select_slider("learning rate η", LRS, value=0.005, key="tr_lr"))
-batch = int(c3.select_slider("batch", BATCHES, value=256, key="tr_batch"))
-seed = int(c4.number_input("seed", 0, 2**31 - 1, 0, key="tr_seed"))
+steps = int(c1.select_slider("steps per merge", TRAIN_STEPS, value=default("tr_steps"), key="tr_steps",
+                             **BOUND))
+lr = float(c2.select_slider("learning rate η", TRAIN_LRS, value=default("tr_lr"), key="tr_lr", **BOUND))
+batch = int(c3.select_slider("batch", TRAIN_BATCHES, value=default("tr_batch"), key="tr_batch", **BOUND))
+seed = int(c4.number_input("seed", 0, SEED_MAX, default("tr_seed"), key="tr_seed", **BOUND))
 c1, c2, c3 = st.columns(3)
-optimizer = c1.segmented_control("optimiser", config.OPTIMIZERS, default="sgd", key="tr_opt") or "sgd"
-student = c2.segmented_control("student", config.STUDENTS, default="linear", key="tr_student") or "linear"
-inputs = c3.segmented_control("inputs", config.INPUTS, default="forward", key="tr_inputs",
+optimizer = c1.segmented_control("optimiser", TRAIN_OPTIMIZERS, default=default("tr_opt"), key="tr_opt",
+                                 **BOUND) or default("tr_opt")
+student = c2.segmented_control("student", TRAIN_STUDENTS, default=default("tr_student"), key="tr_student",
+                               **BOUND) or default("tr_student")
+inputs = c3.segmented_control("inputs", INPUTS, default=default("tr_inputs"), key="tr_inputs",
                               help="forward: z_s ~ N(0, r_s²) (THEORY §2 default); boot: z_T pushed "
-                                   "through the current model (earlier students) to s.") or "forward"
+                                   "through the current model (earlier students) to s.",
+                              **BOUND) or default("tr_inputs")
 
 spec, problem = None, None
 try:
@@ -151,7 +164,7 @@ if job is not None and job.status == Status.DONE and job.result is not None:
 
     c1, c2 = st.columns(2)
     view = c1.selectbox("merges of", list(result.plans), key="tr_view",
-                        format_func=lambda k: LABELS.get(k, k))
+                        format_func=train_label)
     j = 0
     if result.lam.size > 1:
         j = int(c2.selectbox("coordinate", range(result.lam.size), key="tr_coord",
