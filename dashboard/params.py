@@ -99,10 +99,16 @@ _OWN_PARAMS = {key: param for page in OWN.values() for key, param in page.items(
 
 
 def default(key: str) -> object:
-    """A page's own URL parameter's default, given to its widget too: the URL then holds only the
-    values that differ from it (a bound widget drops its default from the URL)."""
+    """A page's own URL parameter's default. Its widget is given it too: a bound widget drops its own
+    default from the URL, so any other default would lose a value that equals it from the address
+    (``?sfd_nfe=1`` would reload as the registry's NFE 3)."""
     param = _OWN_PARAMS[key]
     return list(param.default) if param.multi else param.default
+
+
+def index(options: tuple, key: str) -> int:
+    """The position of ``key``'s default among a selectbox's ``options`` (its ``index``)."""
+    return list(options).index(default(key))
 
 
 def show_url_warnings() -> None:
@@ -157,35 +163,36 @@ def _preset_widget() -> None:
 
 
 def _lam_widget() -> None:
-    st.select_slider("λ (data variance, log scale)", options=LAM_GRID, key="lam", format_func=fmt_lam,
-                     bind="query-params", on_change=_clear_preset, persist_state="session",
+    st.select_slider("λ (data variance, log scale)", options=LAM_GRID, value=DEFAULTS["lam"], key="lam",
+                     format_func=fmt_lam, on_change=_clear_preset, **BOUND,
                      help="Eigenvalue λ of the data covariance. The optimal plan flips at λ ≈ 1.")
 
 
 def _T_widget() -> None:
-    st.slider("T (teacher steps)", T_MIN, T_MAX, key="T", step=1, bind="query-params",
-              on_change=_clear_preset, persist_state="session")
+    st.slider("T (teacher steps)", T_MIN, T_MAX, DEFAULTS["T"], key="T", step=1, on_change=_clear_preset,
+              **BOUND)
 
 
 def _S_widget() -> None:
-    st.slider("S (shrinkage budget κτ)", S_MIN, S_MAX, key="S", step=S_STEP, bind="query-params",
-              on_change=_clear_preset, persist_state="session", help="γ_s = exp(−S r_s²); each student "
-              "learns ρ = 1 − γ of its target (THEORY §2).")
+    st.slider("S (shrinkage budget κτ)", S_MIN, S_MAX, DEFAULTS["S"], key="S", step=S_STEP,
+              on_change=_clear_preset, **BOUND, help="γ_s = exp(−S r_s²); each student learns ρ = 1 − γ of "
+              "its target (THEORY §2).")
 
 
 def _schedule_widget() -> None:
-    st.selectbox("schedule", SCHEDULES, key="schedule", bind="query-params", on_change=_clear_preset,
-                 persist_state="session", help=" · ".join(f"{k}: {v}" for k, v in SCHEDULE_LABELS.items()))
+    st.selectbox("schedule", SCHEDULES, SCHEDULES.index(DEFAULTS["schedule"]), key="schedule",
+                 on_change=_clear_preset, **BOUND,
+                 help=" · ".join(f"{k}: {v}" for k, v in SCHEDULE_LABELS.items()))
 
 
 def _init_widget() -> None:
-    st.selectbox("init (student initialisation)", INITS, key="init", bind="query-params",
-                 on_change=_clear_preset, persist_state="session", help=" · ".join(INIT_LABELS.values()))
+    st.selectbox("init (student initialisation)", INITS, INITS.index(DEFAULTS["init"]), key="init",
+                 on_change=_clear_preset, **BOUND, help=" · ".join(INIT_LABELS.values()))
 
 
 def _surrogate_widget() -> None:
-    st.selectbox("surrogate (target of the one-step student)", SURROGATES, key="surrogate",
-                 bind="query-params", on_change=_clear_preset, persist_state="session",
+    st.selectbox("surrogate (target of the one-step student)", SURROGATES,
+                 SURROGATES.index(DEFAULTS["surrogate"]), key="surrogate", on_change=_clear_preset, **BOUND,
                  help=" · ".join(SURROGATE_LABELS.values()))
 
 

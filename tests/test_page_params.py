@@ -169,6 +169,47 @@ def test_every_own_control_is_bound_and_a_change_is_its_state(page: str) -> None
         assert "--steps 50" in at.code[-1].value          # the page uses it: the printed command
 
 
+# visits that together show every control of a page (some appear only for one choice of another)
+VISITS = {"train": [{"tr_spectrum": "power-law"}], "spectrum": [{}, {"sp_source": "two-level"}],
+          "celeba": [{"T": "4"}]}
+
+
+def widget_default(kind: str, w) -> object:
+    """The default a widget was given, read from its message: a value, or the text of its option(s)."""
+    p = w.proto
+    if kind in ("slider", "number_input", "toggle", "text_input"):
+        return p.default[0] if kind == "slider" else p.default
+    if kind == "select_slider":
+        return p.options[int(p.default[0])]
+    if kind == "selectbox":
+        return p.options[p.default]
+    if kind == "multiselect":
+        return [p.options[i] for i in p.default]
+    return p.options[p.default[0]].content if p.default else None          # segmented_control
+
+
+@pytest.mark.parametrize("page", url_params.PAGES)
+def test_every_bound_widgets_default_is_its_parameters(page: str) -> None:
+    """A bound widget drops its own default from the URL: were it not the parameter's default, a value
+    equal to it (λ = 0.05, the slider's first) would vanish from the address and the link reload as
+    the parameter's default."""
+    params, seen = page_params(page), set()
+    for query in VISITS.get(page, [{}]):
+        at = open_page(page, query)
+        for kind in WIDGETS:
+            for w in at.get(kind):
+                key = getattr(w, "key", None)
+                if key not in params or not w.proto.query_param_key:
+                    continue
+                seen.add(key)
+                param, shown = params[key], widget_default(kind, w)
+                default = list(param.default) if param.multi else param.default
+                if isinstance(shown, str | list) and shown != default:     # an option's text: read it back
+                    shown = param.check(shown)[0]
+                assert shown == default, (page, key, shown, default)
+    assert seen == set(params), (page, set(params) - seen)
+
+
 def test_a_multiselect_mixing_codes_and_labels_shows_all_of_them() -> None:
     """Streamlit alone would keep only the labels of such a list (``boot`` is a code, ``Vanilla`` a
     label); the page shows what the check read."""

@@ -23,6 +23,7 @@ from opmerge_core.sfd.distill import DistillConfig
 from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.params import BOUND, default, index
 from opmerge_dashboard.url_params import MIXTURE_BUDGETS
 
 KIND = "mixture_sfd"
@@ -83,19 +84,18 @@ st.caption("For Gaussian data every teacher step is linear and merging steps is 
            "student cannot reproduce several teacher steps exactly — the open question of THEORY §7. "
            "Here the teacher is the mixture's exact denoiser; students are trained by SFD (SFD.md).")
 
-BOUND = dict(bind="query-params", persist_state="session")      # every control is in the URL
 c1, c2, c3, c4 = st.columns(4)
 preset = c1.selectbox("mixture", list(mixtures.PRESETS), key="mix_preset",
                       format_func=lambda k: mixtures.PRESET_LABELS[k], **BOUND)
-nfe = int(c2.slider("student NFE", 1, 5, key="mix_nfe", **BOUND))
-solver = c3.selectbox("teacher solver", solvers.SOLVERS, key="mix_solver",
-                      format_func=lambda k: solvers.SOLVER_LABELS[k], **BOUND)
-M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, key="mix_M", **BOUND))
+nfe = int(c2.slider("student NFE", 1, 5, default("mix_nfe"), key="mix_nfe", **BOUND))
+solver = c3.selectbox("teacher solver", solvers.SOLVERS, index(solvers.SOLVERS, "mix_solver"),
+                      key="mix_solver", format_func=lambda k: solvers.SOLVER_LABELS[k], **BOUND)
+M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, default("mix_M"), key="mix_M", **BOUND))
 c5, c6, c7 = st.columns(3)
 afs = c5.toggle("analytical first step (AFS)", key="mix_afs",
                 help="First step d = x/√(1+t²) with no network call: saves one NFE (SFD.md).", **BOUND)
-budget = int(c6.select_slider("budget (trajectories per student)", MIXTURE_BUDGETS, key="mix_budget",
-                              **BOUND))
+budget = int(c6.select_slider("budget (trajectories per student)", MIXTURE_BUDGETS, default("mix_budget"),
+                              key="mix_budget", **BOUND))
 seed = int(c7.number_input("seed", 0, 10_000, step=1, key="mix_seed", **BOUND))
 if afs and nfe == 1:
     st.caption("NFE 1 with AFS: the first step is analytical, the second is the only network call.")

@@ -35,6 +35,7 @@ from opmerge_dashboard import reference_view
 from opmerge_dashboard.backend import backend, session_owner, shared_result
 from opmerge_dashboard.jobs import job_panel
 from opmerge_dashboard.output import figure, show_cli
+from opmerge_dashboard.params import BOUND, default, index
 from opmerge_dashboard.url_params import SFD_BUDGETS, SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET
 
 FACE_ORDER = ("teacher", "solver", "alg1", "sfd", "sfd-v")
@@ -102,7 +103,6 @@ if not st.session_state.get("_sfd_teacher_checked"):
     st.session_state["_sfd_teacher_checked"] = True
     if "sfd_teacher" not in st.query_params and available.get(st.session_state.get("sfd_teacher")):
         st.session_state["sfd_teacher"] = next((n for n in names if available[n] is None), "mixture-2d")
-BOUND = dict(bind="query-params", persist_state="session")      # every control is in the URL
 
 
 def _teacher_changed() -> None:
@@ -123,15 +123,17 @@ if available[teacher] is not None:
 c1, c2, c3 = st.columns(3)
 algorithm = c1.selectbox("algorithm", ALGORITHMS, key="sfd_algorithm",
                          format_func=lambda k: ALGORITHM_LABELS[k], **BOUND)
-nfe = int(c2.slider("student NFE", NFE_MIN, NFE_MAX, key="sfd_nfe",
+nfe = int(c2.slider("student NFE", NFE_MIN, NFE_MAX, default("sfd_nfe"), key="sfd_nfe",
                     help="SFD-v serves NFE 2–5 with one model; this is the NFE reported.", **BOUND))
-solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS, key="sfd_solver",
+solver = c3.selectbox("teacher solver (and plain-solver baseline)", solvers.SOLVERS,
+                      index(solvers.SOLVERS, "sfd_solver"), key="sfd_solver",
                       format_func=lambda k: solvers.SOLVER_LABELS[k], **BOUND)
 c4, c5, c6 = st.columns(3)
-M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, key="sfd_M", **BOUND))
+M = int(c4.slider("M (extra teacher steps per student step)", 0, 8, default("sfd_M"), key="sfd_M", **BOUND))
 afs = c5.toggle("analytical first step (AFS)", key="sfd_afs",
                 help="First step d = x/√(1+t²), no network call: NFE = n − 2 instead of n − 1.", **BOUND)
-budget = int(c6.select_slider("budget (trajectories)", SFD_BUDGETS, key="sfd_budget", **BOUND))
+budget = int(c6.select_slider("budget (trajectories)", SFD_BUDGETS, default("sfd_budget"), key="sfd_budget",
+                              **BOUND))
 lr = 1e-3 if teacher == "mixture-2d" else SFD_LR
 try:
     cfg = DistillConfig(nfe=nfe, algorithm=algorithm, solver=solver, M=M, afs=afs, budget=budget, lr=lr)
