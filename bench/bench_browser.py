@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -107,38 +108,43 @@ def lam_steps(page, url: str, T: int, steps: int) -> list[float]:
     return times
 
 
-def nav_pages(page) -> list[tuple[str, str]]:
-    """(title, url path) of the navigation bar's pages."""
-    links = page.locator('[data-testid="stTopNavLink"], [data-testid="stSidebarNavLink"]')
-    out = []
-    for i in range(links.count()):
-        link = links.nth(i)
-        href = link.get_attribute("href") or ""
-        out.append((link.inner_text().strip(), href.rstrip("/").rsplit("/", 1)[-1]))
-    return out
+def nav_paths(page) -> list[str]:
+    """The url paths of the navigation bar's pages ("" = the home page)."""
+    hrefs = page.eval_on_selector_all('[data-testid="stTopNavLink"]', "ls => ls.map(l => l.href)")
+    return [urlparse(h).path.strip("/") for h in hrefs]
+
+
+def click_nav(page, url: str, path: str) -> None:
+    """Click the page's link in the navigation bar (opening its overflow menu if it is there)."""
+    href = f"{url}/{path}"
+    link = page.locator(f'[data-testid="stTopNavLink"][href="{href}"]').first
+    if link.evaluate("e => !!e.closest('[inert]')"):           # in the "N more" overflow menu
+        page.locator('[data-testid="stTopNavSection"]').last.click()
+        link = page.locator(f'[data-testid="stTopNavDropdownLink"][href="{href}"]').first
+    link.click()
 
 
 def page_loads(page, url: str) -> list[tuple[str, float, float]]:
     """(page, seconds to complete after a navigation-bar click, after a typed URL), warm."""
     page.goto(url)
     wait_complete(page)
-    pages = nav_pages(page)
-    for _, path in pages:                 # warm: every page once (server caches, browser cache)
+    paths = nav_paths(page)
+    for path in paths:                    # warm: every page once (server caches, browser cache)
         page.goto(f"{url}/{path}")
         wait_complete(page)
     out = []
-    for title, path in pages:
-        page.goto(url if path != "phase" else f"{url}/about")
+    for path in paths:
+        page.goto(f"{url}/{'about' if path != 'about' else ''}")    # start from another page
         wait_complete(page)
         t0 = time.perf_counter()
-        page.locator('[data-testid="stTopNavLink"]').filter(has_text=title).first.click()
-        page.wait_for_url(f"**/{path}*", timeout=TIMEOUT_MS)
+        click_nav(page, url, path)
+        page.wait_for_url(f"{url}/{path}*", timeout=TIMEOUT_MS)
         wait_complete(page)
         clicked = time.perf_counter() - t0
         t0 = time.perf_counter()
         page.goto(f"{url}/{path}")
         wait_complete(page)
-        out.append((path, clicked, time.perf_counter() - t0))
+        out.append((path or "phase", clicked, time.perf_counter() - t0))
     return out
 
 

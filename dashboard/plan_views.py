@@ -29,7 +29,7 @@ from opmerge_core.theory.setting import Model, Setting
 from opmerge_core.theory.shared_plan import SharedPlan, shared_plan
 from opmerge_core.theory.thresholds import switch_points
 from opmerge_dashboard.backend import shared_result
-from opmerge_dashboard.params import LAM_MAX, LAM_MIN
+from opmerge_dashboard.params import LAM_GRID, LAM_MAX, LAM_MIN
 
 # λ grids as tuples: hashable, so a result's cache key is memoised (compute.result_key)
 CURVE_LAMS = tuple(np.geomspace(LAM_MIN, LAM_MAX, 61).tolist())   # strategy curves (DPs only in (1, λ_V))
@@ -58,12 +58,21 @@ def _phase_args(model: Model) -> tuple:
 
 
 def home_calls(setting: Setting, lam: float) -> list[tuple]:
-    """The heavy calls of the home page for a setting (see ``backend.prefetch``)."""
+    """The heavy calls of the home page for a setting (see ``backend.prefetch``). Above
+    IN_PROCESS_T_MAX the optimum of each neighbouring λ on the slider's grid comes last: a presenter
+    stepping λ with the arrow keys finds the next optimum computed."""
     calls = [(switch_points, setting), (sweep.compare, setting, CURVE_LAMS),
              (sweep.phase, *_phase_args(setting.model))]
     if setting.T > IN_PROCESS_T_MAX:
         calls.insert(0, (planner.optimal_at, setting, float(lam)))
+        calls += [(planner.optimal_at, setting, x) for x in grid_neighbours(lam)]
     return calls
+
+
+def grid_neighbours(lam: float) -> tuple[float, ...]:
+    """The λ values one step left and right of ``lam`` on the slider's grid (LAM_GRID)."""
+    i = min(range(len(LAM_GRID)), key=lambda k: abs(LAM_GRID[k] - lam))
+    return tuple(LAM_GRID[k] for k in (i - 1, i + 1) if 0 <= k < len(LAM_GRID))
 
 
 def optimal(setting: Setting, lam: float) -> planner.OptimalPlan | None:
