@@ -13,6 +13,16 @@ def where(page) -> str:
     return page.locator(".st-key-lesson_bar .lesson-where").inner_text().strip()
 
 
+def answer_and_reveal(page, idle, choice: str):
+    """Pick ``choice`` in the step's question, press Reveal; returns the question's box."""
+    box = page.locator(".st-key-lesson_question")
+    for target in (box.get_by_text(choice), box.get_by_role("button", name="Reveal the answer")):
+        target.click()
+        page.wait_for_timeout(300)
+        idle(page)
+    return box
+
+
 def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -> None:
     page.goto(f"{app_url}/?lesson=phase-transition&step=3")
     idle(page)
@@ -29,13 +39,7 @@ def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -
     assert thumbs[:2] == ["0.5", "32"], thumbs                      # the step's λ and T
 
     # the question of step 4 asks about λ = 3: pick, reveal, see the answer and its figure
-    box = page.locator(".st-key-lesson_question")
-    box.get_by_text("Sequential BOOT — merge one teacher step at a time").click()
-    page.wait_for_timeout(300)
-    idle(page)
-    box.get_by_role("button", name="Reveal the answer").click()
-    page.wait_for_timeout(300)
-    idle(page)
+    box = answer_and_reveal(page, idle, "Sequential BOOT — merge one teacher step at a time")
     revealed = box.get_by_test_id("stAlert").inner_text()
     assert "Answer: Vanilla" in revealed and "Not quite" in revealed and "undershoots" in revealed
     assert box.locator(".js-plotly-plot").count() == 1
@@ -68,14 +72,7 @@ def test_a_revealed_reason_renders_its_math(page, app_url, artifacts, idle) -> N
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(f"{app_url}/?lesson=phase-transition&step=1")
     idle(page)
-    box = page.locator(".st-key-lesson_question")
-    box.get_by_text("the teacher shrinks the signal").click()
-    page.wait_for_timeout(300)
-    idle(page)
-    box.get_by_role("button", name="Reveal the answer").click()
-    page.wait_for_timeout(300)
-    idle(page)
-    alert = box.get_by_test_id("stAlert")
+    alert = answer_and_reveal(page, idle, "the teacher shrinks the signal").get_by_test_id("stAlert")
     assert "Right!" in alert.inner_text()
     assert alert.locator(".katex").count() >= 4 and alert.locator("em").count() == 0
     alert.screenshot(path=str(artifacts / "lesson_revealed_reason.png"))
