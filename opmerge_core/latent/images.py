@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from opmerge_core.basics.validation import check_int
 
@@ -28,6 +28,7 @@ SIZE = 64                       # side of the square images the VAE works on
 EXTENSIONS = (".jpg", ".jpeg", ".png")
 MAX_IMAGES = 250_000            # ≥ full CelebA (202,599); 250k × 12 KB = 3 GB as uint8
 MAX_FILE_BYTES = 20_000_000     # one image file larger than this is skipped as unreadable
+LABEL_PX = 14                   # label text height in the labelled face grids
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,9 @@ def labelled_grid(rows: Sequence[tuple[str, np.ndarray]], label_width: int) -> I
     n, h, w = rows[0][1].shape[:3]
     grid = Image.new("RGB", (label_width + n * w, len(rows) * h), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default(size=LABEL_PX)       # Pillow's scalable font: readable spaces
     for r, (label, tiles) in enumerate(rows):
-        draw.text((4, r * h + h // 2 - 6), label, fill=(0, 0, 0))
+        draw.text((4, r * h + h // 2), label, fill=(0, 0, 0), font=font, anchor="lm")
         for c in range(min(n, len(tiles))):
             grid.paste(Image.fromarray(tiles[c]), (label_width + c * w, r * h))
     return grid
