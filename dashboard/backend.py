@@ -13,6 +13,7 @@ import streamlit as st
 
 from opmerge_core.backend import compute
 from opmerge_core.theory import dp
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.params import ERROR
 
 WAIT_S = float(os.environ.get("OPMERGE_WAIT_S", "0.3"))   # wait this long before showing a placeholder
@@ -32,14 +33,14 @@ def shared_result(fn, *args, label: str):
     try:
         job = backend().cached(fn, *args)
     except ValueError as exc:                     # e.g. an unreachable scheduler
-        st.error(f"{label}: {exc}", icon=ERROR)
+        st.error(f"{label}: {untrusted.text(exc)}", icon=ERROR)
         return None
     if not job.done:
         job.wait(WAIT_S)
     if job.status == compute.Status.DONE:
         return job.result
     if job.done:
-        st.error(f"{label} failed: {job.error}", icon=ERROR)
+        st.error(f"{label} failed: {untrusted.text(job.error)}", icon=ERROR)
         return None
     _pending(job.id, label)
     return None

@@ -1,5 +1,9 @@
 """The job panel of every page that runs a job on the compute backend (Train, CelebA, SFD, Mixtures).
 
+``start`` submits a run of this browser session (leased to it) and keeps its id in the session; a run
+the backend refuses (a bad run store, …) is one message where its panel would be. ``run_store`` is
+the store for a page that lists runs, or one plain message saying which path is wrong and what to do.
+
 While a job is queued or running, a fragment polls it twice a second and shows where it is (its
 queue position; progress, the latest loss, a live loss curve, Cancel) and renews this session's job
 lease. When it finishes, the whole page reruns once and draws it without polling: failed, cancelled,
@@ -9,17 +13,45 @@ or done (the page's ``show_result``, or the page body itself).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
 from opmerge_core.backend import compute
 from opmerge_core.figures.train import live_loss
+from opmerge_core.store.runstore import RunStore, StoreError
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.backend import backend, session_owner
 from opmerge_dashboard.output import plotly_config
-from opmerge_dashboard.params import WARN
+from opmerge_dashboard.params import ERROR, WARN
 
 POLL_S = 0.5
 _DRAWN = "_jobs_drawn"      # finished jobs whose page has rerun once to draw them
+_REFUSED = "_refused_"      # + a job's state key: why its last submission was refused
+
+
+def start(state_key: str, kind: str, fn: Callable, *args: Any, **options: Any) -> compute.Job | None:
+    """Submit the run ``fn(*args, progress=, cancel=)`` for this session (``Backend.submit`` options
+    pass through) and keep its id in ``st.session_state[state_key]``; None if the backend refused it —
+    then ``job_panel(state_key, …)`` says why instead of drawing a job."""
+    try:
+        job = backend().submit(kind, fn, *args, owner=session_owner(), lease=True, **options)
+    except ValueError as exc:           # StoreError: the path and what to do, in one line
+        st.session_state[_REFUSED + state_key] = str(exc)
+        return None
+    st.session_state.pop(_REFUSED + state_key, None)
+    st.session_state[state_key] = job.id
+    return job
+
+
+def run_store() -> RunStore | None:
+    """The run store, or None after one error naming the path and what to do (a damaged, read-only or
+    full ``OPMERGE_HOME``): the page shows what it can without it."""
+    try:
+        return backend().store
+    except StoreError as exc:
+        st.error(f"Runs cannot be started or listed here — {untrusted.text(exc, limit=500)}", icon=ERROR)
+        return None
 
 
 def _detail(info: dict) -> str:
@@ -39,11 +71,17 @@ def _running(job: compute.Job, what: str, key: str) -> None:
                         config=plotly_config(f"{key}_live_loss"))
 
 
-def job_panel(job_id: int | None, *, what: str, key: str,
+def job_panel(state_key: str, *, what: str, key: str,
               show_result: Callable[[compute.Job], None] | None = None) -> None:
-    """The status of job ``job_id`` (nothing if there is none). ``what`` names it in the messages
+    """The status of this session's job ``st.session_state[state_key]`` (started by ``start``; nothing
+    if there is none, the reason if its submission was refused). ``what`` names it in the messages
     ("Training", "Trainer run"); ``key`` prefixes its widget keys (``{key}_cancel_{id}``). Only a
     queued or running job is polled; a finished one is drawn by the page's own run."""
+    refused = st.session_state.get(_REFUSED + state_key)
+    if refused:
+        st.warning(f"{what} not started: {untrusted.text(refused, limit=500)}", icon=WARN)
+        return
+    job_id = st.session_state.get(state_key)
     job = backend().get(job_id) if job_id is not None else None
     if job is None:
         return
@@ -55,7 +93,7 @@ def job_panel(job_id: int | None, *, what: str, key: str,
 
 def _finished(job: compute.Job, what: str, show_result: Callable[[compute.Job], None] | None) -> None:
     if job.status == compute.Status.FAILED:
-        st.warning(f"{what} (run {job.id}) failed: {job.error}", icon=WARN)
+        st.warning(f"{what} (run {job.id}) failed: {untrusted.text(job.error)}", icon=WARN)
     elif job.status == compute.Status.CANCELLED:
         st.info(f"{what} (run {job.id}) was cancelled.")
     elif show_result is None:

@@ -18,6 +18,7 @@ import streamlit as st
 from opmerge_core.theory.schedules import SCHEDULE_LABELS, SCHEDULES
 from opmerge_core.theory.setting import SURROGATE_LABELS, SURROGATES, Model, Setting
 from opmerge_core.theory.shrinkage import INIT_LABELS, INITS
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.url_params import (  # noqa: F401  (re-exported: the pages import them from here)
     DEFAULTS,
     LAM_GRID,
@@ -64,11 +65,12 @@ def _seed(params: dict[str, Param], flag: str) -> None:
     warnings = st.session_state.setdefault("_url_warnings", [])
     for key, message, is_note in resolved.problems:
         if is_note:
-            warnings.append(f"URL parameter `{key}`: {message}.")
+            warnings.append(f"URL parameter `{key}`: {untrusted.text(message)}.")
             continue
         default = list(params[key].default) if params[key].multi else params[key].default
         shown = "empty" if default in ("", None, []) else repr(default)
-        warnings.append(f"URL parameter `{key}`: {message} — using the default ({shown}).")
+        warnings.append(f"URL parameter `{key}`: {untrusted.text(message)} — using the default "
+                        f"({untrusted.text(shown)}).")
     for key, text in resolved.rejected.items():
         st.session_state[f"_rejected_{key}"] = text
     for key, value in resolved.values.items():

@@ -12,6 +12,7 @@ import streamlit as st
 
 from opmerge_core.sfd import reference
 from opmerge_core.theory.setting import Setting
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.output import figure
 
 FD_PREFIX = "latent_fd"
@@ -43,7 +44,7 @@ def _label(ref, what: str) -> None:
 
 def _problem(message: str | None) -> None:
     if message:
-        st.caption(f"The shipped reference run could not be read: {message}")
+        st.caption(f"The shipped reference run could not be read: {untrusted.text(message)}")
 
 
 def _matching_runs(ref: reference.SFDReference, teacher: str) -> list[dict]:

@@ -11,13 +11,13 @@ from opmerge_core.basics.validation import check_lam
 
 SPECTRUM_BYTES_MAX = 1_000_000   # 1 MB
 SPECTRUM_VALUES_MAX = 4096       # eigenvalues (= validation.D_MAX)
+REAL_KINDS = "iuf"               # numpy dtype kinds accepted: signed, unsigned integers and floats
 
 
 def parse_spectrum(name: str, data: bytes) -> np.ndarray:
     """Eigenvalues from an uploaded .csv/.txt (numbers separated by commas/whitespace/newlines) or
-    .npy (numeric, ≤ 2-D, ``allow_pickle=False``). Raises ValueError with a one-line reason."""
-
-
+    .npy (real floating or integer data, ≤ 2-D, ``allow_pickle=False``). Raises ValueError with a
+    one-line reason."""
     if len(data) > SPECTRUM_BYTES_MAX:
         raise ValueError(f"file is {len(data):,} bytes; at most {SPECTRUM_BYTES_MAX:,} are accepted")
     if not data:
@@ -58,8 +58,9 @@ def _check_npy_header(stream, size: int) -> None:
                                  else npy.read_array_header_2_0(stream))
     except (ValueError, OSError, EOFError) as exc:
         raise ValueError(f"not a readable .npy file ({exc})") from None
-    if not np.issubdtype(dtype, np.number) or dtype.hasobject or len(shape) > 2:
-        raise ValueError(f"expected a 1-D numeric array, got dtype {dtype} with shape {shape}")
+    if dtype.kind not in REAL_KINDS or len(shape) > 2:     # complex, timedelta, bool, object, text …
+        raise ValueError(f"expected a 1-D array of real numbers (float or integer), got dtype {dtype} "
+                         f"with shape {shape}")
     count = math.prod(shape)
     if count > SPECTRUM_VALUES_MAX:
         raise ValueError(f"the file declares {count:,} eigenvalues (shape {shape}); at most "

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from opmerge_dashboard.params import DEFAULTS
 from opmerge_dashboard.spectrum_upload import parse_spectrum
+from opmerge_dashboard.untrusted import unescape
 
 APP = "../dashboard/app.py"  # relative to this file
 PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "about"]
@@ -183,8 +184,12 @@ def _npy(arr: np.ndarray) -> bytes:
     ("neg.csv", b"1.0\n-2.0\n", "> 0"),
     ("big.csv", b"1.0," * 400_000, "at most 1,000,000 are accepted"),
     ("many.csv", ("0.5\n" * 5000).encode(), "at most 4,096"),
-    ("obj.npy", _npy(np.array([{"a": 1}], dtype=object)), "numeric"),
-    ("str.npy", _npy(np.array(["a", "b"])), "numeric"),
+    ("obj.npy", _npy(np.array([{"a": 1}], dtype=object)), "real numbers"),
+    ("str.npy", _npy(np.array(["a", "b"])), "real numbers"),
+    ("complex.npy", _npy(np.array([1 + 2j, 3.0])), "got dtype complex128"),   # not: drop the imaginary part
+    ("delta.npy", _npy(np.array([1, 2], dtype="timedelta64[s]")), "got dtype timedelta64[s]"),
+    ("bool.npy", _npy(np.array([True, False])), "got dtype bool"),
+    ("date.npy", _npy(np.array(["2020-01-01"], dtype="datetime64[D]")), "got dtype datetime64[D]"),
     ("junk.npy", b"\x93NUMPY garbage", "npy"),
     ("empty.csv", b"", "empty"),
 ])
@@ -193,7 +198,7 @@ def test_spectrum_bad_upload_shows_error_and_app_keeps_working(name: str, data: 
     at.segmented_control(key="sp_source").set_value("upload").run()
     at.file_uploader(key="sp_upload").set_value((name, data, "application/octet-stream")).run()
     assert not at.exception, at.exception
-    assert at.error and reason in at.error[0].value, [e.value for e in at.error]
+    assert at.error and reason in unescape(at.error[0].value), [e.value for e in at.error]
     assert at.get("plotly_chart"), "falls back to the power-law preset"
 
 
@@ -221,9 +226,14 @@ def test_npy_header_is_checked_before_anything_is_allocated() -> None:
         parse_spectrum("cut.npy", truncated)
 
 
+@pytest.mark.parametrize("dtype", ["<f2", "<f4", ">f8", "<i2", "<u1", ">i8"])
+def test_real_float_and_integer_spectra_are_accepted(dtype: str) -> None:
+    assert parse_spectrum("x.npy", _npy(np.array([1, 4, 2], dtype=dtype))).tolist() == [4.0, 2.0, 1.0]
+
+
 def test_parse_spectrum_never_unpickles() -> None:
     payload = pickle.dumps([1.0, 2.0])
-    with pytest.raises(ValueError, match=r"pickles|numeric|npy"):
+    with pytest.raises(ValueError, match=r"pickles|real numbers|npy"):
         parse_spectrum("x.npy", _npy(np.array([payload], dtype=object)))
     assert parse_spectrum("x.npy", _npy(np.array([0.5, 2.0]))).tolist() == [2.0, 0.5]
 

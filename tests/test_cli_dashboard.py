@@ -67,14 +67,29 @@ def test_scheduler_and_workers_go_to_the_server_environment():
     assert "--scheduler" not in streamlit_command(parse("--scheduler", "tcp://h:1"))
 
 
-@pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "two"], ["--scheduler", ""],
-                                  ["--scheduler", "tcp://a b:1"]])
-def test_bad_dask_flags_are_one_line_errors(argv, capsys):
+@pytest.mark.parametrize("argv", [["--workers", "0"], ["--workers", "two"], ["--workers", "65"],
+                                  ["--scheduler", ""], ["--scheduler", "tcp://a b:1"],
+                                  ["--port", "99999"], ["--port", "0"], ["--port=-1"], ["--port", "http"]])
+def test_bad_flags_are_one_line_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["dashboard", *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err
+
+
+@pytest.mark.parametrize("argv", [["--server.port", "99999"], ["--server.port=65536"], ["--server.port"]])
+def test_a_port_passed_through_to_streamlit_is_checked_too(argv, capsys):
+    """Streamlit itself would die on it with a 52-line OverflowError traceback."""
+    assert main(["dashboard", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected a TCP port in 1–65535" in err
+
+
+@pytest.mark.parametrize("port", ["1", "8501", "65535"])
+def test_ports_in_range_are_accepted(port):
+    cmd = streamlit_command(parse("--port", port))
+    assert cmd[cmd.index("--server.port") + 1] == port
 
 
 def test_dashboard_command_serves_the_app(free_port):

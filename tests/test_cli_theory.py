@@ -190,3 +190,25 @@ def test_plugin_commands_come_from_entry_points(monkeypatch, capsys):
     assert capsys.readouterr().out == "hello class\n"
     sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert {"hello", "plan", "dashboard"} <= set(sub.choices)
+
+
+@pytest.mark.parametrize(("out", "reason"), [
+    ("/proc/nope/x.csv", "non-existent directory"),        # pandas' own OSError has no strerror
+    ("/proc/x.csv", "No such file or directory"),              # the OS message (strerror)
+])
+def test_a_sweep_that_cannot_write_says_why(capsys, out, reason):
+    code, _, err = run(capsys, "sweep", "--lam", "0.5", "--T", "4", "--out", out)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"opmerge sweep: error: cannot write {out}: ") and reason in err
+    assert "None" not in err
+
+
+def test_an_os_error_anywhere_is_one_line_with_the_os_reason(capsys, monkeypatch):
+    from opmerge_core.cli import theory
+
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", "/srv/opmerge/x.json")
+
+    monkeypatch.setattr(theory, "run_plan", unreadable)
+    code, _, err = run(capsys, "plan", "--T", "8", "--lam", "0.5")
+    assert code == 2 and err == "opmerge plan: error: /srv/opmerge/x.json: Permission denied\n"

@@ -19,8 +19,8 @@ from opmerge_core.theory.setting import Setting
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import faces as face_view
 from opmerge_dashboard import reference_view
-from opmerge_dashboard.backend import backend, session_owner, shared_result
-from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.backend import backend, shared_result
+from opmerge_dashboard.jobs import job_panel, start
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import BOUND, default, params
 from opmerge_dashboard.url_params import FACES_MAX, FACES_MIN, FACES_SEED_MAX, GAIN_MAX, GAIN_MIN, GAIN_STEP
@@ -52,9 +52,7 @@ def start_training(setting: Setting, folder: str) -> None:
         return
     params = {"T": setting.T, "S": setting.S, "schedule": setting.schedule, "init": setting.init,
               "surrogate": setting.surrogate, "steps": TRAIN_STEPS, "d": int(comp.lam.size)}
-    job = backend().submit(KIND, celeba.train_job, comp, TRAIN_STEPS, params=params,
-                           owner=session_owner(), lease=True)
-    st.session_state["celeba_job"] = job.id
+    start("celeba_job", KIND, celeba.train_job, comp, TRAIN_STEPS, params=params)
     st.session_state["celeba_job_key"] = setting
 
 
@@ -155,7 +153,7 @@ st.caption(f"Trains every merge of every strategy with SGD ({TRAIN_STEPS} steps,
 st.button("Train every strategy", key="celeba_train", on_click=start_training, args=(p.setting, folder),
           disabled=p.model.S <= 0)
 if st.session_state.get("celeba_job_key") == p.setting:
-    job_panel(st.session_state.get("celeba_job"), what="Trainer run", key="celeba", show_result=show_trained)
+    job_panel("celeba_job", what="Trainer run", key="celeba", show_result=show_trained)
 else:
     st.caption("No trainer run for these settings yet: press **Train every strategy**.")
     reference_view.celeba_trained(p.setting, folder, celeba.METHOD_LABELS)   # the shipped run

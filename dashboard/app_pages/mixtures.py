@@ -20,8 +20,9 @@ from opmerge_core.cli import sfd as sfd_cli
 from opmerge_core.figures.sfd import METHOD_LABELS, densities, merge_error, trajectories
 from opmerge_core.sfd import mixture_demo, mixtures, solvers
 from opmerge_core.sfd.distill import DistillConfig
-from opmerge_dashboard.backend import backend, session_owner
-from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard import untrusted
+from opmerge_dashboard.backend import backend
+from opmerge_dashboard.jobs import job_panel, start
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import BOUND, default, index
 from opmerge_dashboard.url_params import MIXTURE_BUDGETS
@@ -43,9 +44,8 @@ def job_for(spec: mixture_demo.MixtureSpec) -> compute.Job | None:
         return job
     if job is not None and not job.done:
         job.cancel()
-    job = backend().submit(KIND, mixture_demo.train_mixture_demo, spec, params=dataclasses.asdict(spec),
-                           owner=session_owner(), lease=True)
-    st.session_state["mix_job"], st.session_state["mix_job_key"] = job.id, spec
+    job = start("mix_job", KIND, mixture_demo.train_mixture_demo, spec, params=dataclasses.asdict(spec))
+    st.session_state["mix_job_key"] = spec if job is not None else None
     return job
 
 
@@ -107,15 +107,15 @@ try:
     out = finished().get(spec)
     if out is None:
         job = job_for(spec)
-        if job.status == compute.Status.DONE and job.result is not None:
+        if job is not None and job.status == compute.Status.DONE and job.result is not None:
             results = finished()
             while len(results) >= 32:                 # bounded: drop the oldest
                 results.pop(next(iter(results)))
             out = results[spec] = job.result
         else:
-            job_panel(job.id, what="Students", key="mix")
+            job_panel("mix_job", what="Students", key="mix")
 except ValueError as exc:
-    st.warning(str(exc))
+    st.warning(untrusted.text(exc))
 
 if out is not None:
     st.caption(f"Student grid: {out['n']} timestamps (NFE {nfe}); teacher grid: {len(out['fine_grid'])} "

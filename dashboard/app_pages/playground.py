@@ -9,6 +9,7 @@ from opmerge_core import figures
 from opmerge_core.cli import theory as theory_cli
 from opmerge_core.theory import plans
 from opmerge_dashboard import plan_views as views
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.output import figure, show_cli
 from opmerge_dashboard.params import ERROR, PLAN_URL_MAX, WARN, params
 
@@ -70,7 +71,7 @@ try:
     plan = plans.parse(text or best.plan.text, p.T)
 except ValueError as exc:
     msg = str(exc)
-    st.error(f"Cannot read this plan (T = {p.T}): {msg}", icon=ERROR)
+    st.error(f"Cannot read this plan (T = {p.T}): {untrusted.text(msg)}", icon=ERROR)
     m = re.match(r"position (\d+)", msg)
     if m:
         pos = int(m.group(1))

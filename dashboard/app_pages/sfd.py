@@ -31,9 +31,9 @@ from opmerge_core.sfd.distill import (
 from opmerge_core.sfd.metrics import FD_LABEL
 from opmerge_core.sfd.teachers import TEACHER_LABELS, TEACHERS
 from opmerge_dashboard import faces as face_view
-from opmerge_dashboard import reference_view
-from opmerge_dashboard.backend import backend, session_owner, shared_result
-from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard import reference_view, untrusted
+from opmerge_dashboard.backend import shared_result
+from opmerge_dashboard.jobs import job_panel, run_store, start
 from opmerge_dashboard.output import figure, show_cli
 from opmerge_dashboard.params import BOUND, default, index
 from opmerge_dashboard.url_params import SFD_BUDGETS, SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET
@@ -48,9 +48,8 @@ def teachers(folder: str) -> dict[str, str | None]:
 
 def submit(teacher: str, preset: str, cfg: DistillConfig, folder: str) -> None:
     params = sfd_lab.run_params(teacher, cfg, preset, "auto")     # the full config: AFS runs are found
-    job = backend().submit(sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder,
-                           params=params, owner=session_owner(), lease=True, finalize=sfd_lab.record)
-    st.session_state["sfd_job"] = job.id
+    start("sfd_job", sfd_lab.RUN_KIND, sfd_lab.job, teacher, cfg, preset, folder, params=params,
+          finalize=sfd_lab.record)
 
 
 def pm(out: dict, key: str) -> str:
@@ -142,19 +141,21 @@ try:
                + ("SFD-v trains n ∈ {" + ", ".join(str(cfg.steps_for(k)) for k in SFDV_NFE)
                   + "} and is evaluated at every NFE 2–5." if algorithm == "sfd-v" else ""))
 except ValueError as exc:
-    st.warning(str(exc))
+    st.warning(untrusted.text(exc))
     cfg = None
+store = run_store()     # None: one message saying which path is wrong and what to do
 st.button("Train student", key="sfd_train", type="primary",
-          disabled=available[teacher] is not None or cfg is None,
+          disabled=available[teacher] is not None or cfg is None or store is None,
           on_click=submit, args=(teacher, preset, cfg, folder))
-job_panel(st.session_state.get("sfd_job"), what="Run", key="sfd", show_result=show_run)
+job_panel("sfd_job", what="Run", key="sfd", show_result=show_run)
 if st.session_state.get("sfd_job") is None:
     st.caption("No run started in this session yet: press **Train student**.")
     reference_view.sfd_run(folder, teacher)      # meanwhile: the shipped reference run
 
 st.subheader("Quality vs fine-tuning time")
-backend().store.recover()            # runs of processes that died since (e.g. a killed CLI run)
-rows = pd.DataFrame(history.runs_table(backend().store, teacher))
+if store is not None:
+    store.recover()                  # runs of processes that died since (e.g. a killed CLI run)
+rows = pd.DataFrame(history.runs_table(store, teacher) if store is not None else [])
 if rows.empty:
     rows = reference_view.sfd_quality_rows(folder, teacher)
 if rows.empty:
@@ -166,7 +167,7 @@ else:
 
 if teacher.startswith("latent") and available[teacher] is None:
     st.subheader(f"Decoded faces at NFE {nfe}")
-    samples = history.latest_samples(backend().store, teacher, nfe, afs)
+    samples = history.latest_samples(store, teacher, nfe, afs) if store is not None else None
     from_reference = not samples
     samples = samples or reference_view.sfd_samples(folder, teacher, nfe, afs)
     scale = face_view.tile_control("sfd_tile")

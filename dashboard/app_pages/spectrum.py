@@ -10,6 +10,7 @@ from opmerge_core.theory import plans
 from opmerge_core.theory.setting import total_w2
 from opmerge_core.theory.shared_plan import SHARED_T_MAX
 from opmerge_dashboard import plan_views as views
+from opmerge_dashboard import untrusted
 from opmerge_dashboard.output import command, figure, show_cli
 from opmerge_dashboard.params import BOUND, ERROR, WARN, default, params
 from opmerge_dashboard.spectrum_upload import SPECTRUM_VALUES_MAX, parse_spectrum
@@ -42,9 +43,10 @@ if source == "upload":
     if up is not None:
         try:
             lams = parse_spectrum(up.name, up.getvalue())
-            st.success(f"Loaded {lams.size} eigenvalues from {up.name}.")
+            st.success(f"Loaded {lams.size} eigenvalues from {untrusted.text(up.name)}.")
         except ValueError as exc:
-            st.error(f"Cannot use {up.name}: {exc}. Showing the power-law preset instead.", icon=ERROR)
+            st.error(f"Cannot use {untrusted.text(up.name)}: {untrusted.text(exc)}. Showing the power-law "
+                     "preset instead.", icon=ERROR)
     if lams is None:
         source = "power-law"
 if lams is None:

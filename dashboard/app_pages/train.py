@@ -17,8 +17,9 @@ from opmerge_core.cli import train as train_cli
 from opmerge_core.figures import train as figs
 from opmerge_core.theory import plans
 from opmerge_core.training import train_spec, trainer
-from opmerge_dashboard.backend import backend, session_owner
-from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard import untrusted
+from opmerge_dashboard.backend import backend
+from opmerge_dashboard.jobs import job_panel, run_store, start
 from opmerge_dashboard.output import csv_download, figure, show_cli
 from opmerge_dashboard.params import BOUND, PLAN_URL_MAX, WARN, default, params
 from opmerge_dashboard.url_params import (
@@ -42,17 +43,14 @@ WORK_WARN = 3e9           # merge-steps × batch × d above which the page warns
 
 
 def submit(spec: train_spec.TrainSpec) -> None:
-    job = backend().submit(train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
-                           owner=session_owner(), lease=True, finalize=train_spec.record)
-    st.session_state["tr_job"] = job.id
+    start("tr_job", train_spec.KIND, train_spec.run, spec, params=spec.as_dict(),
+          finalize=train_spec.record)
 
 
 def submit_sweep(spec: train_spec.TrainSpec) -> None:
     steps = sorted({max(1, round(f * spec.steps)) for f in SWEEP_FACTORS})
-    job = backend().submit(train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
-                           params={**spec.as_dict(), "sweep_steps": steps}, owner=session_owner(),
-                           lease=True)
-    st.session_state["tr_sweep_job"] = job.id
+    start("tr_sweep_job", train_spec.SWEEP_KIND, train_spec.budget_sweep_job, spec, steps,
+          params={**spec.as_dict(), "sweep_steps": steps})
 
 
 # ---- page ---------------------------------------------------------------------------------------
@@ -113,7 +111,7 @@ try:
     named = spec.plans()
 except ValueError as exc:
     problem = str(exc)
-    st.warning(f"Cannot train: {problem}", icon=WARN)
+    st.warning(f"Cannot train: {untrusted.text(problem)}", icon=WARN)
 
 if spec is not None and problem is None:
     r2_max = float(np.max(spec.setting().r2(np.asarray(spec.lam))))
@@ -130,15 +128,16 @@ if spec is not None and problem is None:
         st.warning("This is a large run (several minutes on a shared CPU); it queues behind others.",
                    icon=WARN)
 
+store = run_store()     # None: one message saying which path is wrong and what to do
 c1, c2 = st.columns([1, 3])
-c1.button("Start training", key="tr_start", type="primary", disabled=problem is not None,
+c1.button("Start training", key="tr_start", type="primary", disabled=problem is not None or store is None,
           on_click=submit, args=(spec,), icon=":material/play_arrow:")
-c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem is not None,
+c2.button("Budget sweep (shrinkage vs steps)", key="tr_sweep", disabled=problem is not None or store is None,
           on_click=submit_sweep, args=(spec,),
           help="Trains the same plans at " + ", ".join(f"{f:g}×" for f in SWEEP_FACTORS)
                + " the steps (same η) to show the trained operator following the closed form in S.")
-job_panel(st.session_state.get("tr_job"), what="Training", key="tr")
-job_panel(st.session_state.get("tr_sweep_job"), what="Budget sweep", key="tr")
+job_panel("tr_job", what="Training", key="tr")
+job_panel("tr_sweep_job", what="Budget sweep", key="tr")
 if "tr_job" not in st.session_state and "tr_sweep_job" not in st.session_state:
     st.caption("No run started in this session yet: press **Start training**.")
 
@@ -212,9 +211,12 @@ if sweep_job is not None and sweep_job.status == Status.DONE and sweep_job.resul
 
 # ---- the run store ------------------------------------------------------------------------------
 st.header("Runs")
-backend().store.recover()            # runs of processes that died since (e.g. a killed CLI training)
-rows = backend().store.list(kind=train_spec.KIND, limit=200)
-if not rows:
+if store is not None:
+    store.recover()                  # runs of processes that died since (e.g. a killed CLI training)
+rows = store.list(kind=train_spec.KIND, limit=200) if store is not None else []
+if store is None:
+    st.caption("The run store is not available (see above).")
+elif not rows:
     st.caption("No training runs in the run store yet.")
 else:
     table = pd.DataFrame([{"id": r["id"], "created": r["created"], "status": r["status"],

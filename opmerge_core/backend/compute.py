@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import threading
 import time
@@ -46,6 +47,8 @@ LOSS_POINTS_MAX = 2000     # live loss points kept per job
 KEEP_FINISHED = 256        # finished runs kept in memory (older ones are evicted; they stay in the store)
 RETRY_AFTER = 30.0         # seconds a failed result is shown before the next request computes it again
 WORKER_DIED = "worker process died (killed or out of memory)"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -139,8 +142,11 @@ class Backend:
             self.cluster = embedded_cluster(n_workers, allowed_failures)
             self.client = Client(self.cluster, set_as_default=False)
             self.client.register_plugin(NiceWorkers(worker_setup))
-        self.store = store if store is not None else RunStore()
+        self._store, self._ledger = store, None           # opened on first use: see ``store``
+        self.store_path = store.path if store is not None else default_path()
         self.cache = cache if cache is not None else ResultCache()
+        if self.cache.problem:
+            log.warning("%s (results are kept in memory only)", self.cache.problem)
         self.lease_s = lease_s
         self.topic = f"opmerge-{self.client.id}"
         self._lock = threading.RLock()
@@ -148,10 +154,27 @@ class Backend:
         self._by_key: dict[str, Job] = {}
         self._touched: dict[str, float] = {}
         self._closed = False
-        self._ledger = Ledger(self.store)
         self.client.subscribe_topic(self.topic, self._on_event)
         self._watch = threading.Thread(target=self._watch_leases, name="opmerge-lease", daemon=True)
         self._watch.start()
+
+    # ---- the run store ----------------------------------------------------------------------------
+    @property
+    def store(self) -> RunStore:
+        """The run store, opened on first use: a bad ``OPMERGE_HOME`` raises ``StoreError`` (one line:
+        the path and what to do) where a run needs it, never at start, so pages that need no store keep
+        working; once the folder is mended the next use opens it, without a restart."""
+        with self._lock:
+            if self._store is None:
+                self._store = RunStore(self.store_path)
+            return self._store
+
+    @property
+    def ledger(self) -> Ledger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = Ledger(self.store)
+            return self._ledger
 
     # ---- submitting -------------------------------------------------------------------------------
     @property
@@ -167,7 +190,7 @@ class Backend:
         and ``finalize(result, run_dir) -> {"metrics": …, "artifacts": …}`` records it (server side)."""
         with self._lock:
             self._check_open()
-            run = self._ledger.create(kind, params, owner=owner)
+            run = self.ledger.create(kind, params, owner=owner)
             key = f"{kind}-run-{run.id}-{self.client.id}"
             job = Job(run.id, key, kind, params or {}, owner, lease, True, finalize=finalize, _run=run,
                       _backend=self)
@@ -359,13 +382,14 @@ class Backend:
         if self._by_key.get(job.key) is job:
             self._by_key.pop(job.key, None)
 
-    def rehome(self, store: RunStore, cache: ResultCache) -> None:
-        """Follow a new ``$OPMERGE_HOME``: new run store and cache, same cluster (unfinished jobs keep
-        reporting to the store they were created in)."""
+    def rehome(self) -> None:
+        """Follow a new ``$OPMERGE_HOME``: its run store (opened on next use) and cache, same cluster
+        (unfinished jobs keep reporting to the store they were created in)."""
         with self._lock:
-            self._ledger.close()
-            self.store, self.cache = store, cache
-            self._ledger = Ledger(self.store)
+            if self._ledger is not None:
+                self._ledger.close()
+            self._store, self._ledger = None, None
+            self.store_path, self.cache = default_path(), ResultCache()
 
     # ---- shutting down ----------------------------------------------------------------------------
     def shutdown(self, cancel: bool = True) -> None:
@@ -377,7 +401,8 @@ class Backend:
         if cancel:
             for job in pending:
                 self.cancel(job)
-        self._ledger.close()
+        if self._ledger is not None:
+            self._ledger.close()
         with contextlib.suppress(Exception):
             self.client.close(timeout=5)
         if self.cluster is not None:
@@ -414,7 +439,7 @@ def default_backend(worker_setup: Callable[[], Any] | None = None) -> Backend:
             _DEFAULT = Backend(address, worker_setup=worker_setup)
             # before concurrent.futures' own exit hook: Dask's callback threads still take work then
             threading._register_atexit(_DEFAULT.shutdown)
-        elif home != _DEFAULT_HOME and _DEFAULT.store.path != default_path():
-            _DEFAULT.rehome(RunStore(), ResultCache())
+        elif home != _DEFAULT_HOME and _DEFAULT.store_path != default_path():
+            _DEFAULT.rehome()
         _DEFAULT_HOME = home
         return _DEFAULT

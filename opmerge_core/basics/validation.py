@@ -164,3 +164,12 @@ def check_base_url(raw: object, name: str = "public URL") -> str:
             or parts.query or parts.fragment or any(c.isspace() for c in url):
         raise ValueError(f"{name} must be http(s)://host[:port][/path], got {str(raw)[:80]!r}")
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def os_reason(exc: BaseException, *, with_file: bool = False) -> str:
+    """An OS error in words: the OS message (never "None"; pandas, for one, raises
+    ``OSError("Cannot save file into a non-existent directory: …")`` without one), prefixed by the
+    file it concerns if ``with_file``."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    filename = getattr(exc, "filename", None)
+    return f"{filename}: {reason}" if with_file and filename and getattr(exc, "strerror", None) else reason

@@ -4,7 +4,8 @@ Each submodule defines ``register(subparsers)`` which adds its subcommands and s
 parser; registering imports nothing heavy (torch, pandas, streamlit are imported by the commands that
 use them). ``main`` registers only the module of the command being run (``COMMANDS``), so e.g.
 ``opmerge plan`` never imports the training stack. A ``ValueError`` (bad input) anywhere becomes one
-line on stderr and exit code 2.
+line on stderr and exit code 2, and so does an ``OSError`` (a path that cannot be read or written: the
+OS's reason, never a traceback).
 
 Packages above the core (the dashboard's classroom commands) add command modules without the core
 naming them: an entry point in the group ``opmerge.commands`` (``pyproject.toml``) maps a command name to
@@ -68,15 +69,20 @@ def main(argv: list[str] | None = None) -> int:
         args.extra = extra
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:                 # `opmerge … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ValueError as exc:
         print(f"opmerge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:                  # a path that cannot be read or written: why, in one line
+        from opmerge_core.basics.validation import os_reason
+
+        print(f"opmerge {args.command}: error: {os_reason(exc, with_file=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"opmerge {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:                 # `opmerge … | head`: the reader left, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

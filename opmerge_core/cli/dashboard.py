@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from importlib.resources import files
 
+from opmerge_core.backend.cluster import WORKERS_CAP
 from opmerge_core.basics.validation import check_base_url
 
 # The dashboard's import package: the only place the CLI names it (pyproject.toml maps it to the source
@@ -68,14 +69,32 @@ def _scheduler_address(raw: str) -> str:
     return raw
 
 
-def _positive_int(raw: str) -> int:
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}")
-    return n
+def _int_in(lo: int, hi: int, what: str):
+    """An argparse type: an integer in [lo, hi], else a one-line usage error (exit 2)."""
+    def parse(raw: str) -> int:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = lo - 1
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"expected {what} in {lo}–{hi}, got {raw!r}")
+        return n
+    return parse
+
+
+_port = _int_in(1, 65535, "a TCP port")
+
+
+def check_passed_port(extra: list[str]) -> None:
+    """A ``--server.port`` passed through to Streamlit is a port too (Streamlit would overflow)."""
+    for i, flag in enumerate(extra):
+        name, eq, value = flag.partition("=")
+        if name == "--server.port":
+            value = value if eq else (extra[i + 1] if i + 1 < len(extra) else "")
+            try:
+                _port(value)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"--server.port: {exc}") from None
 
 
 def _public_url(raw: str) -> str:
@@ -87,7 +106,7 @@ def _public_url(raw: str) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="launch the interactive dashboard (Streamlit)")
-    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--port", type=_port, default=8501)
     p.add_argument("--address", default="localhost",
                    help="interface to listen on (0.0.0.0 to serve a classroom network)")
     p.add_argument("--dev", action="store_true",
@@ -95,12 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", type=_scheduler_address, metavar="ADDRESS",
                    help="Dask scheduler for heavy work, e.g. tcp://host:8786 "
                         "(sets OPMERGE_SCHEDULER for the server)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=_int_in(1, WORKERS_CAP, "a number of workers"), metavar="N",
                    help="worker processes of the embedded Dask cluster (sets OPMERGE_WORKERS)")
     p.add_argument("--public-url", type=_public_url, metavar="URL",
                    help="the server's address as students reach it (behind a proxy, or a name they "
                         "know): the base of a room's student link and QR code (sets OPMERGE_PUBLIC_URL)")
-    p.add_argument("--processes", type=_positive_int, metavar="N",
+    p.add_argument("--processes", type=_int_in(1, WORKERS_CAP, "a number of server processes"), metavar="N",
                    help="the web tier: N server processes behind HAProxy (sticky by cookie) on "
                         "--address/--port, one shared Dask cluster; needs the haproxy package")
     p.add_argument("--run-dir", metavar="DIR",
@@ -141,6 +160,7 @@ def tier_server_argv(args: argparse.Namespace, port: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_passed_port(getattr(args, "extra", []))
     if args.processes is not None:
         from opmerge_core.cli import tier
 

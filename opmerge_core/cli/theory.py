@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from opmerge_core.basics.validation import check_lam, parse_float_list, parse_lam_grid, parse_T_list
+from opmerge_core.basics.validation import (
+    check_lam,
+    os_reason,
+    parse_float_list,
+    parse_lam_grid,
+    parse_T_list,
+)
 from opmerge_core.cli import argv
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.schedules import SCHEDULES
@@ -137,7 +143,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         try:
             df.to_csv(args.out, index=False)
         except OSError as exc:
-            raise ValueError(f"cannot write {args.out}: {exc.strerror}") from None
+            raise ValueError(f"cannot write {args.out}: {os_reason(exc)}") from None
     if args.json:
         print(df.to_json(orient="records"))
         return 0

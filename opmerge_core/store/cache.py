@@ -1,19 +1,23 @@
 """The shared persistent result cache of the compute backend (compute.py): pure heavy results (a
 large-T DP, curves, phase diagrams, shared plans, …) under ``$OPMERGE_HOME/cache``, shared by every
 server process, surviving restarts, keyed by the source of ``opmerge_core`` (``code_version``) so an
-upgrade never serves stale results.
+upgrade never serves stale results. A cache folder that cannot be used (``OPMERGE_HOME`` damaged,
+read-only or full) leaves a memory-only cache and a ``problem`` to report: pages still draw.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import sqlite3
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from opmerge_core.store.runstore import opmerge_home
+from opmerge_core.store.runstore import opmerge_home, store_problem
+
+DISK_ERRORS = (sqlite3.Error, OSError)
 
 RESULTS_MAX = 256          # cached results kept in memory in front of the disk cache
 CACHE_BYTES = 1 << 30      # disk cache size limit (least recently used entries go first)
@@ -35,13 +39,20 @@ _CODE_VERSION: str | None = None
 
 
 class ResultCache:
-    """The shared persistent result cache (``diskcache``: SQLite + files, safe across processes)."""
+    """The shared persistent result cache (``diskcache``: SQLite + files, safe across processes), in
+    front of it the last ``RESULTS_MAX`` results in memory; memory only if the folder is unusable."""
 
     def __init__(self, directory: Path | None = None, size_limit: int = CACHE_BYTES):
         import diskcache
 
         self.directory = Path(directory) if directory is not None else opmerge_home() / "cache"
-        self._disk = diskcache.Cache(str(self.directory), size_limit=size_limit)
+        self.problem: str | None = None          # why the disk cache is off, if it is
+        self._disk = None
+        try:
+            self._disk = diskcache.Cache(str(self.directory), size_limit=size_limit)
+        except DISK_ERRORS as exc:               # nothing is deleted: the folder stays as it was
+            path = self.directory / "cache.db"
+            self.problem = f"result cache {path}: {store_problem(path, exc)}"
         self._memory: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -50,8 +61,13 @@ class ResultCache:
             if key in self._memory:
                 self._memory.move_to_end(key)
                 return True, self._memory[key]
+        if self._disk is None:
+            return False, None
         sentinel = object()
-        value = self._disk.get(key, default=sentinel)
+        try:
+            value = self._disk.get(key, default=sentinel)
+        except DISK_ERRORS:                      # damaged since it was opened: a miss, computed again
+            return False, None
         if value is sentinel:
             return False, None
         self._remember(key, value)
@@ -59,8 +75,9 @@ class ResultCache:
 
     def put(self, key: str, value: Any) -> None:
         self._remember(key, value)
-        with contextlib.suppress(Exception):       # a full or read-only disk must not fail a page
-            self._disk.set(key, value)
+        if self._disk is not None:
+            with contextlib.suppress(Exception):   # a full or read-only disk must not fail a page
+                self._disk.set(key, value)
 
     def _remember(self, key: str, value: Any) -> None:
         with self._lock:
@@ -72,7 +89,9 @@ class ResultCache:
     def clear(self) -> None:
         with self._lock:
             self._memory.clear()
-        self._disk.clear()
+        if self._disk is not None:
+            self._disk.clear()
 
     def close(self) -> None:
-        self._disk.close()
+        if self._disk is not None:
+            self._disk.close()

@@ -15,7 +15,6 @@ worker and moves the same ``Run`` on from the worker's events.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from opmerge_core.basics.progress import CancelFlag, Cancelled, Progress
-from opmerge_core.store.runstore import ACTIVE, Heartbeat, RunStore, Status
+from opmerge_core.store.runstore import ACTIVE, Heartbeat, RunStore, Status, StoreError
 
 STORE_EVERY = 0.5          # seconds between progress writes of one run to the store
 USER_INTERRUPT = "interrupted by the user"
@@ -86,7 +85,7 @@ class Run:
         if self.status != Status.RUNNING or (now - self._last_write < self._every and done < total):
             return
         self._last_write = now
-        with contextlib.suppress(sqlite3.Error):      # busy: the next report writes it
+        with contextlib.suppress(StoreError):      # busy: the next report writes it
             self.store.update(self.id, progress=done / max(total, 1))
 
     def done(self, result: Any, finalize: Finalize | None) -> None:

@@ -14,11 +14,17 @@ process start time recorded next to it (Linux ``/proc``) and by a random token o
 process (``INSTANCE``): a run written by an earlier process that had *this* process's pid — a
 container restarts its server as PID 1 — is dead too. The heartbeat threshold is deliberately long
 (10 min) so that a slow but live run is never declared dead.
+
+A store that cannot be used — ``OPMERGE_HOME`` a file, a folder this user cannot write, a file that is
+not SQLite, a full disk — raises ``StoreError``: a ``ValueError`` whose one line names the path and
+what to do (the CLI prints it and exits 2; the dashboard shows it on the pages that need the store).
+The store never repairs by deleting: a damaged file is left exactly as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -29,6 +35,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+
+from opmerge_core.basics.validation import os_reason
 
 
 class Status(StrEnum):
@@ -107,6 +115,58 @@ def process_start(pid: int | None) -> str | None:
     return fields[19] if len(fields) > 19 else None      # field 22 of proc(5)
 
 
+class StoreError(ValueError):
+    """The run store at ``path`` cannot be used; the message says why and what to do (one line)."""
+
+    def __init__(self, path: Path, exc: BaseException):
+        self.path = Path(path)
+        super().__init__(f"run store {self.path}: {store_problem(self.path, exc)}")
+
+
+def store_problem(path: Path, exc: BaseException) -> str:
+    """Why the store file ``path`` (or anything else under ``OPMERGE_HOME``) cannot be used, and what
+    to do, in words."""
+    elsewhere = "or set OPMERGE_HOME to another folder"
+    text, code = str(exc).lower(), getattr(exc, "errno", None)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if isinstance(exc, FileExistsError | NotADirectoryError) or code in (errno.EEXIST, errno.ENOTDIR):
+        return f"{_first_file(path)} is a file where a folder should be — move it away {elsewhere}"
+    if name == "SQLITE_FULL" or "disk is full" in text or code in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full — free some space (nothing recorded was lost) {elsewhere}"
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text \
+            or "malformed" in text:
+        return ("not a readable SQLite database (damaged?); it is left untouched — move it aside to "
+                f"start a new store {elsewhere}")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) \
+            or code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path.parent} (read-only or permission denied) — let this user write " \
+               f"it {elsewhere}"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "busy: another process held it locked for too long — try again"
+    return f"{os_reason(exc, with_file=True)} — check the folder {elsewhere}"
+
+
+
+def _first_file(path: Path) -> Path:
+    """The first component of ``path`` (from the root) that exists and is not a folder."""
+    for part in reversed((path, *path.parents)):
+        if part.exists() and not part.is_dir():
+            return part
+    return path.parent
+
+
+@contextlib.contextmanager
+def _as_store_error(path: Path):
+    """sqlite3 and OS errors of the store → ``StoreError`` naming ``path`` (a broken constraint or a
+    closed connection stays what it is)."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise                          # the caller's own affair (a duplicate key, a closed store)
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(path, exc) from exc
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -118,14 +178,23 @@ class Database:
 
     def __init__(self, path: str | os.PathLike | None, schema: str):
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
+        with _as_store_error(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
+                                       isolation_level=None)
+            try:
+                self._open(schema)
+            except BaseException:
+                self._db.close()       # a damaged file stays as it was: nothing is deleted or rewritten
+                raise
+
+    def _open(self, schema: str) -> None:
         self._db.row_factory = sqlite3.Row
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()   # not SQLite: fails here
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(schema)
 
     def close(self) -> None:
@@ -139,7 +208,7 @@ class Database:
         self.close()
 
     def _exec(self, sql: str, args: Iterable = ()) -> sqlite3.Cursor:
-        with self._lock:
+        with self._lock, _as_store_error(self.path):
             return self._db.execute(sql, tuple(args))
 
 
@@ -150,11 +219,10 @@ class RunStore(Database):
                  recover: bool = True):
         super().__init__(path, _SCHEMA)
         self.stale_after = stale_after
-        with self._lock:
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            for column in ("pid_start", "instance"):   # a store created before the column existed
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+        columns = {row[1] for row in self._exec("PRAGMA table_info(runs)")}
+        for column in ("pid_start", "instance"):   # a store created before the column existed
+            if column not in columns:
+                self._exec(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
         self.recovered: list[int] = self.recover() if recover else []
 
     # ---- writing ----------------------------------------------------------------------------------
@@ -261,7 +329,8 @@ class RunStore(Database):
     def run_dir(self, run_id: int) -> Path:
         """Where a run's artifacts go (created on demand)."""
         path = self.path.parent / "runs" / str(int(run_id))
-        path.mkdir(parents=True, exist_ok=True)
+        with _as_store_error(path / "x"):
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
 
@@ -291,7 +360,7 @@ class Heartbeat:
         while not self._stop.wait(self.every):
             with self._ids_lock:
                 ids = list(self._ids)
-            with contextlib.suppress(sqlite3.Error):   # busy or closed: try again next beat
+            with contextlib.suppress(StoreError, sqlite3.Error):   # busy or closed: next beat
                 self.store.heartbeat(ids)
 
     def stop(self) -> None:
