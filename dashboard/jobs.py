@@ -1,7 +1,8 @@
 """The job panel of every page that runs a job on the compute backend (Train, CelebA, SFD, Mixtures).
 
 ``start`` submits a run of this browser session (leased to it) and keeps its id in the session; a run
-the backend refuses (a bad run store, …) is one message where its panel would be. ``run_store`` is
+the backend refuses (this session has its share of runs already, the queue is full, the run store is
+damaged) is one message where its panel would be, saying what to do. ``run_store`` is
 the store for a page that lists runs, or one plain message saying which path is wrong and what to do.
 
 While a job is queued or running, a fragment polls it twice a second and shows where it is (its
@@ -34,14 +35,38 @@ def start(state_key: str, kind: str, fn: Callable, *args: Any, **options: Any) -
     """Submit the run ``fn(*args, progress=, cancel=)`` for this session (``Backend.submit`` options
     pass through) and keep its id in ``st.session_state[state_key]``; None if the backend refused it —
     then ``job_panel(state_key, …)`` says why instead of drawing a job."""
+    # the room's teacher sees and may cancel it (imported here: room_view imports this module)
+    from opmerge_dashboard import room_view
+
     try:
-        job = backend().submit(kind, fn, *args, owner=session_owner(), lease=True, **options)
-    except ValueError as exc:           # StoreError: the path and what to do, in one line
+        job = backend().submit(kind, fn, *args, owner=session_owner(), lease=True,
+                               group=room_view.job_group(), **options)
+    except ValueError as exc:           # JobRefused, StoreError: why and what to do, in one line
         st.session_state[_REFUSED + state_key] = str(exc)
         return None
     st.session_state.pop(_REFUSED + state_key, None)
     st.session_state[state_key] = job.id
     return job
+
+
+@st.fragment(run_every=2 * POLL_S)
+def room_runs(group: str) -> None:
+    """A room's teacher: the room's runs queued or running on this server, each with Cancel, and
+    Cancel all (students are told in their own job panel: "cancelled")."""
+    active = sorted((j for j in backend().jobs(group=group) if not j.done), key=lambda j: j.created)
+    if not active:
+        st.caption("No run of this room is queued or running.")
+        return
+    for job in active:
+        where = (f"queued, position {job.queue_position}" if job.status == "queued"
+                 else f"running, {100 * job.progress:.0f}%")
+        text, stop = st.columns([4, 1], vertical_alignment="center")
+        text.markdown(f"Run {job.id} · {untrusted.text(job.kind)} · {where}"
+                      + (" · cancelling" if job.cancel_requested else ""))
+        stop.button("Cancel", key=f"room_cancel_{job.id}", on_click=job.cancel,
+                    disabled=job.cancel_requested)
+    st.button("Cancel all the room's runs", key="room_cancel_all", icon=":material/stop:",
+              on_click=backend().cancel_group, args=(group,))
 
 
 def run_store() -> RunStore | None:
@@ -74,13 +99,13 @@ def _running(job: compute.Job, what: str, key: str) -> None:
 def job_panel(state_key: str, *, what: str, key: str,
               show_result: Callable[[compute.Job], None] | None = None) -> None:
     """The status of this session's job ``st.session_state[state_key]`` (started by ``start``; nothing
-    if there is none, the reason if its submission was refused). ``what`` names it in the messages
-    ("Training", "Trainer run"); ``key`` prefixes its widget keys (``{key}_cancel_{id}``). Only a
-    queued or running job is polled; a finished one is drawn by the page's own run."""
-    refused = st.session_state.get(_REFUSED + state_key)
+    if there is none), after the reason its last submission was refused, if it was. ``what`` names it
+    in the messages ("Training", "Trainer run"); ``key`` prefixes its widget keys
+    (``{key}_cancel_{id}``). Only a queued or running job is polled; a finished one is drawn by the
+    page's own run."""
+    refused = st.session_state.pop(_REFUSED + state_key, None)      # said once, after the click
     if refused:
         st.warning(f"{what} not started: {untrusted.text(refused, limit=500)}", icon=WARN)
-        return
     job_id = st.session_state.get(state_key)
     job = backend().get(job_id) if job_id is not None else None
     if job is None:
@@ -118,7 +143,7 @@ def _active(job_id: int, what: str, key: str, show_result: Callable[[compute.Job
         return
     backend().touch(session_owner())
     if job.status == compute.Status.QUEUED:
-        st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in order, "
-                f"{backend().n_workers} at a time.")
+        st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in turn, "
+                f"one session after another, {backend().run_slots} at a time.")
     else:
         _running(job, what, key)

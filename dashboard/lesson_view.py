@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from opmerge_dashboard import lessons, presentation, questions, room_view
+from opmerge_dashboard import lessons, presentation, questions, room_view, untrusted
 from opmerge_dashboard.lessons import Lesson, LessonError, Step
 from opmerge_dashboard.params import ERROR
 
@@ -144,7 +144,7 @@ def bar() -> None:
     """The lesson bar at the top of the page (nothing when the URL names no lesson)."""
     problem = st.session_state.get("_lesson_error")
     if problem and requested() is not None:
-        st.error(problem, icon=ERROR)
+        st.error(untrusted.text(problem, limit=400), icon=ERROR)     # it quotes the URL's values
     found = current()
     if found is None:
         return
@@ -229,7 +229,7 @@ def question_panel(lesson: Lesson, step: Step, *, vote: Callable[[str], None] | 
         try:
             ans = answer(step)
         except ValueError as exc:
-            st.error(f"The answer cannot be computed: {exc}", icon=ERROR)
+            st.error(f"The answer cannot be computed: {untrusted.text(exc)}", icon=ERROR)
             return
         if ans is None:
             return

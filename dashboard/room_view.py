@@ -27,7 +27,7 @@ import streamlit as st
 from opmerge_core.figures.room import votes_bar
 from opmerge_core.store import rooms
 from opmerge_core.store.rooms import RateLimit, Room, RoomError, RoomStore
-from opmerge_dashboard import presentation, room_links
+from opmerge_dashboard import jobs, presentation, room_links, untrusted
 from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import ERROR, WARN
 
@@ -84,6 +84,13 @@ def session_room() -> Room | None:
     that act per room, e.g. the room's jobs that its teacher may see and cancel."""
     m = membership()
     return store().get(m.room_id) if m else None
+
+
+def job_group() -> str | None:
+    """The group this session's runs are tagged with on the compute backend: its room, whose teacher
+    sees and may cancel them (``jobs.room_runs``)."""
+    m = membership()
+    return f"room-{m.room_id}" if m else None
 
 
 def is_teacher() -> bool:
@@ -235,7 +242,8 @@ def _create(nav: Nav) -> None:
         st.session_state["_room_message"] = "Too many rooms started from this session: wait a minute."
         st.rerun()
     try:
-        room, key = store().create(*(nav.here or ("", 1)))
+        lesson, step = nav.here or ("", 1)
+        room, key = store().create(lesson, step=step)
     except RoomError as exc:
         st.session_state["_room_message"] = str(exc)
         st.rerun()
@@ -250,7 +258,7 @@ def main() -> bool:
     Returns True when the teacher's join screen is up: then the frame draws nothing else."""
     message = st.session_state.pop("_room_message", None)
     if message:
-        st.warning(message, icon=WARN)
+        st.warning(untrusted.text(message, limit=400), icon=WARN)      # it may quote a typed code
     m = membership()
     if m is None:
         return False
@@ -395,7 +403,7 @@ def _actions(m: Membership, room: Room, student: str, teacher: str) -> None:
     if room.closed:
         st.info(f"This room is closed. Its record: `opmerge room show {m.code} --key …`.")
         return
-    reveal, close, share = st.columns(3, vertical_alignment="center")
+    reveal, close, share, runs = st.columns(4, vertical_alignment="center")
     pos = store().position(room.id)
     if reveal.button("Revealed" if pos and pos.revealed else "Reveal the answer", key="room_reveal",
                      icon=":material/visibility:", type="primary", width="stretch",
@@ -412,6 +420,8 @@ def _actions(m: Membership, room: Room, student: str, teacher: str) -> None:
         st.code(student, language=None)
         st.markdown("Teacher link — **keep it private**: it holds the teacher key")
         st.code(teacher, language=None)
+    with runs.popover("Runs", icon=":material/model_training:", width="stretch"):
+        jobs.room_runs(job_group())
 
 
 def _teacher_act(action) -> None:

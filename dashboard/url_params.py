@@ -364,6 +364,15 @@ def page_params(page: str) -> dict[str, Param]:
 
 
 PAGES = tuple(PAGE_CONTROLS)
+# read by the frame on every page, besides the pages' parameters: presentation mode (frame.py), the
+# prediction toggle (predict.py), a lesson step (lesson_view.py), a room and its teacher key
+# (room_view.py). Every parameter the app reads is here, in THEORY or in OWN (a test fuzzes them all).
+FRAME = ("present", "predict", "lesson", "step", "room", "key")
+
+
+def every_param() -> tuple[str, ...]:
+    """Every URL parameter the app reads, on any page."""
+    return (*FRAME, *THEORY, *(key for own in OWN.values() for key in own))
 
 
 @dataclass

@@ -5,8 +5,11 @@ mid-job, shared in-flight results, the persistent cache, leases and a bounded jo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -192,6 +195,106 @@ def test_finished_jobs_are_evicted_from_memory(backend, monkeypatch):
     assert backend.get(jobs[0].id) is None and backend.store.get(jobs[0].id)["status"] == "done"
 
 
+# ---- fair compute: page results ahead of runs, caps, runs served in turn, groups -------------------
+def thread_priority(*args, progress=None, cancel=None) -> int:
+    """The CPU priority (nice) of the worker thread running this task."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@contextlib.contextmanager
+def cancelled_afterwards(backend):
+    """Cancel every run a test leaves unfinished (the module's cluster is shared)."""
+    try:
+        yield
+    finally:
+        pending = [j for j in backend.jobs() if j.record and not j.done]
+        for j in pending:
+            j.cancel()
+        assert all(j.wait(30) for j in pending)
+
+
+def test_a_page_result_never_waits_behind_runs(backend):
+    from opmerge_core.backend import worker
+
+    with cancelled_afterwards(backend):
+        runs = [backend.submit("test", sleepy, 1200, owner=f"student-{i}") for i in range(4)]
+        assert wait(lambda: sum(r.status == "running" for r in runs) == 2, 60), "both lanes busy"
+        assert [r.status for r in runs[2:]] == ["queued", "queued"]
+        x = float(np.random.default_rng().random())                  # a result nobody computed yet
+        page = backend.cached(slow_square, x)
+        assert page.wait(30) and page.result == pytest.approx(x * x)
+        assert all(r.status == "running" for r in runs[:2]), "it ran beside them, not after them"
+        assert backend.cached(thread_priority, x).wait(30)
+        assert backend.cached(thread_priority, x).result == worker.WORKER_NICE
+    lane = backend.submit("test", thread_priority)
+    assert lane.wait(60) and lane.result == worker.TRAIN_NICE         # a run yields the CPU
+
+
+def test_a_session_has_at_most_its_share_of_runs(backend):
+    with cancelled_afterwards(backend):
+        first, second = (backend.submit("test", sleepy, 1200, owner="flooding-tab") for _ in range(2))
+        with pytest.raises(compute.JobRefused, match="you already have 2 jobs queued or running — "
+                                                     "cancel one or wait"):
+            backend.submit("test", sleepy, 1200, owner="flooding-tab")
+        assert [j.status for j in backend.jobs("flooding-tab")].count("queued") <= 2
+        second.cancel()
+        third = backend.submit("test", sleepy, 1, owner="flooding-tab")    # a cancelled one frees it
+        assert backend.submit("test", sleepy, 1, owner="another-tab")      # other sessions unaffected
+    assert third.status in ("done", "cancelled") and first.status == "cancelled"
+
+
+def test_the_whole_queue_has_a_cap(backend, monkeypatch):
+    monkeypatch.setattr(backend, "queue_max", 2)
+    with cancelled_afterwards(backend):
+        for i in range(4):                                            # 2 on the lanes, 2 waiting
+            backend.submit("test", sleepy, 1200, owner=f"tab-{i}")
+        with pytest.raises(compute.JobRefused, match=r"the queue is full \(2 runs are waiting"):
+            backend.submit("test", sleepy, 1200, owner="tab-4")
+
+
+class Waiting:
+    """A stand-in for a job in ``Backend._next_turn`` (which only moves them around)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def test_turns_go_to_the_session_with_the_fewest_runs_on_the_cluster():
+    from collections import deque
+
+    waiting = {"A": deque(map(Waiting, ["a3", "a4"])), "B": deque([Waiting("b1")]),
+               "C": deque(map(Waiting, ["c1", "c2"]))}
+    on_cluster = {"A": 2, "C": 1}
+    order = [compute.Backend._next_turn(waiting, on_cluster).name for _ in range(5)]
+    assert order == ["b1", "c1", "a3", "c2", "a4"] and not waiting
+
+
+def test_runs_of_different_sessions_are_served_in_turn(backend, monkeypatch):
+    """One tab floods the queue (its cap raised for the test): another student's run goes next."""
+    monkeypatch.setattr(backend, "jobs_per_session", 10)
+    with cancelled_afterwards(backend):
+        flood = [backend.submit("test", sleepy, 1200, owner="flood") for _ in range(6)]
+        assert wait(lambda: sum(r.status == "running" for r in flood) == 2, 60)
+        small = backend.submit("test", sleepy, 2, owner="student")
+        other = backend.submit("test", sleepy, 2, owner="other")
+        assert (small.queue_position, other.queue_position) == (1, 2)
+        assert [r.queue_position for r in flood[2:]] == [3, 4, 5, 6]
+        flood[0].cancel()                                            # one run's length later
+        assert small.wait(60) and small.status == "done"
+        assert other.wait(60) and other.status == "done"
+        assert all(r.status == "queued" for r in flood[2:]), "not first come first served"
+
+
+def test_a_teacher_sees_and_cancels_a_groups_runs(backend):
+    with cancelled_afterwards(backend):
+        room = [backend.submit("test", sleepy, 1200, owner=f"pupil-{i}", group="room-7") for i in range(3)]
+        elsewhere = backend.submit("test", sleepy, 1200, owner="pupil-9", group="room-8")
+        assert {j.id for j in backend.jobs(group="room-7")} == {j.id for j in room}
+        assert backend.cancel_group("room-7") == 3
+        assert all(j.wait(30) and j.status == "cancelled" for j in room)
+        assert not elsewhere.done and elsewhere.group == "room-8"
+
+
 def test_bad_settings_and_addresses():
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
         cluster.check_address("localhost:8786")
@@ -212,7 +315,7 @@ def test_an_existing_cluster_runs_runs_and_cached_results(scheduler_address, tmp
     b = compute.Backend(scheduler_address, store=RunStore(tmp_path / "runs.sqlite"),
                         cache=ResultCache(tmp_path / "cache"))
     try:
-        assert b.cluster is None and b.n_workers == 1
+        assert b.cluster is None and b.run_slots == 1         # no training lanes: one run per thread
         job = b.submit("test", sleepy, 10, finalize=lambda r, folder: {"metrics": {"r": r}})
         assert job.wait(60) and job.status == "done", job.error
         assert b.store.get(job.id)["metrics"] == {"r": 20}
@@ -281,3 +384,120 @@ def test_the_embedded_cluster_listens_on_loopback_only(backend):
                  if c.status == psutil.CONN_LISTEN]
     outside = [addr for addr in listening if addr.ip != "127.0.0.1"]
     assert listening and not outside, outside
+
+
+# ---- a cluster only the server can use ----------------------------------------------------------
+def refused(address: str, **client_options) -> bool:
+    """Can a client with these options connect to ``address`` (and so submit work)? False if it can."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="5s", set_as_default=False, **client_options)
+    except (OSError, TimeoutError, TypeError):
+        return True
+    client.close()
+    return False
+
+
+def test_the_embedded_cluster_refuses_clients_without_its_credentials(backend):
+    """A local user on the server host cannot connect to the embedded scheduler and run code there."""
+    import urllib.error
+    import urllib.request
+
+    from distributed import Security
+
+    address = backend.cluster.scheduler_address
+    assert address.startswith("tls://127.0.0.1:")
+    port = address.rsplit(":", 1)[1]
+    assert refused(f"tcp://127.0.0.1:{port}")                        # a plain client
+    assert refused(address)                                           # TLS without a certificate
+    assert refused(address, security=Security.temporary())            # TLS with a certificate of its own
+    with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
+        cluster.connect(address, timeout="5s", security=Security.temporary())
+    with pytest.raises(ValueError, match="speaks TLS"):
+        cluster.connect(address, timeout="5s")
+    http = backend.cluster.scheduler.http_server.port                 # no HTTP endpoint tells anything
+    for path in ("/info/main/workers.html", "/json/counts.json", "/metrics", "/health"):
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=5)
+    job = backend.submit("test", sleepy, 3)                           # the server itself still can
+    assert job.wait(120) and job.status == "done" and job.result == 6
+
+
+def test_throwaway_credentials_in_a_private_folder(tmp_path):
+    from opmerge_core.backend import security
+
+    folder = security.write_credentials(tmp_path / "tls")
+    assert folder.stat().st_mode & 0o777 == 0o700
+    for name in (security.CERT_FILE, security.KEY_FILE):
+        assert (folder / name).stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" in (folder / security.KEY_FILE).read_text()
+    env = security.dask_env(folder)
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+    assert env["DASK_DISTRIBUTED__COMM__TLS__WORKER__KEY"] == str(folder / security.KEY_FILE)
+    sec = security.from_folder(folder)
+    assert sec.require_encryption and sec.tls_client_cert == str(folder / security.CERT_FILE)
+    with pytest.raises(ValueError, match="no Dask TLS credentials"):
+        security.dask_env(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tls_scheduler(tmp_path_factory):
+    """A `dask scheduler` + one `dask worker` started as processes of their own, sharing throw-away
+    credentials through security.dask_env (how several server processes share one cluster)."""
+    from opmerge_core.backend import security
+
+    folder = security.write_credentials(tmp_path_factory.mktemp("tls") / "credentials")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tls://127.0.0.1:{port}"
+    env = {**os.environ, **security.dask_env(folder),
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", f"tls://127.0.0.1:{port}", "--no-dashboard"],
+                              **quiet)]
+    procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                   "--host", "127.0.0.1", "--no-dashboard"], **quiet))
+    try:
+        sec = security.from_folder(folder)
+        up = False
+        for _ in range(120):
+            with contextlib.suppress(ValueError):
+                client = cluster.connect(address, timeout="2s", security=sec)
+                up = bool(client.nthreads())
+                client.close()
+                if up:
+                    break
+            time.sleep(0.5)
+        assert up, "the TLS cluster did not come up"
+        yield address, sec
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_a_started_cluster_shares_the_throwaway_credentials(tls_scheduler, tmp_path):
+    from distributed import Security
+
+    address, sec = tls_scheduler
+    port = address.rsplit(":", 1)[1]
+    assert refused(f"tcp://127.0.0.1:{port}") and refused(address, security=Security.temporary())
+    b = compute.Backend(address, security=sec, store=RunStore(tmp_path / "runs.sqlite"),
+                        cache=ResultCache(tmp_path / "cache"))
+    try:
+        job = b.submit("test", sleepy, 10, finalize=lambda r, folder: {"metrics": {"r": r}})
+        assert wait(lambda: 0 < job.progress < 1, 60)                 # progress events over TLS
+        assert job.wait(60) and job.status == "done" and b.store.get(job.id)["metrics"] == {"r": 20}
+        cancelled = b.submit("test", sleepy, 400)
+        assert wait(lambda: cancelled.status == "running", 30)
+        cancelled.cancel()                                            # the cancel Event over TLS
+        assert cancelled.wait(10) and cancelled.status == "cancelled"
+    finally:
+        b.shutdown()

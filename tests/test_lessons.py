@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from opmerge_dashboard import lessons, questions
 from opmerge_dashboard.lessons import LessonError
+from opmerge_dashboard.untrusted import unescape
 
 APP = "../dashboard/app.py"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "LESSONS.md"
@@ -94,7 +95,7 @@ def test_previous_goes_back_and_a_bad_step_number_is_clamped_with_a_note() -> No
     at.run()
     n = len(shipped()["phase-transition"].steps)
     assert any(f"step {n} of {n}" in m.value for m in at.markdown)
-    assert any("step '99'" in e.value for e in at.error)
+    assert any("step '99'" in unescape(e.value) for e in at.error)         # shown escaped, as text
     at.button(key="lesson_prev").click().run()
     assert any(f"step {n - 1} of {n}" in m.value for m in at.markdown)
     assert not at.exception
@@ -213,7 +214,7 @@ def test_a_malformed_lesson_on_the_page_is_one_line(tmp_path: Path, monkeypatch)
     at.query_params["lesson"], at.query_params["step"] = "broken", "1"
     at.run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [unescape(e.value) for e in at.error]
     assert any(e.startswith("lesson file broken.toml, step 1: parameter `T`") for e in errors), errors
     at.switch_page("app_pages/lessons.py").run()
     assert not at.exception

@@ -1,5 +1,7 @@
 """Reaching a Dask cluster for the compute backend (compute.py): an existing scheduler by address, or
-an embedded ``LocalCluster`` of ``$OPMERGE_WORKERS`` single-threaded worker processes."""
+an embedded ``LocalCluster`` of ``$OPMERGE_WORKERS`` worker processes (each: a training lane and a
+thread for page work) that only this server can use (TLS with throw-away credentials, security.py;
+no HTTP endpoint serves anything)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import os
 
 WORKERS_CAP = 64
 CONNECT_TIMEOUT = "5s"
+TRAIN_RESOURCE = "train"   # a worker's training lane: one run at a time (Dask worker resource)
+THREADS_PER_WORKER = 2     # of the embedded workers: one for a run, one for page work
+PRELOAD = "opmerge_core.backend.worker"    # its dask_setup gives the training lane its own thread
 
 
 def default_workers() -> int:
@@ -34,31 +39,48 @@ def check_address(address: str) -> str:
     return address
 
 
-def connect(address: str, timeout: str = CONNECT_TIMEOUT):
-    """A ``distributed.Client`` for an existing scheduler; ValueError (one line) if unreachable."""
+def connect(address: str, timeout: str = CONNECT_TIMEOUT, security=None):
+    """A ``distributed.Client`` for an existing scheduler; ValueError (one line) if unreachable or if
+    it refuses this client. ``security``: a ``distributed.Security`` (default: Dask's configuration,
+    e.g. the ``DASK_DISTRIBUTED__COMM__TLS__…`` variables of security.dask_env)."""
     from distributed import Client
 
     address = check_address(address)
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})") from None
+        return Client(address, timeout=timeout, set_as_default=False, security=security)
+    except (OSError, TimeoutError) as exc:   # unreachable, or the TLS handshake refused us
+        raise ValueError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None
+    except TypeError:                        # Dask: a tls:// address without TLS configuration
+        raise ValueError(f"the Dask scheduler at {address} speaks TLS: give this process its "
+                         "credentials (Dask's distributed.comm.tls settings; README, \"Securing a "
+                         "cluster\")") from None
 
 
 def embedded_cluster(n_workers: int | None, allowed_failures: int):
-    """A ``LocalCluster`` of single-threaded worker processes, everything on loopback (HTTP endpoints
-    included: Dask would bind them to all interfaces): a classroom network sees only Streamlit."""
+    """A ``LocalCluster`` of worker processes that only this server can use: TLS with throw-away
+    credentials (security.py), so no other local process can submit work; everything on loopback (Dask
+    would bind its HTTP endpoints to all interfaces), and those endpoints serve nothing (they would
+    tell anyone the tasks, logs and call stacks): a classroom network sees only Streamlit.
+
+    Each worker has two threads and one training lane (the ``train`` resource): at most one run at a
+    time, so a page's result always finds a free thread instead of queueing behind trainings."""
     import dask
     from distributed import LocalCluster
 
+    from opmerge_core.backend import security
+
     # The scheduler and the workers' nannies of a LocalCluster run in this (the server's) process and
     # share its GIL: their monitors sample every few seconds instead of several times a second.
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
-                          "distributed.admin.system-monitor.interval": "5s",
-                          "distributed.admin.system-monitor.disk": False,
-                          "distributed.worker.memory.monitor-interval": "1s",
-                          "distributed.admin.tick.interval": "500ms"}):
-        return LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=1,
-                            processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+    config = {"distributed.scheduler.allowed-failures": allowed_failures,
+              "distributed.admin.system-monitor.interval": "5s",
+              "distributed.admin.system-monitor.disk": False,
+              "distributed.worker.memory.monitor-interval": "1s",
+              "distributed.admin.tick.interval": "500ms",
+              "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+    with dask.config.set(config):
+        return LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=THREADS_PER_WORKER,
+                            resources={TRAIN_RESOURCE: 1}, preload=[PRELOAD], processes=True,
+                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
                             worker_dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-                            env={"DASK_LOGGING__DISTRIBUTED": "error"})
+                            security=security.temporary(), env={"DASK_LOGGING__DISTRIBUTED": "error"})

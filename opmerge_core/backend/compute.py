@@ -2,7 +2,8 @@
 
 One ``Backend`` per server process. By default it starts an embedded ``distributed.LocalCluster`` of
 worker *processes* (``$OPMERGE_WORKERS``, default one per core, each single-threaded and started at a
-lower CPU priority so the interactive server always wins the CPU); with an address
+lower CPU priority so the interactive server always wins the CPU, and secured with TLS and throw-away
+credentials so that no other process can submit work to it: security.py); with an address
 (``$OPMERGE_SCHEDULER`` or ``opmerge dashboard --scheduler tcp://HOST:8786``) it joins an existing
 cluster instead.
 
@@ -15,6 +16,16 @@ cancelled):
   ``fn(*args, progress=..., cancel=...)`` runs on a worker (worker.py).
 * ``cached(fn, *args)`` — a pure heavy result: identical in-flight requests from every session share
   one computation, and a finished result goes to the persistent cache (cache.py).
+
+Fair compute. What a page needs to draw (``cached``) never waits behind a training: runs are
+dispatched to the cluster by this backend, at most ``run_slots`` at once, each on a worker's training
+lane (the embedded cluster's workers have two threads and one ``train`` resource: one run plus page
+work at a time, the run's thread at the lowest CPU priority — worker.py), and page results go to Dask
+with a higher priority. Runs waiting for a slot are served in turn, one per session (round robin),
+not first come first served; a session may have ``OPMERGE_JOBS_PER_SESSION`` runs queued or running
+(default 2) and at most ``OPMERGE_QUEUE_MAX`` runs wait in all (default 32): beyond either,
+``submit`` raises ``JobRefused`` with a one-line message saying what to do. A run may carry a
+``group`` (a room): ``jobs(group=…)`` and ``cancel_group`` let its teacher see and stop them.
 
 Progress travels as Dask events; cancellation is a Dask ``Event`` the task polls (cooperative, the
 task raises ``progress.Cancelled``), and a job still queued is simply cancelled. A worker process that
@@ -30,14 +41,22 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from opmerge_core.backend.cluster import connect, embedded_cluster
-from opmerge_core.backend.worker import PROGRESS_EVENT, NiceWorkers, cancel_event_name, run_task
+from opmerge_core.backend.cluster import TRAIN_RESOURCE, connect, embedded_cluster
+from opmerge_core.backend.worker import (
+    PROGRESS_EVENT,
+    TRAIN_EXECUTOR,
+    NiceWorkers,
+    cancel_event_name,
+    run_task,
+)
 from opmerge_core.basics.progress import Cancelled
+from opmerge_core.basics.validation import check_int
 from opmerge_core.store.cache import ResultCache, code_version
 from opmerge_core.store.runs import Finalize, Ledger, Run, failure_reason
 from opmerge_core.store.runstore import FINISHED, RunStore, Status, default_path
@@ -47,8 +66,22 @@ LOSS_POINTS_MAX = 2000     # live loss points kept per job
 KEEP_FINISHED = 256        # finished runs kept in memory (older ones are evicted; they stay in the store)
 RETRY_AFTER = 30.0         # seconds a failed result is shown before the next request computes it again
 WORKER_DIED = "worker process died (killed or out of memory)"
+JOBS_PER_SESSION = 2       # default of $OPMERGE_JOBS_PER_SESSION: a session's runs queued or running
+QUEUE_MAX = 32             # default of $OPMERGE_QUEUE_MAX: runs waiting for a slot, all sessions together
+PAGE_PRIORITY = 10         # Dask priority of a page's results (runs: 0; higher runs first)
+SLOTS_EVERY = 5.0          # seconds between looks at the cluster's size (run_slots)
 
 log = logging.getLogger(__name__)
+
+
+class JobRefused(ValueError):
+    """A run the backend does not take now (this session's cap, or the whole queue's): the message
+    says why and what to do, in one line."""
+
+
+def env_limit(name: str, default: int, hi: int = 10_000) -> int:
+    """A positive integer setting from the environment (one-line ValueError if it is not one)."""
+    return check_int(os.environ.get(name) or default, name, lo=1, hi=hi)
 
 
 @dataclass(eq=False)
@@ -62,6 +95,7 @@ class Job:
     owner: str | None = None
     lease: bool = False
     record: bool = True
+    group: str | None = None             # e.g. a room: its teacher sees and cancels the group's runs
     status: Status = Status.QUEUED
     progress: float = 0.0
     info: dict = field(default_factory=dict)
@@ -75,6 +109,7 @@ class Job:
     cancel_requested: bool = False
     _run: Run | None = field(default=None, repr=False)           # the recorded run (runs.py)
     _future: Any = field(default=None, repr=False)
+    _call: tuple | None = field(default=None, repr=False)       # (fn, args) of a run not yet dispatched
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _backend: Backend | None = field(default=None, repr=False)
 
@@ -88,7 +123,8 @@ class Job:
 
     @property
     def queue_position(self) -> int | None:
-        """1-based position among this server's queued jobs, None once it runs."""
+        """1-based position among this server's queued jobs of its kind (runs in the order they will
+        start, page results by age), None once it runs."""
         return self._backend.queue_position(self) if self._backend else None
 
     def cancel(self) -> None:
@@ -128,16 +164,22 @@ class Backend:
     def __init__(self, address: str | None = None, *, n_workers: int | None = None,
                  store: RunStore | None = None, cache: ResultCache | None = None,
                  lease_s: float = LEASE_S, allowed_failures: int = 1,
-                 worker_setup: Callable[[], Any] | None = None):
+                 worker_setup: Callable[[], Any] | None = None, security=None,
+                 jobs_per_session: int | None = None, queue_max: int | None = None):
         """``worker_setup``: run once on every worker of the embedded cluster as it starts (a
         picklable callable without arguments, e.g. loading compiled kernels); an existing cluster's
-        workers are set up by whoever started them."""
+        workers are set up by whoever started them. ``security``: the ``distributed.Security`` for an
+        existing cluster (default: Dask's configuration). ``jobs_per_session``, ``queue_max``: the
+        caps (default ``$OPMERGE_JOBS_PER_SESSION``, ``$OPMERGE_QUEUE_MAX``)."""
         from distributed import Client
+
+        self.jobs_per_session = jobs_per_session or env_limit("OPMERGE_JOBS_PER_SESSION", JOBS_PER_SESSION)
+        self.queue_max = queue_max or env_limit("OPMERGE_QUEUE_MAX", QUEUE_MAX)
 
         self.address = address
         self.cluster = None
         if address:
-            self.client = connect(address)
+            self.client = connect(address, security=security)
         else:
             self.cluster = embedded_cluster(n_workers, allowed_failures)
             self.client = Client(self.cluster, set_as_default=False)
@@ -153,6 +195,9 @@ class Backend:
         self._jobs: dict[int | str, Job] = {}
         self._by_key: dict[str, Job] = {}
         self._touched: dict[str, float] = {}
+        self._waiting: dict[str | None, deque[Job]] = {}    # runs waiting for a slot, by session, in turn
+        self._dispatched = 0                                 # runs on the cluster, not finished
+        self._slots: tuple[float, int] = (float("-inf"), 1)  # (when looked at, run_slots)
         self._closed = False
         self.client.subscribe_topic(self.topic, self._on_event)
         self._watch = threading.Thread(target=self._watch_leases, name="opmerge-lease", daemon=True)
@@ -178,27 +223,86 @@ class Backend:
 
     # ---- submitting -------------------------------------------------------------------------------
     @property
-    def n_workers(self) -> int:
-        """Tasks the cluster runs at once (total worker threads)."""
+    def run_slots(self) -> int:
+        """Runs at once: one per worker offering the ``train`` resource (the embedded cluster's do),
+        else one per worker thread (a cluster started without it)."""
+        now = time.monotonic()
+        if now - self._slots[0] > SLOTS_EVERY:
+            with contextlib.suppress(Exception):
+                workers = self.client.scheduler_info()["workers"].values()
+                lanes = sum(int(w.get("resources", {}).get(TRAIN_RESOURCE, 0)) for w in workers)
+                self._slots = (now, max(1, lanes or sum(w.get("nthreads", 1) for w in workers)))
+        return self._slots[1]
+
+    def _lanes(self) -> bool:
+        """Does the cluster have training lanes (workers offering the ``train`` resource)?"""
         with contextlib.suppress(Exception):
-            return max(1, sum(self.client.nthreads().values()))
-        return 1
+            return any(w.get("resources", {}).get(TRAIN_RESOURCE)
+                       for w in self.client.scheduler_info()["workers"].values())
+        return False
 
     def submit(self, kind: str, fn: Callable, *args, params: dict | None = None,
-               owner: str | None = None, lease: bool = False, finalize: Finalize | None = None) -> Job:
+               owner: str | None = None, lease: bool = False, finalize: Finalize | None = None,
+               group: str | None = None) -> Job:
         """Queue a recorded run ``fn(*args, progress=, cancel=)``; its result stays in ``job.result``
-        and ``finalize(result, run_dir) -> {"metrics": …, "artifacts": …}`` records it (server side)."""
+        and ``finalize(result, run_dir) -> {"metrics": …, "artifacts": …}`` records it (server side).
+        ``JobRefused`` if ``owner`` (a browser session) has ``jobs_per_session`` runs queued or running
+        already, or ``queue_max`` runs are waiting; ``StoreError`` if the run store cannot record it."""
         with self._lock:
             self._check_open()
+            self._admit(owner)
             run = self.ledger.create(kind, params, owner=owner)
             key = f"{kind}-run-{run.id}-{self.client.id}"
-            job = Job(run.id, key, kind, params or {}, owner, lease, True, finalize=finalize, _run=run,
-                      _backend=self)
+            job = Job(run.id, key, kind, params or {}, owner, lease, True, group, finalize=finalize,
+                      _run=run, _call=(fn, args), _backend=self)
             self._register(job)
             if owner is not None:
                 self._touched[owner] = time.monotonic()
-            self._start(job, fn, args)
+            self._waiting.setdefault(owner, deque()).append(job)
+            self._dispatch()
         return job
+
+    def _admit(self, owner: str | None) -> None:
+        """Refuse a run beyond this session's cap or the queue's (one line: what to do)."""
+        if owner is not None:
+            mine = sum(1 for j in self._jobs.values()
+                       if j.record and j.owner == owner and not j.done and not j.cancel_requested)
+            if mine >= self.jobs_per_session:
+                raise JobRefused(f"you already have {mine} jobs queued or running — cancel one or wait "
+                                 f"for it to finish (at most {self.jobs_per_session} per session)")
+        waiting = sum(len(q) for q in self._waiting.values())
+        if waiting >= self.queue_max:
+            raise JobRefused(f"the queue is full ({waiting} runs are waiting for a worker) — try again "
+                             "in a few minutes")
+
+    def _dispatch(self) -> None:
+        """Send waiting runs to the cluster while it has free slots, in turn (``_next_turn``)."""
+        while self._waiting and self._dispatched < self.run_slots and not self._closed:
+            job = self._next_turn(self._waiting, self._on_cluster())
+            fn, args = job._call
+            job._call = None
+            self._dispatched += 1
+            self._start(job, fn, args)
+
+    @staticmethod
+    def _next_turn(waiting: dict[str | None, deque[Job]], on_cluster: dict[str | None, int]) -> Job:
+        """Take the next run from ``waiting``: the oldest run of the session with the fewest runs on
+        the cluster (ties: the session waiting longest), which then goes to the back of the line."""
+        owner = min(waiting, key=lambda o: on_cluster.get(o, 0))     # min keeps the first of equals
+        queue = waiting.pop(owner)
+        job = queue.popleft()
+        if queue:
+            waiting[owner] = queue
+        on_cluster[owner] = on_cluster.get(owner, 0) + 1
+        return job
+
+    def _on_cluster(self) -> dict[str | None, int]:
+        """Runs on the cluster (dispatched, not finished), by session."""
+        counts: dict[str | None, int] = {}
+        for j in self._jobs.values():
+            if j.record and not j.done and j._call is None and j._future is not None:
+                counts[j.owner] = counts.get(j.owner, 0) + 1
+        return counts
 
     def cached(self, fn: Callable, *args, kind: str = "compute") -> Job:
         """A pure heavy result ``fn(*args)``: from the cache, the identical in-flight job, or a new one.
@@ -223,8 +327,20 @@ class Backend:
         return job
 
     def _start(self, job: Job, fn: Callable, args: tuple) -> None:
-        job._future = self.client.submit(run_task, fn, args, self.topic, job.key, job.record,
-                                         key=job.key, pure=False)
+        """Submit to Dask: a run on a training lane (if the cluster has them), a page result ahead."""
+        import dask
+
+        options: dict[str, Any] = {"priority": PAGE_PRIORITY}
+        annotations: dict[str, Any] = {}
+        if job.record:
+            options = {"priority": 0}
+            if self._lanes():
+                options["resources"] = {TRAIN_RESOURCE: 1}
+                if self.cluster is not None:          # the embedded workers' low-priority thread
+                    annotations["executor"] = TRAIN_EXECUTOR
+        with dask.annotate(**annotations):
+            job._future = self.client.submit(run_task, fn, args, self.topic, job.key, job.record,
+                                             key=job.key, pure=False, **options)
         job._future.add_done_callback(lambda fut, job=job: self._finished(job, fut))
 
     def _register(self, job: Job) -> None:
@@ -239,37 +355,71 @@ class Backend:
     def get(self, job_id: int | str) -> Job | None:
         return self._jobs.get(job_id)
 
-    def jobs(self, owner: str | None = None) -> list[Job]:
+    def jobs(self, owner: str | None = None, *, group: str | None = None) -> list[Job]:
+        """This server's jobs (finished ones while they are kept), of a session and/or a group."""
         with self._lock:
-            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            return [j for j in self._jobs.values() if (owner is None or j.owner == owner)
+                    and (group is None or j.group == group)]
 
     def queue_position(self, job: Job) -> int | None:
         if job.status != Status.QUEUED:
             return None
         with self._lock:
-            queued = sorted((j for j in self._jobs.values() if j.status == Status.QUEUED),
-                            key=lambda j: j.created)
-        return next((i + 1 for i, j in enumerate(queued) if j is job), None)
+            if job.record:
+                order = [j for j in self._jobs.values() if j.record and j.status == Status.QUEUED
+                         and j._call is None]                       # on the cluster, about to start
+                order += self._turns()
+            else:
+                order = sorted((j for j in self._jobs.values() if not j.record and j.status == Status.QUEUED),
+                               key=lambda j: j.created)
+        return next((i + 1 for i, j in enumerate(order) if j is job), None)
+
+    def _turns(self) -> list[Job]:
+        """The waiting runs in the order they will be dispatched (``_next_turn`` played out)."""
+        waiting = {owner: deque(q) for owner, q in self._waiting.items()}
+        on_cluster = self._on_cluster()
+        order = []
+        while waiting:
+            order.append(self._next_turn(waiting, on_cluster))
+        return order
 
     # ---- cancelling and leases --------------------------------------------------------------------
     def cancel(self, job: Job) -> None:
-        """Queued: dropped at once. Running: its cancel flag is set and the task stops cooperatively."""
+        """A run still waiting for a slot: dropped at once. A run on the cluster: its cancel flag is set
+        and the task stops cooperatively (at its start if it has not started yet): it keeps its slot
+        until it has really stopped, so a cancelled run never trains on beside the next one. A page
+        result not started yet: dropped."""
         with self._lock:
             if job.done:
                 return
             job.cancel_requested = True
-            started = job.status == Status.RUNNING
-        if job.record:
+            waiting = self._waiting.get(job.owner)
+            dropped = job._call is not None and waiting is not None and job in waiting
+            if dropped:                             # never dispatched: nothing runs anywhere
+                waiting.remove(job)
+                if not waiting:
+                    del self._waiting[job.owner]
+                job._call = None
+        if dropped:
+            self._finished_without(job, Status.CANCELLED, "cancelled")
+        elif job.record:
             from distributed import Event
 
             with contextlib.suppress(Exception):
                 Event(cancel_event_name(job.key), client=self.client).set()
-        if not started and job._future is not None:
+        elif job.status == Status.QUEUED and job._future is not None:
             job._future.cancel()
 
     def cancel_session(self, owner: str) -> int:
         """Cancel every unfinished job of a session; returns how many."""
-        pending = [j for j in self.jobs(owner) if not j.done]
+        return self._cancel_all(self.jobs(owner))
+
+    def cancel_group(self, group: str) -> int:
+        """Cancel every unfinished run of a group (a room's teacher); returns how many."""
+        return self._cancel_all(self.jobs(group=group))
+
+    def _cancel_all(self, jobs: list[Job]) -> int:
+        pending = [j for j in jobs if not j.done]
         for j in pending:
             self.cancel(j)
         return len(pending)
@@ -336,6 +486,10 @@ class Backend:
                 Event(cancel_event_name(job.key), client=self.client).clear()
         job._future = None
         job._done.set()
+        if job.record:
+            with self._lock:
+                self._dispatched -= 1
+                self._dispatch()                  # its slot goes to the next session in turn
         self._evict()
 
     @staticmethod
@@ -413,6 +567,7 @@ class Backend:
                 self._finished_without(job, Status.CANCELLED if cancel else Status.FAILED, "server shut down")
 
     def _finished_without(self, job: Job, status: Status, error: str) -> None:
+        """A job that will never report again (never dispatched, or the server shut down)."""
         job.status, job.error, job.finished = status, error, time.time()
         if job._run is not None:
             with contextlib.suppress(Exception):

@@ -3,24 +3,33 @@
 ``run_task`` calls the job function with ``progress(done, total, info)`` — throttled Dask events to
 the submitting server (worker ``log_event`` → client ``subscribe_topic``) — and, for a run, ``cancel``,
 a Dask ``Event`` polled cooperatively; the function raises ``progress.Cancelled`` when it sees it set.
-``NiceWorkers`` is the embedded cluster's worker plugin; what else a worker sets up (e.g. loading
-compiled kernels) is passed in from above by whoever starts the backend (``Backend(worker_setup=…)``):
-the backend knows nothing of the work it runs.
+``NiceWorkers`` is the embedded cluster's worker plugin (a lower CPU priority for the worker); what
+else a worker sets up (e.g. loading compiled kernels) is passed in from above by whoever starts the
+backend (``Backend(worker_setup=…)``): the backend knows nothing of the work it runs. The embedded
+workers also preload this module (``dask_setup``, run before a worker takes any task): the training
+lane's executor, whose one thread runs at the lowest priority so that page work on the same worker
+(and the server) wins the CPU while a run trains.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from opmerge_core.basics.progress import Cancelled
+
 PROGRESS_EVERY = 0.25      # seconds between progress events sent by a worker
 CANCEL_POLL = 0.25         # seconds between a worker's looks at its cancel flag
 STARTED_EVENT, PROGRESS_EVENT = "running", "progress"   # the events a task sends its server
+WORKER_NICE = 10           # the embedded workers' CPU priority (the server runs at 0)
+TRAIN_NICE = 19            # the training lane's thread: the lowest
+TRAIN_EXECUTOR = "train"   # the training lane's executor on an embedded worker
 
 
 def cancel_event_name(key: str) -> str:
@@ -73,7 +82,26 @@ def run_task(fn: Callable, args: tuple, topic: str, key: str, recorded: bool) ->
     reporter = EventReporter(topic, key)
     if not recorded:
         return fn(*args)
-    return fn(*args, progress=reporter, cancel=EventCancelFlag(cancel_event_name(key)))
+    cancel = EventCancelFlag(cancel_event_name(key))
+    if cancel.is_set():                   # cancelled while it waited for this worker
+        raise Cancelled("cancelled before it started")
+    return fn(*args, progress=reporter, cancel=cancel)
+
+
+def lower_priority(nice: int = TRAIN_NICE) -> None:
+    """This thread at CPU priority ``nice`` (Linux priorities are per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook (the embedded cluster preloads this module): the training lane's executor,
+    one thread at the lowest CPU priority; runs are annotated ``executor=TRAIN_EXECUTOR``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    worker.executors[TRAIN_EXECUTOR] = ThreadPoolExecutor(1, thread_name_prefix="opmerge-train",
+                                                          initializer=lower_priority)
 
 
 class NiceWorkers(WorkerPlugin):
@@ -87,6 +115,6 @@ class NiceWorkers(WorkerPlugin):
 
     def setup(self, worker) -> None:
         with contextlib.suppress(OSError):
-            os.nice(10)
+            os.nice(WORKER_NICE)           # Linux: this thread, and the threads it starts from now on
         if self.worker_setup is not None:
             self.worker_setup()
