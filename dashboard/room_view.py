@@ -27,6 +27,7 @@ import streamlit as st
 from opmerge_core.figures.room import votes_bar
 from opmerge_core.store import rooms
 from opmerge_core.store.rooms import RateLimit, Room, RoomError, RoomStore
+from opmerge_core.store.runstore import StoreError
 from opmerge_dashboard import jobs, presentation, room_links, untrusted
 from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import ERROR, WARN
@@ -131,7 +132,7 @@ def _join(code: str, key: str | None, nav: Nav) -> None:
         return
     try:
         room = store().find(code)
-    except RoomError as exc:
+    except (RoomError, StoreError) as exc:      # a bad store is one message too
         _leave(f"Cannot join: {exc}.")
         return
     teacher = bool(key) and store().is_teacher(room, key)
@@ -173,7 +174,11 @@ def enter(nav: Nav = NOWHERE) -> None:
         st.query_params["key"] = m.key
     else:
         st.query_params.pop("key", None)
-    pos = store().position(m.room_id)
+    try:
+        pos = store().position(m.room_id)
+    except StoreError as exc:                      # the page still draws; the room says why it cannot
+        st.session_state["_room_message"] = f"The room cannot be reached: {exc}"
+        return
     if pos is None:
         _leave(f"Room {m.code} has expired.")
         return
@@ -191,7 +196,7 @@ def _drive(m: Membership, pos: rooms.Position, here: tuple[str, int] | None) -> 
         return
     try:
         store().move(store().get(m.room_id), m.key, *here)
-    except RoomError as exc:
+    except (RoomError, StoreError) as exc:      # a bad store is one message too
         st.session_state["_room_message"] = str(exc)
 
 
@@ -244,7 +249,7 @@ def _create(nav: Nav) -> None:
     try:
         lesson, step = nav.here or ("", 1)
         room, key = store().create(lesson, step=step)
-    except RoomError as exc:
+    except (RoomError, StoreError) as exc:      # a bad store is one message too
         st.session_state["_room_message"] = str(exc)
         st.rerun()
     st.session_state[_ROOM] = Membership(room.id, room.code, key)
@@ -263,10 +268,13 @@ def main() -> bool:
     if m is None:
         return False
     st.html(CSS)
-    if m.teacher:
-        return teacher_panel(m)
-    with st.container(key="room_banner"):
-        _follow()
+    try:
+        if m.teacher:
+            return teacher_panel(m)
+        with st.container(key="room_banner"):
+            _follow()
+    except StoreError:                             # said above (enter): the page draws without the room
+        pass
     return False
 
 
@@ -276,7 +284,10 @@ def _follow() -> None:
     m = membership()
     if m is None:
         return
-    pos = store().position(m.room_id)
+    try:
+        pos = store().position(m.room_id)
+    except StoreError:                             # the page says why (enter)
+        return
     now = time.monotonic()
     if pos is None or pos.revision != st.session_state.get(_REV):
         st.rerun()                                    # enter() decides: follow, or leave an expired room
@@ -344,7 +355,7 @@ def _vote(lesson: str, step: int, choice: str, choices: tuple[str, ...]) -> None
         if room is None:
             raise RoomError("the room has expired")
         store().vote(room, _token(), lesson, step, choice, choices)
-    except RoomError as exc:
+    except (RoomError, StoreError) as exc:      # a bad store is one message too
         st.toast(str(exc), icon=ERROR)
 
 
@@ -429,7 +440,7 @@ def _teacher_act(action) -> None:
         return
     try:
         action()
-    except RoomError as exc:
+    except (RoomError, StoreError) as exc:      # a bad store is one message too
         st.session_state["_room_message"] = str(exc)
     st.rerun()
 

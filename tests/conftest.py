@@ -1,6 +1,7 @@
 """Test-wide isolation (runs and cached results never go to the user's ~/.opmerge) and a Dask cluster
 started separately, as a deployment would run one."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,34 +39,32 @@ def free_port():
     return _free_port
 
 
-@pytest.fixture(scope="session")
-def scheduler_address():
-    """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
+@contextlib.contextmanager
+def dask_cluster(scheme: str = "tcp", env: dict[str, str] | None = None, security=None):
+    """A `dask scheduler` + one `dask worker` on localhost, started as processes of their own (with
+    ``env`` added to theirs, e.g. TLS settings), stopped afterwards; yields the scheduler's address."""
     from opmerge_core.backend import cluster
 
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"{scheme}://127.0.0.1:{_free_port()}"
     dask = [sys.executable, "-m", "dask"]
     # the cluster runs this file's tasks: it has the code, like a real cluster has opmerge installed
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__),
-                                                         os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], **quiet)]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", address, "--no-dashboard"], **quiet)]
     procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
                                    "--host", "127.0.0.1", "--no-dashboard"], **quiet))
     try:
-        client = None
+        up = False
         for _ in range(120):
-            try:
-                client = cluster.connect(address, timeout="2s")
-                if client.nthreads():
+            with contextlib.suppress(ValueError):
+                client = cluster.connect(address, timeout="2s", security=security)
+                up = bool(client.nthreads())
+                client.close()
+                if up:
                     break
-            except ValueError:
-                pass
             time.sleep(0.5)
-        assert client is not None and client.nthreads(), "the cluster did not come up"
-        client.close()
+        assert up, "the cluster did not come up"
         yield address
     finally:
         for p in reversed(procs):
@@ -75,3 +74,10 @@ def scheduler_address():
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.fixture(scope="session")
+def scheduler_address():
+    """A separately started `dask scheduler` + one `dask worker` on localhost (stopped afterwards)."""
+    with dask_cluster() as address:
+        yield address

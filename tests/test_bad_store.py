@@ -208,3 +208,18 @@ def test_a_store_that_breaks_after_the_page_drew_refuses_the_run_with_its_reason
     assert not at.exception, at.exception
     refused = [m for m in messages(at) if m.startswith("Training not started")]
     assert len(refused) == 1 and "the disk is full" in refused[0], messages(at)
+
+
+@pytest.mark.parametrize("case", BAD_HOMES)
+def test_rooms_on_a_bad_store_are_one_message(tmp_path, monkeypatch, case):
+    make, says = BAD_HOMES[case]
+    monkeypatch.setenv("OPMERGE_HOME", str(make(tmp_path)))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["room"] = "K7QM2X"                                # a student link
+    at.run()
+    assert not at.exception, at.exception
+    said = [m for m in messages(at) if "run store" in m]
+    assert len(said) == 1 and says in said[0] and said[0].startswith("Cannot join"), messages(at)
+    at.button(key="room_create").click().run()                         # "Start a room"
+    assert not at.exception, at.exception
+    assert any(says in m for m in messages(at)), messages(at)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -445,42 +443,14 @@ def test_throwaway_credentials_in_a_private_folder(tmp_path):
 def tls_scheduler(tmp_path_factory):
     """A `dask scheduler` + one `dask worker` started as processes of their own, sharing throw-away
     credentials through security.dask_env (how several server processes share one cluster)."""
+    from conftest import dask_cluster
+
     from opmerge_core.backend import security
 
     folder = security.write_credentials(tmp_path_factory.mktemp("tls") / "credentials")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tls://127.0.0.1:{port}"
-    env = {**os.environ, **security.dask_env(folder),
-           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
-    dask = [sys.executable, "-m", "dask"]
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", f"tls://127.0.0.1:{port}", "--no-dashboard"],
-                              **quiet)]
-    procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                   "--host", "127.0.0.1", "--no-dashboard"], **quiet))
-    try:
-        sec = security.from_folder(folder)
-        up = False
-        for _ in range(120):
-            with contextlib.suppress(ValueError):
-                client = cluster.connect(address, timeout="2s", security=sec)
-                up = bool(client.nthreads())
-                client.close()
-                if up:
-                    break
-            time.sleep(0.5)
-        assert up, "the TLS cluster did not come up"
+    sec = security.from_folder(folder)
+    with dask_cluster("tls", security.dask_env(folder), sec) as address:
         yield address, sec
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def test_a_started_cluster_shares_the_throwaway_credentials(tls_scheduler, tmp_path):

@@ -197,7 +197,7 @@ class Backend:
         self._touched: dict[str, float] = {}
         self._waiting: dict[str | None, deque[Job]] = {}    # runs waiting for a slot, by session, in turn
         self._dispatched = 0                                 # runs on the cluster, not finished
-        self._slots: tuple[float, int] = (float("-inf"), 1)  # (when looked at, run_slots)
+        self._slots: tuple[float, int, bool] = (float("-inf"), 1, False)   # (when, run_slots, lanes?)
         self._closed = False
         self.client.subscribe_topic(self.topic, self._on_event)
         self._watch = threading.Thread(target=self._watch_leases, name="opmerge-lease", daemon=True)
@@ -226,20 +226,22 @@ class Backend:
     def run_slots(self) -> int:
         """Runs at once: one per worker offering the ``train`` resource (the embedded cluster's do),
         else one per worker thread (a cluster started without it)."""
+        return self._shape()[0]
+
+    def _lanes(self) -> bool:
+        """Does the cluster have training lanes (workers offering the ``train`` resource)?"""
+        return self._shape()[1]
+
+    def _shape(self) -> tuple[int, bool]:
+        """(run slots, lanes?) of the cluster as it is now, looked at most every ``SLOTS_EVERY`` s."""
         now = time.monotonic()
         if now - self._slots[0] > SLOTS_EVERY:
             with contextlib.suppress(Exception):
                 workers = self.client.scheduler_info()["workers"].values()
                 lanes = sum(int(w.get("resources", {}).get(TRAIN_RESOURCE, 0)) for w in workers)
-                self._slots = (now, max(1, lanes or sum(w.get("nthreads", 1) for w in workers)))
-        return self._slots[1]
-
-    def _lanes(self) -> bool:
-        """Does the cluster have training lanes (workers offering the ``train`` resource)?"""
-        with contextlib.suppress(Exception):
-            return any(w.get("resources", {}).get(TRAIN_RESOURCE)
-                       for w in self.client.scheduler_info()["workers"].values())
-        return False
+                slots = lanes or sum(w.get("nthreads", 1) for w in workers)
+                self._slots = (now, max(1, slots), lanes > 0)
+        return self._slots[1], self._slots[2]
 
     def submit(self, kind: str, fn: Callable, *args, params: dict | None = None,
                owner: str | None = None, lease: bool = False, finalize: Finalize | None = None,
