@@ -27,7 +27,7 @@ import streamlit as st
 from opmerge_core.figures.room import votes_bar
 from opmerge_core.store import rooms
 from opmerge_core.store.rooms import RateLimit, Room, RoomError, RoomStore
-from opmerge_core.store.runstore import StoreError
+from opmerge_core.store.runstore import StoreError, default_path
 from opmerge_dashboard import jobs, presentation, room_links, untrusted
 from opmerge_dashboard.output import plotly_config
 from opmerge_dashboard.params import ERROR, WARN
@@ -69,10 +69,15 @@ class Nav:
 NOWHERE = Nav(None)
 
 
-@st.cache_resource(show_spinner=False)
 def store() -> RoomStore:
-    """This server process's connection to the rooms (in ``$OPMERGE_HOME/runs.sqlite``)."""
-    return RoomStore()
+    """This server process's connection to the rooms (in ``$OPMERGE_HOME/runs.sqlite``; it follows a
+    changed ``OPMERGE_HOME``, as the compute backend's run store does). ``StoreError`` if unusable."""
+    return _store(str(default_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> RoomStore:
+    return RoomStore(path)
 
 
 # ---- the session's room -----------------------------------------------------------------------------

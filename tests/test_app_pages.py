@@ -109,7 +109,7 @@ def test_all_bad_params_at_once() -> None:
 def test_off_grid_lambda_is_snapped_with_a_note() -> None:
     at = run_page("phase", lam="0.33")
     assert at.select_slider(key="lam").value == 0.3
-    assert any("`lam`" in w.value and "0.3" in w.value for w in at.warning)
+    assert any("`lam`" in w.value and "0.3" in unescape(w.value) for w in at.warning)
 
 
 def test_presets_and_reset() -> None:

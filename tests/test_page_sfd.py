@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from opmerge_dashboard.untrusted import unescape
+
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGE = "app_pages/sfd.py"
 
@@ -62,5 +64,5 @@ def test_sfd_v_with_nfe_1_is_refused(monkeypatch, home, tmp_path):
     at.selectbox(key="sfd_algorithm").set_value("sfd-v")
     at.slider(key="sfd_nfe").set_value(1).run()
     assert not at.exception
-    assert any("NFE for sfd-v" in w.value for w in at.warning)
+    assert any("NFE for sfd-v" in unescape(w.value) for w in at.warning)       # shown as text
     assert at.button(key="sfd_train").disabled
