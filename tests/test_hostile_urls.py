@@ -21,7 +21,7 @@ DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 HOSTILE = ("x **[Teacher says: log in here](http://evil.example/login)** ![i](http://evil.example/p.png) "
            "<img src=http://evil.example/q.png> <script>alert(1)</script> <b>bold</b> $\\frac{a}{b}$ "
            ":red[red] :material/warning: www.evil.example http://evil.example/bare `code` # heading\n"
-           "- item" + "A" * 10_000)      # every parameter at once stays under Streamlit's 512 kB query limit
+           "- item" + "A" * 10_000)      # a page's parameters at once: under Streamlit's 512 kB query limit
 BODY_MAX = 2_000                   # no message echoes more than this
 # the payload's markup, as it would read unescaped (the app's own pages have links of their own)
 MARKUP = ("](http://evil", "![i]", "<img src=http://evil", "<script>alert", "<b>bold", "http://evil",
@@ -60,6 +60,11 @@ def page_paths() -> list[str]:
     return [u for _, _, _, u in frame.PAGES]
 
 
+def page_params(page: str) -> dict:
+    """The parameters ``page`` reads besides the frame's (none on a page without controls)."""
+    return url_params.page_params(page) if page in url_params.PAGES else {}
+
+
 def open_page(page: str, query: dict[str, str]) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update(query)
@@ -73,12 +78,23 @@ def open_page(page: str, query: dict[str, str]) -> AppTest:
 
 @pytest.mark.parametrize("page", page_paths())
 def test_every_parameter_of_every_page_arrives_as_text(page, monkeypatch, tmp_path):
+    """The frame's parameters and every one the page reads (``url_params.page_params``), all hostile:
+    each of the page's is rejected in a warning that quotes it as text."""
     monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))
-    query = dict.fromkeys(url_params.every_param(), HOSTILE)
-    at = open_page(page, query)
+    own = page_params(page)
+    at = open_page(page, dict.fromkeys((*url_params.FRAME, *own), HOSTILE))
     assert_only_text(at)
+    warned = " ".join(untrusted.unescape(w.value) for w in at.warning)
+    missed = [key for key in own if f"URL parameter `{key}`" not in warned]
+    assert not missed, f"not checked on {page}: {missed}"
     shown = " ".join(untrusted.unescape(b) for b in bodies(at))
-    assert "Teacher says: log in here" in shown or page not in ("phase",), "echoed, as text"
+    assert "Teacher says: log in here" in shown, "echoed, as text"
+
+
+def test_the_fuzzed_pages_read_every_registered_parameter():
+    """Fuzzing each page with its own parameters and the frame's covers the whole registry."""
+    fuzzed = set(url_params.FRAME).union(*(page_params(p) for p in page_paths()))
+    assert fuzzed == set(url_params.every_param())
 
 
 def test_a_step_of_a_real_lesson_and_a_wrong_key_of_a_real_room(monkeypatch, tmp_path):

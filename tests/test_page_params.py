@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from opmerge_dashboard import lessons, url_params
+from opmerge_dashboard import lessons, untrusted, url_params
 from opmerge_dashboard.lessons import LessonError
 from opmerge_dashboard.url_params import OWN, page_params
 
@@ -80,7 +80,9 @@ def assert_shows(at: AppTest, expected: dict) -> None:
 
 
 def url_warnings(at: AppTest) -> list[str]:
-    return [w.value for w in at.warning if w.value.startswith("URL parameter")]
+    """The URL warnings as a reader sees them (their quoted values are escaped markdown)."""
+    said = (untrusted.unescape(w.value) for w in at.warning)
+    return [w for w in said if w.startswith("URL parameter")]
 
 
 def url_text(param: url_params.Param, value: object) -> str | list[str]:
