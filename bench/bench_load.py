@@ -28,6 +28,15 @@ Scenarios (``--scenarios``, comma separated; ``name:N`` sets a class size, defau
   minute (against the teacher alone, same run).
 * ``memory``: students move λ without thinking (T every 10th move, a new session every 50 moves);
   server RSS after each of ``--memory-marks`` interactions, and the ratio.
+* ``flood``: fair compute. ``flood:N`` students each open the home page ``--flood-pages`` times with an
+  S nobody asked for yet (the page needs new results from the cluster) and wait until it is complete;
+  first alone, then while one tab on the Train page clicks Start ``--flood-clicks`` times as fast as
+  the server answers (``--flood-job``: T = 32, 5,000 steps, batch 4,096) and another student starts a
+  small training (T = 8, 5 steps). Printed: time to the complete page with the flood against without
+  (p50 / p95 ratio, target ≤ 1.2), how many of the flood's runs were accepted, and how long the small
+  run waited to start against one flood run's length (run store times; target ≤ 1). With
+  ``--processes N`` the tabs spread over the tier's processes: the turns and caps are global. Runs
+  still going at the end are left to their lease (the scenario waits for them, ≤ 3 minutes).
 * ``soak``: a class for ``--duration`` seconds (600 for the 10-minute soak) with server RSS sampled
   every ``--soak-every`` seconds: RSS at the end against RSS at minute 2 (or at 20 % of a shorter
   run).
@@ -45,12 +54,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import random
 import re
 import shlex
 import shutil
+import sqlite3
 import statistics
 import sys
 import time
@@ -70,6 +81,7 @@ from streamlit.logger import set_log_level  # noqa: E402
 set_log_level("ERROR")       # importing the dashboard outside a server warns "No runtime found"
 
 from opmerge_dashboard.params import LAM_GRID, LAM_MAX, LAM_MIN, fmt_lam  # noqa: E402
+from opmerge_dashboard.url_params import S_MAX, S_MIN, S_STEP  # noqa: E402
 
 T_CHOICES = (16, 32, 64, 128)
 HEAVY_PAGES = (("", 1024), ("celeba", 64), ("spectrum", 256))   # (url path, T)
@@ -382,6 +394,135 @@ async def run_room(ctx: Context, n: int) -> Result:
         f"per minute ({100 * per_min * n / 60:.0f}% of a core for the class)"])
 
 
+# ---- flood: one tab tries to queue many trainings; the others' pages and small runs -----------------
+SMALL_JOB = "tr_T=8&tr_steps=5"         # another student's small training (the Train page's URL)
+FLOOD_WAIT = 180.0                      # seconds the runs still going at the end may take to stop
+
+
+def fresh_S(used: set[float], rng: random.Random) -> float:
+    """An S on the slider's grid that no page of this scenario has asked for (new cluster results)."""
+    steps = round((S_MAX - S_MIN) / S_STEP)
+    while True:
+        S = round(S_MIN + rng.randrange(steps + 1) * S_STEP, 2)
+        if S not in used:
+            used.add(S)
+            return S
+
+
+async def fresh_pages(url: str, rng: random.Random, used: set[float], stats: Stats, pages: int,
+                      timeout: float) -> None:
+    """Open the home page ``pages`` times, each with a fresh S, until it is complete (a new tab each)."""
+    for _ in range(pages):
+        t0 = time.monotonic()
+        query = f"{home_query(random_lam(rng), 64)}&S={fresh_S(used, rng):g}"
+        session = await stclient.connect(url, "", query, timeout=timeout)
+        stats.record(t0, session.load)
+        await session.close()
+        await asyncio.sleep(rng.uniform(0.5, 1.5))
+
+
+async def start_trainings(url: str, query: str, clicks: int, hold: asyncio.Event) -> None:
+    """A tab on the Train page (``query``: its settings) that presses Start ``clicks`` times as fast as
+    the server answers, then stays open, its job panel polling (which keeps its runs leased), until
+    ``hold`` is set."""
+    session = await stclient.connect(url, "train", query, timeout=RUN_TIMEOUT)
+    try:
+        for _ in range(clicks):
+            await session.rerun({"tr_start": stclient.click()}, timeout=RUN_TIMEOUT)
+        while not hold.is_set() and not session.broken:
+            await session.idle(1.0)
+    finally:
+        await session.close()
+
+
+def training_runs(home: str, query: str) -> list[tuple[int, str, float | None]]:
+    """(id, status, when it got a lane) of the training runs of the Train page settings ``query`` in
+    the server's run store."""
+    steps = dict(p.split("=") for p in query.split("&"))["tr_steps"]
+    with contextlib.closing(sqlite3.connect(f"file:{home}/runs.sqlite?mode=ro", uri=True)) as db:
+        return db.execute("SELECT id, status, dispatched FROM runs WHERE kind='train' AND "
+                          "json_extract(params, '$.steps')=?", (int(steps),)).fetchall()
+
+
+async def watch_runs(home: str, query: str, seen: dict[int, dict[str, float]], stop: asyncio.Event) -> None:
+    """When (unix time) each run of ``query`` was first seen queued, got a lane, was seen running and
+    finished (polling the store every 0.1 s)."""
+    while not stop.is_set():
+        now = time.time()
+        with contextlib.suppress(sqlite3.Error):
+            for run_id, status, lane in training_runs(home, query):
+                marks = seen.setdefault(run_id, {"seen": now})
+                if lane is not None:
+                    marks.setdefault("lane", lane)
+                if status != "queued":
+                    marks.setdefault("running", now)
+                if status not in ("queued", "running"):
+                    marks.setdefault("finished", now)
+        await asyncio.sleep(0.1)
+
+
+def small_run_wait(big: dict[int, dict[str, float]], small: dict[int, dict[str, float]]
+                   ) -> tuple[float, float, float]:
+    """(seconds the small run waited to start, seconds until the first flood run on a lane when it
+    was submitted ended, that run's length); NaN where a time is missing."""
+    run = next(iter(small.values()), {})
+    t = run.get("seen", math.nan)
+    ahead = [m for m in big.values()
+             if {"lane", "running", "finished"} <= m.keys() and m["lane"] <= t < m["finished"]]
+    first = min(ahead, key=lambda m: m["finished"], default=None)
+    if first is None:
+        return run.get("running", math.nan) - t, math.nan, math.nan
+    return run.get("running", math.nan) - t, first["finished"] - t, first["finished"] - first["running"]
+
+
+@scenario("flood", "one tab tries to queue --flood-clicks trainings: the others' pages and small runs")
+async def run_flood(ctx: Context, n: int) -> Result:
+    args, url, home = ctx.args, ctx.server.url, ctx.server.home
+    rng, used = random.Random(args.seed + 3000), set()
+    calm, flood = Stats(), Stats()
+    for stats, pages in ((Stats(), 1), (calm, args.flood_pages)):   # once unmeasured: the workers warm up
+        await asyncio.gather(*(fresh_pages(url, random.Random(rng.random()), used, stats, pages,
+                                           args.page_timeout) for _ in range(n)))
+    big: dict[int, dict[str, float]] = {}
+    small: dict[int, dict[str, float]] = {}
+    stop = asyncio.Event()
+    watchers = [asyncio.create_task(watch_runs(home, args.flood_job, big, stop)),
+                asyncio.create_task(watch_runs(home, SMALL_JOB, small, stop))]
+    tabs = [asyncio.create_task(start_trainings(url, args.flood_job, args.flood_clicks, stop))]
+    while not any("running" in m for m in big.values()):     # the flood is on the lanes …
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)                                 # … and another student comes along
+    tabs.append(asyncio.create_task(start_trainings(url, SMALL_JOB, 1, stop)))
+    result, _ = await measured(ctx, f"flood ({n} students, fresh pages)", flood, *(
+        fresh_pages(url, random.Random(rng.random()), used, flood, args.flood_pages, args.page_timeout)
+        for _ in range(n)))
+    deadline = time.monotonic() + args.flood_timeout     # one flood run ended, the small one started
+    while time.monotonic() < deadline and not (any("finished" in m for m in big.values())
+                                               and any("running" in m for m in small.values())):
+        await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*tabs)
+    waited = time.monotonic()                            # the tabs are closed: their leases expire
+    while time.monotonic() - waited < FLOOD_WAIT and any(
+            st in ("queued", "running") for _, st, _ in training_runs(home, args.flood_job)):
+        await asyncio.sleep(1.0)
+    stop_s = time.monotonic() - waited
+    await asyncio.gather(*watchers)
+    wait_s, free_s, run_s = small_run_wait(big, small)
+    c0, c1 = calm.complete(), flood.complete()
+    result.lines += [
+        f"time to the complete page without the flood: n={len(c0)} p50 {pct(c0, 50):.2f} s, p95 "
+        f"{pct(c0, 95):.2f} s (errors {sum(calm.errors.values())})",
+        f"with the flood / without: p50 {pct(c1, 50) / pct(c0, 50):.2f}×, "
+        f"p95 {pct(c1, 95) / pct(c0, 95):.2f}× (target ≤ 1.2)",
+        f"the flood's runs accepted: {len(big)} of {args.flood_clicks} clicks ({args.flood_job})",
+        f"the small run waited {wait_s:.1f} s to start ({wait_s - free_s:+.1f} s after the first lane "
+        f"freed); the flood run ahead of it took {run_s:.1f} s → {wait_s / run_s:.2f} of a run's length "
+        "(target ≤ 1)",
+        f"the flood's runs still going at the end stopped {stop_s:.0f} s after its tab closed"]
+    return result
+
+
 # ---- profiling (py-spy, optional) -----------------------------------------------------------------
 async def profile(server: stclient.DashboardServer, args: argparse.Namespace) -> None:
     """py-spy the (first) server process for ``--profile-seconds`` once the students have loaded
@@ -494,7 +635,8 @@ def scenario_list(raw: str) -> list[tuple[str, Scenario, int | None]]:
 
 
 def default_size(name: str, args: argparse.Namespace) -> int:
-    return {"memory": args.memory_students, "room": args.room_students}.get(name, args.students)
+    return {"memory": args.memory_students, "room": args.room_students,
+            "flood": args.flood_students}.get(name, args.students)
 
 
 async def warm_up(url: str) -> list[tuple[int, float]]:
@@ -530,6 +672,13 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--room-dwell", type=float, default=15.0, help="seconds on each step")
     ap.add_argument("--room-idle", type=float, default=30.0,
                     help="seconds of the CPU phases (teacher alone; students only following)")
+    ap.add_argument("--flood-students", type=int, default=5)
+    ap.add_argument("--flood-pages", type=int, default=4, help="fresh home pages per student and phase")
+    ap.add_argument("--flood-clicks", type=int, default=30)
+    ap.add_argument("--flood-job", default="tr_T=32&tr_steps=5000&tr_batch=4096",
+                    help="the flood's training: the Train page's URL parameters (tr_steps required)")
+    ap.add_argument("--flood-timeout", type=float, default=900.0,
+                    help="seconds to wait for a flood run to end and the small run to start")
     ap.add_argument("--page-timeout", type=float, default=RUN_TIMEOUT,
                     help="seconds a heavy page load may take before it counts as failed")
     ap.add_argument("--seed", type=int, default=0)

@@ -51,20 +51,25 @@ def start(state_key: str, kind: str, fn: Callable, *args: Any, **options: Any) -
 
 @st.fragment(run_every=2 * POLL_S)
 def room_runs(group: str) -> None:
-    """A room's teacher: the room's runs queued or running on this server, each with Cancel, and
-    Cancel all (students are told in their own job panel: "cancelled")."""
-    active = sorted((j for j in backend().jobs(group=group) if not j.done), key=lambda j: j.created)
+    """A room's teacher: the room's runs waiting for or on the cluster, from every server process
+    (the run store's record), each with Cancel, and Cancel all (students are told in their own job
+    panel: "cancelled"). A run of another process is cancelled by it within a second or so."""
+    try:
+        active = backend().group_runs(group)
+    except StoreError as exc:
+        st.caption(f"The room's runs cannot be listed: {untrusted.text(exc)}")
+        return
     if not active:
         st.caption("No run of this room is queued or running.")
         return
-    for job in active:
-        where = (f"queued, position {job.queue_position}" if job.status == "queued"
-                 else f"running, {100 * job.progress:.0f}%")
+    for run in active:
+        where = (f"queued, position {run['position']}" if run["position"] is not None
+                 else f"{run['status']}, {100 * run['progress']:.0f}%")
         text, stop = st.columns([4, 1], vertical_alignment="center")
-        text.markdown(f"Run {job.id} · {untrusted.text(job.kind)} · {where}"
-                      + (" · cancelling" if job.cancel_requested else ""))
-        stop.button("Cancel", key=f"room_cancel_{job.id}", on_click=job.cancel,
-                    disabled=job.cancel_requested)
+        text.markdown(f"Run {run['id']} · {untrusted.text(run['kind'])} · {where}"
+                      + (" · cancelling" if run["cancel_requested"] else ""))
+        stop.button("Cancel", key=f"room_cancel_{run['id']}", on_click=backend().cancel_run,
+                    args=(run["id"],), disabled=bool(run["cancel_requested"]))
     st.button("Cancel all the room's runs", key="room_cancel_all", icon=":material/stop:",
               on_click=backend().cancel_group, args=(group,))
 
@@ -143,7 +148,9 @@ def _active(job_id: int, what: str, key: str, show_result: Callable[[compute.Job
         return
     backend().touch(session_owner())
     if job.status == compute.Status.QUEUED:
-        st.info(f"{what} (run {job.id}) is queued: position {job.queue_position} — runs start in turn, "
-                f"one session after another, {backend().run_slots} at a time.")
+        position = job.queue_position
+        where = f"position {position} in the line" if position else "its worker is starting it"
+        st.info(f"{what} (run {job.id}) is queued: {where} — runs start in turn, one session after "
+                f"another, {backend().run_slots} at a time.")
     else:
         _running(job, what, key)

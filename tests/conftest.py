@@ -40,9 +40,11 @@ def free_port():
 
 
 @contextlib.contextmanager
-def dask_cluster(scheme: str = "tcp", env: dict[str, str] | None = None, security=None):
-    """A `dask scheduler` + one `dask worker` on localhost, started as processes of their own (with
-    ``env`` added to theirs, e.g. TLS settings), stopped afterwards; yields the scheduler's address."""
+def dask_cluster(scheme: str = "tcp", env: dict[str, str] | None = None, security=None,
+                 worker: tuple[str, ...] = ("--nthreads", "1")):
+    """A `dask scheduler` + one `dask worker` (``worker``: its flags) on localhost, started as
+    processes of their own (with ``env`` added to theirs, e.g. TLS settings), stopped afterwards;
+    yields the scheduler's address."""
     from opmerge_core.backend import cluster
 
     address = f"{scheme}://127.0.0.1:{_free_port()}"
@@ -52,7 +54,7 @@ def dask_cluster(scheme: str = "tcp", env: dict[str, str] | None = None, securit
            "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     procs = [subprocess.Popen([*dask, "scheduler", "--host", address, "--no-dashboard"], **quiet)]
-    procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+    procs.append(subprocess.Popen([*dask, "worker", address, *worker, "--nworkers", "1",
                                    "--host", "127.0.0.1", "--no-dashboard"], **quiet))
     try:
         up = False
@@ -74,6 +76,13 @@ def dask_cluster(scheme: str = "tcp", env: dict[str, str] | None = None, securit
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.fixture(scope="session")
+def started_cluster():
+    """``dask_cluster`` for a test module's own fixtures (``from conftest import`` would find
+    tests/e2e/conftest.py first in a whole-suite run)."""
+    return dask_cluster
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ import time
 import numpy as np
 import pytest
 
-from opmerge_core.backend import cluster, compute
+from opmerge_core.backend import cluster, compute, worker
 from opmerge_core.basics.progress import Cancelled
 from opmerge_core.store import runs
 from opmerge_core.store.cache import ResultCache
-from opmerge_core.store.runstore import RunStore
+from opmerge_core.store.runstore import LaneQueue, RunStore
 from opmerge_core.theory import sweep
 from opmerge_core.theory.setting import Setting
 
@@ -87,7 +87,7 @@ def twice(result: int, folder) -> dict:
 
 def test_a_backend_run_and_a_local_run_leave_the_same_rows(backend):
     """One life cycle (runs.py) for both paths: the same job gives the same run-store row."""
-    volatile = ("id", "created", "heartbeat", "finished")
+    volatile = ("id", "created", "heartbeat", "finished", "cluster", "dispatched")   # when and where
 
     def row(run_id: int) -> dict:
         return {k: v for k, v in backend.store.get(run_id).items() if k not in volatile}
@@ -212,8 +212,6 @@ def cancelled_afterwards(backend):
 
 
 def test_a_page_result_never_waits_behind_runs(backend):
-    from opmerge_core.backend import worker
-
     with cancelled_afterwards(backend):
         runs = [backend.submit("test", sleepy, 1200, owner=f"student-{i}") for i in range(4)]
         assert wait(lambda: sum(r.status == "running" for r in runs) == 2, 60), "both lanes busy"
@@ -250,21 +248,22 @@ def test_the_whole_queue_has_a_cap(backend, monkeypatch):
             backend.submit("test", sleepy, 1200, owner="tab-4")
 
 
-class Waiting:
-    """A stand-in for a job in ``Backend._next_turn`` (which only moves them around)."""
+def lane_queue(waiting: list[tuple[int, str]], on_lanes: list[str], served: dict | None = None):
+    """A ``LaneQueue`` as the store gives it: waiting (id, owner) oldest first, owners of runs on lanes."""
+    return LaneQueue([{"id": i, "owner": o} for i, o in waiting], [{"owner": o} for o in on_lanes],
+                     served or {})
 
-    def __init__(self, name: str):
-        self.name = name
+
+def test_turns_go_to_the_session_with_the_fewest_runs_on_the_lanes():
+    queue = lane_queue([(3, "A"), (4, "A"), (5, "B"), (6, "C"), (7, "C")], on_lanes=["A", "A", "C"])
+    assert compute.turn_order(queue) == [5, 6, 3, 7, 4]
 
 
-def test_turns_go_to_the_session_with_the_fewest_runs_on_the_cluster():
-    from collections import deque
-
-    waiting = {"A": deque(map(Waiting, ["a3", "a4"])), "B": deque([Waiting("b1")]),
-               "C": deque(map(Waiting, ["c1", "c2"]))}
-    on_cluster = {"A": 2, "C": 1}
-    order = [compute.Backend._next_turn(waiting, on_cluster).name for _ in range(5)]
-    assert order == ["b1", "c1", "a3", "c2", "a4"] and not waiting
+def test_among_equals_the_session_served_least_recently_goes_first():
+    # A flooded (its runs wait longest) and one of its runs just left a lane; C never had one
+    assert compute.turn_order(lane_queue([(1, "A"), (2, "A"), (9, "C")], [], {"A": 100.0})) == [9, 1, 2]
+    assert compute.turn_order(lane_queue([(1, "A"), (9, "C")], [], {"A": 100.0, "C": 50.0})) == [9, 1]
+    assert compute.turn_order(lane_queue([(1, "A"), (9, "C")], [])) == [1, 9]      # then the oldest
 
 
 def test_runs_of_different_sessions_are_served_in_turn(backend, monkeypatch):
@@ -291,6 +290,35 @@ def test_a_teacher_sees_and_cancels_a_groups_runs(backend):
         assert backend.cancel_group("room-7") == 3
         assert all(j.wait(30) and j.status == "cancelled" for j in room)
         assert not elsewhere.done and elsewhere.group == "room-8"
+
+
+def test_server_processes_sharing_a_cluster_share_its_lanes_turns_caps_and_rooms(backend, monkeypatch):
+    """A second backend on the same cluster and run store (another server process of the web tier):
+    a flood in one process does not take the lanes from a student of the other; the queue's cap counts
+    both; a teacher in one process sees and cancels a room's run of the other."""
+    other = compute.Backend(backend.cluster_id, security=backend.cluster.security,
+                            store=RunStore(backend.store.path), cache=ResultCache(backend.cache.directory))
+    monkeypatch.setattr(backend, "jobs_per_session", 10)
+    try:
+        with cancelled_afterwards(backend), cancelled_afterwards(other):
+            flood = [backend.submit("test", sleepy, 1200, owner="flood") for _ in range(4)]
+            assert wait(lambda: sum(r.status == "running" for r in flood) == 2, 60), "both lanes busy"
+            small = other.submit("test", sleepy, 2, owner="student", group="room-3")
+            assert other.run_slots == 2 and small.queue_position == 1
+            assert wait(lambda: [r.queue_position for r in flood[2:]] == [2, 3], 10)
+            assert len(backend.store.lane_queue(backend.cluster_id).on_lanes) == 2, "no third run on a lane"
+            monkeypatch.setattr(other, "queue_max", 3)
+            with pytest.raises(compute.JobRefused, match=r"the queue is full \(3 runs are waiting"):
+                other.submit("test", sleepy, 2, owner="late")
+            assert [r["id"] for r in backend.group_runs("room-3")] == [small.id]    # the teacher's view
+            flood[0].cancel()                                        # one run's length later
+            assert small.wait(60) and small.status == "done", "the other process's student went next"
+            assert all(r.status == "queued" for r in flood[2:])
+            far = other.submit("test", sleepy, 1200, owner="student", group="room-3")   # waits: lanes full
+            assert backend.cancel_group("room-3") == 1               # asked through the store …
+            assert far.wait(30) and far.status == "cancelled"        # … cancelled by its own process
+    finally:
+        other.shutdown()
 
 
 def test_bad_settings_and_addresses():
@@ -440,16 +468,15 @@ def test_throwaway_credentials_in_a_private_folder(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tls_scheduler(tmp_path_factory):
+def tls_scheduler(tmp_path_factory, started_cluster):
     """A `dask scheduler` + one `dask worker` started as processes of their own, sharing throw-away
-    credentials through security.dask_env (how several server processes share one cluster)."""
-    from conftest import dask_cluster
-
+    credentials through security.dask_env (how several server processes share one cluster), the
+    worker set up as the embedded cluster's are (``cluster.worker_flags``: a training lane)."""
     from opmerge_core.backend import security
 
     folder = security.write_credentials(tmp_path_factory.mktemp("tls") / "credentials")
     sec = security.from_folder(folder)
-    with dask_cluster("tls", security.dask_env(folder), sec) as address:
+    with started_cluster("tls", security.dask_env(folder), sec, worker=cluster.worker_flags()) as address:
         yield address, sec
 
 
@@ -469,5 +496,8 @@ def test_a_started_cluster_shares_the_throwaway_credentials(tls_scheduler, tmp_p
         assert wait(lambda: cancelled.status == "running", 30)
         cancelled.cancel()                                            # the cancel Event over TLS
         assert cancelled.wait(10) and cancelled.status == "cancelled"
+        assert b.run_slots == 1                                       # one worker, one lane …
+        lane = b.submit("test", thread_priority)                      # … whose own thread runs it
+        assert lane.wait(60) and lane.result == worker.TRAIN_NICE, lane.error
     finally:
         b.shutdown()

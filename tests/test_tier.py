@@ -198,6 +198,40 @@ def test_a_killed_process_is_redispatched_then_restarted(hall):
 @pytest.mark.slow
 @needs_haproxy
 @pytest.mark.timeout(300)
+def test_the_shared_cluster_is_the_tiers_alone_and_its_workers_have_training_lanes(hall):
+    """TLS with the tier's throw-away credentials (a plain client or one with its own certificate is
+    refused), no HTTP endpoint, and workers set up as the embedded cluster's: 2 threads, one lane."""
+    import urllib.error
+    import urllib.request
+
+    from distributed import Security
+
+    from opmerge_core.backend import cluster, security, worker
+
+    address = hall.state()["scheduler"]
+    assert address.startswith("tls://127.0.0.1:")
+    port = address.rsplit(":", 1)[1]
+    for plain, sec in ((f"tcp://127.0.0.1:{port}", None), (address, Security.temporary())):
+        with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
+            cluster.connect(plain, timeout="5s", security=sec)
+    client = cluster.connect(address, timeout="30s", security=security.from_folder(hall.run_dir / "tls"))
+    try:
+        info = client.scheduler_info()
+        assert [(w["nthreads"], w["resources"]) for w in info["workers"].values()] == [(2, {"train": 1})]
+        lanes = client.run(lambda dask_worker: worker.TRAIN_EXECUTOR in dask_worker.executors)
+        assert list(lanes.values()) == [True]
+        for http in (info["services"].get("dashboard"),
+                     *(w["services"].get("dashboard") for w in info["workers"].values())):
+            if http:                                              # listening, but serving nothing
+                with pytest.raises(urllib.error.HTTPError, match="404"):
+                    urllib.request.urlopen(f"http://127.0.0.1:{http}/info/main/workers.html", timeout=5)
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
 def test_sigterm_stops_every_child(hall):
     tree = hall.tree()
     assert len(tree) >= 6          # supervisor, scheduler, workers (+ a worker process), 2 servers, proxy

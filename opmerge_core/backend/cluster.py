@@ -1,7 +1,10 @@
 """Reaching a Dask cluster for the compute backend (compute.py): an existing scheduler by address, or
 an embedded ``LocalCluster`` of ``$OPMERGE_WORKERS`` worker processes (each: a training lane and a
 thread for page work) that only this server can use (TLS with throw-away credentials, security.py;
-no HTTP endpoint serves anything)."""
+no HTTP endpoint serves anything).
+
+A cluster started as processes of its own (the web tier, cli/tier.py, or by hand) gets the same
+workers from ``worker_flags`` and the same locked-down endpoints from ``config_env(NO_HTTP)``."""
 
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ CONNECT_TIMEOUT = "5s"
 TRAIN_RESOURCE = "train"   # a worker's training lane: one run at a time (Dask worker resource)
 THREADS_PER_WORKER = 2     # of the embedded workers: one for a run, one for page work
 PRELOAD = "opmerge_core.backend.worker"    # its dask_setup gives the training lane its own thread
+# the scheduler's and the workers' HTTP endpoints serve nothing: they would tell anyone on the host the
+# tasks, logs and call stacks (they listen on loopback only, but a shared host has other users)
+NO_HTTP = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
 
 
 def default_workers() -> int:
@@ -37,6 +43,21 @@ def check_address(address: str) -> str:
     if not sep or scheme not in ("tcp", "tls", "inproc", "ws", "wss") or not host or not port.isdigit():
         raise ValueError(f"scheduler address must look like tcp://HOST:PORT, got {address!r}")
     return address
+
+
+def worker_flags() -> list[str]:
+    """The ``dask worker`` flags that give a started worker what the embedded cluster's workers have:
+    two threads, one training lane (the ``train`` resource) and the lane's own low-priority thread
+    (``PRELOAD``). A worker offering the resource must preload the module: runs ask for its thread."""
+    return ["--nthreads", str(THREADS_PER_WORKER), "--resources", f"{TRAIN_RESOURCE}=1",
+            "--preload", PRELOAD]
+
+
+def config_env(config: dict[str, object]) -> dict[str, str]:
+    """Dask configuration as the environment variables a started ``dask scheduler``/``dask worker``
+    reads it from (``distributed.worker.http.routes`` → ``DASK_DISTRIBUTED__WORKER__HTTP__ROUTES``)."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): repr(value)
+            for key, value in config.items()}
 
 
 def connect(address: str, timeout: str = CONNECT_TIMEOUT, security=None):
@@ -76,8 +97,7 @@ def embedded_cluster(n_workers: int | None, allowed_failures: int):
               "distributed.admin.system-monitor.interval": "5s",
               "distributed.admin.system-monitor.disk": False,
               "distributed.worker.memory.monitor-interval": "1s",
-              "distributed.admin.tick.interval": "500ms",
-              "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+              "distributed.admin.tick.interval": "500ms", **NO_HTTP}
     with dask.config.set(config):
         return LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=THREADS_PER_WORKER,
                             resources={TRAIN_RESOURCE: 1}, preload=[PRELOAD], processes=True,

@@ -18,14 +18,18 @@ cancelled):
   one computation, and a finished result goes to the persistent cache (cache.py).
 
 Fair compute. What a page needs to draw (``cached``) never waits behind a training: runs are
-dispatched to the cluster by this backend, at most ``run_slots`` at once, each on a worker's training
-lane (the embedded cluster's workers have two threads and one ``train`` resource: one run plus page
-work at a time, the run's thread at the lowest CPU priority — worker.py), and page results go to Dask
-with a higher priority. Runs waiting for a slot are served in turn, one per session (round robin),
-not first come first served; a session may have ``OPMERGE_JOBS_PER_SESSION`` runs queued or running
-(default 2) and at most ``OPMERGE_QUEUE_MAX`` runs wait in all (default 32): beyond either,
-``submit`` raises ``JobRefused`` with a one-line message saying what to do. A run may carry a
-``group`` (a room): ``jobs(group=…)`` and ``cancel_group`` let its teacher see and stop them.
+dispatched to the cluster by the backend, at most ``run_slots`` at once, each on a worker's training
+lane (workers with two threads and one ``train`` resource: one run plus page work at a time, the run's
+thread at the lowest CPU priority — cluster.py, worker.py), and page results go to Dask with a higher
+priority. Runs waiting for a lane are served in turn, one session after another (``turn_order``: round
+robin, not first come first served); a session may have ``OPMERGE_JOBS_PER_SESSION`` runs queued or
+running (default 2) and at most ``OPMERGE_QUEUE_MAX`` runs wait in all (default 32): beyond either,
+``submit`` raises ``JobRefused`` with a one-line message saying what to do. The lanes, the turns and
+the caps hold for every server process that shares the run store and the cluster (the web tier): each
+decides from the store's record of the cluster's runs (``RunStore.lane_queue``) inside one write
+transaction, and looks again every ``TURNS_EVERY`` s while it has runs waiting. A run may carry a
+``group`` (a room): ``group_runs`` and ``cancel_group`` let its teacher see and stop them, whichever
+process runs them (another process's run is cancelled through the store: ``cancel_requested``).
 
 Progress travels as Dask events; cancellation is a Dask ``Event`` the task polls (cooperative, the
 task raises ``progress.Cancelled``), and a job still queued is simply cancelled. A worker process that
@@ -41,7 +45,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -59,7 +63,14 @@ from opmerge_core.basics.progress import Cancelled
 from opmerge_core.basics.validation import check_int
 from opmerge_core.store.cache import ResultCache, code_version
 from opmerge_core.store.runs import Finalize, Ledger, Run, failure_reason
-from opmerge_core.store.runstore import FINISHED, RunStore, Status, default_path
+from opmerge_core.store.runstore import (
+    FINISHED,
+    LaneQueue,
+    RunStore,
+    Status,
+    StoreError,
+    default_path,
+)
 
 LEASE_S = 120.0            # seconds without a touch before a leased session's jobs are cancelled
 LOSS_POINTS_MAX = 2000     # live loss points kept per job
@@ -70,6 +81,8 @@ JOBS_PER_SESSION = 2       # default of $OPMERGE_JOBS_PER_SESSION: a session's r
 QUEUE_MAX = 32             # default of $OPMERGE_QUEUE_MAX: runs waiting for a slot, all sessions together
 PAGE_PRIORITY = 10         # Dask priority of a page's results (runs: 0; higher runs first)
 SLOTS_EVERY = 5.0          # seconds between looks at the cluster's size (run_slots)
+TURNS_EVERY = 0.5          # seconds between looks at the lanes while this process has runs waiting or on them
+RECOVER_EVERY = 10.0       # seconds between looks for runs of dead processes (they would keep their turn)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +171,27 @@ def result_key(fn: Callable, args: tuple) -> str:
         return _tokenized_key(fn, args)
 
 
+def turn_order(queue: LaneQueue) -> list[int]:
+    """The waiting runs' ids in the order they get a lane. Next is the oldest run of the session with
+    the fewest runs on the lanes; among equals, the session served least recently (never served
+    first), then the one waiting longest. Each run given counts as on the lanes and just served, so a
+    session with many runs takes one turn after another session's, not all of them first."""
+    waiting: dict[str | None, deque[int]] = {}
+    for row in queue.waiting:                                    # oldest first
+        waiting.setdefault(row["owner"], deque()).append(row["id"])
+    on_lanes = Counter(row["owner"] for row in queue.on_lanes)
+    served: dict[str | None, tuple] = {owner: (0, when) for owner, when in queue.served.items()}
+    order: list[int] = []
+    while waiting:
+        owner = min(waiting, key=lambda o: (on_lanes[o], served.get(o, (-1,)), waiting[o][0]))
+        order.append(waiting[owner].popleft())
+        if not waiting[owner]:
+            del waiting[owner]
+        on_lanes[owner] += 1
+        served[owner] = (1, len(order))                          # after every real time
+    return order
+
+
 class Backend:
     """A Dask client plus the run life cycle, the shared result cache and session leases."""
 
@@ -195,13 +229,17 @@ class Backend:
         self._jobs: dict[int | str, Job] = {}
         self._by_key: dict[str, Job] = {}
         self._touched: dict[str, float] = {}
-        self._waiting: dict[str | None, deque[Job]] = {}    # runs waiting for a slot, by session, in turn
-        self._dispatched = 0                                 # runs on the cluster, not finished
+        self._waiting: dict[int, Job] = {}                  # this process's runs waiting for a lane
+        self._order: list[int] = []                          # every waiting run of the cluster, in turn
         self._slots: tuple[float, int, bool] = (float("-inf"), 1, False)   # (when, run_slots, lanes?)
+        # the cluster as the run store names it: every process of a web tier reaches it at this address
+        self.cluster_id = self.client.scheduler.address
         self._closed = False
         self.client.subscribe_topic(self.topic, self._on_event)
         self._watch = threading.Thread(target=self._watch_leases, name="opmerge-lease", daemon=True)
         self._watch.start()
+        self._turner = threading.Thread(target=self._keep_turns, name="opmerge-turns", daemon=True)
+        self._turner.start()
 
     # ---- the run store ----------------------------------------------------------------------------
     @property
@@ -252,59 +290,56 @@ class Backend:
         already, or ``queue_max`` runs are waiting; ``StoreError`` if the run store cannot record it."""
         with self._lock:
             self._check_open()
-            self._admit(owner)
-            run = self.ledger.create(kind, params, owner=owner)
+            with self.store.transaction():           # the caps hold across processes sharing the store
+                self._admit(owner, self.store.lane_queue(self.cluster_id))
+                run = self.ledger.create(kind, params, owner=owner, cluster=self.cluster_id, group=group)
             key = f"{kind}-run-{run.id}-{self.client.id}"
             job = Job(run.id, key, kind, params or {}, owner, lease, True, group, finalize=finalize,
                       _run=run, _call=(fn, args), _backend=self)
             self._register(job)
             if owner is not None:
                 self._touched[owner] = time.monotonic()
-            self._waiting.setdefault(owner, deque()).append(job)
-            self._dispatch()
+            self._waiting[job.id] = job
+        self._dispatch()
         return job
 
-    def _admit(self, owner: str | None) -> None:
+    def _admit(self, owner: str | None, queue: LaneQueue) -> None:
         """Refuse a run beyond this session's cap or the queue's (one line: what to do)."""
         if owner is not None:
-            mine = sum(1 for j in self._jobs.values()
-                       if j.record and j.owner == owner and not j.done and not j.cancel_requested)
+            mine = sum(1 for r in (*queue.waiting, *queue.on_lanes)
+                       if r["owner"] == owner and not r["cancel_requested"])
             if mine >= self.jobs_per_session:
                 raise JobRefused(f"you already have {mine} jobs queued or running — cancel one or wait "
                                  f"for it to finish (at most {self.jobs_per_session} per session)")
-        waiting = sum(len(q) for q in self._waiting.values())
-        if waiting >= self.queue_max:
-            raise JobRefused(f"the queue is full ({waiting} runs are waiting for a worker) — try again "
-                             "in a few minutes")
+        if len(queue.waiting) >= self.queue_max:
+            raise JobRefused(f"the queue is full ({len(queue.waiting)} runs are waiting for a worker) — "
+                             "try again in a few minutes")
 
     def _dispatch(self) -> None:
-        """Send waiting runs to the cluster while it has free slots, in turn (``_next_turn``)."""
-        while self._waiting and self._dispatched < self.run_slots and not self._closed:
-            job = self._next_turn(self._waiting, self._on_cluster())
-            fn, args = job._call
-            job._call = None
-            self._dispatched += 1
-            self._start(job, fn, args)
-
-    @staticmethod
-    def _next_turn(waiting: dict[str | None, deque[Job]], on_cluster: dict[str | None, int]) -> Job:
-        """Take the next run from ``waiting``: the oldest run of the session with the fewest runs on
-        the cluster (ties: the session waiting longest), which then goes to the back of the line."""
-        owner = min(waiting, key=lambda o: on_cluster.get(o, 0))     # min keeps the first of equals
-        queue = waiting.pop(owner)
-        job = queue.popleft()
-        if queue:
-            waiting[owner] = queue
-        on_cluster[owner] = on_cluster.get(owner, 0) + 1
-        return job
-
-    def _on_cluster(self) -> dict[str | None, int]:
-        """Runs on the cluster (dispatched, not finished), by session."""
-        counts: dict[str | None, int] = {}
-        for j in self._jobs.values():
-            if j.record and not j.done and j._call is None and j._future is not None:
-                counts[j.owner] = counts.get(j.owner, 0) + 1
-        return counts
+        """Give this process's waiting runs a lane when their turn comes: the first ``run_slots`` minus
+        the runs on the lanes in ``turn_order`` over every process's waiting runs. Deciding and marking
+        happen in one store transaction, so two processes never give away the same lane."""
+        with self._lock:
+            if not self._waiting or self._closed:
+                return
+            slots = self.run_slots
+            for store in {j._run.store for j in self._waiting.values()}:      # one, unless rehomed
+                mine = {i: j for i, j in self._waiting.items() if j._run.store is store}
+                try:
+                    with store.transaction():
+                        queue = store.lane_queue(self.cluster_id)
+                        order = turn_order(queue)
+                        go = [i for i in order[:max(0, slots - len(queue.on_lanes))] if i in mine]
+                        store.dispatch(go)
+                except StoreError as exc:                # busy or damaged: the next look tries again
+                    log.warning("runs wait for their turn: %s", exc)
+                    continue
+                self._order = order
+                for run_id in go:
+                    job = self._waiting.pop(run_id)
+                    fn, args = job._call
+                    job._call = None
+                    self._start(job, fn, args)
 
     def cached(self, fn: Callable, *args, kind: str = "compute") -> Job:
         """A pure heavy result ``fn(*args)``: from the cache, the identical in-flight job, or a new one.
@@ -336,10 +371,9 @@ class Backend:
         annotations: dict[str, Any] = {}
         if job.record:
             options = {"priority": 0}
-            if self._lanes():
+            if self._lanes():                         # the lane's thread, at the lowest CPU priority
                 options["resources"] = {TRAIN_RESOURCE: 1}
-                if self.cluster is not None:          # the embedded workers' low-priority thread
-                    annotations["executor"] = TRAIN_EXECUTOR
+                annotations["executor"] = TRAIN_EXECUTOR
         with dask.annotate(**annotations):
             job._future = self.client.submit(run_task, fn, args, self.topic, job.key, job.record,
                                              key=job.key, pure=False, **options)
@@ -364,26 +398,28 @@ class Backend:
                     and (group is None or j.group == group)]
 
     def queue_position(self, job: Job) -> int | None:
+        """A waiting run: its place in the line for a lane, among every process's runs (as of this
+        process's last look); a page result: among this server's queued ones, by age."""
         if job.status != Status.QUEUED:
             return None
         with self._lock:
             if job.record:
-                order = [j for j in self._jobs.values() if j.record and j.status == Status.QUEUED
-                         and j._call is None]                       # on the cluster, about to start
-                order += self._turns()
-            else:
-                order = sorted((j for j in self._jobs.values() if not j.record and j.status == Status.QUEUED),
-                               key=lambda j: j.created)
+                if job._call is None:               # it has its lane: about to start
+                    return None
+                return self._order.index(job.id) + 1 if job.id in self._order else None
+            order = sorted((j for j in self._jobs.values() if not j.record and j.status == Status.QUEUED),
+                           key=lambda j: j.created)
         return next((i + 1 for i, j in enumerate(order) if j is job), None)
 
-    def _turns(self) -> list[Job]:
-        """The waiting runs in the order they will be dispatched (``_next_turn`` played out)."""
-        waiting = {owner: deque(q) for owner, q in self._waiting.items()}
-        on_cluster = self._on_cluster()
-        order = []
-        while waiting:
-            order.append(self._next_turn(waiting, on_cluster))
-        return order
+    def group_runs(self, group: str) -> list[dict]:
+        """A group's runs waiting for or on the cluster's lanes, from every process sharing the store:
+        store rows (``id``, ``kind``, ``status``, ``progress``, ``cancel_requested``, …) plus
+        ``position`` (in the line for a lane, None on a lane), oldest first."""
+        queue = self.store.lane_queue(self.cluster_id)
+        order = turn_order(queue)
+        rows = [{**r, "position": order.index(r["id"]) + 1} for r in queue.waiting]
+        rows += [{**r, "position": None} for r in queue.on_lanes]
+        return sorted((r for r in rows if r["run_group"] == group), key=lambda r: r["id"])
 
     # ---- cancelling and leases --------------------------------------------------------------------
     def cancel(self, job: Job) -> None:
@@ -395,12 +431,9 @@ class Backend:
             if job.done:
                 return
             job.cancel_requested = True
-            waiting = self._waiting.get(job.owner)
-            dropped = job._call is not None and waiting is not None and job in waiting
+            dropped = self._waiting.get(job.id) is job
             if dropped:                             # never dispatched: nothing runs anywhere
-                waiting.remove(job)
-                if not waiting:
-                    del self._waiting[job.owner]
+                del self._waiting[job.id]
                 job._call = None
         if dropped:
             self._finished_without(job, Status.CANCELLED, "cancelled")
@@ -409,6 +442,8 @@ class Backend:
 
             with contextlib.suppress(Exception):
                 Event(cancel_event_name(job.key), client=self.client).set()
+            with contextlib.suppress(StoreError):  # other processes count it out of the caps
+                job._run.store.request_cancel([job.id])
         elif job.status == Status.QUEUED and job._future is not None:
             job._future.cancel()
 
@@ -416,9 +451,22 @@ class Backend:
         """Cancel every unfinished job of a session; returns how many."""
         return self._cancel_all(self.jobs(owner))
 
+    def cancel_run(self, run_id: int) -> None:
+        """Cancel a run of the cluster's line, this process's or another's (asked through the store:
+        its process cancels it at its next look, within about ``TURNS_EVERY`` s)."""
+        job = self._jobs.get(run_id)
+        if job is not None and job.record and job._run.store.path == self.store.path:
+            self.cancel(job)
+        else:
+            self.store.request_cancel([run_id])
+
     def cancel_group(self, group: str) -> int:
-        """Cancel every unfinished run of a group (a room's teacher); returns how many."""
-        return self._cancel_all(self.jobs(group=group))
+        """Cancel every unfinished run of a group (a room's teacher), whichever process runs it;
+        returns how many."""
+        rows = self.group_runs(group)
+        for row in rows:
+            self.cancel_run(row["id"])
+        return len(rows)
 
     def _cancel_all(self, jobs: list[Job]) -> int:
         pending = [j for j in jobs if not j.done]
@@ -439,6 +487,33 @@ class Backend:
                          j.owner is not None and now - self._touched.get(j.owner, now) > self.lease_s}
             for owner in stale:
                 self.cancel_session(owner)
+
+    def _keep_turns(self) -> None:
+        """While this process has runs waiting or on the lanes, every ``TURNS_EVERY`` s: cancel those
+        another process asked to cancel (a room's teacher), give waiting ones their turn (another
+        process's run may have left its lane) and, now and then, recover the runs of dead processes
+        (they would keep their turn and their lane)."""
+        recovered = time.monotonic()
+        while not self._closed:
+            time.sleep(TURNS_EVERY)
+            with self._lock:
+                active = [j for j in self._jobs.values() if j.record and not j.done and j._run is not None]
+            if not active:
+                continue
+            recover, now = False, time.monotonic()
+            if self._waiting and now - recovered > RECOVER_EVERY:
+                recover, recovered = True, now
+            for store in {j._run.store for j in active}:
+                try:
+                    if recover:
+                        store.recover()
+                    asked = set(store.cancel_requests())
+                except StoreError:
+                    continue
+                for job in active:
+                    if job.id in asked and job._run.store is store and not job.cancel_requested:
+                        self.cancel(job)
+            self._dispatch()
 
     # ---- events from workers ----------------------------------------------------------------------
     def _on_event(self, event: tuple[float, dict]) -> None:
@@ -489,9 +564,7 @@ class Backend:
         job._future = None
         job._done.set()
         if job.record:
-            with self._lock:
-                self._dispatched -= 1
-                self._dispatch()                  # its slot goes to the next session in turn
+            self._dispatch()                      # its lane goes to the next session in turn
         self._evict()
 
     @staticmethod

@@ -5,8 +5,9 @@ the submitting server (worker ``log_event`` → client ``subscribe_topic``) — 
 a Dask ``Event`` polled cooperatively; the function raises ``progress.Cancelled`` when it sees it set.
 ``NiceWorkers`` is the embedded cluster's worker plugin (a lower CPU priority for the worker); what
 else a worker sets up (e.g. loading compiled kernels) is passed in from above by whoever starts the
-backend (``Backend(worker_setup=…)``): the backend knows nothing of the work it runs. The embedded
-workers also preload this module (``dask_setup``, run before a worker takes any task): the training
+backend (``Backend(worker_setup=…)``): the backend knows nothing of the work it runs. Every worker
+with a training lane preloads this module (``dask_setup``, run before a worker takes any task; the
+embedded cluster's, the web tier's and any started with ``cluster.worker_flags``): the training
 lane's executor, whose one thread runs at the lowest priority so that page work on the same worker
 (and the server) wins the CPU while a run trains.
 """
@@ -96,7 +97,7 @@ def lower_priority(nice: int = TRAIN_NICE) -> None:
 
 
 def dask_setup(worker) -> None:
-    """Dask's preload hook (the embedded cluster preloads this module): the training lane's executor,
+    """Dask's preload hook (workers with a training lane preload this module): the lane's executor,
     one thread at the lowest CPU priority; runs are annotated ``executor=TRAIN_EXECUTOR``."""
     from concurrent.futures import ThreadPoolExecutor
 

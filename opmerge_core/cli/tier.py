@@ -4,8 +4,12 @@ One Streamlit process runs every session's script under one GIL, so it serves ab
 of students (README "Serving a lecture hall"). The tier starts, on loopback:
 
 * one Dask cluster shared by every server process: a ``dask scheduler`` and a ``dask worker`` with
-  ``--workers`` single-threaded worker processes (niced, kernels loaded: ``dask_setup`` below, their
-  ``--preload``) — or none, with ``--scheduler ADDRESS`` (an existing cluster);
+  ``--workers`` worker processes, set up as the embedded cluster's are (two threads, one training lane
+  with its own low-priority thread: ``cluster.worker_flags``; niced, kernels loaded: ``dask_setup``
+  below) and only usable by the tier: TLS with throw-away credentials written to the run folder
+  (``security.write_credentials``), given to the scheduler, the workers and every server process as
+  Dask's own configuration variables (``security.dask_env``), HTTP endpoints serving nothing — or none,
+  with ``--scheduler ADDRESS`` (an existing cluster, secured by whoever runs it);
 * N Streamlit processes (``opmerge dashboard`` with the same serving defaults, ``--scheduler`` set to the
   shared cluster, the same ``OPMERGE_HOME`` — run store, result cache, rooms — and the same cookie
   secret, so any process accepts any student's cookies);
@@ -15,7 +19,10 @@ of students (README "Serving a lecture hall"). The tier starts, on loopback:
   ``/_stcore/health``, ``option redispatch`` so a student whose process is down goes to another one.
 
 Everything runs from a private run folder (``--run-dir``, default a fresh temporary folder, mode 0700):
-the generated ``haproxy.cfg``, one log per child, ``tier.json`` (pids and ports, for tools and tests).
+the generated ``haproxy.cfg``, the cluster's credentials (``tls/``), one log per child, ``tier.json``
+(pids and ports, for tools and tests). The server processes share the cluster's training lanes, their
+turns and the caps per session and on the queue through the run store (compute.py).
+
 The supervisor loop restarts a child that exits (HAProxy keeps a dead server out of rotation until it
 answers its health check again); a child that keeps dying gives up the tier. Ctrl-C / SIGTERM stops
 every child — each runs in its own process group (its own children included) and also receives
@@ -40,6 +47,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from opmerge_core.backend import cluster, security
 
 PROCESSES_MAX = 32           # Streamlit processes on one machine
 HEALTH_PATH = "/_stcore/health"
@@ -85,8 +94,9 @@ backend streamlit
 
 def dask_setup(worker=None) -> None:
     """Dask runs this in every worker of the tier's cluster (``dask worker --preload
-    opmerge_core.cli.tier``, also on remote machines): what the embedded cluster's plugin does — a
-    lower CPU priority, so the servers win the CPU, and the compiled DP kernels loaded."""
+    opmerge_core.cli.tier``, also on remote machines): what the embedded cluster's plugin does with the
+    dashboard's ``worker_setup`` — a lower CPU priority, so the servers win the CPU, and the compiled
+    DP kernels loaded. (The training lane comes from ``cluster.worker_flags``' own preload.)"""
     from opmerge_core.backend.worker import NiceWorkers
     from opmerge_core.theory import dp
 
@@ -198,18 +208,22 @@ class Tier:
                "DASK_LOGGING__DISTRIBUTED": "error"}
         self.children: list[Child] = []
         if scheduler is None:
+            # Only the tier's processes hold the credentials (every one of them: scheduler, workers,
+            # servers), so no other local process can submit work to its cluster.
+            env.update(security.dask_env(security.write_credentials(run_dir / "tls")))
+            env.update(cluster.config_env(cluster.NO_HTTP))
             sched_port = free_port()
-            scheduler = f"tcp://127.0.0.1:{sched_port}"
+            scheduler = f"tls://127.0.0.1:{sched_port}"
             dask = [sys.executable, "-m", "dask"]
             self.children += [
                 # Every listener on loopback, the HTTP ones too (Dask binds them to all interfaces).
-                self._child("scheduler", [*dask, "scheduler", "--host", "127.0.0.1", "--port",
-                                          str(sched_port), *LOOPBACK_HTTP, "--scheduler-file",
+                self._child("scheduler", [*dask, "scheduler", "--protocol", "tls", "--host", "127.0.0.1",
+                                          "--port", str(sched_port), *LOOPBACK_HTTP, "--scheduler-file",
                                           str(self.scheduler_file)], env),
                 self._child("workers", [*dask, "worker", scheduler, "--nworkers", str(workers),
-                                        "--nthreads", "1", "--host", "127.0.0.1", *LOOPBACK_HTTP,
-                                        "--preload", "opmerge_core.cli.tier",
-                                        "--name", "opmerge"], env, death_signal=signal.SIGKILL)]
+                                        *cluster.worker_flags(), "--preload", "opmerge_core.cli.tier",
+                                        "--host", "127.0.0.1", *LOOPBACK_HTTP, "--name", "opmerge"],
+                            env, death_signal=signal.SIGKILL)]
         self.scheduler = env["OPMERGE_SCHEDULER"] = scheduler     # every server joins this cluster
         self.servers = [(f"s{i + 1}", free_port()) for i in range(processes)]
         for name, server_port in self.servers:
@@ -343,15 +357,13 @@ def serve(args, server_argv, env: dict[str, str]) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
-    from opmerge_core.backend.cluster import default_workers
-
-    workers = args.workers or default_workers()
-    cluster = (f"the cluster at {args.scheduler}" if args.scheduler else
-               f"a Dask cluster of {workers} worker(s)")
+    workers = args.workers or cluster.default_workers()
+    shared = (f"the cluster at {args.scheduler}" if args.scheduler else
+              f"a Dask cluster of {workers} worker(s)")
     try:
         tier = Tier(processes=args.processes, address=args.address, port=args.port, run_dir=run_dir,
                     scheduler=args.scheduler, workers=workers, server_argv=server_argv, env=env)
-        print(f"opmerge tier: starting {args.processes} server process(es), {cluster} and HAProxy; "
+        print(f"opmerge tier: starting {args.processes} server process(es), {shared} and HAProxy; "
               f"run folder {run_dir}", flush=True)
         tier.start()
         print(f"opmerge tier: students open {tier.url} (Ctrl-C stops everything)", flush=True)

@@ -42,9 +42,11 @@ class Ledger:
         self.store, self.store_every = store, store_every
         self._heartbeat = Heartbeat(store)
 
-    def create(self, kind: str, params: dict | None = None, *, owner: str | None = None) -> Run:
-        """A new queued run owned by this process."""
-        run = Run(self, self.store.create(kind, params or {}, owner=owner), self.store_every)
+    def create(self, kind: str, params: dict | None = None, *, owner: str | None = None,
+               cluster: str | None = None, group: str | None = None) -> Run:
+        """A new queued run owned by this process (``cluster``, ``group``: RunStore.create)."""
+        run = Run(self, self.store.create(kind, params or {}, owner=owner, cluster=cluster, group=group),
+                  self.store_every)
         self._heartbeat.add(run.id)
         return run
 

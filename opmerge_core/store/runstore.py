@@ -19,6 +19,13 @@ A store that cannot be used — ``OPMERGE_HOME`` a file, a folder this user cann
 not SQLite, a full disk — raises ``StoreError``: a ``ValueError`` whose one line names the path and
 what to do (the CLI prints it and exits 2; the dashboard shows it on the pages that need the store).
 The store never repairs by deleting: a damaged file is left exactly as it was.
+
+Runs of the compute backend also record the Dask cluster they wait for (``cluster``: its scheduler's
+id), when they got one of its training lanes (``dispatched``), their group (``run_group``: a room) and
+whether someone asked to cancel them (``cancel_requested``). Every server process that shares the
+store and the cluster (the web tier) reads the same lines from them (``lane_queue``): whose turn it is,
+how many runs hold a lane, which runs a room has — and claims a lane inside one write transaction
+(``transaction``), so the lanes are shared fairly by all of them (compute.py).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -57,6 +65,7 @@ INTERRUPTED = "interrupted: process died"
 STALE_AFTER = 600.0      # seconds without a heartbeat before a run counts as dead
 HEARTBEAT_EVERY = 5.0    # seconds between heartbeats
 LIST_MAX = 10_000
+SERVED_WINDOW = 3600.0   # seconds back a session's latest lane is remembered for whose turn it is
 INSTANCE = uuid.uuid4().hex  # this process's token, recorded with every run it creates or starts
 
 _SCHEMA = """
@@ -75,10 +84,18 @@ CREATE TABLE IF NOT EXISTS runs (
     heartbeat REAL,
     owner     TEXT,
     finished  TEXT,
-    instance  TEXT
+    instance  TEXT,
+    cluster   TEXT,
+    dispatched REAL,
+    run_group TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 """
+# columns added since the first stores were written (ALTER TABLE on an older file), and their index
+_ADDED = {"pid_start": "TEXT", "instance": "TEXT", "cluster": "TEXT", "dispatched": "REAL",
+          "run_group": "TEXT", "cancel_requested": "INTEGER NOT NULL DEFAULT 0"}
+_ADDED_INDEX = "CREATE INDEX IF NOT EXISTS runs_lanes ON runs(cluster, dispatched)"
 _JSON = ("params", "metrics", "artifacts")
 
 
@@ -211,6 +228,32 @@ class Database:
         with self._lock, _as_store_error(self.path):
             return self._db.execute(sql, tuple(args))
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction (``BEGIN IMMEDIATE``): what is read inside stays true until it
+        commits, in every process sharing the file; rolled back if the block raises."""
+        with self._lock:
+            self._exec("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error, StoreError):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._exec("COMMIT")
+
+
+@dataclass
+class LaneQueue:
+    """The runs of one cluster that wait for a training lane or hold one, from every process that
+    shares the store: ``waiting`` (oldest first) and ``on_lanes`` are rows (``id``, ``owner``,
+    ``run_group``, ``kind``, ``status``, ``progress``, ``instance``, ``cancel_requested``); ``served``
+    maps a session (owner) to when its latest run got a lane (within ``SERVED_WINDOW``)."""
+
+    waiting: list[dict]
+    on_lanes: list[dict]
+    served: dict[str | None, float]
+
 
 class RunStore(Database):
     """A SQLite table of runs (see the module docstring). Thread-safe; usable from many processes."""
@@ -220,22 +263,40 @@ class RunStore(Database):
         super().__init__(path, _SCHEMA)
         self.stale_after = stale_after
         columns = {row[1] for row in self._exec("PRAGMA table_info(runs)")}
-        for column in ("pid_start", "instance"):   # a store created before the column existed
+        for column, kind in _ADDED.items():         # a store created before the column existed
             if column not in columns:
-                self._exec(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+                self._exec(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        self._exec(_ADDED_INDEX)
         self.recovered: list[int] = self.recover() if recover else []
 
     # ---- writing ----------------------------------------------------------------------------------
     def create(self, kind: str, params: dict | None = None, *, owner: str | None = None,
-               pid: int | None = None) -> int:
-        """A new queued run owned by this process (or by ``pid``); returns its id."""
+               pid: int | None = None, cluster: str | None = None, group: str | None = None) -> int:
+        """A new queued run owned by this process (or by ``pid``); returns its id. ``cluster``: the
+        cluster whose training lane it waits for (the compute backend's runs), ``group``: its room."""
         pid = os.getpid() if pid is None else pid
         mine = pid == os.getpid()
         cur = self._exec("INSERT INTO runs (created, kind, params, status, pid, pid_start, heartbeat, "
-                         "owner, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         "owner, instance, cluster, run_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (_now_iso(), kind, json.dumps(params or {}), Status.QUEUED, pid,
-                          process_start(pid), time.time(), owner, INSTANCE if mine else None))
+                          process_start(pid), time.time(), owner, INSTANCE if mine else None, cluster,
+                          group))
         return int(cur.lastrowid)
+
+    def dispatch(self, run_ids: Iterable[int]) -> None:
+        """These runs got a training lane of their cluster (now)."""
+        ids = [int(i) for i in run_ids]
+        if ids:
+            self._exec(f"UPDATE runs SET dispatched=? WHERE id IN ({','.join('?' * len(ids))})",
+                       [time.time(), *ids])
+
+    def request_cancel(self, run_ids: Iterable[int]) -> None:
+        """Ask the process running these runs to cancel them (it looks every second or so:
+        ``cancel_requests``); finished runs are left as they are."""
+        ids = [int(i) for i in run_ids]
+        if ids:
+            self._exec(f"UPDATE runs SET cancel_requested=1 WHERE id IN ({','.join('?' * len(ids))}) "
+                       f"AND status IN {_ACTIVE_SQL}", ids)
 
     def start(self, run_id: int) -> None:
         self._exec("UPDATE runs SET status=?, pid=?, pid_start=?, heartbeat=?, instance=? WHERE id=?",
@@ -300,6 +361,23 @@ class RunStore(Database):
         return dead
 
     # ---- reading ----------------------------------------------------------------------------------
+    def lane_queue(self, cluster: str) -> LaneQueue:
+        """The runs waiting for or holding a training lane of ``cluster``, from every process."""
+        rows = [dict(r) for r in self._exec(
+            "SELECT id, owner, run_group, kind, status, progress, instance, cancel_requested, dispatched "
+            f"FROM runs WHERE cluster=? AND status IN {_ACTIVE_SQL} ORDER BY id", (cluster,))]
+        served = dict(self._exec("SELECT owner, max(dispatched) FROM runs WHERE cluster=? AND "
+                                 "dispatched >= ? GROUP BY owner",
+                                 (cluster, time.time() - SERVED_WINDOW)).fetchall())
+        return LaneQueue([r for r in rows if r["dispatched"] is None and r["status"] == Status.QUEUED],
+                         [r for r in rows if r["dispatched"] is not None], served)
+
+    def cancel_requests(self) -> list[int]:
+        """Runs of this process (``INSTANCE``) that another process asked to cancel."""
+        return [int(r[0]) for r in self._exec(
+            f"SELECT id FROM runs WHERE instance=? AND cancel_requested=1 AND status IN {_ACTIVE_SQL}",
+            (INSTANCE,))]
+
     @staticmethod
     def _row(row: sqlite3.Row) -> dict:
         out = dict(row)
