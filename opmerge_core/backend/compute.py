@@ -247,17 +247,20 @@ class Backend:
         """The run store, opened on first use: a bad ``OPMERGE_HOME`` raises ``StoreError`` (one line:
         the path and what to do) where a run needs it, never at start, so pages that need no store keep
         working; once the folder is mended the next use opens it, without a restart."""
-        with self._lock:
-            if self._store is None:
-                self._store = RunStore(self.store_path)
-            return self._store
+        return self._opened()[0]
 
     @property
     def ledger(self) -> Ledger:
+        """The writer of this process's runs (runs.py), on the store."""
+        return self._opened()[1]
+
+    def _opened(self) -> tuple[RunStore, Ledger]:
         with self._lock:
+            if self._store is None:
+                self._store = RunStore(self.store_path)
             if self._ledger is None:
-                self._ledger = Ledger(self.store)
-            return self._ledger
+                self._ledger = Ledger(self._store)
+            return self._store, self._ledger
 
     # ---- submitting -------------------------------------------------------------------------------
     @property
