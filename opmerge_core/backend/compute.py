@@ -342,7 +342,10 @@ class Backend:
                     job = self._waiting.pop(run_id)
                     fn, args = job._call
                     job._call = None
-                    self._start(job, fn, args)
+                    try:
+                        self._start(job, fn, args)
+                    except Exception as exc:             # e.g. the client closed: its lane is free again
+                        self._finished_without(job, Status.FAILED, failure_reason(exc))
 
     def cached(self, fn: Callable, *args, kind: str = "compute") -> Job:
         """A pure heavy result ``fn(*args)``: from the cache, the identical in-flight job, or a new one.
