@@ -57,7 +57,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 ROOT = Path(__file__).resolve().parents[1]    # the checkout whose dashboard is served
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -239,7 +239,7 @@ class Session:
             cs.fragment_id, cs.is_auto_rerun = fragment_id, True
         t0 = time.perf_counter()
         self._partial = Run(0.0, None, None, "TIMEOUT", 0, fragment=fragment_id, full=False)
-        await self._ws.write_message(msg.SerializeToString(), binary=True)
+        await self._send(msg)
         try:
             return await asyncio.wait_for(self._read_run(t0), timeout)
         except TimeoutError:
@@ -250,6 +250,12 @@ class Session:
             run.elapsed = time.perf_counter() - t0
             run.errors.append(f"no script_finished within {timeout:g} s")
             return run
+
+    async def _send(self, msg: BackMsg) -> None:
+        try:
+            await self._ws.write_message(msg.SerializeToString(), binary=True)
+        except WebSocketClosedError as exc:          # e.g. the server process died
+            raise StreamlitClientError(f"server closed the socket: {self._ws.close_reason}") from exc
 
     def _set_query(self, key: str, value: WidgetValue) -> None:
         v = value[1]
@@ -436,7 +442,7 @@ class Session:
         request = msg.backend_operation_request
         request.request_id, request.session_id = f"dl-{key}", self.session_id
         request.deferred_file.file_id = button.deferred_file_id
-        await self._ws.write_message(msg.SerializeToString(), binary=True)
+        await self._send(msg)
 
         async def answer() -> str:
             while True:
@@ -519,19 +525,20 @@ def free_port() -> int:
 
 
 class DashboardServer:
-    """`opmerge dashboard` on 127.0.0.1 with a temporary OPMERGE_HOME; stopped by :meth:`stop`.
+    """`opmerge dashboard` on 127.0.0.1 with a temporary OPMERGE_HOME (``env``: more variables for
+    it); stopped by :meth:`stop`.
 
     With ``processes`` the web tier (`opmerge dashboard --processes N`): :attr:`url` is the proxy's,
     and CPU / RSS figures sum the N server processes (its ``tier.json`` names them).
     """
 
     def __init__(self, extra: list[str], start_timeout: float = 180.0, *,
-                 processes: int | None = None) -> None:
+                 processes: int | None = None, env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = tempfile.mkdtemp(prefix="opmerge-load-")
         self.processes = processes
-        env = {**os.environ, "OPMERGE_HOME": self.home,
+        env = {**os.environ, **(env or {}), "OPMERGE_HOME": self.home,
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         tier = [] if processes is None else ["--processes", str(processes), "--run-dir",
                                              str(Path(self.home) / "tier")]

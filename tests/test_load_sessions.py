@@ -66,6 +66,30 @@ def test_five_concurrent_sessions_finish_without_error(server):
             assert run.deltas > 0
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_page_is_complete_once_its_placeholders_have_drawn_their_results():
+    """A cold page shows placeholders (OPMERGE_WAIT_S=0: at once) whose fragments the browser reruns
+    on their timers; the client counts the page complete only when every result is drawn."""
+    srv = stclient.DashboardServer([], env={"OPMERGE_WAIT_S": "0"})
+
+    async def cold_page():
+        session = await stclient.connect(srv.url, "", "lam=1.5&T=40", timeout=240)
+        await session.close()
+        return session
+
+    try:
+        session = run_async(cold_page())
+    finally:
+        srv.stop()
+    load = session.load
+    assert load.ok, load.errors
+    assert load.fragment_runs > 0 and load.complete > load.first.elapsed   # placeholders first
+    assert not session.pending
+    metrics = dict(t.rsplit(": ", 1) for t in session.texts if t.startswith(("λ_B", "λ_V")))
+    assert len(metrics) == 2 and "…" not in metrics.values(), metrics      # the results, drawn
+
+
 def test_a_run_that_does_not_finish_in_time_is_reported_not_raised(server):
     async def impatient():
         session = await stclient.connect(server.url, "", "T=48", timeout=0.001)

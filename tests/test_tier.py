@@ -75,6 +75,17 @@ def test_processes_must_be_positive():
         tier_cli("--processes", "0")
 
 
+def test_only_the_proxy_takes_the_students_address():
+    from opmerge_core.cli.dashboard import tier_server_argv
+
+    args = tier_cli("--processes", "2", "--address", "0.0.0.0", "--port", "80")
+    argv = tier_server_argv(args, 9001)
+    assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
+    assert argv[argv.index("--server.port") + 1] == "9001"
+    cfg = tier.haproxy_config("0.0.0.0:80", [("s1", 9001)], Path("/tmp"))
+    assert "bind 0.0.0.0:80" in cfg and "server s1 127.0.0.1:9001" in cfg
+
+
 def tier_cli(*argv: str):
     from opmerge_core.cli import build_parser
 
@@ -86,6 +97,7 @@ class Tier:
     """`opmerge dashboard --processes N` as a subprocess, with its tier.json."""
 
     def __init__(self, home: Path, processes: int, timeout: float = 240):
+        self.home = home
         self.port = stclient.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.run_dir = home / "run"
@@ -95,7 +107,7 @@ class Tier:
              "--workers", "1", "--port", str(self.port), "--address", "127.0.0.1",
              "--run-dir", str(self.run_dir)],
             env={**os.environ, "OPMERGE_HOME": str(home / "home")}, stdout=self.log,
-            stderr=subprocess.STDOUT)
+            stderr=subprocess.STDOUT, start_new_session=True)   # its own group, as in a terminal
         try:
             poll(lambda: self.state().get("ready") or self.proc.poll() is not None, timeout,
                  "the tier came up")
@@ -135,6 +147,28 @@ def hall(tmp_path_factory):
     t = Tier(tmp_path_factory.mktemp("tier"), processes=2)
     yield t
     t.stop()
+
+
+def listeners(procs: list[psutil.Process]) -> list[tuple[str, str, int]]:
+    """(program, address, port) of every listening TCP socket of ``procs``."""
+    out = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            out += [(p.name(), c.laddr.ip, c.laddr.port) for c in p.net_connections(kind="inet")
+                    if c.status == psutil.CONN_LISTEN]
+    return out
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
+def test_only_the_proxy_port_faces_the_students(hall):
+    found = listeners(hall.tree())
+    proxy = psutil.Process(hall.pid("proxy")).name()
+    assert [(n, a) for n, a, p in found if p == hall.port] == [(proxy, "127.0.0.1")]
+    # the servers, the scheduler and the workers (their HTTP endpoints too) listen on loopback only
+    others = [(n, a, p) for n, a, p in found if p != hall.port]
+    assert len(others) >= 4 and all(a in ("127.0.0.1", "::1") for _, a, _ in others), others
 
 
 async def open_tab(url: str, lam: str, T: int) -> tuple[stclient.Session, str]:
@@ -177,18 +211,26 @@ def test_a_tab_sticks_to_one_process_and_cookieless_clients_spread(hall):
 @needs_haproxy
 @pytest.mark.timeout(600)
 def test_a_killed_process_is_redispatched_then_restarted(hall):
+    def model_line(session: stclient.Session) -> str:   # the sidebar line naming the run's λ and T
+        return next(t for t in session.texts if "· T = **" in t)
+
+    async def tab_through_the_death_of_its_process():
+        tab = await stclient.connect(hall.url, "", "lam=2&T=20", timeout=180, jar={tier.COOKIE: "s1"})
+        assert tab.first.ok and tab.jar[tier.COOKIE] == "s1"
+        os.kill(hall.pid("s1"), signal.SIGKILL)
+        with pytest.raises(stclient.StreamlitClientError):     # its socket goes with its process
+            await tab.rerun({"lam": stclient.select_slider("4")}, timeout=60)
+        await tab.close()
+        # the browser reconnects with the same cookies and URL (λ moved to 4): another process takes
+        # the tab (option redispatch) and sets its own cookie; the page is the one the student left
+        again = await stclient.connect(hall.url, tab.page, tab.query, timeout=180, jar=tab.jar)
+        await again.close()
+        return again, model_line(again)
+
     old = hall.pid("s1")
-    os.kill(old, signal.SIGKILL)
-
-    async def tab_with_dead_cookie():
-        jar = {tier.COOKIE: "s1"}
-        session = await stclient.connect(hall.url, "", "lam=0.5&T=16", timeout=180, jar=jar)
-        await session.close()
-        return session.first, jar
-
-    # its students reconnect to the other process (option redispatch), which sets its own cookie
-    first, jar = run_async(tab_with_dead_cookie())
-    assert first.ok and jar[tier.COOKIE] in ("s1", "s2")
+    again, line = run_async(tab_through_the_death_of_its_process())
+    assert again.first.ok and "T = **20** · λ = **4**" in line
+    assert again.jar[tier.COOKIE] == "s2" or hall.pid("s1") != old   # the other one, or s1 restarted
     # the supervisor restarts it; HAProxy puts it back into rotation once it answers its health check
     poll(lambda: hall.pid("s1") != old, 30, "the supervisor restarted s1")
     poll(lambda: proxy_stats(hall.run_dir).get("s1") == "UP", 240, "s1 back in rotation")
@@ -250,14 +292,12 @@ def proxy_dead(run_dir: Path) -> bool:
     return False
 
 
-@pytest.mark.slow
-@needs_haproxy
-@pytest.mark.timeout(300)
-def test_a_killed_supervisor_leaves_no_orphans(tmp_path):
+def stop_leaves_nothing(tmp_path: Path, stop) -> None:
+    """Start a one-process tier, ``stop(tier)``, and check that every process of its tree is gone."""
     t = Tier(tmp_path, processes=1)
     tree = t.tree()
     try:
-        t.proc.kill()                   # no chance to clean up: the children must go by themselves
+        stop(t)
         _, alive = psutil.wait_procs(tree, timeout=60)
         assert not alive, [(p.pid, p.cmdline()[:4]) for p in alive]
     finally:
@@ -265,3 +305,22 @@ def test_a_killed_supervisor_leaves_no_orphans(tmp_path):
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         t.stop()
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_every_child(tmp_path):
+    def ctrl_c(t: Tier) -> None:        # a terminal's Ctrl-C: SIGINT to its foreground process group
+        os.killpg(t.proc.pid, signal.SIGINT)
+        assert t.proc.wait(timeout=60) in (0, 130)
+
+    stop_leaves_nothing(tmp_path, ctrl_c)
+
+
+@pytest.mark.slow
+@needs_haproxy
+@pytest.mark.timeout(300)
+def test_a_killed_supervisor_leaves_no_orphans(tmp_path):
+    # no chance to clean up: the children must go by themselves
+    stop_leaves_nothing(tmp_path, lambda t: t.proc.kill())
