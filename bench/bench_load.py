@@ -602,7 +602,7 @@ def print_result(r: Result, base: Result | None) -> None:
     print(f"{r.name:<36}n={len(complete):4d}  complete p50 {pct(complete, 50):5.2f} s  p95 "
           f"{pct(complete, 95):5.2f} s  max {max(complete, default=float('nan')):5.2f} s  |  first "
           f"content p50 {pct(first, 50):5.2f} s  p95 {pct(first, 95):5.2f} s  |  errors {n_err}")
-    line = (f"{pad}server CPU {1e3 * per:.0f} ms/interaction ({r.stats.fragment_runs} fragment "
+    line = (f"{pad}server CPU {1e3 * per:.1f} ms/interaction ({r.stats.fragment_runs} fragment "
             f"reruns), RSS server {mb(r.rss[0])}, others {mb(r.rss[1])}")
     if base is not None and base is not r and base.stats.runs:
         b = base.stats.complete()

@@ -47,9 +47,9 @@ def sidebar(keys: tuple[str, ...]) -> None:
     """The sidebar's share of the controls: everything not on the stage."""
     shown = tuple(k for k in keys if not (presentation.active() and k in STAGE))
     if keys:
-        st.caption("Every control below is in the URL: share the link to share the state.")
-        if presentation.active() and shown != keys:
-            st.caption("λ, T and S are on the stage (top of the page).")
+        st.caption("Every control below is in the URL: share the link to share the state."
+                   + (" λ, T and S are on the stage (top of the page)."
+                      if presentation.active() and shown != keys else ""))
         parameter_widgets(shown)
         st.markdown("**Active model choices** (assumptions, see About)\n\n"
                     f":small[:gray[{model_choices_text(params())}]]")

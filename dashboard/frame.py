@@ -9,7 +9,7 @@ import streamlit as st
 
 from opmerge_dashboard import controls, lesson_view, presentation, room_view
 from opmerge_dashboard.backend import keep_jobs_alive, warm_up
-from opmerge_dashboard.params import sanitize_page, sanitize_url, show_url_warnings
+from opmerge_dashboard.params import keep_in_url, sanitize_page, sanitize_url, show_url_warnings
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 # (file, title, material icon, url path), in the order of the navigation bar
@@ -44,7 +44,7 @@ def run() -> None:
     st.set_page_config(page_title="opmerge — operator merging lab", page_icon=":material/ssid_chart:",
                        layout="wide", initial_sidebar_state="collapsed" if present else "expanded")
     if present:
-        st.query_params["present"] = "1"
+        keep_in_url("present", "1")
         st.html(presentation.CSS)
 
     warm_up()
@@ -60,15 +60,15 @@ def run() -> None:
 
     keys = controls.for_page(page.url_path)
     with st.sidebar:
+        # one element (each costs server CPU on every rerun of every student)
         st.markdown("### opmerge\n:small[:gray[Diffusion trajectory distillation as operator merging "
-                    "(arXiv 2505.16024).]]")
+                    "(arXiv 2505.16024)." + ("" if present else " Tip: add `?present=1` to the URL for "
+                                                               "presentation mode.") + "]]")
         st.page_link(pages["lessons"], label="Lessons: guided tours for a class", icon=":material/school:")
         controls.sidebar(keys)
         st.segmented_control("Figure export format", ["png", "svg"], key="export_format", default="png",
                              help="Format of the camera button in every figure's toolbar.")
         room_view.sidebar(nav)
-        if not present:
-            st.caption("Tip: add `?present=1` to the URL for presentation mode.")
     if room_view.main():            # the teacher's join screen fills the page
         return
     if present:

@@ -113,6 +113,13 @@ def index(options: tuple, key: str) -> int:
     return list(options).index(default(key))
 
 
+def keep_in_url(key: str, value: str) -> None:
+    """``key=value`` in the URL, written only if it is not there yet: every write to st.query_params
+    sends the browser a message, an unchanged value too (on every rerun of every session)."""
+    if st.query_params.get(key) != value:
+        st.query_params[key] = value
+
+
 def show_url_warnings() -> None:
     for message in st.session_state.get("_url_warnings", []):
         st.warning(message, icon=WARN)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from opmerge_core.theory import planner, plans
 from opmerge_core.theory.setting import Setting
-from opmerge_dashboard.params import Params
+from opmerge_dashboard.params import Params, keep_in_url
 from opmerge_dashboard.questions import REGIME_ANSWER, STRATEGY_CHOICES, why_optimal
 
 # the "optimal strategy" question of the lessons, asked at the current state (questions.py)
@@ -48,7 +48,7 @@ def gate(p: Params, best: planner.OptimalPlan | None, lam_B: float, lam_V: float
     on = st.toggle("Predict, then reveal", key="predict", persist_state="session",
                    help="Hide the answer until a prediction is made (for a classroom). Nothing is stored.")
     if on:                                                 # kept in the URL: the link shares the mode
-        st.query_params["predict"] = "1"
+        keep_in_url("predict", "1")
     else:
         st.query_params.pop("predict", None)
     if not on:

@@ -30,7 +30,7 @@ from opmerge_core.store.rooms import RateLimit, Room, RoomError, RoomStore
 from opmerge_core.store.runstore import StoreError, default_path
 from opmerge_dashboard import jobs, presentation, room_links, untrusted
 from opmerge_dashboard.output import plotly_config
-from opmerge_dashboard.params import ERROR, WARN
+from opmerge_dashboard.params import ERROR, WARN, keep_in_url
 
 FOLLOW_S = 1.0            # a student's follow poll (one row read); ≤ 2 s from advance to new step
 TEACHER_POLL_S = 1.0      # the teacher's live counts and connected count
@@ -174,9 +174,9 @@ def enter(nav: Nav = NOWHERE) -> None:
         m = membership()
     if m is None:
         return
-    st.query_params["room"] = m.code                # page switches drop unknown parameters
+    keep_in_url("room", m.code)                     # page switches drop unknown parameters
     if m.teacher:
-        st.query_params["key"] = m.key
+        keep_in_url("key", m.key)
     else:
         st.query_params.pop("key", None)
     try:

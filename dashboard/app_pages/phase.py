@@ -85,12 +85,12 @@ def plan_section(best) -> None:
         figure(spec, "optimal_plan_tree", tree_df)
     with right:
         st.markdown(f"**{best.label}** — {MEANING[best.regime]}\n\n"
+                    f":small[:gray[{best.plan.n_merges} students, {best.plan.depth} generations. One-step "
+                    f"value {best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
+                    f"{best.lo:.5f} / {best.hi:.5f}.]]\n\n"
                     "Bracket notation (leaves are teacher steps T…1, brackets are trained students):")
         text = best.plan.text
         st.code(text if len(text) <= 600 else text[:600] + " …", language=None, wrap_lines=True)
-        st.caption(f"{best.plan.n_merges} students, {best.plan.depth} generations. One-step value "
-                   f"{best.value:.5f} vs target {best.P:.5f}; min/max over all plans "
-                   f"{best.lo:.5f} / {best.hi:.5f}.")
         table = views.strategies_table(p.setting, p.lam, best.label, best.value, best.w2)
         st.dataframe(table, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.5g") for c in
