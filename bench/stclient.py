@@ -554,8 +554,7 @@ class DashboardServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"server exited: {self.log.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {self.log_tail()}")
             if self.processes is None:
                 try:
                     with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
@@ -615,6 +614,11 @@ class DashboardServer:
                 t = proc.cpu_times()
                 total += t.user + t.system
         return total
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the server's output (tracebacks of a failed rerun land here)."""
+        self.log.flush()
+        return Path(self.log.name).read_bytes().decode(errors="replace")[-chars:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -5,6 +5,10 @@
 
 from pathlib import Path
 
+# Imported here, before any session draws: the warm-up thread imports torch and Pillow while sessions
+# serialise figures, and Plotly's encoder reads PIL.Image from sys.modules without importing it — a
+# half-initialised module there broke a student's first page ("partially initialized module 'PIL.Image'").
+import PIL.Image  # noqa: F401
 import streamlit as st
 
 from opmerge_dashboard import controls, lesson_view, presentation, room_view

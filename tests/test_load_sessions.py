@@ -62,7 +62,7 @@ def test_five_concurrent_sessions_finish_without_error(server):
     for runs in results:
         assert len(runs) == 2 + len(MOVES)
         for run in runs:
-            assert run.ok, (run.status, run.errors)
+            assert run.ok, (run.status, run.errors, server.log_tail(8000))
             assert run.deltas > 0
 
 
@@ -108,3 +108,14 @@ def test_a_run_that_does_not_finish_in_time_is_reported_not_raised(server):
 def test_client_refuses_other_hosts():
     with pytest.raises(ValueError, match="loopback"):
         run_async(stclient.connect("http://example.org:8501"))
+
+
+def test_pillow_is_whole_before_any_session_draws():
+    """The server's warm-up thread imports torch and Pillow while the first sessions serialise their
+    figures, and Plotly's JSON encoder reads ``PIL.Image`` from ``sys.modules`` without importing it:
+    a half-imported module there failed a student's page. The frame imports it before any page."""
+    import subprocess
+    code = ("import sys, opmerge_dashboard.frame; m = sys.modules.get('PIL.Image'); "
+            "print(m is not None and hasattr(m, 'Image'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
