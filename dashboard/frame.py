@@ -26,6 +26,7 @@ PAGES = [("phase.py", "Phase transition", "ssid_chart", "phase"),
          ("celeba.py", "CelebA latents", "face", "celeba"),
          ("sfd.py", "SFD", "fast_forward", "sfd"),
          ("mixtures.py", "Mixtures", "scatter_plot", "mixtures"),
+         ("practice.py", "Theory vs practice", "compare_arrows", "practice"),
          ("about.py", "About", "info", "about"),
          ("lessons.py", "Lessons", "school", "lessons")]
 

@@ -219,7 +219,7 @@ PAGE_CONTROLS: dict[str, tuple[str, ...]] = {
     "experiments": ("S", "schedule", "init", "surrogate"),       # each section has its own T / λ grid
     "celeba": ("T", "S", "schedule", "init", "surrogate"),       # λ is the latent spectrum
     "train": ("lam", "schedule", "init", "surrogate"),           # own T; S is set by η · steps
-    "sfd": (), "mixtures": (),
+    "sfd": (), "mixtures": (), "practice": (),
 }
 
 
@@ -259,10 +259,20 @@ def _mixture_labels() -> dict[str, str]:
     return PRESET_LABELS
 
 
+def _practice(name: str):
+    """A constant of the experiment's spec (torch-free, read when a value is checked)."""
+    from opmerge_core.practice import spec
+    return getattr(spec, name)
+
+
 SOLVER = choice(lambda: tuple(_solver_labels()), _solver_labels, name="solver")
 MIXTURE = choice(_mixture_presets, _mixture_labels, name="mixture preset")
 SFD_BUDGETS = (2048, 4096, 8192, 16384, 40_000, 80_000, 160_000)       # trajectories (SFD page)
 MIXTURE_BUDGETS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)         # per student (Mixtures page)
+PRACTICE_T = (4, 8, 16, 32)                                             # Theory vs practice page
+PRACTICE_SEEDS = (1, 2, 3, 4, 5)                                        # seeds 0 … n − 1
+PRACTICE_BUDGETS = (0.25, 0.5, 1.0, 2.0, 4.0)                           # S per merge
+PRACTICE_PLANS = ("vanilla", "boot", "progressive", "uniform", "dp")    # spec.DEFAULT_PLANS (a test)
 # the core's defaults (distill.DEFAULT_BUDGET, MIXTURE_BUDGET, mixture_demo.MIXTURE_PAGE_BUDGET; a test
 # keeps them equal) — written here so that checking a URL does not import torch
 SFD_DEFAULT_BUDGET, SFD_MIXTURE_BUDGET, MIXTURE_PAGE_BUDGET = 80_000, 8192, 32_768
@@ -350,6 +360,16 @@ OWN: dict[str, dict[str, Param]] = {
         "mix_afs": Param(False, flag),
         "mix_budget": Param(MIXTURE_PAGE_BUDGET, choice(MIXTURE_BUDGETS, name="budget")),
         "mix_seed": Param(0, integer(0, 10_000)),
+    },
+    "practice": {
+        "tp_teacher": Param("latent-mlp", choice(lambda: _practice("TEACHERS"), name="teacher")),
+        "tp_preset": Param("two-blobs", choice(_mixture_presets, name="mixture preset")),
+        "tp_T": Param(16, choice(PRACTICE_T, name="T")),
+        "tp_student": Param("linear", choice(lambda: _practice("STUDENTS"), name="student")),
+        "tp_plans": Param(list(PRACTICE_PLANS), choices(lambda: _practice("PLAN_CHOICES"), name="plan"),
+                          multi=True),
+        "tp_seeds": Param(3, choice(PRACTICE_SEEDS, name="number of seeds")),
+        "tp_S": Param(1.0, choice(PRACTICE_BUDGETS, name="budget S")),
     },
 }
 

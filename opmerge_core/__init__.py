@@ -12,6 +12,8 @@ Fast Distillation). Subpackages, lowest layer first (a layer imports only the la
 - ``training`` students trained under a plan with torch, and the run spec (THEORY §2, §6);
 - ``latent``   CelebA in latent space: the VAE, latent statistics, images (THEORY §1, per direction);
 - ``sfd``      teacher solvers, distillation, mixtures and reference runs (SFD.md);
+- ``practice`` theory meets practice: merge plans trained on nonlinear teachers, judged per
+               eigen-direction against the closed form (THEORY §8);
 - ``figures``  every Plotly figure builder (data in, ``go.Figure`` out), for the dashboard and notebooks;
 - ``cli``      the ``opmerge`` command line, one module per command group.
 """

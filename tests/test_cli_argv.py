@@ -16,9 +16,11 @@ from opmerge_core.basics.device import DEVICES
 from opmerge_core.cli import COMMANDS, build_parser
 from opmerge_core.cli import argv as cli_argv
 from opmerge_core.cli import celeba as celeba_cli
+from opmerge_core.cli import practice as practice_cli
 from opmerge_core.cli import sfd as sfd_cli
 from opmerge_core.cli import theory as theory_cli
 from opmerge_core.cli import train as train_cli
+from opmerge_core.practice import spec as practice_spec
 from opmerge_core.sfd import distill, solvers
 from opmerge_core.sfd.mixtures import PRESETS
 from opmerge_core.sfd.teachers import TEACHERS
@@ -128,6 +130,29 @@ def test_sfd_train_round_trip(spec):
     assert sfd_cli.parse(sfd_cli.to_argv(spec)) == spec
 
 
+@st.composite
+def practice_specs(draw):
+    return build(practice_spec.PracticeSpec, teacher=draw(st.sampled_from(practice_spec.TEACHERS)),
+                 T=draw(st.integers(2, 64)),
+                 plans=tuple(draw(st.lists(st.sampled_from(practice_spec.PLAN_CHOICES), min_size=1,
+                                           unique=True))),
+                 student=draw(st.sampled_from(practice_spec.STUDENTS)),
+                 seeds=tuple(draw(st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=10, unique=True))),
+                 budget=draw(positive), steps=draw(st.integers(1, 5000)), batch=draw(st.integers(1, 4096)),
+                 pool=draw(st.sampled_from([0, 4096, 100_000])), n_eval=draw(st.integers(256, 65_536)),
+                 preset=draw(st.sampled_from(list(PRESETS))),
+                 lam=draw(st.sampled_from(["0.1:10:32:log", "0.5,2", "0.2:3:5"])),
+                 schedule=draw(st.sampled_from(SCHEDULES)), init=draw(st.sampled_from(INITS)),
+                 K=draw(st.integers(1, 16)), hidden=draw(st.integers(1, 256)),
+                 device=draw(st.sampled_from(DEVICES)))
+
+
+@given(spec=practice_specs())
+@EXAMPLES
+def test_practice_round_trip(spec):
+    assert practice_cli.parse(practice_cli.to_argv(spec)) == spec
+
+
 @given(setting=settings_(), samples=st.integers(1, 32), seed=st.integers(0, 2**31 - 1),
        gain=st.floats(0.01, 100), train=st.booleans(), train_steps=st.integers(1, 100_000),
        out=st.sampled_from(["grid.png", "out/faces.PNG"]))
@@ -183,6 +208,7 @@ def check_parses(words: list[str]) -> None:
     ("phase", {}, 3), ("phase", {"T": "8", "S": "2.5", "init": "zero", "lam": "1.3"}, 3),
     ("playground", {"T": "6"}, 1), ("spectrum", {}, 1), ("experiments", {"S": "3"}, 6),
     ("about", {"plan": "[[4 3] 2 1]", "T": "4"}, 4), ("train", {}, 1), ("sfd", {}, 1),
+    ("practice", {"tp_teacher": "mixture-2d", "tp_T": "8", "tp_student": "mlp"}, 1),
 ])
 def test_every_printed_command_parses(monkeypatch, tmp_path, page, query, commands):
     monkeypatch.setenv("OPMERGE_HOME", str(tmp_path))

@@ -1,10 +1,11 @@
 """The layers of the code, read from every module's imports (``ast``, nothing is imported).
 
 ``opmerge_core``'s subpackages are layers, lowest first: basics → store → backend → theory → training →
-latent → sfd → figures → cli; a module may import its own layer and the layers below it, never one above. The
-core never imports Streamlit or the dashboard; the dashboard (``opmerge_dashboard``, source folder
-``dashboard/``) sits above the whole core. Module-level imports (``TYPE_CHECKING`` ones included)
-form no cycle; imports inside functions (lazy loading) only have to respect the layers.
+latent → sfd → practice → figures → cli; a module may import its own layer and the layers below it,
+never one above. The core never imports Streamlit or the dashboard; the dashboard
+(``opmerge_dashboard``, source folder ``dashboard/``) sits above the whole core. Module-level imports
+(``TYPE_CHECKING`` ones included) form no cycle; imports inside functions (lazy loading) only have to
+respect the layers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("basics", "store", "backend", "theory", "training", "latent", "sfd", "figures", "cli")
+LAYERS = ("basics", "store", "backend", "theory", "training", "latent", "sfd", "practice", "figures", "cli")
 SOURCES = {"opmerge_core": ROOT / "opmerge_core", "opmerge_dashboard": ROOT / "dashboard"}
 
 

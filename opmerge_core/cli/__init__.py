@@ -21,10 +21,11 @@ import sys
 from importlib.metadata import entry_points
 
 # Submodules that contribute subcommands (each has `register(subparsers)`).
-COMMAND_MODULES = ["theory", "train", "vae", "celeba", "sfd", "dashboard"]
+COMMAND_MODULES = ["theory", "train", "vae", "celeba", "sfd", "practice", "dashboard"]
 # Which module registers each command (a command not listed here makes `main` register them all).
 COMMANDS = {"plan": "theory", "eval": "theory", "sweep": "theory", "train": "train", "runs": "train",
-            "vae": "vae", "celeba": "celeba", "solve": "sfd", "sfd": "sfd", "dashboard": "dashboard"}
+            "vae": "vae", "celeba": "celeba", "solve": "sfd", "sfd": "sfd", "practice": "practice",
+            "dashboard": "dashboard"}
 PLUGIN_GROUP = "opmerge.commands"     # entry points: command name = "package.module" registering it
 
 

@@ -52,13 +52,16 @@ def trajectories(paths: Mapping[str, tuple[np.ndarray, np.ndarray]], n_show: int
 
 
 def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int = 60,
-              reference: str = "data") -> go.Figure:
-    """Side-by-side 2-D histograms of final samples (same bins and colour scale). The scale tops at the
-    ``reference`` panel's peak (if present; denser cells elsewhere saturate), so every panel reads on
-    the data's scale instead of the one that happens to be most concentrated."""
+              reference: str = "data", cols: int | None = None) -> go.Figure:
+    """Side-by-side 2-D histograms of final samples (same bins and colour scale), ``cols`` panels per row
+    (default: one row). The scale tops at the ``reference`` panel's peak (if present; denser cells
+    elsewhere saturate), so every panel reads on the data's scale instead of the one that happens to be
+    most concentrated."""
     names = list(samples)
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[METHOD_LABELS.get(n, n) for n in names],
-                        horizontal_spacing=0.02)
+    cols = min(cols or len(names), len(names))
+    rows = -(-len(names) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[METHOD_LABELS.get(n, n) for n in names],
+                        horizontal_spacing=0.02, vertical_spacing=0.08)
     edges = np.linspace(-extent, extent, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     hists = [np.histogram2d(s[:, 0], s[:, 1], bins=[edges, edges], density=True)[0].T
@@ -66,12 +69,13 @@ def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int 
     ref = [h for n, h in zip(names, hists, strict=True) if n == reference]
     top = float((ref[0] if ref else max(hists, key=np.max)).max()) or 1.0
     for i, h in enumerate(hists):
+        row, col = i // cols + 1, i % cols + 1
         fig.add_trace(go.Heatmap(x=centres, y=centres, z=h, zmin=0, zmax=top, colorscale="Viridis",
                                  showscale=i == len(hists) - 1, colorbar=dict(title="density")),
-                      row=1, col=i + 1)
-        fig.update_xaxes(showticklabels=False, row=1, col=i + 1)
-        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}", row=1, col=i + 1)
-    return _layout(fig, "Final samples: densities side by side", height=330)
+                      row=row, col=col)
+        fig.update_xaxes(showticklabels=False, row=row, col=col)
+        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}", row=row, col=col)
+    return _layout(fig, "Final samples: densities side by side", height=60 + 270 * rows)
 
 
 def merge_error(rows: Sequence[Mapping[str, float]]) -> go.Figure:

@@ -67,11 +67,13 @@ class CelebAReference:
 
 
 # ---- loading (safe, tolerant) -------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path, max_bytes: int = MAX_BYTES) -> dict | None:
+    """A reference file's JSON object (data only), None when it is not there; too large or unreadable
+    → ValueError (one line)."""
     if not path.is_file():
         return None
-    if path.stat().st_size > MAX_BYTES:
-        raise ValueError(f"reference file {path.name} is larger than {MAX_BYTES:,} bytes")
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"reference file {path.name} is larger than {max_bytes:,} bytes")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -81,8 +83,9 @@ def _read_json(path: Path) -> dict | None:
     return obj
 
 
-def _samples(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file() or path.stat().st_size > MAX_BYTES:
+def read_samples(path: Path, max_bytes: int = MAX_BYTES) -> dict[str, np.ndarray]:
+    """The finite 2-D float arrays of a reference npz (``allow_pickle=False``; anything else skipped)."""
+    if not path.is_file() or path.stat().st_size > max_bytes:
         return {}
     arrays = {}
     try:
@@ -102,19 +105,19 @@ def load_sfd(assets: str | Path | None = None) -> SFDReference | None:
     """The shipped SFD reference, or None when it is not there. Runs without a metrics dict are
     dropped; samples that are not finite 2-D float arrays are ignored."""
     folder = assets_dir(assets)
-    obj = _read_json(folder / SFD_FILE)
+    obj = read_json(folder / SFD_FILE)
     if obj is None:
         return None
     runs = [r for r in obj.get("runs", []) if isinstance(r, dict) and isinstance(r.get("metrics"), dict)
             and isinstance(r.get("params", {}), dict)]
     if not runs:
         raise ValueError(f"reference file {SFD_FILE} has no runs")
-    return SFDReference(runs=runs, samples=_samples(folder / SFD_SAMPLES_FILE),
+    return SFDReference(runs=runs, samples=read_samples(folder / SFD_SAMPLES_FILE),
                         command=str(obj.get("command", BUILD_COMMAND)), label=str(obj.get("label", LABEL)))
 
 
 def load_celeba(assets: str | Path | None = None) -> CelebAReference | None:
-    obj = _read_json(assets_dir(assets) / CELEBA_FILE)
+    obj = read_json(assets_dir(assets) / CELEBA_FILE)
     if obj is None:
         return None
     if not isinstance(obj.get("result"), dict) or not isinstance(obj.get("setting"), dict):
@@ -217,18 +220,23 @@ def build(assets: str | Path | None = None, log: Callable[[str], None] = print) 
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opmerge_core.sfd.reference",
-                                     description=__doc__.splitlines()[0])
+def main_for(build_fn: Callable[..., list[Path]], prog: str, description: str,
+             argv: list[str] | None = None) -> int:
+    """The command line of a reference builder: ``--assets``, the files written (exit 2 on bad input)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--assets", default=None, help="assets folder (default $OPMERGE_ASSETS or assets/)")
     args = parser.parse_args(argv)
     try:
-        for path in build(args.assets, log=lambda m: print(m, file=sys.stderr, flush=True)):
+        for path in build_fn(args.assets, log=lambda m: print(m, file=sys.stderr, flush=True)):
             print(f"{path} ({path.stat().st_size:,} bytes)")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_for(build, "python -m opmerge_core.sfd.reference", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PAGES = ["phase", "operators", "playground", "spectrum", "experiments", "train", "celeba", "sfd", "mixtures",
-         "about"]
+         "practice", "about"]
 
 
 def metric_value(page, label: str) -> str:

@@ -1,0 +1,209 @@
+"""Theory vs practice (THEORY §8): merge plans trained on a (nonlinear) teacher, judged direction by
+direction against the closed form.
+
+Every control is bound to the URL (keys prefixed ``tp_``, e.g.
+``/practice?tp_teacher=mixture-2d&tp_T=16&tp_student=mlp``; checked by ``url_params.OWN["practice"]``,
+also for lessons). The run itself (``opmerge_core.practice.experiment.run``) goes to the compute
+backend, followed in the job panel (progress, Cancel); until a run of this session with these settings
+has finished, the shipped reference run of the chosen teacher fills the page (labelled as such). This
+page only submits, picks what to show and draws (``figures.practice``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from opmerge_core.backend import compute
+from opmerge_core.cli import practice as practice_cli
+from opmerge_core.figures import practice as fig
+from opmerge_core.latent import latents
+from opmerge_core.practice import experiment, reference
+from opmerge_core.practice.spec import (
+    PLAN_CHOICES,
+    PLAN_LABELS,
+    STUDENT_LABELS,
+    STUDENTS,
+    TEACHER_LABELS,
+    TEACHERS,
+    PracticeSpec,
+)
+from opmerge_core.sfd import mixtures
+from opmerge_dashboard import faces as face_view
+from opmerge_dashboard.backend import backend, session_owner, shared_result
+from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard.output import csv_download, figure, show_cli
+from opmerge_dashboard.params import BOUND, default
+from opmerge_dashboard.url_params import PRACTICE_BUDGETS, PRACTICE_SEEDS, PRACTICE_T
+
+FACE_GAIN = 5.0
+
+
+@st.cache_data(max_entries=4, ttl=300, show_spinner=False)
+def shipped(folder: str) -> tuple[reference.Reference | None, str | None]:
+    try:
+        return reference.load(folder), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def submit(spec: PracticeSpec) -> None:
+    job = backend().submit(experiment.KIND, experiment.run, spec, 1, params=spec.as_dict(),
+                           owner=session_owner(), lease=True, finalize=experiment.record)
+    st.session_state["tp_job"], st.session_state["tp_job_spec"] = job.id, spec
+
+
+def finished(job: compute.Job) -> None:
+    st.success(f"Run {job.id} done in {job.elapsed:.0f} s: yours is shown below.")
+
+
+def controls() -> PracticeSpec | None:
+    """The page's controls, every one bound to the URL (``url_params.OWN["practice"]`` checks the URL and
+    seeds them before they exist; ``default`` is the registry's). Options are the plain codes: a bound
+    widget writes its option's text into the URL, so there is no format_func (URLs stay readable); the
+    descriptions are in the help texts."""
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    teacher = c1.selectbox("teacher", TEACHERS, index=TEACHERS.index(default("tp_teacher")), key="tp_teacher",
+                           **BOUND,
+                           help=" · ".join(f"{k}: {v}" for k, v in TEACHER_LABELS.items()))
+    presets = list(mixtures.PRESETS)
+    preset = c2.selectbox("2-D mixture", presets, index=presets.index(default("tp_preset")), key="tp_preset",
+                          **BOUND,
+                          disabled=teacher != "mixture-2d",
+                          help=" · ".join(f"{k}: {v}" for k, v in mixtures.PRESET_LABELS.items())
+                          + " — two-blobs has one eigenvalue below 1 and one above.")
+    T = c3.select_slider("T (teacher steps)", PRACTICE_T, value=default("tp_T"), key="tp_T", **BOUND)
+    student = c4.segmented_control("students", STUDENTS, default=default("tp_student"), key="tp_student",
+                                   **BOUND,
+                                   help=" · ".join(f"{k}: {v}" for k, v in STUDENT_LABELS.items()))
+    c5, c6, c7, c8 = st.columns([4, 2, 2, 2], vertical_alignment="bottom")
+    chosen = c5.multiselect("plans", PLAN_CHOICES, default=default("tp_plans"), key="tp_plans", **BOUND,
+                            help=" · ".join(f"{k}: {v}" for k, v in PLAN_LABELS.items())
+                            + " — dp: each direction's own optimal plan for linear students, the shared "
+                              "optimal plan for MLP students (THEORY §4).")
+    seeds = c6.select_slider("seeds", PRACTICE_SEEDS, value=default("tp_seeds"), key="tp_seeds", **BOUND,
+                             help="Training seeds 0 … n − 1: every number is mean ± sd over them.")
+    budget = c7.select_slider("budget S per merge", PRACTICE_BUDGETS, value=default("tp_S"), key="tp_S",
+                              **BOUND,
+                              help="The theory's shrinkage budget S = 2·lr·steps: plain SGD, 200 steps, "
+                                   "lr = S/400, the same for every merge (THEORY §2, §6).")
+    try:
+        spec = PracticeSpec(teacher=teacher, T=int(T), plans=tuple(chosen), student=student or "linear",
+                            seeds=tuple(range(int(seeds))), budget=float(budget), preset=preset)
+    except ValueError as exc:
+        spec = None
+        st.warning(str(exc))
+    c8.button("Run the experiment", key="tp_run", type="primary", disabled=spec is None, on_click=submit,
+              args=(spec,), width="stretch", help="On the compute backend: the default latent run takes a "
+              "few minutes on a 2-core CPU, the 2-D and Gaussian runs well under one.")
+    return spec
+
+
+def current_run(spec: PracticeSpec | None) -> dict | None:
+    """This session's finished run for ``spec`` (its job panel while it runs), else None."""
+    if spec is None or st.session_state.get("tp_job_spec") != spec:
+        return None
+    job = backend().get(st.session_state.get("tp_job", -1))
+    if job is None:
+        return None
+    job_panel(job.id, what="Experiment", key="tp", show_result=finished)
+    return job.result if job.status == "done" and isinstance(job.result, dict) else None
+
+
+def verdict(result: dict) -> None:
+    ag = result.get("agreement")
+    st.markdown(f"**Verdict.** {result['verdict']}")
+    c1, c2, c3, c4 = st.columns(4)
+    if ag and ag.get("value") is not None:
+        lo, hi = ag["ci"]
+        c1.metric("agreement (BOOT vs vanilla)", f"{ag['value']:.0%}", help="Among the directions where the "
+                  "measured difference is significant (paired t-test over seeds, 5%), the share where the "
+                  "better plan is the one the theory predicts.")
+        c2.metric("95% interval (bootstrap over seeds)", f"{lo:.0%} – {hi:.0%}")
+        c3.metric("directions resolved", f"{ag['resolved']} of {ag['directions']}",
+                  help=f"{ag['ties']} where the theory predicts no difference are not counted.")
+    c4.metric("run time", f"{result['seconds']['total']:.0f} s", help=f"on {result['device']}")
+
+
+def faces(result: dict, samples: dict, folder: str) -> None:
+    if not (latents.assets_dir(folder) / latents.VAE_FILE).is_file():
+        st.info("Faces need the VAE assets (assets/vae_celeba64_fp16.pt is missing).")
+        return
+    rows = {"teacher": samples["teacher"], **{p: samples[p] for p in result["w2"] if p in samples}}
+    labels = {"teacher": f"teacher, {result['teacher']['teacher_nfe']} steps",
+              **{p: fig.plan_label(result, p) for p in result["w2"]}}
+    scale = face_view.tile_control("tp_tile")
+    png = shared_result(experiment.faces_png, latents.assets_stamp(folder), rows, labels, scale, FACE_GAIN,
+                label="Decoding the faces")
+    if png is not None:
+        st.image(png, output_format="PNG", width="content")
+        st.caption(f"One column per z_T, the same in every row; each plan's row is its one-step student "
+                   f"(seed 0), decoded by the VAE; below, each plan minus the teacher, ×{FACE_GAIN:g} around "
+                   "mid-grey (grey = the same face).")
+
+
+def draw(result: dict, samples: dict, folder: str) -> None:
+    verdict(result)
+    figure(fig.w2_vs_lambda(result), "practice_w2_per_direction",
+           lambda: pd.DataFrame(experiment.per_direction_rows(result)))
+    st.caption("Each point is one eigen-direction of the data: the 1-D W2 between the one-step student's "
+               "samples and the teacher's (T steps, the same z_T), projected on that direction; error bars "
+               "± sd over seeds. Lines: the closed form r_T |S − P| of THEORY §4 at the same budget S.")
+    diff = fig.boot_minus_vanilla(result)
+    if diff is not None:
+        figure(diff, "practice_boot_minus_vanilla")
+    st.subheader("Quality vs compute")
+    table = fig.compute_table(result)
+    st.dataframe(table, hide_index=True, width="stretch", key="tp_compute_table")
+    csv_download(table, "practice_quality_vs_compute")
+    figure(fig.quality_vs_compute(result), "practice_quality_vs_compute_plot")
+    st.caption(f"Per seed, if the plan were trained alone. FD: Fréchet distance of Gaussian fits against "
+               f"{result['teacher']['fd_reference']}; floor: what exact samples score.")
+    if result["teacher"]["name"] == "latent-mlp":
+        st.subheader("Decoded faces, every plan from the same z_T")
+        faces(result, samples, folder)
+    elif result["teacher"]["name"] == "mixture-2d" and "teacher" in samples:
+        st.subheader("Densities, every plan from the same z_T")
+        figure(fig.density_grid(result, samples), "practice_densities")
+    st.subheader("Why: the operators and the merges")
+    figure(fig.gains(result), "practice_gains")
+    st.caption("Beneath the W2: does each one-step student reach the operator the closed form predicts "
+               "(the least-squares gain of its map z_T → z_0 per direction)? For the teacher, its gain "
+               "against the composite P (THEORY §1, eq. 8).")
+    with st.expander("Every merge: how nonlinear its target is, how much of it the student learned"):
+        st.dataframe(fig.merges_table(result), hide_index=True, width="stretch", key="tp_merges")
+        st.caption("Nonlinear share: the part of the target a per-direction linear map cannot explain "
+                   "(THEORY §7). ρ: the fraction of the way from A(0) to the target the student went, "
+                   "measured vs 1 − exp(−S E[u_s²]) (THEORY §2); medians over directions.")
+
+
+st.title("Theory vs practice")
+st.caption("Does the linear-Gaussian theory predict which merge plan wins for a nonlinear teacher? Every "
+           "merge is one student trained with the same budget S; the one-step students are judged in every "
+           "eigen-direction of the data against the teacher and the closed form (THEORY §8).")
+
+folder = str(latents.assets_dir())
+spec = controls()
+result = current_run(spec)
+samples = result.get("samples", {}) if result else {}
+if result is None and spec is not None:
+    ref, problem = shipped(folder)
+    if problem:
+        st.caption(f"The shipped reference run could not be read: {problem}")
+    shown = ref.run_for(spec.teacher, spec.student) if ref else None
+    if shown is not None:
+        ref_spec = shown["spec"]
+        same = PracticeSpec.from_dict(ref_spec) == spec
+        st.info(f"**{ref.label}**: " + ("these settings" if same else
+                f"T = {ref_spec['T']}, plans {', '.join(ref_spec['plans'])}, {ref_spec['student']} students, "
+                f"{len(ref_spec['seeds'])} seeds, S = {ref_spec['budget']:g}")
+                + f" — **Run the experiment** for yours (regenerate it: `{ref.command}`).",
+                icon=":material/bookmark:")
+        result = shown
+        samples = ref.samples.get(f"{spec.teacher}/{shown['spec']['student']}", {})
+    else:
+        st.caption("No run with these settings yet: press **Run the experiment**.")
+if result is not None:
+    draw(result, samples, folder)
+if spec is not None:
+    show_cli(practice_cli.to_argv(spec))
