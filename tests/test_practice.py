@@ -43,7 +43,7 @@ def test_linear_students_on_the_gaussian_teacher_match_the_closed_form(calibrati
     z = z_scores(calibration)
     assert np.abs(z).max() < 6 and np.mean(z**2) < 4, z          # t with 5 df: E[z²] = 5/3
     # the check has power: the closed form at a 10% different budget is rejected by far
-    wrong = z_scores(calibration, Setting(6, 1.1))
+    wrong = z_scores(calibration, Setting(6, S=1.1))
     assert np.abs(wrong).max() > 20
     # per merge the learned fraction is the closed form's 1 − exp(−S E[u²])
     for row in calibration["merges"]:
