@@ -25,7 +25,8 @@ def open_page(monkeypatch, tmp_path, query: dict | None = None) -> AppTest:
 
 
 def command(at: AppTest):
-    line = next(c.value for c in at.code if c.value.startswith("opmerge practice"))
+    """The spec of the ``opmerge practice`` line the page prints (its code block may start with a comment)."""
+    line = next(line for c in at.code for line in c.value.splitlines() if line.startswith("opmerge practice"))
     return practice_cli.parse(shlex.split(line)[1:])
 
 
