@@ -1,10 +1,11 @@
 """Benchmark: the "Theory vs practice" runs (THEORY §8) through the compute backend, as the page runs them.
 
-    .venv/bin/python bench/bench_practice.py [--teachers latent-mlp,mixture-2d,gaussian] [--student linear]
-        [--in-process]
+    .venv/bin/python bench/bench_practice.py [--teachers latent-mlp,mixture-2d,gaussian]
+        [--students linear,mlp] [--in-process]
 
 Targets (issue 19): the default latent run (T = 16, 3 seeds, every plan) in <= 300 s on this 2-core CPU,
-the 2-D and Gaussian runs in <= 60 s, through the compute backend (a Dask worker, one torch thread).
+the 2-D and Gaussian runs in <= 60 s, through the compute backend (a Dask worker, one torch thread),
+for both students (the page's default is linear).
 The machine is shared, so every line also reports the load average and a baseline measured in the same
 run: the seconds of 64 denoiser calls of the latent teacher on 4096 latents (one torch thread) — the
 run's time in units of that baseline is comparable between a busy and an idle machine. ``--in-process``
@@ -14,6 +15,7 @@ also runs each spec directly (no backend) to show the backend's overhead.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import resource
 import time
@@ -51,7 +53,7 @@ def load() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teachers", default=",".join(TEACHERS))
-    ap.add_argument("--student", default="linear")
+    ap.add_argument("--students", default="linear,mlp")
     ap.add_argument("--in-process", action="store_true")
     args = ap.parse_args()
     base = baseline_seconds()
@@ -59,8 +61,8 @@ def main() -> None:
           f"cores {os.cpu_count()}")
     backend = compute.Backend()
     try:
-        for teacher in args.teachers.split(","):
-            spec = PracticeSpec(teacher=teacher, student=args.student)
+        for teacher, student in itertools.product(args.teachers.split(","), args.students.split(",")):
+            spec = PracticeSpec(teacher=teacher, student=student)
             t0 = time.perf_counter()
             before = load()
             job = backend.submit(experiment.KIND, experiment.run, spec, 1, params=spec.as_dict())
@@ -70,7 +72,7 @@ def main() -> None:
                 print(f"{teacher}: {job.status} {job.error}")
                 continue
             verdict = "OK" if wall <= TARGETS[teacher] else "ABOVE TARGET"
-            print(f"{teacher:<11} {args.student}: {wall:6.1f} s through the backend "
+            print(f"{teacher:<11} {student:<6}: {wall:6.1f} s through the backend "
                   f"({wall / base:.1f} baselines; target {TARGETS[teacher]:.0f} s: {verdict}); "
                   f"load {before} → {load()}; run's own clock {job.result['seconds']['total']:.1f} s")
             if args.in_process:

@@ -85,8 +85,17 @@ def test_agreement_on_a_synthetic_case_with_a_known_answer():
     # without the noisy directions every bootstrap replicate resolves the same 15: the interval is a point
     exact = judge.agreement(w2_boot[:, :20], w2_vanilla[:, :20], theory_boot[:20], theory_vanilla[:20])
     assert exact.ci == pytest.approx((10 / 15, 10 / 15))
-    text = judge.verdict(ag, np.linspace(0.5, 3, d), "test teacher", "linear", {"a": 1.0}, {"a": 1.0})
-    assert "10 of the 15 directions" in text and "5 directions" in text and "expects BOOT" in text
+    parts = judge.verdict_parts(ag, np.linspace(0.5, 3, d), "test teacher", "linear", seeds,
+                                {"boot": 1.0, "vanilla": 0.9}, {"boot": 0.8, "vanilla": 1.0})
+    assert "10 of the 15 directions" in parts[0] and "95% CI" in parts[0] and "5 seeds" in parts[0]
+    assert parts[1].startswith("It fails in 5 directions") and "expects BOOT" in parts[1]
+    assert parts[-1].endswith("ranks boot < vanilla; measured: vanilla < boot — BOOT and vanilla in the "
+                              "opposite order.")
+    # two directions: a count, not a rate; fewer seeds than asked for are said
+    two = judge.agreement(w2_boot[:2, :2], w2_vanilla[:2, :2], theory_boot[:2], theory_vanilla[:2])
+    head = judge.verdict_parts(two, np.ones(2), "t", "linear", 2, {}, {})[0]
+    assert "2 of the 2 directions" in head and "count, not a rate" in head and "fewer than the 3" in head
+    assert "%" not in head
 
 
 def test_agreement_ties_single_seed_and_a_noisy_interval():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from opmerge_core.backend import compute
 from opmerge_core.cli import practice as practice_cli
@@ -57,11 +58,12 @@ def finished(job: compute.Job) -> None:
     st.success(f"Run {job.id} done in {job.elapsed:.0f} s: yours is shown below.")
 
 
-def controls() -> PracticeSpec | None:
+def controls() -> tuple[PracticeSpec | None, DeltaGenerator]:
     """The page's controls, every one bound to the URL (``url_params.OWN["practice"]`` checks the URL and
     seeds them before they exist; ``default`` is the registry's). Options are the plain codes: a bound
     widget writes its option's text into the URL, so there is no format_func (URLs stay readable); the
-    descriptions are in the help texts."""
+    descriptions are in the help texts. Returns the spec and the place beside the Run button (for what
+    is shown: the reference run or yours)."""
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     teacher = c1.selectbox("teacher", TEACHERS, index=TEACHERS.index(default("tp_teacher")), key="tp_teacher",
                            **BOUND,
@@ -76,27 +78,30 @@ def controls() -> PracticeSpec | None:
     student = c4.segmented_control("students", STUDENTS, default=default("tp_student"), key="tp_student",
                                    **BOUND,
                                    help=" · ".join(f"{k}: {v}" for k, v in STUDENT_LABELS.items()))
-    c5, c6, c7, c8 = st.columns([4, 2, 2, 2], vertical_alignment="bottom")
+    c5, c6, c7 = st.columns([7, 2, 2], vertical_alignment="bottom")       # every plan's chip visible
     chosen = c5.multiselect("plans", PLAN_CHOICES, default=default("tp_plans"), key="tp_plans", **BOUND,
                             help=" · ".join(f"{k}: {v}" for k, v in PLAN_LABELS.items())
                             + " — dp: each direction's own optimal plan for linear students, the shared "
                               "optimal plan for MLP students (THEORY §4).")
     seeds = c6.select_slider("seeds", PRACTICE_SEEDS, value=default("tp_seeds"), key="tp_seeds", **BOUND,
-                             help="Training seeds 0 … n − 1: every number is mean ± sd over them.")
-    budget = c7.select_slider("budget S per merge", PRACTICE_BUDGETS, value=default("tp_S"), key="tp_S",
+                             help="Training seeds 0 … n − 1, each with its own evaluation z_T: every number "
+                                  "is mean ± sd over them.")
+    budget = c7.select_slider("S per merge", PRACTICE_BUDGETS, value=default("tp_S"), key="tp_S",
                               **BOUND,
-                              help="The theory's shrinkage budget S = 2·lr·steps: plain SGD, 200 steps, "
-                                   "lr = S/400, the same for every merge (THEORY §2, §6).")
+                              help="The theory's shrinkage budget S = 2·lr·steps of every merge: plain SGD, "
+                                   "200 steps, lr = S/400, the same for every merge (THEORY §2, §6).")
     try:
         spec = PracticeSpec(teacher=teacher, T=int(T), plans=tuple(chosen), student=student or "linear",
                             seeds=tuple(range(int(seeds))), budget=float(budget), preset=preset)
     except ValueError as exc:
         spec = None
         st.warning(str(exc))
-    c8.button("Run the experiment", key="tp_run", type="primary", disabled=spec is None, on_click=submit,
-              args=(spec,), width="stretch", help="On the compute backend: the default latent run takes a "
-              "few minutes on a 2-core CPU, the 2-D and Gaussian runs well under one.")
-    return spec
+    shown, c8 = st.columns([6, 1], vertical_alignment="center")
+    c8.button("Run", key="tp_run", type="primary", icon=":material/play_arrow:", disabled=spec is None,
+              on_click=submit, args=(spec,), width="stretch",
+              help="Train every plan's students and judge them, on the compute backend: the default latent "
+                   "run takes a few minutes on a 2-core CPU, the 2-D and Gaussian runs under one.")
+    return spec, shown
 
 
 def current_run(spec: PracticeSpec | None) -> dict | None:
@@ -111,18 +116,31 @@ def current_run(spec: PracticeSpec | None) -> dict | None:
 
 
 def verdict(result: dict) -> None:
+    """The headline, four numbers, then where the theory fails (bullets)."""
+    parts = result.get("verdict_parts") or [result["verdict"]]
+    st.markdown(f"**Verdict.** {parts[0]}")
     ag = result.get("agreement")
-    st.markdown(f"**Verdict.** {result['verdict']}")
     c1, c2, c3, c4 = st.columns(4)
     if ag and ag.get("value") is not None:
         lo, hi = ag["ci"]
-        c1.metric("agreement (BOOT vs vanilla)", f"{ag['value']:.0%}", help="Among the directions where the "
+        c1.metric("agreement", f"{ag['value']:.0%}", help="BOOT vs vanilla: among the directions where the "
                   "measured difference is significant (paired t-test over seeds, 5%), the share where the "
                   "better plan is the one the theory predicts.")
-        c2.metric("95% interval (bootstrap over seeds)", f"{lo:.0%} – {hi:.0%}")
-        c3.metric("directions resolved", f"{ag['resolved']} of {ag['directions']}",
-                  help=f"{ag['ties']} where the theory predicts no difference are not counted.")
-    c4.metric("run time", f"{result['seconds']['total']:.0f} s", help=f"on {result['device']}")
+        c2.metric("95% CI", f"{lo:.0%} – {hi:.0%}", help="Percentile bootstrap over the seeds.")
+        c3.metric("resolved", f"{ag['resolved']} of {ag['directions']}",
+                  help=f"Directions with a significant measured difference; {ag['ties']} where the theory "
+                       "predicts no difference are not counted.")
+    c4.metric("run time", f"{result['seconds']['total']:.0f} s",
+              help=f"On {result['device']}, {len(result['spec']['seeds'])} seeds, every plan.")
+    if len(parts) > 1:
+        st.markdown("\n".join(f"- {p}" for p in parts[1:]))
+
+
+def note(notice: str, how: str | None = None) -> None:
+    """What to notice beside a figure (from the run's numbers), then how to read it."""
+    st.markdown(notice)
+    if how:
+        st.caption(how)
 
 
 def faces(result: dict, samples: dict, folder: str) -> None:
@@ -137,39 +155,46 @@ def faces(result: dict, samples: dict, folder: str) -> None:
                 label="Decoding the faces")
     if png is not None:
         st.image(png, output_format="PNG", width="content")
-        st.caption(f"One column per z_T, the same in every row; each plan's row is its one-step student "
-                   f"(seed 0), decoded by the VAE; below, each plan minus the teacher, ×{FACE_GAIN:g} around "
-                   "mid-grey (grey = the same face).")
+        note(fig.notice_faces(result, FACE_GAIN),
+             "One column per z_T (seed 0's), the same in every row; each plan's row is its one-step student, "
+             "decoded by the VAE; below, each plan minus the teacher.")
 
 
 def draw(result: dict, samples: dict, folder: str) -> None:
     verdict(result)
+    st.subheader("Direction by direction")
     figure(fig.w2_vs_lambda(result), "practice_w2_per_direction",
            lambda: pd.DataFrame(experiment.per_direction_rows(result)))
-    st.caption("Each point is one eigen-direction of the data: the 1-D W2 between the one-step student's "
-               "samples and the teacher's (T steps, the same z_T), projected on that direction; error bars "
-               "± sd over seeds. Lines: the closed form r_T |S − P| of THEORY §4 at the same budget S.")
+    note(fig.notice_w2(result),
+         "Each point is one eigen-direction of the data: the 1-D W2 between the one-step student's samples "
+         "and the teacher's (T steps from the same z_T), projected on that direction; error bars ± sd over "
+         "seeds. Lines: the closed form r_T |S − P| of THEORY §4 at the same budget S.")
     diff = fig.boot_minus_vanilla(result)
     if diff is not None:
         figure(diff, "practice_boot_minus_vanilla")
+        note(fig.notice_boot_vanilla(result))
     st.subheader("Quality vs compute")
     table = fig.compute_table(result)
     st.dataframe(table, hide_index=True, width="stretch", key="tp_compute_table")
-    csv_download(table, "practice_quality_vs_compute")
+    csv_download(lambda: pd.DataFrame.from_dict(result["metrics"], orient="index").rename_axis("plan")
+                 .reset_index(), "practice_quality_vs_compute")
     figure(fig.quality_vs_compute(result), "practice_quality_vs_compute_plot")
-    st.caption(f"Per seed, if the plan were trained alone. FD: Fréchet distance of Gaussian fits against "
-               f"{result['teacher']['fd_reference']}; floor: what exact samples score.")
+    note(fig.notice_compute(result),
+         f"Per seed, as if the plan were trained alone; rounds: students that must train one after another. "
+         f"FD: Fréchet distance of Gaussian fits against {result['teacher']['fd_reference']}; floor: what "
+         "exact samples score.")
     if result["teacher"]["name"] == "latent-mlp":
         st.subheader("Decoded faces, every plan from the same z_T")
         faces(result, samples, folder)
     elif result["teacher"]["name"] == "mixture-2d" and "teacher" in samples:
         st.subheader("Densities, every plan from the same z_T")
         figure(fig.density_grid(result, samples), "practice_densities")
+        note(fig.notice_densities(result))
     st.subheader("Why: the operators and the merges")
     figure(fig.gains(result), "practice_gains")
-    st.caption("Beneath the W2: does each one-step student reach the operator the closed form predicts "
-               "(the least-squares gain of its map z_T → z_0 per direction)? For the teacher, its gain "
-               "against the composite P (THEORY §1, eq. 8).")
+    note(fig.notice_gains(result),
+         "Per direction, the least-squares gain of each one-step map z_T → z_0 against the closed form's "
+         "operator (THEORY §2–§3); for the teacher, against the composite P (THEORY §1, eq. 8).")
     with st.expander("Every merge: how nonlinear its target is, how much of it the student learned"):
         st.dataframe(fig.merges_table(result), hide_index=True, width="stretch", key="tp_merges")
         st.caption("Nonlinear share: the part of the target a per-direction linear map cannot explain "
@@ -178,12 +203,12 @@ def draw(result: dict, samples: dict, folder: str) -> None:
 
 
 st.title("Theory vs practice")
-st.caption("Does the linear-Gaussian theory predict which merge plan wins for a nonlinear teacher? Every "
-           "merge is one student trained with the same budget S; the one-step students are judged in every "
-           "eigen-direction of the data against the teacher and the closed form (THEORY §8).")
+st.caption("Does the linear-Gaussian theory pick the winning merge plan when the teacher is nonlinear? Every "
+           "merge is one student with the same budget S; the one-step students are judged in every "
+           "eigen-direction of the data (THEORY §8).")
 
 folder = str(latents.assets_dir())
-spec = controls()
+spec, beside_run = controls()
 result = current_run(spec)
 samples = result.get("samples", {}) if result else {}
 if result is None and spec is not None:
@@ -194,15 +219,14 @@ if result is None and spec is not None:
     if shown is not None:
         ref_spec = shown["spec"]
         same = PracticeSpec.from_dict(ref_spec) == spec
-        st.info(f"**{ref.label}**: " + ("these settings" if same else
+        beside_run.info(f"**{ref.label}**, " + ("these settings" if same else
                 f"T = {ref_spec['T']}, plans {', '.join(ref_spec['plans'])}, {ref_spec['student']} students, "
                 f"{len(ref_spec['seeds'])} seeds, S = {ref_spec['budget']:g}")
-                + f" — **Run the experiment** for yours (regenerate it: `{ref.command}`).",
-                icon=":material/bookmark:")
+                + f" (rebuilt by `{ref.command}`). **Run** trains yours.", icon=":material/bookmark:")
         result = shown
         samples = ref.samples.get(f"{spec.teacher}/{shown['spec']['student']}", {})
     else:
-        st.caption("No run with these settings yet: press **Run the experiment**.")
+        beside_run.caption("No run with these settings yet: press **Run**.")
 if result is not None:
     draw(result, samples, folder)
 if spec is not None:

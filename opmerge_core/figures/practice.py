@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from opmerge_core.figures.theory import STRATEGY_COLORS, _layout
+from opmerge_core.practice.judge import lam_range
 
 MEASURED = {"boot": "#0072B2", "vanilla": "#D55E00", "unresolved": "#BBBBBB"}
 
@@ -27,9 +28,27 @@ def plan_label(result: dict, plan: str) -> str:
     return result["plans"][plan]["label"]
 
 
-def _lam_axis(fig: go.Figure, row: int | None = None, col: int | None = None) -> None:
-    fig.update_xaxes(type="log", title="λ (eigenvalue of the data covariance, log scale)", row=row, col=col)
-    fig.add_vline(x=1.0, line=dict(color="#999999", dash="dot", width=1), row=row, col=col)
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 tick values in [lo, hi] (every digit when that gives fewer than three): plotly's own log
+    ticks print 0.3 as a bare "3"."""
+    decades = range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+    for mantissas in ((1, 2, 5), range(1, 10)):
+        ticks = [float(f"{m * 10.0**e:.3g}") for e in decades for m in mantissas]
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _log_x(fig: go.Figure, values: Sequence[float], title: str) -> None:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    ticks = log_ticks(lo, hi) if hi > lo else [lo]
+    fig.update_xaxes(type="log", title=title, tickvals=ticks, ticktext=[f"{t:g}" for t in ticks])
+
+
+def _lam_axis(fig: go.Figure, lam: Sequence[float]) -> None:
+    _log_x(fig, lam, "λ (eigenvalue of the data covariance, log scale)")
+    fig.add_vline(x=1.0, line=dict(color="#999999", dash="dot", width=1))
 
 
 def w2_vs_lambda(result: dict, shown: Sequence[str] | None = None) -> go.Figure:
@@ -55,7 +74,7 @@ def w2_vs_lambda(result: dict, shown: Sequence[str] | None = None) -> go.Figure:
             customdata=np.stack([np.arange(1, lam.size + 1), w["theory"]], axis=1),
             hovertemplate=(f"{label}<br>direction %{{customdata[0]}}, λ %{{x:.3g}}<br>measured %{{y:.4g}}"
                            "<br>theory %{customdata[1]:.4g}<extra></extra>")))
-    _lam_axis(fig)
+    _lam_axis(fig, curves["lam"])
     fig.update_yaxes(title="W2 of the one-step student in that direction", rangemode="tozero")
     return _layout(fig, "Per direction: measured W2 (points, ± sd over seeds) and the theory (lines)",
                    height=520)
@@ -88,31 +107,34 @@ def boot_minus_vanilla(result: dict) -> go.Figure | None:
             hovertemplate=("direction %{customdata[0]}, λ %{x:.3g}<br>W2 boot − vanilla %{y:.3g}"
                            "<br>theory expects %{customdata[1]}<extra></extra>")))
     fig.add_hline(y=0, line=dict(color="#999999", width=1))
-    _lam_axis(fig)
+    _lam_axis(fig, curves["lam"])
     fig.update_yaxes(title="W2 BOOT − W2 vanilla (< 0: BOOT better)")
-    return _layout(fig, "BOOT vs vanilla per direction (error bars: the significance threshold; "
-                        "× = the theory picked the other plan)", height=420)
+    return _layout(fig, "BOOT − vanilla per direction (bars: noise threshold; ×: the other plan won)",
+                   height=420)
 
 
 def gains(result: dict) -> go.Figure:
-    """The one-step gain per direction (least-squares slope of the one-step map z_T → z_0), measured
-    against the closed form's operator, for every plan and for the teacher (against P)."""
+    """Per direction the one-step gain (least-squares slope of the one-step map z_T → z_0) divided by
+    the closed form's operator, against λ: 1 where the student reaches the theory's operator; the
+    teacher's own T-step gain divided by P as grey diamonds."""
     fig = go.Figure()
     teacher = result["teacher"]
-    fig.add_trace(go.Scatter(x=teacher["P"], y=teacher["gain"], mode="markers", name="teacher vs P",
-                             marker=dict(color="#000000", size=6, symbol="diamond")))
+    lam = np.array(teacher["lam"])
+    fig.add_trace(go.Scatter(x=lam, y=np.array(teacher["gain"]) / np.array(teacher["P"]), mode="markers",
+                             name="teacher (T steps) ÷ P", marker=dict(color="#777777", size=7,
+                                                                       symbol="diamond-open")))
     for plan, g in result["gains"].items():
-        fig.add_trace(go.Scatter(x=g["theory"], y=g["mean"], mode="markers", name=plan_label(result, plan),
-                                 error_y=dict(type="data", array=g["sd"], visible=True, thickness=1),
+        theory = np.array(g["theory"])
+        fig.add_trace(go.Scatter(x=lam, y=np.array(g["mean"]) / theory, mode="markers",
+                                 name=plan_label(result, plan),
+                                 error_y=dict(type="data", array=np.array(g["sd"]) / np.abs(theory),
+                                              visible=True, thickness=1),
                                  marker=dict(color=color(plan), size=6)))
-    values = np.concatenate([teacher["P"], teacher["gain"], *[g["mean"] for g in result["gains"].values()],
-                             *[g["theory"] for g in result["gains"].values()]])
-    lo, hi = float(np.min(values)), float(np.max(values))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="measured = theory",
-                             line=dict(color="#999999", dash="dash", width=1)))
-    fig.update_xaxes(title="closed form (THEORY §2–§3)")
-    fig.update_yaxes(title="measured one-step gain")
-    return _layout(fig, "One-step gain per direction: measured vs closed form", height=420)
+    fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash", width=1))
+    _lam_axis(fig, lam)
+    fig.update_yaxes(title="measured gain ÷ closed form")
+    return _layout(fig, "One-step gain per direction ÷ the closed form's operator (1: as predicted)",
+                   height=420)
 
 
 def quality_vs_compute(result: dict) -> go.Figure:
@@ -130,41 +152,142 @@ def quality_vs_compute(result: dict) -> go.Figure:
                                  name=f"{label} (theory)", legendgroup=plan, showlegend=False,
                                  marker=dict(color=color(plan), size=12, symbol="circle-open"),
                                  hovertemplate=f"{label} theory %{{y:.4g}}<extra></extra>"))
-    fig.update_xaxes(type="log", title="training seconds (per seed, the plan trained alone; log)")
-    fig.update_yaxes(title="total W2 √Σ W2_i² (filled: measured, open: theory)")
-    return _layout(fig, "Quality vs compute", height=400)
+    seconds = [m["seconds"] for m in result["metrics"].values()]
+    _log_x(fig, [min(seconds) / 1.3, max(seconds) * 1.3],
+           "training seconds (per seed, the plan trained alone; log)")
+    fig.update_yaxes(title="total W2 (filled: measured, open: theory)")
+    return _layout(fig, "Quality vs compute: total W2 = √Σ W2_i² against training seconds", height=420)
 
 
-def _pm(mean: float, sd: float, digits: int = 4) -> str:
+def pm(mean: float, sd: float) -> str:
+    """mean ± sd with the sd's two significant digits (four decimals when the sd is 0)."""
+    digits = min(6, max(0, 1 - int(np.floor(np.log10(sd))))) if sd > 0 and np.isfinite(sd) else 4
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def compute_table(result: dict) -> pd.DataFrame:
-    """One row per plan: quality (mean ± sd over seeds, the theory) next to what it cost."""
+    """One row per plan: quality (mean ± sd over seeds, the theory) next to what it cost, per seed as if
+    the plan were trained alone; then the teacher and exact samples (the floor). Cells are text, so the
+    rows without a cost stay empty."""
     rows = []
-    floor = result["teacher"]["floor"]
     for plan, m in result["metrics"].items():
-        info = result["plans"][plan]
-        row = {"plan": info["label"], "merge tree": info["text"],
-               "total W2 (measured)": _pm(m["w2_total"], m["w2_total_sd"]),
-               "total W2 (theory)": round(m["w2_total_theory"], 4),
-               "FD": _pm(m["fd"], m["fd_sd"], 3)}
+        row = {"plan": plan_label(result, plan), "total W2": pm(m["w2_total"], m["w2_total_sd"]),
+               "theory": f"{m['w2_total_theory']:.4f}", "FD": pm(m["fd"], m["fd_sd"])}
         if "sliced_w2" in m:
-            row |= {"sliced W2": _pm(m["sliced_w2"], m["sliced_w2_sd"]),
-                    "near a mode": _pm(m["near_modes"], m["near_modes_sd"], 2)}
-        row |= {"students": m["students"], "sequential rounds": m["generations"],
-                "teacher steps": m["teacher_steps"], "SGD samples": m["sgd_samples"],
-                "seconds": m["seconds"]}
+            row |= {"sliced W2": pm(m["sliced_w2"], m["sliced_w2_sd"]),
+                    "near a mode": pm(m["near_modes"], m["near_modes_sd"])}
+        row |= {"students": str(m["students"]), "rounds": str(m["generations"]),
+                "teacher steps": f"{m['teacher_steps']:,}", "seconds": f"{m['seconds']:.1f}",
+                "merge tree": result["plans"][plan]["text"]}
         rows.append(row)
-    teacher = result["teacher"]
-    row = {"plan": f"teacher ({teacher['teacher_nfe']} steps)", "merge tree": "",
-           "total W2 (measured)": "0 (the target)", "total W2 (theory)": 0.0,
-           "FD": f"{teacher['metrics']['fd']:.3f} (floor {_pm(floor['fd'], floor['fd_sd'], 3)})"}
-    if "sliced_w2" in teacher["metrics"]:
-        row |= {"sliced W2": f"{teacher['metrics']['sliced_w2']:.4f} (floor {floor['sliced_w2']:.4f})",
-                "near a mode": f"{teacher['metrics']['near_modes']:.2f}"}
+    teacher, floor = result["teacher"]["metrics"], result["teacher"]["floor"]
+    row = {"plan": f"teacher ({result['teacher']['teacher_nfe']} steps)", "total W2": "0 (the target)",
+           "FD": pm(teacher["fd"], teacher.get("fd_sd", 0.0))}
+    if "sliced_w2" in teacher:
+        row |= {"sliced W2": pm(teacher["sliced_w2"], teacher.get("sliced_w2_sd", 0.0)),
+                "near a mode": f"{teacher['near_modes']:.2f}"}
     rows.append(row)
-    return pd.DataFrame(rows)
+    row = {"plan": "exact samples (the floor)", "FD": pm(floor["fd"], floor["fd_sd"])}
+    if "sliced_w2" in floor:
+        row["sliced W2"] = f"{floor['sliced_w2']:.4f}"
+    rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+# ---- what to notice beside each figure (plain words, from the run's own numbers) -------------------
+def theory_switch(result: dict) -> float | None:
+    """The λ where the theory's W2_boot − W2_vanilla changes sign (geometric interpolation), if it does."""
+    curves = result["curves"]
+    lam, gap = np.array(curves["lam"]), np.array(curves["boot"]) - np.array(curves["vanilla"])
+    flips = np.flatnonzero(np.sign(gap[:-1]) * np.sign(gap[1:]) < 0)
+    if flips.size == 0:
+        return None
+    i = int(flips[0])
+    t = gap[i] / (gap[i] - gap[i + 1])
+    return float(lam[i] * (lam[i + 1] / lam[i]) ** t)
+
+
+def notice_w2(result: dict) -> str:
+    ratios = ", ".join(f"{plan_label(result, p)} {m['w2_total'] / m['w2_total_theory']:.2f}"
+                       for p, m in result["metrics"].items() if m["w2_total_theory"] > 0)
+    floor = ("a linear student cannot go below them" if result["spec"]["student"] == "linear"
+             else "an MLP student may go below them")
+    return (f"**Notice** whether each plan's points sit on its own line (its W2 by the closed form). "
+            f"Measured total W2 ÷ the theory's: {ratios}. Grey dashes: the best any linear one-step map "
+            f"reaches in that direction — {floor}; points resting on them are limited by the teacher's "
+            f"non-Gaussian marginal, not by the plan.")
+
+
+def notice_boot_vanilla(result: dict) -> str:
+    ag = result.get("agreement") or {}
+    switch = theory_switch(result)
+    where = (f"The theory's curve crosses zero at λ ≈ {switch:.3g}: BOOT better below, vanilla above."
+             if switch is not None else "The theory's curve keeps one sign over this spectrum.")
+    if ag.get("value") is None:
+        return f"**Notice** the sign (below 0: BOOT better). {where}"
+    wrong = [i for i, (p, m) in enumerate(zip(ag["predicted"], ag["measured"], strict=True))
+             if m != "unresolved" and p != "tie" and p != m]
+    lam = np.array(result["teacher"]["lam"])
+    crosses = (f"× marks the {len(wrong)} where the other plan won ({lam_range(lam[wrong])})" if wrong
+               else "no point is on the wrong side")
+    return (f"**Notice** the sign (below 0: BOOT better). {where} Measured: {ag['agree']} of "
+            f"{ag['resolved']} resolved directions fall on the theory's side; {crosses}. Open circles "
+            f"differ by less than their noise (t · se over seeds, the error bars) and are not counted.")
+
+
+def notice_compute(result: dict) -> str:
+    metrics = result["metrics"]
+    best = min(metrics, key=lambda p: metrics[p]["w2_total"])
+    text = (f"**Notice** what quality costs: the best measured plan, {plan_label(result, best)} (total W2 "
+            f"{pm(metrics[best]['w2_total'], metrics[best]['w2_total_sd'])}), trains "
+            f"{metrics[best]['students']} students in {metrics[best]['generations']} rounds")
+    if "vanilla" in metrics and best != "vanilla":
+        v = metrics["vanilla"]
+        text += (f", {metrics[best]['seconds'] / max(v['seconds'], 1e-9):.1f}× vanilla's seconds "
+                 f"(vanilla: {pm(v['w2_total'], v['w2_total_sd'])})")
+    return (text + ". Open markers are the theory's total W2: the vertical gap to the filled one is what "
+            "the theory misses for that plan. Seconds depend on the machine; students, rounds and teacher "
+            "steps (the table) do not.")
+
+
+def _fd_range(result: dict) -> str:
+    metrics = result["metrics"]
+    best, worst = (f(metrics, key=lambda p: metrics[p]["fd"]) for f in (min, max))
+    floor, teacher = result["teacher"]["floor"], result["teacher"]["metrics"]
+    def fd(plan: str) -> str:
+        return f"{plan_label(result, plan)} {pm(metrics[plan]['fd'], metrics[plan]['fd_sd'])}"
+
+    return (f"FD against {result['teacher']['fd_reference']} (lower is better): best {fd(best)}, worst "
+            f"{fd(worst)}; the teacher {teacher['fd']:.3f}, exact samples "
+            f"{pm(floor['fd'], floor['fd_sd'])}")
+
+
+def notice_faces(result: dict, gain: float) -> str:
+    return (f"**Notice** the difference rows (×{gain:g} around mid-grey): the greyer a plan's row, the "
+            f"closer its one-step faces are to the teacher's from the same z_T. {_fd_range(result)}.")
+
+
+def notice_densities(result: dict) -> str:
+    metrics = result["metrics"]
+    near = ", ".join(f"{plan_label(result, p)} {m['near_modes']:.2f}" for p, m in metrics.items()
+                     if "near_modes" in m)
+    teacher = result["teacher"]["metrics"].get("near_modes")
+    linear = (" A linear student maps Gaussian noise to a Gaussian: it cannot split the modes, whatever "
+              "the plan." if result["spec"]["student"] == "linear" else "")
+    return (f"**Notice** the modes: share of samples near a mode — {near}; the teacher "
+            f"{teacher:.2f}.{linear} {_fd_range(result)}.")
+
+
+def notice_gains(result: dict) -> str:
+    teacher = result["teacher"]
+    ratio = np.array(teacher["gain"]) / np.array(teacher["P"])
+    plans = ", ".join(f"{plan_label(result, p)} {np.median(np.array(g['mean']) / np.array(g['theory'])):.3f}"
+                      for p, g in result["gains"].items())
+    return (f"**Notice** how far from 1 the points sit: on the dashed line a student reaches the one-step "
+            f"operator the closed form predicts, below it contracts more. Medians over directions: "
+            f"{plans}. The grey diamonds are the teacher's own T-step map against the theory's P: median "
+            f"{np.median(ratio):.3f}, from {ratio.min():.3f} to {ratio.max():.3f} (exactly 1 for a Gaussian "
+            f"teacher) — where a nonlinear teacher's map is not P, every plan's target moves with it.")
 
 
 def merges_table(result: dict) -> pd.DataFrame:
@@ -184,7 +307,7 @@ def densities_panels(result: dict, samples: dict[str, np.ndarray]) -> dict[str, 
     out[f"teacher, {result['teacher']['teacher_nfe']} steps"] = samples["teacher"]
     for plan in result["w2"]:
         if plan in samples:
-            out[plan] = samples[plan]
+            out[plan_label(result, plan)] = samples[plan]
     return out
 
 

@@ -18,8 +18,9 @@ direction by direction against the teacher and against the closed form.
    Each (seed, start s, height) draws one pool of inputs: ``pool`` = steps × batch gives every SGD step
    fresh samples (the default for the cheap teachers); a smaller pool is cycled in random epochs
    (the latent teacher's default, whose denoiser calls dominate the cost).
-4. Evaluation: one set of z_T (the same for every plan and seed) through every plan's one-step student
-   and through the teacher; per direction the 1-D W2 of the projections (``judge``), and the aggregate
+4. Evaluation: per training seed one set of z_T (drawn from the seed, the same for every plan) through
+   every plan's one-step student and through the teacher, so the spread over seeds holds training and
+   evaluation noise; per direction the 1-D W2 of the projections (``judge``), and the aggregate
    metrics: FD of Gaussian fits (the held-out latent FD for the latent teacher) with its floor, sliced
    W2 and mode coverage for the 2-D mixtures.
 5. Theory: per plan and direction the closed form's W2 at the same S (THEORY §2–§4), its curve over λ,
@@ -55,7 +56,7 @@ from opmerge_core.training.students import seed_of
 KIND = "practice"
 LR_STABLE = 0.5             # SGD needs η · E[u²] < 1 per direction; we ask for half of that
 CHUNK_ELEMENTS = 1 << 24    # pool elements (inputs and targets) of the merges trained at once
-EVAL_SEED = 1234            # the evaluation z_T (and 2-D exact samples): the same for every plan and seed
+EVAL_SEED = 1234            # with the training seed: its evaluation z_T (and 2-D exact samples), every plan
 KEEP_FACES = 8              # one-step latents kept per plan for decoded faces
 KEEP_POINTS = 2000          # 2-D samples kept per plan for the densities
 CURVE_POINTS = 96           # points of each theory curve over λ
@@ -279,24 +280,28 @@ def _run(spec: PracticeSpec, progress: Progress | None, cancel: CancelFlag | Non
     return result
 
 
-def _evaluate(spec: PracticeSpec, teacher: Teacher, setting: Setting, ddim: DDIM, graph: MergeGraph,
-              training: _Training, trained_plans: dict[str, Plan], dp_directions: list[str]) -> dict:
-    """Module docstring, steps 4–5: samples, per-direction W2, aggregates, theory, agreement."""
-    lam, d, n_seeds = teacher.lam, teacher.d, len(spec.seeds)
-    rng = np.random.default_rng(EVAL_SEED)
+def _eval_set(spec: PracticeSpec, teacher: Teacher, ddim: DDIM, seed: int) -> tuple[torch.Tensor, ...]:
+    """The evaluation set of one training seed: z_T (each direction's sample sd exactly 1), the teacher's
+    T steps from it (the target) and, for the 2-D mixtures, as many exact data samples (else None). Drawn
+    from the seed itself, so the spread over seeds is training and evaluation noise together."""
+    rng = np.random.default_rng(seed_of(EVAL_SEED, seed))
     u0 = teacher.sample_data(spec.n_eval, rng)
     eps = rng.standard_normal(u0.shape)
     eps = (eps - eps.mean(0)) / eps.std(0)         # moment-matched: each direction's sd is exactly 1
     uT = float(ddim.alpha[-1]) * u0 + float(ddim.sigma[-1]) * eps
     z_T = torch.as_tensor(uT, dtype=torch.float32, device=ddim.device)
-    calls0 = ddim.calls
-    target = ddim.run(z_T, spec.T, 0)
-    teacher_nfe = (ddim.calls - calls0) // spec.n_eval
-    exact = teacher.mixture.sample(spec.n_eval, EVAL_SEED + 1) if teacher.mixture is not None else None
+    exact = teacher.mixture.sample(spec.n_eval, rng) if teacher.mixture is not None else None
+    return z_T, ddim.run(z_T, spec.T, 0), exact
 
-    def one_step(name: str, k: int) -> torch.Tensor:
+
+def _evaluate(spec: PracticeSpec, teacher: Teacher, setting: Setting, ddim: DDIM, graph: MergeGraph,
+              training: _Training, trained_plans: dict[str, Plan], dp_directions: list[str]) -> dict:
+    """Module docstring, steps 4–5: samples, per-direction W2, aggregates, theory, agreement."""
+    lam, d, n_seeds = teacher.lam, teacher.d, len(spec.seeds)
+
+    def one_step(name: str, k: int, z_T: torch.Tensor) -> torch.Tensor:
         if name == "dp" and dp_directions:
-            outs = {key: one_step(key, k) for key in dict.fromkeys(dp_directions)}
+            outs = {key: one_step(key, k, z_T) for key in dict.fromkeys(dp_directions)}
             return torch.stack([outs[key][:, i] for i, key in enumerate(dp_directions)], dim=1)
         return training.apply_node(graph.root(name), k, z_T)
 
@@ -304,51 +309,53 @@ def _evaluate(spec: PracticeSpec, teacher: Teacher, setting: Setting, ddim: DDIM
     names = list(spec.plans)
     w2 = {name: np.zeros((n_seeds, d)) for name in names}
     gains = {name: np.zeros((n_seeds, d)) for name in names}
-    aggregates: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    aggregates: dict[str, dict[str, list[float]]] = {name: {} for name in [*names, "teacher"]}
     samples: dict[str, np.ndarray] = {}
-    for name in names:
-        for k in range(n_seeds):
-            out = one_step(name, k)
-            w2[name][k] = judge.w2_per_direction(out, target)
-            gains[name][k] = students.as_numpy(students.ls_slope(z_T, out))
+    teacher_gain, linear_floor = np.zeros((n_seeds, d)), np.zeros((n_seeds, d))
+    calls0 = ddim.calls
+    for k, seed in enumerate(spec.seeds):       # seed k's evaluation set, the same for every plan
+        z_T, target, exact = _eval_set(spec, teacher, ddim, seed)
+        teacher_gain[k] = students.as_numpy(students.ls_slope(z_T, target))
+        linear_floor[k] = judge.linear_floor(z_T, target)
+        outs = {"teacher": target} | {name: one_step(name, k, z_T) for name in names}
+        for name, out in outs.items():
+            if name != "teacher":
+                w2[name][k] = judge.w2_per_direction(out, target)
+                gains[name][k] = students.as_numpy(students.ls_slope(z_T, out))
             for key, value in _aggregates(teacher, out, exact).items():
                 aggregates[name].setdefault(key, []).append(value)
-            if k == 0:
+            if k == 0:                              # faces and densities: the first seed's z_T
                 samples[name] = _keep(teacher, out)
-    samples["teacher"] = _keep(teacher, target)
-    if exact is not None:
-        samples["data"] = exact[:KEEP_POINTS].astype(np.float32)
-    teacher_row = _aggregates(teacher, target, exact)
+        if k == 0 and exact is not None:
+            samples["data"] = exact[:KEEP_POINTS].astype(np.float32)
+    teacher_nfe = (ddim.calls - calls0) // (spec.n_eval * n_seeds)
+    teacher_row = _mean_sd(aggregates.pop("teacher"))
     floor = dict(zip(("fd", "fd_sd"),
                      fd_floor(teacher.ref_mean, teacher.ref_cov, spec.n_eval, teacher.ref_n), strict=True))
-    if exact is not None:
-        floor["sliced_w2"] = mixtures.sliced_w2(exact, teacher.mixture.sample(spec.n_eval, EVAL_SEED + 2),
+    if teacher.mixture is not None:
+        floor["sliced_w2"] = mixtures.sliced_w2(teacher.mixture.sample(spec.n_eval, EVAL_SEED + 1),
+                                                teacher.mixture.sample(spec.n_eval, EVAL_SEED + 2),
                                                 n_slices=SLICES)
     metrics = {}
     for name in names:
-        totals = [float(np.sqrt(np.sum(row**2))) for row in w2[name]]
-        m = {"w2_total": mean_sd(totals)[0], "w2_total_sd": mean_sd(totals)[1],
-             "w2_total_theory": theory[name]["total"]}
-        for key, values in aggregates[name].items():
-            m[key], m[f"{key}_sd"] = mean_sd(values)
-        metrics[name] = m | _compute(graph, training, trained_plans, name, dp_directions)
+        aggregates[name]["w2_total"] = [float(np.sqrt(np.sum(row**2))) for row in w2[name]]
+        metrics[name] = (_mean_sd(aggregates[name]) | {"w2_total_theory": theory[name]["total"]}
+                         | _compute(graph, training, trained_plans, name, dp_directions))
     ag = None
     if "boot" in names and "vanilla" in names:
         ag = judge.agreement(w2["boot"], w2["vanilla"], np.array(theory["boot"]["w2"]),
                              np.array(theory["vanilla"]["w2"]))
     label = {"latent-mlp": "CelebA latent MLP teacher", "mixture-2d": f"2-D mixture '{spec.preset}'",
              "gaussian": "Gaussian teacher"}[spec.teacher]
-    text = judge.verdict(ag, lam, label, spec.student,
-                         {n: metrics[n]["w2_total"] for n in names},
-                         {n: metrics[n]["w2_total_theory"] for n in names}) if ag is not None else (
-        "Add both BOOT and vanilla to the plans to judge which of them the theory picks per direction.")
+    parts = judge.verdict_parts(ag, lam, label, spec.student, n_seeds,
+                                {n: metrics[n]["w2_total"] for n in names},
+                                {n: metrics[n]["w2_total_theory"] for n in names})
     return {
         "spec": spec.as_dict(),
         "teacher": {"name": teacher.name, "label": teacher.label, "d": d, "lam": lam.tolist(),
                     "lam_source": teacher.lam_source, "fd_reference": teacher.fd_reference,
                     "teacher_nfe": int(teacher_nfe), "metrics": teacher_row, "floor": floor,
-                    "gain": students.as_numpy(students.ls_slope(z_T, target)).tolist(),
-                    "linear_floor": judge.linear_floor(z_T, target).tolist(),
+                    "gain": teacher_gain.mean(0).tolist(), "linear_floor": linear_floor.mean(0).tolist(),
                     "P": setting.P(lam).tolist()},
         "setting": setting.as_dict() | {"lr": spec.lr, "pool": spec.pool_size},
         "plans": {name: _plan_info(name, trained_plans, dp_directions) for name in names},
@@ -360,10 +367,18 @@ def _evaluate(spec: PracticeSpec, teacher: Teacher, setting: Setting, ddim: DDIM
         "curves": _curves(spec, setting, lam, trained_plans, names),
         "metrics": metrics,
         "agreement": ag.as_dict() if ag is not None else None,
-        "verdict": text,
+        "verdict": " ".join(parts), "verdict_parts": parts,
         "merges": _merge_rows(graph, training, trained_plans, setting),
         "samples": samples,
     }
+
+
+def _mean_sd(per_seed: dict[str, list[float]]) -> dict[str, float]:
+    """{key: mean, key_sd: sd} over seeds of every aggregate."""
+    out = {}
+    for key, values in per_seed.items():
+        out[key], out[f"{key}_sd"] = mean_sd(values)
+    return out
 
 
 def _sd(per_seed: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Judging plans direction by direction (THEORY §8): per-direction W2, the BOOT-vs-vanilla agreement with
-its bootstrap interval over seeds, and the verdict in plain words.
+its bootstrap interval over seeds, and the verdict in plain words (a headline, then where the theory
+fails).
 
 - ``w2_per_direction``: the 1-D Wasserstein-2 distance between two sample sets in every eigen-direction
   (sorted samples matched: the exact 1-D optimal coupling of the empirical distributions). For Gaussian
@@ -100,9 +101,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
-def _lam_range(lam: np.ndarray) -> str:
+def lam_range(lam: np.ndarray) -> str:
     lo, hi = float(lam.min()), float(lam.max())
     return f"λ = {lo:.3g}" if np.isclose(lo, hi) else f"λ between {lo:.3g} and {hi:.3g}"
+
+
+FEW_DIRECTIONS = 10          # below this many directions the agreement is a count, not a rate
+FEW_SEEDS = 3                # the experiment asks for at least this many seeds (THEORY §8)
 
 
 def _magnitude(ag: Agreement) -> str:
@@ -117,41 +122,66 @@ def _magnitude(ag: Agreement) -> str:
         if sel.any():
             ratio = float(np.median(measured[sel] / predicted[sel]))
             flip = " (the opposite sign: the other plan won)" if ratio < 0 else ""
-            parts.append(f"{ratio:.2g}× the predicted one{flip} where it expects {side} to win")
-    return (" The measured BOOT–vanilla gap is, on median, " + " and ".join(parts) + ".") if parts else ""
+            parts.append(f"{ratio:.2g}× the predicted one{flip} where the theory expects {side} to win")
+    return ("The measured BOOT–vanilla gap is, on median, " + " and ".join(parts) + ".") if parts else ""
 
 
-def verdict(ag: Agreement, lam: np.ndarray, teacher: str, student: str,
-            measured_total: dict[str, float], theory_total: dict[str, float]) -> str:
-    """One plain paragraph: how often the theory is right, where it fails, and the aggregate ranking."""
+def _failures(ag: Agreement, lam: np.ndarray) -> str:
+    """Where the theory picked the wrong plan, by side and λ range."""
+    wrong = [i for i, (p, m) in enumerate(zip(ag.predicted, ag.measured, strict=True))
+             if m != "unresolved" and p != "tie" and p != m]
+    if not wrong:
+        return "It fails in no direction that could be resolved."
+    by_side = {side: [i for i in wrong if ag.predicted[i] == side] for side in ("boot", "vanilla")}
+    parts = [f"{len(idx)} direction{'s' * (len(idx) != 1)} with {lam_range(lam[idx])} where it expects "
+             f"{'BOOT' if side == 'boot' else 'vanilla'} to win" for side, idx in by_side.items() if idx]
+    return "It fails in " + " and in ".join(parts) + "."
+
+
+def _ranking(measured_total: dict[str, float], theory_total: dict[str, float]) -> str:
+    """The plans ranked by total W2, by the theory and as measured; a BOOT/vanilla flip said out loud."""
+    plans = [p for p in measured_total if p in theory_total]
+    if len(plans) < 2:
+        return ""
+    by_theory = sorted(plans, key=lambda p: theory_total[p])
+    by_measure = sorted(plans, key=lambda p: measured_total[p])
+    text = f"Over all directions (total W2, best first) the theory ranks {' < '.join(by_theory)}; measured: "
+    if by_theory == by_measure:
+        return text + "the same."
+    flipped = {"boot", "vanilla"} <= set(plans) and \
+        (by_theory.index("boot") < by_theory.index("vanilla")) != \
+        (by_measure.index("boot") < by_measure.index("vanilla"))
+    note = " — BOOT and vanilla in the opposite order" if flipped else ""
+    return f"{text}{' < '.join(by_measure)}{note}."
+
+
+def verdict_parts(ag: Agreement | None, lam: np.ndarray, teacher: str, student: str, n_seeds: int,
+                  measured_total: dict[str, float], theory_total: dict[str, float]) -> list[str]:
+    """The verdict in plain words: a headline (how often the theory is right), then where it fails, how
+    large the measured gaps are against the predicted ones, and the aggregate ranking."""
     lam = np.asarray(lam, dtype=np.float64)
     head = f"On the {teacher} with {student} students"
-    if ag.value is None:
-        text = f"{head} the agreement cannot be measured: {ag.note}."
+    seeds = f"{n_seeds} seed{'s' * (n_seeds != 1)}"
+    if n_seeds < FEW_SEEDS:
+        seeds += f", fewer than the {FEW_SEEDS} this experiment asks for"
+    if ag is None:
+        parts = [f"{head}: add both BOOT and vanilla to the plans to judge which of them the theory picks "
+                 "per direction."]
+    elif ag.value is None:
+        parts = [f"{head} the agreement cannot be measured ({seeds}): {ag.note}."]
     else:
-        ci = f" (95% CI {_pct(ag.ci[0])}–{_pct(ag.ci[1])} over seeds)" if ag.ci else ""
         quiet = ag.directions - ag.resolved
-        text = (f"{head} the theory picks the better of BOOT and vanilla in {ag.agree} of the {ag.resolved} "
-                f"directions where they differ measurably — {_pct(ag.value)}{ci}; "
-                f"{quiet} of {ag.directions} directions show no significant difference.")
-        wrong = [i for i, (p, m) in enumerate(zip(ag.predicted, ag.measured, strict=True))
-                 if m != "unresolved" and p != "tie" and p != m]
-        if wrong:
-            by_side = {side: [i for i in wrong if ag.predicted[i] == side] for side in ("boot", "vanilla")}
-            parts = [f"{len(idx)} direction{'s' * (len(idx) != 1)} with {_lam_range(lam[idx])} where it "
-                     f"expects {'BOOT' if side == 'boot' else 'vanilla'} to win"
-                     for side, idx in by_side.items() if idx]
-            text += " It fails in " + " and in ".join(parts) + "."
+        if ag.directions < FEW_DIRECTIONS:     # a count: a percentage of 2 directions says nothing more
+            share = f" ({seeds}; with {ag.directions} directions this is a count, not a rate)"
         else:
-            text += " It fails in no direction that could be resolved."
-        text += _magnitude(ag)
-    plans = [p for p in measured_total if p in theory_total]
-    if len(plans) >= 2:
-        by_theory = " < ".join(sorted(plans, key=lambda p: theory_total[p]))
-        by_measure = " < ".join(sorted(plans, key=lambda p: measured_total[p]))
-        text += (f" Over all directions (total W2, best first) the theory ranks {by_theory}; measured: "
-                 + ("the same." if by_theory == by_measure else f"{by_measure}."))
-    return text
+            ci = f", 95% CI {_pct(ag.ci[0])}–{_pct(ag.ci[1])} by bootstrap over {seeds}" if ag.ci else \
+                f", {seeds}"
+            share = f" — {_pct(ag.value)}{ci}"
+        parts = [f"{head} the theory picks the better of BOOT and vanilla in {ag.agree} of the "
+                 f"{ag.resolved} directions where they differ measurably{share}; {quiet} of {ag.directions} "
+                 f"directions show no significant difference.", _failures(ag, lam), _magnitude(ag)]
+    parts.append(_ranking(measured_total, theory_total))
+    return [p for p in parts if p]
 
 
 def linear_floor(z: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> np.ndarray:
