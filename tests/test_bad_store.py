@@ -187,6 +187,12 @@ def test_the_dashboard_draws_and_says_once_which_path_is_wrong(tmp_path, monkeyp
     at.switch_page("app_pages/sfd.py").run()
     assert not at.exception, at.exception
     assert len([m for m in messages(at) if "run store" in m]) == 1
+
+    at.switch_page("app_pages/practice.py").run()                  # the shipped reference still fills it
+    assert not at.exception, at.exception
+    assert len([m for m in messages(at) if "run store" in m]) == 1
+    assert at.button(key="tp_run").disabled
+    assert any(m.value.startswith("**Verdict.**") for m in at.markdown)
     assert {p: digest(p) for p in before} == before, "what was there is left exactly as it was"
 
 

@@ -1,8 +1,9 @@
-"""The pages' own controls bound to the URL (``url_params.OWN``): Train, CelebA latents, Spectrum and
-Paper experiments. A URL value sets its widget; a bad one is a warning naming the parameter and the
-default, and the widget shows that default (also where Streamlit itself would read the value
-differently); a widget change is the session state under the parameter's URL name, and the widget is
-bound to it. Lessons set these parameters through the same registry, and docs/LESSONS.md lists it."""
+"""The pages' own controls bound to the URL (``url_params.OWN``): Train, CelebA latents, Spectrum,
+Paper experiments and Theory vs practice. A URL value sets its widget; a bad one is a warning naming
+the parameter and the default, and the widget shows that default (also where Streamlit itself would
+read the value differently); a widget change is the session state under the parameter's URL name, and
+the widget is bound to it. Lessons set these parameters through the same registry, and docs/LESSONS.md
+lists it."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ APP = "../dashboard/app.py"
 DOC = Path(__file__).resolve().parents[1] / "docs" / "LESSONS.md"
 WIDGETS = ("slider", "select_slider", "selectbox", "segmented_control", "number_input", "text_input",
            "multiselect", "toggle")
-PAGES = ("train", "celeba", "spectrum", "experiments")
+PAGES = ("train", "celeba", "spectrum", "experiments", "practice")
 
 # page -> (URL values, the widgets' values they give); every widget named here is on the page then
 GOOD = {
@@ -38,6 +39,10 @@ GOOD = {
                  {"sp_source": "two-level", "sp_d": 16, "sp_hi": 2.5}),
     "experiments": ({"ex_T": "16", "ex_strategy": "Vanilla", "ex_T_c": "8"},
                     {"ex_T": 16, "ex_strategy": "vanilla", "ex_T_c": 8}),
+    "practice": ({"tp_teacher": "mixture-2d", "tp_preset": "ring8", "tp_T": "8", "tp_student": "mlp",
+                  "tp_plans": ["dp", "boot"], "tp_seeds": "4", "tp_S": "0.5"},
+                 {"tp_teacher": "mixture-2d", "tp_preset": "ring8", "tp_T": 8, "tp_student": "mlp",
+                  "tp_plans": ["dp", "boot"], "tp_seeds": 4, "tp_S": 0.5}),
 }
 # page -> (bad URL values, parameter -> the value its widget shows instead: the default, or the note's)
 BAD = {
@@ -52,6 +57,10 @@ BAD = {
                  {"sp_source": "power-law", "sp_d": 32, "sp_a": 1.5}),
     "experiments": ({"ex_T": "17", "ex_strategy": "nope", "ex_T_c": "256"},
                     {"ex_T": 64, "ex_strategy": "boot", "ex_T_c": 32}),
+    "practice": ({"tp_teacher": "cnn", "tp_preset": "spiral", "tp_T": "7", "tp_student": "resnet",
+                  "tp_plans": ["boot", "nope"], "tp_seeds": "2", "tp_S": "3"},
+                 {"tp_teacher": "latent-mlp", "tp_preset": "two-blobs", "tp_T": 16, "tp_student": "linear",
+                  "tp_plans": list(url_params.PRACTICE_PLANS), "tp_seeds": 3, "tp_S": 1.0}),
 }
 NOTED = {"celeba_gain", "sp_a"}                  # snapped onto the widget's grid (a note, no default)
 
@@ -162,13 +171,13 @@ def test_every_own_control_is_bound_and_a_change_is_its_state(page: str) -> None
             assert shown[key].proto.query_param_key == key, key
     assert set(query) - {"T"} <= set(shown)
     change = {"train": ("tr_steps", 50), "celeba": ("celeba_gain", 12.0), "spectrum": ("sp_d", 64),
-              "experiments": ("ex_T_c", 64)}[page]
+              "experiments": ("ex_T_c", 64), "practice": ("tp_S", 2.0)}[page]
     shown[change[0]].set_value(change[1]).run()
     assert not at.exception, at.exception
     assert at.session_state[change[0]] == change[1]
     assert widgets(at)[change[0]].value == change[1]
-    if page == "train":
-        assert "--steps 50" in at.code[-1].value          # the page uses it: the printed command
+    if page in ("train", "practice"):                     # the page uses it: the printed command
+        assert {"train": "--steps 50", "practice": "--budget 2"}[page] in at.code[-1].value
 
 
 # visits that together show every control of a page (some appear only for one choice of another)

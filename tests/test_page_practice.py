@@ -30,6 +30,15 @@ def command(at: AppTest):
     return practice_cli.parse(shlex.split(line)[1:])
 
 
+def poll(at: AppTest, until, seconds: float = 180) -> AppTest:
+    """Rerun the page until ``until(at)`` holds (conditions polled, generous: the machine is shared)."""
+    deadline = time.monotonic() + seconds
+    while not until(at) and time.monotonic() < deadline:
+        time.sleep(0.25)
+        at.run()
+    return at
+
+
 def test_the_reference_run_fills_the_page(monkeypatch, tmp_path):
     at = open_page(monkeypatch, tmp_path, {"tp_teacher": "mixture-2d"})
     assert not at.exception, at.exception
@@ -59,11 +68,7 @@ def test_a_run_goes_through_the_compute_backend(monkeypatch, tmp_path):
     at = open_page(monkeypatch, tmp_path, {"tp_teacher": "gaussian", "tp_T": "4", "tp_seeds": "3",
                                            "tp_plans": ["boot", "vanilla"]})
     at.button(key="tp_run").click().run()
-    for _ in range(480):
-        if any("done in" in s.value for s in at.success):
-            break
-        time.sleep(0.25)
-        at.run()
+    poll(at, lambda at: any("done in" in s.value for s in at.success))
     assert not at.exception, at.exception
     assert any("done in" in s.value for s in at.success), [s.value for s in at.success]
     assert not any("Reference run" in i.value for i in at.info)           # the user's own run is shown
@@ -73,6 +78,41 @@ def test_a_run_goes_through_the_compute_backend(monkeypatch, tmp_path):
 
     done = [j for j in backend().jobs() if j.kind == "practice" and j.status == "done"]
     assert done and done[-1].result["spec"]["seeds"] == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_a_run_shows_its_progress_and_is_cancelled(monkeypatch, tmp_path):
+    at = open_page(monkeypatch, tmp_path, {"tp_teacher": "gaussian", "tp_T": "32", "tp_seeds": "6",
+                                           "tp_student": "mlp"})
+    at.button(key="tp_run").click().run()
+    cancel = lambda at: [b for b in at.button if (b.key or "").startswith("tp_cancel_")]    # noqa: E731
+    poll(at, lambda at: cancel(at))
+    assert not at.exception, at.exception
+    assert any(p.proto.text.startswith("Experiment (run ") for p in at.get("progress"))
+    cancel(at)[0].click().run()
+    poll(at, lambda at: any("was cancelled" in i.value for i in at.info))
+    assert any("was cancelled" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("Reference run" in i.value for i in at.info)          # the page still shows the reference
+    from opmerge_dashboard.backend import backend
+
+    assert [j.status for j in backend().jobs() if j.kind == "practice"] == ["cancelled"]
+
+
+def test_a_refused_run_is_one_line_and_the_reference_stays(monkeypatch, tmp_path):
+    from opmerge_core.backend.compute import JobRefused
+    from opmerge_dashboard.backend import backend
+
+    at = open_page(monkeypatch, tmp_path, {"tp_teacher": "gaussian"})
+
+    def refuse(*args, **kwargs):
+        raise JobRefused("the queue is full (32 runs are waiting for a worker) — try again in a few minutes")
+
+    monkeypatch.setattr(backend(), "submit", refuse)
+    at.button(key="tp_run").click().run()
+    assert not at.exception, at.exception
+    said = [w.value for w in at.warning if w.value.startswith("Experiment not started")]
+    assert len(said) == 1 and "the queue is full" in said[0], [w.value for w in at.warning]
+    assert any("Reference run" in i.value for i in at.info)
 
 
 def test_bad_url_values_are_warnings_and_the_checks_serve_lessons(monkeypatch, tmp_path):

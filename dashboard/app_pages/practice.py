@@ -31,10 +31,11 @@ from opmerge_core.practice.spec import (
 )
 from opmerge_core.sfd import mixtures
 from opmerge_dashboard import faces as face_view
-from opmerge_dashboard.backend import backend, session_owner, shared_result
-from opmerge_dashboard.jobs import job_panel
+from opmerge_dashboard import untrusted
+from opmerge_dashboard.backend import backend, shared_result
+from opmerge_dashboard.jobs import job_panel, run_store, start
 from opmerge_dashboard.output import csv_download, figure, show_cli
-from opmerge_dashboard.params import BOUND, default
+from opmerge_dashboard.params import BOUND, WARN, default
 from opmerge_dashboard.url_params import PRACTICE_BUDGETS, PRACTICE_SEEDS, PRACTICE_T
 
 FACE_GAIN = 5.0
@@ -49,9 +50,14 @@ def shipped(folder: str) -> tuple[reference.Reference | None, str | None]:
 
 
 def submit(spec: PracticeSpec) -> None:
-    job = backend().submit(experiment.KIND, experiment.run, spec, 1, params=spec.as_dict(),
-                           owner=session_owner(), lease=True, finalize=experiment.record)
-    st.session_state["tp_job"], st.session_state["tp_job_spec"] = job.id, spec
+    """Start the run on the compute backend; a run of this session still going for other settings is
+    cancelled first (only the newest is shown). Refused: ``job_panel`` says why, in one line."""
+    old = backend().get(st.session_state.pop("tp_job", -1))
+    if old is not None and not old.done:
+        old.cancel()
+    start("tp_job", experiment.KIND, experiment.run, spec, 1, params=spec.as_dict(),
+          finalize=experiment.record)
+    st.session_state["tp_job_spec"] = spec
 
 
 def finished(job: compute.Job) -> None:
@@ -95,9 +101,11 @@ def controls() -> tuple[PracticeSpec | None, DeltaGenerator]:
                             seeds=tuple(range(int(seeds))), budget=float(budget), preset=preset)
     except ValueError as exc:
         spec = None
-        st.warning(str(exc))
+        st.warning(untrusted.text(exc), icon=WARN)
+    store = run_store()     # None: one message saying which path is wrong and what to do
     shown, c8 = st.columns([6, 1], vertical_alignment="center")
-    c8.button("Run", key="tp_run", type="primary", icon=":material/play_arrow:", disabled=spec is None,
+    c8.button("Run", key="tp_run", type="primary", icon=":material/play_arrow:",
+              disabled=spec is None or store is None,
               on_click=submit, args=(spec,), width="stretch",
               help="Train every plan's students and judge them, on the compute backend: the default latent "
                    "run takes a few minutes on a 2-core CPU, the 2-D and Gaussian runs under one.")
@@ -105,14 +113,15 @@ def controls() -> tuple[PracticeSpec | None, DeltaGenerator]:
 
 
 def current_run(spec: PracticeSpec | None) -> dict | None:
-    """This session's finished run for ``spec`` (its job panel while it runs), else None."""
-    if spec is None or st.session_state.get("tp_job_spec") != spec:
-        return None
+    """This session's finished run for ``spec``, else None. Its job panel (progress, Cancel; or why it
+    was refused) shows while it runs, even if the controls have moved on since."""
     job = backend().get(st.session_state.get("tp_job", -1))
-    if job is None:
+    same = spec is not None and st.session_state.get("tp_job_spec") == spec
+    if same or (job is not None and not job.done):
+        job_panel("tp_job", what="Experiment", key="tp", show_result=finished)
+    if not same or job is None or job.status != compute.Status.DONE or not isinstance(job.result, dict):
         return None
-    job_panel(job.id, what="Experiment", key="tp", show_result=finished)
-    return job.result if job.status == "done" and isinstance(job.result, dict) else None
+    return job.result
 
 
 def verdict(result: dict) -> None:
@@ -214,7 +223,7 @@ samples = result.get("samples", {}) if result else {}
 if result is None and spec is not None:
     ref, problem = shipped(folder)
     if problem:
-        st.caption(f"The shipped reference run could not be read: {problem}")
+        st.caption(f"The shipped reference run could not be read: {untrusted.text(problem)}")
     shown = ref.run_for(spec.teacher, spec.student) if ref else None
     if shown is not None:
         ref_spec = shown["spec"]
