@@ -73,7 +73,8 @@ def test_difference_and_grid_layout():
     assert np.all(celeba.difference(b, a, gain=5) == 148) and np.all(celeba.difference(a, b, gain=100) == 0)
     faces = dict.fromkeys(celeba.METHODS, a)
     grid = celeba.face_grid(faces, gain=5, label_width=150)
-    assert grid.size == (150 + 2 * 64, (2 * len(celeba.METHODS) - 1) * 64)
+    assert grid.size[0] >= 150 + 2 * 64 and grid.size[1] == (2 * len(celeba.METHODS) - 1) * 64
+    margin = grid.size[0] - 2 * 64                        # at least 150, wider for a long label
     faces["vanilla" + celeba.TRAINED] = b                 # a trained row goes right below its theory row
     keys = celeba.row_keys(faces)
     assert keys[keys.index("vanilla") + 1] == "vanilla trained"
@@ -81,7 +82,7 @@ def test_difference_and_grid_layout():
     grid = np.asarray(celeba.face_grid(faces, gain=5, label_width=150))
     assert grid.shape[0] == (2 * len(celeba.METHODS) + 1) * 64
     row = 64 * (keys.index("vanilla trained"))
-    assert (grid[row:row + 64, 150:] == 104).all()        # the trained faces, not the theory ones
+    assert (grid[row:row + 64, margin:] == 104).all()     # the trained faces, not the theory ones
 
 
 def test_run_decodes_a_face_per_method(assets):
@@ -178,3 +179,17 @@ def test_trainer_evaluation_reports_one_progress_over_both_runs():
     done = [d for d, _, _ in seen]
     assert {t for _, t, _ in seen} == {2 * celeba.STAGE_UNITS} and {s for *_, s in seen} == {0, 1}
     assert done == sorted(done) and done[-1] == 2 * celeba.STAGE_UNITS
+
+
+def test_a_long_face_grid_label_widens_its_margin_instead_of_running_into_the_faces():
+    from opmerge_core.latent.images import labelled_grid
+
+    blue = np.zeros((3, 8, 8, 3), np.uint8)
+    blue[..., 2] = 255
+    label = "DP-optimal per direction - teacher x5"
+    grid = np.asarray(labelled_grid([("teacher", blue), (label, blue)], label_width=40))
+    margin = grid.shape[1] - 3 * 8
+    assert margin > 40                                         # grown to fit the label
+    assert (grid[:, margin:] == [0, 0, 255]).all()              # the faces: untouched by any text
+    ink = np.nonzero((grid[8:, :margin] < 128).all(axis=-1))[1]
+    assert ink.size and ink.max() < margin - 1                  # the label ends inside its margin

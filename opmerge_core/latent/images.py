@@ -29,6 +29,7 @@ EXTENSIONS = (".jpg", ".jpeg", ".png")
 MAX_IMAGES = 250_000            # ≥ full CelebA (202,599); 250k × 12 KB = 3 GB as uint8
 MAX_FILE_BYTES = 20_000_000     # one image file larger than this is skipped as unreadable
 LABEL_PX = 14                   # label text height in the labelled face grids
+LABEL_PAD = 4                   # pixels of white before and after a label
 
 
 @dataclass(frozen=True)
@@ -151,13 +152,16 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def labelled_grid(rows: Sequence[tuple[str, np.ndarray]], label_width: int) -> Image.Image:
     """One row of uint8 tiles (n, h, w, 3) per ``(label, tiles)``, the label written in a white
-    margin of ``label_width`` pixels on the left (the face grids of the CelebA and SFD labs)."""
+    margin on the left (the face grids of the CelebA, SFD and Theory vs practice pages): at least
+    ``label_width`` pixels, wider when a label needs it (a label never runs into the faces)."""
     n, h, w = rows[0][1].shape[:3]
+    font = ImageFont.load_default(size=LABEL_PX)       # Pillow's scalable font: readable spaces
+    widest = max(font.getlength(label) for label, _ in rows)
+    label_width = max(label_width, int(widest) + 2 * LABEL_PAD)
     grid = Image.new("RGB", (label_width + n * w, len(rows) * h), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=LABEL_PX)       # Pillow's scalable font: readable spaces
     for r, (label, tiles) in enumerate(rows):
-        draw.text((4, r * h + h // 2), label, fill=(0, 0, 0), font=font, anchor="lm")
+        draw.text((LABEL_PAD, r * h + h // 2), label, fill=(0, 0, 0), font=font, anchor="lm")
         for c in range(min(n, len(tiles))):
             grid.paste(Image.fromarray(tiles[c]), (label_width + c * w, r * h))
     return grid
