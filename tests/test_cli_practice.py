@@ -60,6 +60,7 @@ def test_text_report(tmp_path, capsys, monkeypatch):
     assert main(["practice", "--teacher", "mixture-2d", "--plans", "boot,vanilla", *SMALL, "--no-store"]) == 0
     text = capsys.readouterr().out
     assert "agreement (BOOT vs vanilla)" in text and "sliced W2" in text and "On the 2-D mixture" in text
+    assert "95% CI" not in text          # 2 directions: a count, not a rate with an interval
 
 
 # ---- the shipped reference runs ----------------------------------------------------------------

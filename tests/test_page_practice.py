@@ -51,6 +51,16 @@ def test_the_reference_run_fills_the_page(monkeypatch, tmp_path):
     assert at.dataframe                                # the quality-vs-compute table
     spec = command(at)
     assert (spec.teacher, spec.T, spec.student) == ("mixture-2d", 16, "linear")
+    # two directions: the agreement is a count ("1 of 2"), with no rate's interval beside it
+    metrics = {m.label: m.value for m in at.metric}
+    assert " of " in metrics["agreement"] and "95% CI" not in metrics
+
+
+def test_many_directions_give_a_rate_and_its_interval(monkeypatch, tmp_path):
+    at = open_page(monkeypatch, tmp_path, {"tp_teacher": "gaussian"})
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["agreement"].endswith("%") and " – " in metrics["95% CI"]
 
 
 def test_controls_are_bound_to_the_url(monkeypatch, tmp_path):

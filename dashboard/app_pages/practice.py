@@ -21,6 +21,7 @@ from opmerge_core.figures import practice as fig
 from opmerge_core.latent import latents
 from opmerge_core.practice import experiment, reference
 from opmerge_core.practice.spec import (
+    FEW_DIRECTIONS,
     PLAN_CHOICES,
     PLAN_LABELS,
     STUDENT_LABELS,
@@ -131,11 +132,14 @@ def verdict(result: dict) -> None:
     ag = result.get("agreement")
     c1, c2, c3, c4 = st.columns(4)
     if ag and ag.get("value") is not None:
-        lo, hi = ag["ci"]
-        c1.metric("agreement", f"{ag['value']:.0%}", help="BOOT vs vanilla: among the directions where the "
-                  "measured difference is significant (paired t-test over seeds, 5%), the share where the "
-                  "better plan is the one the theory predicts.")
-        c2.metric("95% CI", f"{lo:.0%} – {hi:.0%}", help="Percentile bootstrap over the seeds.")
+        how = ("BOOT vs vanilla: among the directions where the measured difference is significant (paired "
+               "t-test over seeds, 5%), {} where the better plan is the one the theory predicts.")
+        if ag["directions"] < FEW_DIRECTIONS:   # a count: a rate (and its interval) of 2 says nothing
+            c1.metric("agreement", f"{ag['agree']} of {ag['resolved']}", help=how.format("the number"))
+        else:
+            lo, hi = ag["ci"]
+            c1.metric("agreement", f"{ag['value']:.0%}", help=how.format("the share"))
+            c2.metric("95% CI", f"{lo:.0%} – {hi:.0%}", help="Percentile bootstrap over the seeds.")
         c3.metric("resolved", f"{ag['resolved']} of {ag['directions']}",
                   help=f"Directions with a significant measured difference; {ag['ties']} where the theory "
                        "predicts no difference are not counted.")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from opmerge_core.practice.spec import FEW_DIRECTIONS
+
 BOOTSTRAP = 2000             # bootstrap replicates of the agreement's interval
 LEVEL = 0.95                 # its coverage, and the t-test's (two-sided)
 TIE_REL = 1e-9               # theory differences this small (relative to W2) are a tie: no prediction
@@ -106,7 +108,6 @@ def lam_range(lam: np.ndarray) -> str:
     return f"λ = {lo:.3g}" if np.isclose(lo, hi) else f"λ between {lo:.3g} and {hi:.3g}"
 
 
-FEW_DIRECTIONS = 10          # below this many directions the agreement is a count, not a rate
 FEW_SEEDS = 3                # the experiment asks for at least this many seeds (THEORY §8)
 
 

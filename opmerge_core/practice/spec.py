@@ -29,6 +29,7 @@ PLAN_LABELS = {**plans.STRATEGY_LABELS, "dp": "DP-optimal"}
 GAUSSIAN_LAM = "0.1:10:32:log"   # the Gaussian teacher's default spectrum (both sides of λ = 1)
 T_MIN, T_MAX = 2, 64
 SEEDS_MAX = 10
+FEW_DIRECTIONS = 10         # below this many directions the agreement is a count, not a rate
 STEPS_MAX = 10_000
 BATCH_MAX = 4096
 POOL_MAX = 1 << 18
