@@ -13,6 +13,14 @@ def where(page) -> str:
     return page.locator(".st-key-lesson_bar .lesson-where").inner_text().strip()
 
 
+def press_with_nothing_focused(page, key: str) -> None:
+    """Blur any control, wait for the lesson's key listener (its hidden iframe mounts after the page is
+    idle: a key pressed before that goes nowhere, as for a user), then press ``key``."""
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_function("() => !!window.__opmergeLessonKeys", timeout=30_000)
+    page.keyboard.press(key)
+
+
 def answer_and_reveal(page, idle, choice: str):
     """Pick ``choice`` in the step's question, press Reveal; returns the question's box."""
     box = page.locator(".st-key-lesson_question")
@@ -28,8 +36,7 @@ def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -
     idle(page)
     assert where(page).endswith("step 3 of 9")
     assert page.locator("h1").filter(has_text="Plan playground").count() == 1
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")   # no control focused
-    page.keyboard.press("ArrowRight")
+    press_with_nothing_focused(page, "ArrowRight")
     page.wait_for_timeout(500)
     idle(page)
     assert where(page).endswith("step 4 of 9")
@@ -58,8 +65,7 @@ def test_lesson_navigation_question_and_reveal(page, app_url, artifacts, idle) -
     idle(page)
     assert where(page).endswith("step 5 of 9")
     assert page.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").first.inner_text() == "3"
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    page.keyboard.press("ArrowLeft")
+    press_with_nothing_focused(page, "ArrowLeft")
     page.wait_for_timeout(500)
     idle(page)
     assert where(page).endswith("step 4 of 9")
