@@ -154,7 +154,7 @@ def bar() -> None:
     with st.container(key="lesson_keys"):
         st.iframe(KEYS_JS, height=1)
     with st.container(key="lesson_bar"):
-        widths = [5, 2, 2] if presentation.active() else [4, 1, 1]     # room for the labels (large on stage)
+        widths = [5, 2, 2] if presentation.active() else [3, 1, 1]     # room for the labels (large on stage)
         head, prev, nxt = st.columns(widths, vertical_alignment="center")
         head.markdown(f"<span class='lesson-where'>{_escape(lesson.title)} · step {step.index} of {n}</span>",
                       unsafe_allow_html=True)

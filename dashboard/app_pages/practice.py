@@ -130,21 +130,23 @@ def verdict(result: dict) -> None:
     parts = result.get("verdict_parts") or [result["verdict"]]
     st.markdown(f"**Verdict.** {parts[0]}")
     ag = result.get("agreement")
-    c1, c2, c3, c4 = st.columns(4)
+    metrics: list[tuple[str, str, str]] = []          # (label, value, help), left to right
     if ag and ag.get("value") is not None:
         how = ("BOOT vs vanilla: among the directions where the measured difference is significant (paired "
                "t-test over seeds, 5%), {} where the better plan is the one the theory predicts.")
         if ag["directions"] < FEW_DIRECTIONS:   # a count: a rate (and its interval) of 2 says nothing
-            c1.metric("agreement", f"{ag['agree']} of {ag['resolved']}", help=how.format("the number"))
+            metrics.append(("agreement", f"{ag['agree']} of {ag['resolved']}", how.format("the number")))
         else:
             lo, hi = ag["ci"]
-            c1.metric("agreement", f"{ag['value']:.0%}", help=how.format("the share"))
-            c2.metric("95% CI", f"{lo:.0%} – {hi:.0%}", help="Percentile bootstrap over the seeds.")
-        c3.metric("resolved", f"{ag['resolved']} of {ag['directions']}",
-                  help=f"Directions with a significant measured difference; {ag['ties']} where the theory "
-                       "predicts no difference are not counted.")
-    c4.metric("run time", f"{result['seconds']['total']:.0f} s",
-              help=f"On {result['device']}, {len(result['spec']['seeds'])} seeds, every plan.")
+            metrics += [("agreement", f"{ag['value']:.0%}", how.format("the share")),
+                        ("95% CI", f"{lo:.0%} – {hi:.0%}", "Percentile bootstrap over the seeds.")]
+        metrics.append(("resolved", f"{ag['resolved']} of {ag['directions']}",
+                        f"Directions with a significant measured difference; {ag['ties']} where the theory "
+                        "predicts no difference are not counted."))
+    metrics.append(("run time", f"{result['seconds']['total']:.0f} s",
+                    f"On {result['device']}, {len(result['spec']['seeds'])} seeds, every plan."))
+    for column, (label, value, help_) in zip(st.columns(4), metrics, strict=False):
+        column.metric(label, value, help=help_)
     if len(parts) > 1:
         st.markdown("\n".join(f"- {p}" for p in parts[1:]))
 
