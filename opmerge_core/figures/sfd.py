@@ -73,9 +73,12 @@ def densities(samples: Mapping[str, np.ndarray], extent: float = 3.5, bins: int 
         fig.add_trace(go.Heatmap(x=centres, y=centres, z=h, zmin=0, zmax=top, colorscale="Viridis",
                                  showscale=i == len(hists) - 1, colorbar=dict(title="density")),
                       row=row, col=col)
-        fig.update_xaxes(showticklabels=False, row=row, col=col)
-        fig.update_yaxes(showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}", row=row, col=col)
-    return _layout(fig, "Final samples: densities side by side", height=60 + 270 * rows)
+        # square panels that shrink their domain (not widen their range: no empty band, no stray ticks)
+        bare = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False,
+                    constrain="domain", row=row, col=col)
+        fig.update_xaxes(**bare)
+        fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", **bare)
+    return _layout(fig, "Final samples: densities side by side", height=60 + 230 * rows)
 
 
 def merge_error(rows: Sequence[Mapping[str, float]]) -> go.Figure:
