@@ -70,9 +70,11 @@ def test_generated_config_is_valid_and_sticky_by_cookie(tmp_path):
     assert "balance source" not in cfg and "hash-type" not in cfg   # never by client address
 
 
-def test_processes_must_be_positive():
+@pytest.mark.parametrize("n", ["0", "33", "two"])
+def test_processes_are_bounded_with_a_one_line_error(n, capsys):
     with pytest.raises(SystemExit):
-        tier_cli("--processes", "0")
+        tier_cli("--processes", n)
+    assert "--processes must be an integer in [1, 32]" in capsys.readouterr().err
 
 
 def test_only_the_proxy_takes_the_students_address():

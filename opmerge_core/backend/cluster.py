@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
+from opmerge_core.basics.validation import check_int
+
 WORKERS_CAP = 64
 CONNECT_TIMEOUT = "5s"
 TRAIN_RESOURCE = "train"   # a worker's training lane: one run at a time (Dask worker resource)
@@ -26,13 +28,7 @@ def default_workers() -> int:
     env = os.environ.get("OPMERGE_WORKERS")
     if not env:
         return max(1, os.cpu_count() or 1)
-    try:
-        value = int(env)
-    except ValueError:
-        raise ValueError(f"OPMERGE_WORKERS must be a positive integer, got {env!r}") from None
-    if not 1 <= value <= WORKERS_CAP:
-        raise ValueError(f"OPMERGE_WORKERS must be in [1, {WORKERS_CAP}], got {value}")
-    return value
+    return check_int(env, "OPMERGE_WORKERS", lo=1, hi=WORKERS_CAP)
 
 
 def check_address(address: str) -> str:

@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from importlib.resources import files
 
 from opmerge_core.backend.cluster import WORKERS_CAP
-from opmerge_core.basics.validation import check_base_url
+from opmerge_core.basics.validation import check_base_url, check_int
+
+PROCESSES_MAX = 32           # web-tier server processes on one machine (tier.py)
 
 # The dashboard's import package: the only place the CLI names it (pyproject.toml maps it to the source
 # folder dashboard/).
@@ -70,15 +72,12 @@ def _scheduler_address(raw: str) -> str:
 
 
 def _int_in(lo: int, hi: int, what: str):
-    """An argparse type: an integer in [lo, hi], else a one-line usage error (exit 2)."""
+    """An argparse type: an integer in [lo, hi] (``check_int``), else a one-line usage error (exit 2)."""
     def parse(raw: str) -> int:
         try:
-            n = int(raw)
-        except ValueError:
-            n = lo - 1
-        if not lo <= n <= hi:
-            raise argparse.ArgumentTypeError(f"expected {what} in {lo}–{hi}, got {raw!r}")
-        return n
+            return check_int(raw, what, lo=lo, hi=hi)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
 
 
@@ -114,12 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", type=_scheduler_address, metavar="ADDRESS",
                    help="Dask scheduler for heavy work, e.g. tcp://host:8786 "
                         "(sets OPMERGE_SCHEDULER for the server)")
-    p.add_argument("--workers", type=_int_in(1, WORKERS_CAP, "a number of workers"), metavar="N",
+    p.add_argument("--workers", type=_int_in(1, WORKERS_CAP, "--workers"), metavar="N",
                    help="worker processes of the embedded Dask cluster (sets OPMERGE_WORKERS)")
     p.add_argument("--public-url", type=_public_url, metavar="URL",
                    help="the server's address as students reach it (behind a proxy, or a name they "
                         "know): the base of a room's student link and QR code (sets OPMERGE_PUBLIC_URL)")
-    p.add_argument("--processes", type=_int_in(1, WORKERS_CAP, "a number of server processes"), metavar="N",
+    p.add_argument("--processes", type=_int_in(1, PROCESSES_MAX, "--processes"), metavar="N",
                    help="the web tier: N server processes behind HAProxy (sticky by cookie) on "
                         "--address/--port, one shared Dask cluster; needs the haproxy package")
     p.add_argument("--run-dir", metavar="DIR",

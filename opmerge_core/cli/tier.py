@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opmerge_core.backend import cluster, security
+from opmerge_core.cli.dashboard import PROCESSES_MAX
 
-PROCESSES_MAX = 32           # Streamlit processes on one machine
 HEALTH_PATH = "/_stcore/health"
 COOKIE = "OPMERGE_SRV"       # HAProxy's stickiness cookie: the name of the student's server process
 START_TIMEOUT = 180.0        # seconds for the whole tier to come up
