@@ -170,9 +170,9 @@ async def teacher_poll(tab: Tab, stats: RoomStats, step: int, until: float) -> N
     """Keep the teacher's live panel polled until ``until``; record the vote totals it shows."""
     while time.monotonic() < until:
         await sleep_until(min(tab.next_poll(), until), asyncio.Event())
-        for run in await tab.poll_due():
+        for run in await tab.poll_due():               # the panel's fragment among others (the Runs list)
             stats.check(run, "teacher poll")
-            for text in tab.session.fragment_texts:
+            for text in run.texts:
                 if m := VOTES_SHOWN.match(text):
                     stats.counts.setdefault(step, []).append((time.monotonic(), int(m.group(1))))
 

@@ -117,6 +117,7 @@ class Run:
     errors: list[str] = field(default_factory=list)  # exception elements and st.error texts
     fragment: str = ""                    # the fragment a timer reran ("" = the whole script)
     full: bool = True                     # a whole-page run happened (False: only a fragment ran)
+    texts: list[str] = field(default_factory=list)   # what this run drew (as Session.texts)
 
     @property
     def ok(self) -> bool:
@@ -340,7 +341,7 @@ class Session:
                     self.texts = texts
                 else:
                     self.fragment_texts = texts
-                run.elapsed, run.status = now, status
+                run.elapsed, run.status, run.texts = now, status, texts
                 return run
 
     def _read_delta(self, delta: Any, errors: list[str], texts: list[str]) -> None:
