@@ -190,7 +190,8 @@ def draw(result: dict, samples: dict, folder: str) -> None:
         note(fig.notice_boot_vanilla(result))
     st.subheader("Quality vs compute")
     table = fig.compute_table(result)
-    st.dataframe(table, hide_index=True, width="stretch", key="tp_compute_table")
+    st.dataframe(table, hide_index=True, width="stretch", key="tp_compute_table",   # the plan stays in view
+                 column_config={"plan": st.column_config.TextColumn(pinned=True)})   # when it scrolls
     csv_download(lambda: pd.DataFrame.from_dict(result["metrics"], orient="index").rename_axis("plan")
                  .reset_index(), "practice_quality_vs_compute")
     figure(fig.quality_vs_compute(result), "practice_quality_vs_compute_plot")
