@@ -187,7 +187,6 @@ class Session:
         self.elements: dict[str, Any] = {}       # user key → its last element (keyed elements)
         self.bound: set[str] = set()             # keys of widgets bound to the URL
         self.texts: list[str] = []               # markdown/caption/title/metric texts, last full run
-        self.fragment_texts: list[str] = []      # the same, of the last fragment-only run
         self.timers: dict[str, _Timer] = {}      # fragment id → its run_every timer
         self.pending: set[str] = set()           # fragments whose last render shows a progress bar
         self.first: Run | None = None            # the page load done by connect()
@@ -339,8 +338,6 @@ class Session:
                     continue                      # the rerun it asked for follows
                 if run.full:
                     self.texts = texts
-                else:
-                    self.fragment_texts = texts
                 run.elapsed, run.status, run.texts = now, status, texts
                 return run
 

@@ -21,7 +21,6 @@ from opmerge_core.figures import practice as fig
 from opmerge_core.latent import latents
 from opmerge_core.practice import experiment, reference
 from opmerge_core.practice.spec import (
-    FEW_DIRECTIONS,
     PLAN_CHOICES,
     PLAN_LABELS,
     STUDENT_LABELS,
@@ -29,6 +28,7 @@ from opmerge_core.practice.spec import (
     TEACHER_LABELS,
     TEACHERS,
     PracticeSpec,
+    agreement_is_a_count,
 )
 from opmerge_core.sfd import mixtures
 from opmerge_dashboard import faces as face_view
@@ -134,7 +134,7 @@ def verdict(result: dict) -> None:
     if ag and ag.get("value") is not None:
         how = ("BOOT vs vanilla: among the directions where the measured difference is significant (paired "
                "t-test over seeds, 5%), {} where the better plan is the one the theory predicts.")
-        if ag["directions"] < FEW_DIRECTIONS:   # a count: a rate (and its interval) of 2 says nothing
+        if agreement_is_a_count(ag["directions"]):
             metrics.append(("agreement", f"{ag['agree']} of {ag['resolved']}", how.format("the number")))
         else:
             lo, hi = ag["ci"]

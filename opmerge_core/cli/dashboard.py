@@ -19,7 +19,7 @@ from importlib.resources import files
 from opmerge_core.backend.cluster import WORKERS_CAP
 from opmerge_core.basics.validation import check_base_url, check_int
 
-PROCESSES_MAX = 32           # web-tier server processes on one machine (tier.py)
+PROCESSES_MAX = 32           # web-tier server processes on one machine (checked here for tier.py)
 
 # The dashboard's import package: the only place the CLI names it (pyproject.toml maps it to the source
 # folder dashboard/).

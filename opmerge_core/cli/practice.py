@@ -153,7 +153,7 @@ def _pm(mean: float, sd: float) -> str:
 
 def report(public: dict) -> str:
     """The human-readable summary of a run."""
-    from opmerge_core.practice.spec import FEW_DIRECTIONS
+    from opmerge_core.practice.spec import agreement_is_a_count
 
     spec, teacher, ag = public["spec"], public["teacher"], public.get("agreement")
     sgd = (f"SGD lr {public['setting']['lr']:.3g} × {spec['steps']} steps, batch {spec['batch']}, "
@@ -178,7 +178,7 @@ def report(public: dict) -> str:
                      + f"; teacher {t['sliced_w2']:.4f} / {t['near_modes']:.2f}; "
                        f"floor {floor['sliced_w2']:.4f}")
     if ag is not None and ag["value"] is not None:
-        rate = "" if ag["directions"] < FEW_DIRECTIONS else \
+        rate = "" if agreement_is_a_count(ag["directions"]) else \
             f" = {ag['value']:.1%}, 95% CI {ag['ci'][0]:.1%}–{ag['ci'][1]:.1%} (bootstrap over seeds)"
         lines.append(f"  agreement (BOOT vs vanilla): {ag['agree']}/{ag['resolved']} resolved "
                      f"directions{rate}")

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opmerge_core.backend import cluster, security
-from opmerge_core.cli.dashboard import PROCESSES_MAX
 
 HEALTH_PATH = "/_stcore/health"
 COOKIE = "OPMERGE_SRV"       # HAProxy's stickiness cookie: the name of the student's server process
@@ -344,8 +343,6 @@ def private_run_dir(raw: str | None) -> tuple[Path, bool]:
 def serve(args, server_argv, env: dict[str, str]) -> int:
     """Run the tier until Ctrl-C / SIGTERM. ``server_argv(port)`` is the argv of one server process
     (on 127.0.0.1:port); ``env`` the environment of every child."""
-    if not 1 <= args.processes <= PROCESSES_MAX:
-        raise ValueError(f"--processes must be in [1, {PROCESSES_MAX}], got {args.processes}")
     run_dir, ours = private_run_dir(args.run_dir)
     tier = None
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from opmerge_core.practice.spec import FEW_DIRECTIONS
+from opmerge_core.practice.spec import agreement_is_a_count
 
 BOOTSTRAP = 2000             # bootstrap replicates of the agreement's interval
 LEVEL = 0.95                 # its coverage, and the t-test's (two-sided)
@@ -172,7 +172,7 @@ def verdict_parts(ag: Agreement | None, lam: np.ndarray, teacher: str, student: 
         parts = [f"{head} the agreement cannot be measured ({seeds}): {ag.note}."]
     else:
         quiet = ag.directions - ag.resolved
-        if ag.directions < FEW_DIRECTIONS:     # a count: a percentage of 2 directions says nothing more
+        if agreement_is_a_count(ag.directions):     # a count: a percentage of 2 directions says nothing more
             share = f" ({seeds}; with {ag.directions} directions this is a count, not a rate)"
         else:
             ci = f", 95% CI {_pct(ag.ci[0])}–{_pct(ag.ci[1])} by bootstrap over {seeds}" if ag.ci else \

@@ -29,7 +29,6 @@ PLAN_LABELS = {**plans.STRATEGY_LABELS, "dp": "DP-optimal"}
 GAUSSIAN_LAM = "0.1:10:32:log"   # the Gaussian teacher's default spectrum (both sides of λ = 1)
 T_MIN, T_MAX = 2, 64
 SEEDS_MAX = 10
-FEW_DIRECTIONS = 10         # below this many directions the agreement is a count, not a rate
 STEPS_MAX = 10_000
 BATCH_MAX = 4096
 POOL_MAX = 1 << 18
@@ -38,6 +37,12 @@ N_EVAL_MIN, N_EVAL_MAX = 256, 65_536
 S_MAX = 20.0
 HIDDEN_MAX = 256
 POOL_ELEMENTS_MAX = 1 << 24   # pool × d of one merge's inputs (and as many targets): 64 MB each
+FEW_DIRECTIONS = 10         # below this many directions the agreement is a count, not a rate
+
+
+def agreement_is_a_count(directions: int) -> bool:
+    """Too few directions for a rate (and its interval): the verdict, the page and the CLI say "k of n"."""
+    return directions < FEW_DIRECTIONS
 
 
 # ---- the spec ----------------------------------------------------------------------------------
